@@ -1,0 +1,42 @@
+# Every target installs what it needs into .venv first (a fresh clone needs only python3 and make).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: install demo dev test lint format bench bench-sandbox clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+	$(BIN)/python -c "import dagster, duckdb, pandera, xz_pipeline"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/xz demo
+
+dev: install
+	$(BIN)/xz dev
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: bench-sandbox
+
+bench-sandbox: install
+	$(BIN)/python bench/bench_sandbox.py
+
+clean:
+	rm -rf $(VENV) .xz .pytest_cache
