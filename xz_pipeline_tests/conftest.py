@@ -23,7 +23,9 @@ def specs_dir() -> Path | None:
 def specs() -> Path:
     found = specs_dir()
     if found is None:
-        pytest.skip("official API specs not found: set XZ_SPECS_DIR or place shared/specs beside the checkout")
+        pytest.skip(
+            "official API specs not found: set XZ_SPECS_DIR or place shared/specs beside the checkout"
+        )
     return found
 
 

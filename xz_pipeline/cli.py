@@ -1,0 +1,182 @@
+"""The `xz` command: demo, sandbox, sync, dev (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from xz_pipeline import settings
+
+DEMO_CONNECTION = "sandbox"
+
+
+def _use_sandbox_env(sb, connection: str = DEMO_CONNECTION) -> None:
+    """Point this process (and its children) at the sandbox's connection 0."""
+    os.environ.update(sb.env(0))
+    os.environ["XZ_CONNECTION"] = connection
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Sandbox on free loopback ports, every asset materialised once, a report; exit 0 when all ran."""
+    from xz_pipeline import report, runner
+    from xz_pipeline.core.store import Store
+    from xz_pipeline.sandbox.server import SandboxServer
+
+    home = settings.xz_home() / "demo"
+    shutil.rmtree(home, ignore_errors=True)  # a demo starts from nothing: new sandbox, new tokens, new mirror
+    home.mkdir(parents=True)
+    os.environ["XZ_HOME"] = str(home)
+    started = time.monotonic()
+    print(
+        f"xz demo: generating the '{args.size}' world (seed {args.seed}) and starting the sandbox...",
+        flush=True,
+    )
+    with SandboxServer(seed=args.seed, size=args.size) as sb:
+        print(f"  Xero emulator {sb.xero_url}   Zoho emulator {sb.zoho_url}", flush=True)
+        _use_sandbox_env(sb)
+        outcomes = runner.sync([DEMO_CONNECTION], inst=runner.instance(home))
+        received = Counter({"Xero emulator": len(sb.xero.received), "Zoho emulator": len(sb.zoho.received)})
+        injected = Counter(inj.kind for inj in sb.worlds[0].manifest)
+        manifest_path = home / "manifest.json"
+        from xz_pipeline.sandbox.world import write_manifest
+
+        write_manifest(sb.worlds[0], manifest_path)
+    print()
+    print(
+        report.render(
+            outcomes,
+            Store(settings.mirror_path()),
+            extra={
+                "Requests the sandbox received": received,
+                f"Disagreements the generator injected (ground truth: {manifest_path})": injected,
+            },
+        )
+    )
+    print(f"\nDone in {time.monotonic() - started:.1f}s. State: {home}")
+    return 0 if outcomes and all(o.success for o in outcomes) else 1
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Materialise the assets in process for every configured connection (cron, checks)."""
+    from xz_pipeline import report, runner
+    from xz_pipeline.core.store import Store
+
+    try:
+        outcomes = runner.sync([args.connection] if args.connection else None)
+    except settings.SettingsError as exc:
+        print(f"xz sync: {exc}", file=sys.stderr)
+        return 2
+    print(report.render(outcomes, Store(settings.mirror_path())))
+    failed = [o for o in outcomes if not o.success]
+    for o in failed:
+        print(f"xz sync: connection {o.connection} failed: {o.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from xz_pipeline.sandbox import server
+
+    return server.run(args)
+
+
+def _default_signals() -> None:
+    """Children start with default SIGINT/SIGTERM handling, or `dagster dev` ignores both (notes/dagster.md §3d)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Sandbox + `dagster dev`; Ctrl-C or SIGTERM stops both cleanly."""
+    import dagster as dg
+
+    from xz_pipeline.core.resources import connections_partitions
+    from xz_pipeline.sandbox.server import SandboxServer
+
+    home = settings.xz_home()
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "dagster.yaml", dagster_home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    stop = {"now": False}
+
+    def _stop(signum, frame):  # noqa: ARG001
+        stop["now"] = True
+
+    with SandboxServer(seed=args.seed, size=args.size) as sb:
+        (home / "tokens").mkdir(parents=True, exist_ok=True)
+        for stale in (home / "tokens").glob(f"{DEMO_CONNECTION}-*"):
+            stale.unlink()  # a new sandbox issues new tokens
+        _use_sandbox_env(sb)
+        with dg.DagsterInstance.get() as inst:
+            inst.add_dynamic_partitions(connections_partitions.name, [DEMO_CONNECTION])
+        print(f"xz dev: Xero emulator {sb.xero_url}, Zoho emulator {sb.zoho_url}", flush=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            str(repo / "workspace.yaml"),
+            "-p",
+            str(args.port),
+        ]
+        child = subprocess.Popen(cmd, cwd=repo, preexec_fn=_default_signals)
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            while child.poll() is None and not stop["now"]:
+                time.sleep(0.2)
+        finally:
+            if child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xz", description="xz-pipeline: Xero and Zoho CRM kept in agreement."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline once against the sandbox and print a report")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--size", default="demo", choices=["demo", "medium", "large"])
+    demo.set_defaults(func=cmd_demo)
+
+    sync = sub.add_parser("sync", help="materialise the assets in process for the configured connections")
+    sync.add_argument("--connection", help="only this connection")
+    sync.set_defaults(func=cmd_sync)
+
+    from xz_pipeline.sandbox import server
+
+    sandbox = sub.add_parser("sandbox", help="serve the Xero and Zoho emulators on loopback until stopped")
+    server.add_arguments(sandbox)
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    dev = sub.add_parser("dev", help="sandbox + dagster dev (UI, sensors, schedules)")
+    dev.add_argument("--seed", type=int, default=7)
+    dev.add_argument("--size", default="demo", choices=["demo", "medium", "large"])
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=cmd_dev)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

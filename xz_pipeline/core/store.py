@@ -1,0 +1,293 @@
+"""The only code that opens DuckDB: short-lived connections, one writer at a time, fail fast.
+
+DuckDB admits one writing process and a reader blocks a writer, so writers take a file lock
+(`mirror.duckdb.lock`) before connecting — a cron `xz sync` and a Dagster run queue instead of
+colliding — and a lock held by someone else ends in a clear `StoreBusy` after `lock_timeout`
+seconds, never in a silent 100-second retry. Connections are closed in `finally`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from filelock import FileLock, Timeout
+
+SCHEMA_VERSION = 1
+
+BASE_DDL = """
+create schema if not exists landing;
+create schema if not exists meta;
+create table if not exists landing.records (
+    connection varchar not null,
+    vendor varchar not null,
+    entity varchar not null,
+    record_id varchar not null,
+    source_modified timestamptz,
+    fetched_at timestamptz not null,
+    payload_hash varchar not null,
+    run_id varchar,
+    payload json not null
+);
+create table if not exists meta.cursors (
+    connection varchar not null,
+    vendor varchar not null,
+    entity varchar not null,
+    cursor_value timestamptz,
+    last_full_sweep timestamptz,
+    updated_at timestamptz not null,
+    primary key (connection, vendor, entity)
+);
+create table if not exists meta.quarantine (
+    connection varchar not null,
+    vendor varchar not null,
+    entity varchar not null,
+    record_id varchar,
+    rule varchar not null,
+    reason varchar not null,
+    payload_hash varchar,
+    run_id varchar,
+    quarantined_at timestamptz not null
+);
+create table if not exists meta.runs (
+    run_id varchar,
+    connection varchar,
+    asset varchar,
+    started_at timestamptz,
+    finished_at timestamptz,
+    rows_fetched bigint,
+    inserted bigint,
+    updated bigint,
+    unchanged bigint,
+    api_calls bigint
+);
+create table if not exists meta.schema_version (version integer not null, applied_at timestamptz not null);
+"""
+
+
+class StoreBusy(RuntimeError):
+    """Another process holds the mirror for writing (or an analyst holds it open)."""
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def fetched(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+
+def payload_hash(payload: dict) -> str:
+    """A stable hash of a payload: the same content always hashes the same, whatever the key order."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Store:
+    """The DuckDB mirror at `path`."""
+
+    def __init__(self, path: Path | str, *, lock_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection, serialised across processes by a file lock; committed on success."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.path) + ".lock")
+        try:
+            lock.acquire(timeout=self.lock_timeout)
+        except Timeout:
+            raise StoreBusy(
+                f"the mirror {self.path} is being written by another process "
+                f"(waited {self.lock_timeout:.0f}s for {self.path}.lock)"
+            ) from None
+        try:
+            try:
+                con = duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:
+                raise StoreBusy(
+                    f"the mirror {self.path} is open in another process (an analyst session?); "
+                    f"read the snapshot instead. DuckDB said: {str(exc).splitlines()[0]}"
+                ) from None
+            try:
+                con.execute("begin transaction")
+                yield con
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
+            finally:
+                con.close()
+        finally:
+            lock.release()
+
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection (several may coexist; none while a writer holds the file)."""
+        try:
+            con = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.IOException as exc:
+            raise StoreBusy(f"the mirror {self.path} is being written: {str(exc).splitlines()[0]}") from None
+        try:
+            yield con
+        finally:
+            con.close()
+
+    # ---------------------------------------------------------------------------------------
+    # Schema
+
+    @staticmethod
+    def ensure_base(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(BASE_DDL)
+        if not con.execute("select count(*) from meta.schema_version").fetchone()[0]:
+            con.execute("insert into meta.schema_version values (?, ?)", [SCHEMA_VERSION, datetime.now(UTC)])
+
+    @staticmethod
+    def ensure_table(
+        con: duckdb.DuckDBPyConnection, schema: str, table: str, columns: str, key: list[str]
+    ) -> None:
+        """A typed current-state table and its `_history` twin (valid_from/valid_to)."""
+        con.execute(f"create schema if not exists {schema}")
+        con.execute(
+            f"create table if not exists {schema}.{table} ({columns}, primary key ({', '.join(key)}))"
+        )
+        con.execute(
+            f"create table if not exists {schema}.{table}_history "
+            f"({columns}, valid_from timestamptz not null, valid_to timestamptz)"
+        )
+
+    # ---------------------------------------------------------------------------------------
+    # Writes
+
+    @staticmethod
+    def append_landing(
+        con: duckdb.DuckDBPyConnection,
+        *,
+        connection: str,
+        vendor: str,
+        entity: str,
+        rows: Iterable[tuple[str, datetime | None, dict]],
+        fetched_at: datetime,
+        run_id: str | None,
+    ) -> int:
+        """Append verbatim payloads (record id, source-modified time, payload). Nothing is ever lost."""
+        frame = pd.DataFrame(
+            [
+                {
+                    "connection": connection,
+                    "vendor": vendor,
+                    "entity": entity,
+                    "record_id": record_id,
+                    "source_modified": modified,
+                    "fetched_at": fetched_at,
+                    "payload_hash": payload_hash(payload),
+                    "run_id": run_id,
+                    "payload": json.dumps(payload, separators=(",", ":"), default=str),
+                }
+                for record_id, modified, payload in rows
+            ],
+            columns=[
+                "connection",
+                "vendor",
+                "entity",
+                "record_id",
+                "source_modified",
+                "fetched_at",
+                "payload_hash",
+                "run_id",
+                "payload",
+            ],
+        )
+        if frame.empty:
+            return 0
+        frame["source_modified"] = pd.to_datetime(frame["source_modified"], utc=True)
+        frame["fetched_at"] = pd.to_datetime(frame["fetched_at"], utc=True)
+        con.register("incoming_landing", frame)
+        try:
+            con.execute("insert into landing.records by name select * from incoming_landing")
+        finally:
+            con.unregister("incoming_landing")
+        return len(frame)
+
+    @staticmethod
+    def merge_current(
+        con: duckdb.DuckDBPyConnection,
+        schema: str,
+        table: str,
+        frame: pd.DataFrame,
+        key: list[str],
+        *,
+        valid_from: datetime,
+    ) -> MergeCounts:
+        """Upsert typed rows by key; changed rows close their history row and open a new one.
+
+        `frame` must carry a `payload_hash` column: a row whose hash is unchanged is not rewritten.
+        """
+        if frame.empty:
+            return MergeCounts()
+        target = f"{schema}.{table}"
+        on = " and ".join(f"t.{k} = i.{k}" for k in key)
+        con.register("incoming_rows", frame)
+        try:
+            con.execute(
+                "create or replace temp table merge_status as "
+                f"select i.*, case when t.{key[0]} is null then 'insert' "
+                "when t.payload_hash = i.payload_hash then 'same' else 'update' end as _status "
+                f"from incoming_rows i left join {target} t on {on}"
+            )
+            counts = dict(con.execute("select _status, count(*) from merge_status group by 1").fetchall())
+            con.execute(
+                "create or replace temp table merge_changed as select * exclude (_status) from merge_status where _status <> 'same'"
+            )
+            con.execute(f"delete from {target} t using merge_changed i where {on}")
+            con.execute(f"insert into {target} by name select * from merge_changed")
+            con.execute(
+                f"update {target}_history t set valid_to = ? from merge_changed i where {on} and t.valid_to is null",
+                [valid_from],
+            )
+            con.execute(
+                f"insert into {target}_history by name "
+                "select *, ?::timestamptz as valid_from, null::timestamptz as valid_to from merge_changed",
+                [valid_from],
+            )
+        finally:
+            con.unregister("incoming_rows")
+            con.execute("drop table if exists merge_status")
+            con.execute("drop table if exists merge_changed")
+        return MergeCounts(
+            inserted=counts.get("insert", 0), updated=counts.get("update", 0), unchanged=counts.get("same", 0)
+        )
+
+    # ---------------------------------------------------------------------------------------
+    # Cursors
+
+    @staticmethod
+    def get_cursor(
+        con: duckdb.DuckDBPyConnection, connection: str, vendor: str, entity: str
+    ) -> datetime | None:
+        row = con.execute(
+            "select cursor_value from meta.cursors where connection = ? and vendor = ? and entity = ?",
+            [connection, vendor, entity],
+        ).fetchone()
+        return row[0] if row else None
+
+    @staticmethod
+    def set_cursor(
+        con: duckdb.DuckDBPyConnection, connection: str, vendor: str, entity: str, value: datetime | None
+    ) -> None:
+        con.execute(
+            "insert or replace into meta.cursors (connection, vendor, entity, cursor_value, updated_at) "
+            "values (?, ?, ?, ?, ?)",
+            [connection, vendor, entity, value, datetime.now(UTC)],
+        )

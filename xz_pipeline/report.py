@@ -1,0 +1,61 @@
+"""The run report `xz demo` and `xz sync` print: what the mirror holds and what it cost."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from tabulate import tabulate
+
+from xz_pipeline.core.store import Store
+from xz_pipeline.runner import RunOutcome
+
+MIRROR_SCHEMAS = ("xero", "zoho")
+
+
+def mirror_counts(store: Store) -> list[tuple[str, str, int]]:
+    """(connection, table, rows) for every typed table of the mirror."""
+    if not Path(store.path).exists():
+        return []
+    rows = []
+    with store.read() as con:
+        tables = con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where schema_name in ? and not table_name like '%_history' order by 1, 2",
+            [list(MIRROR_SCHEMAS)],
+        ).fetchall()
+        for schema, table in tables:
+            for connection, n in con.execute(
+                f"select connection, count(*) from {schema}.{table} group by 1 order by 1"
+            ).fetchall():
+                rows.append((connection, f"{schema}.{table}", n))
+    return rows
+
+
+def render(outcomes: list[RunOutcome], store: Store, *, extra: dict[str, Counter] | None = None) -> str:
+    lines = []
+    lines.append("Runs")
+    lines.append(
+        tabulate(
+            [
+                (
+                    o.connection,
+                    "ok" if o.success else "FAILED",
+                    ", ".join(sorted(o.metadata)) or "-",
+                    sum(int(m.get("api_calls", 0) or 0) for m in o.metadata.values()),
+                    o.error[:200],
+                )
+                for o in outcomes
+            ],
+            headers=["connection", "status", "assets materialised", "API calls", "error"],
+        )
+    )
+    lines.append("")
+    lines.append(f"Mirror {store.path}")
+    counts = mirror_counts(store)
+    lines.append(tabulate(counts, headers=["connection", "table", "rows"]) if counts else "(empty)")
+    for title, counter in (extra or {}).items():
+        lines.append("")
+        lines.append(title)
+        lines.append(tabulate(sorted(counter.items()), headers=["", "count"]))
+    return "\n".join(lines)

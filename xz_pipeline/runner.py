@@ -1,0 +1,57 @@
+"""Materialise the pipeline in process, per connection: what `xz sync` and `xz demo` run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from xz_pipeline import settings
+from xz_pipeline.core.resources import connections_partitions
+from xz_pipeline.definitions import ASSETS, defs
+
+
+@dataclass
+class RunOutcome:
+    connection: str
+    success: bool
+    metadata: dict[str, dict] = field(default_factory=dict)  # asset name -> its materialization metadata
+    error: str = ""
+
+
+def instance(home: Path | None = None) -> dg.DagsterInstance:
+    """A persistent Dagster instance under $XZ_HOME/dagster (so `dagster dev` shows these runs)."""
+    dagster_home = (home or settings.xz_home()) / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.local_temp(str(dagster_home))
+
+
+def sync(connections: list[str] | None = None, *, inst: dg.DagsterInstance | None = None) -> list[RunOutcome]:
+    """Materialise every asset once for each connection (all configured ones by default)."""
+    names = connections or [c.name for c in settings.load_connections()]
+    if not names:
+        raise settings.SettingsError(
+            "no connection configured: set XERO_*/ZOHO_* variables (DESIGN.md §4) or write $XZ_HOME/connections.toml"
+        )
+    inst = inst or instance()
+    inst.add_dynamic_partitions(connections_partitions.name, names)
+    resources = defs.resources
+    outcomes = []
+    for name in names:
+        result = dg.materialize(
+            ASSETS, partition_key=name, instance=inst, resources=resources, raise_on_error=False
+        )
+        outcome = RunOutcome(connection=name, success=result.success)
+        for event in result.get_asset_materialization_events():
+            mat = event.asset_materialization
+            outcome.metadata[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+        if not result.success:
+            failures = [e for e in result.all_events if e.is_step_failure]
+            outcome.error = "; ".join(
+                f"{e.step_key}: {e.step_failure_data.error.message.strip()}"
+                for e in failures
+                if e.step_failure_data
+            )
+        outcomes.append(outcome)
+    return outcomes

@@ -1,0 +1,138 @@
+"""Every environment variable and the connections file, read in one place (DESIGN.md §4).
+
+One connection comes from the environment; several from `$XZ_HOME/connections.toml`, one
+`[connections.<name>]` table each, with the same keys as the environment. Secrets live in fields
+excluded from repr, so a logged settings object never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+XERO_API_URL = "https://api.xero.com"
+XERO_IDENTITY_URL = "https://identity.xero.com"
+XERO_LOGIN_URL = "https://login.xero.com"
+ZOHO_ACCOUNTS_URL = "https://accounts.zoho.com"
+
+DEFAULT_CONNECTION = "default"
+
+
+class SettingsError(ValueError):
+    """The configuration is missing or wrong; the message names the key and where it was read."""
+
+
+@dataclass(frozen=True)
+class XeroSettings:
+    client_id: str
+    client_secret: str = field(repr=False)
+    refresh_token: str = field(default="", repr=False)
+    tenant_id: str = ""
+    webhook_key: str = field(default="", repr=False)
+    api_url: str = XERO_API_URL
+    identity_url: str = XERO_IDENTITY_URL
+    login_url: str = XERO_LOGIN_URL
+
+
+@dataclass(frozen=True)
+class ZohoSettings:
+    client_id: str
+    client_secret: str = field(repr=False)
+    refresh_token: str = field(default="", repr=False)
+    accounts_url: str = ZOHO_ACCOUNTS_URL
+    api_domain: str = ""  # empty: adopt the token response's api_domain
+    notify_token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One books organisation paired with one CRM org."""
+
+    name: str
+    xero: XeroSettings | None
+    zoho: ZohoSettings | None
+
+
+def xz_home(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("XZ_HOME") or "./.xz").resolve()
+
+
+def mirror_path(environ: Mapping[str, str] | None = None) -> Path:
+    return xz_home(environ) / "mirror.duckdb"
+
+
+def snapshot_path(environ: Mapping[str, str] | None = None) -> Path:
+    return xz_home(environ) / "analytics.duckdb"
+
+
+def connections_file(environ: Mapping[str, str] | None = None) -> Path:
+    return xz_home(environ) / "connections.toml"
+
+
+def _xero(values: Mapping[str, str], where: str) -> XeroSettings | None:
+    if not values.get("XERO_CLIENT_ID"):
+        return None
+    if not values.get("XERO_CLIENT_SECRET"):
+        raise SettingsError(f"XERO_CLIENT_SECRET is missing in {where} (XERO_CLIENT_ID is set)")
+    return XeroSettings(
+        client_id=values["XERO_CLIENT_ID"],
+        client_secret=values["XERO_CLIENT_SECRET"],
+        refresh_token=values.get("XERO_REFRESH_TOKEN", ""),
+        tenant_id=values.get("XERO_TENANT_ID", ""),
+        webhook_key=values.get("XERO_WEBHOOK_KEY", ""),
+        api_url=(values.get("XERO_API_URL") or XERO_API_URL).rstrip("/"),
+        identity_url=(values.get("XERO_IDENTITY_URL") or XERO_IDENTITY_URL).rstrip("/"),
+        login_url=(values.get("XERO_LOGIN_URL") or XERO_LOGIN_URL).rstrip("/"),
+    )
+
+
+def _zoho(values: Mapping[str, str], where: str) -> ZohoSettings | None:
+    if not values.get("ZOHO_CLIENT_ID"):
+        return None
+    if not values.get("ZOHO_CLIENT_SECRET"):
+        raise SettingsError(f"ZOHO_CLIENT_SECRET is missing in {where} (ZOHO_CLIENT_ID is set)")
+    return ZohoSettings(
+        client_id=values["ZOHO_CLIENT_ID"],
+        client_secret=values["ZOHO_CLIENT_SECRET"],
+        refresh_token=values.get("ZOHO_REFRESH_TOKEN", ""),
+        accounts_url=(values.get("ZOHO_ACCOUNTS_URL") or ZOHO_ACCOUNTS_URL).rstrip("/"),
+        api_domain=(values.get("ZOHO_API_DOMAIN") or "").rstrip("/"),
+        notify_token=values.get("ZOHO_NOTIFY_TOKEN", ""),
+    )
+
+
+def load_connections(environ: Mapping[str, str] | None = None) -> list[Connection]:
+    """The configured connections: the connections file when it exists, else the environment."""
+    env = os.environ if environ is None else environ
+    path = connections_file(env)
+    if path.exists():
+        try:
+            doc = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path} is not valid TOML: {exc}") from None
+        tables = doc.get("connections", {})
+        if not isinstance(tables, dict) or not tables:
+            raise SettingsError(f"{path} has no [connections.<name>] table")
+        found = []
+        for name, values in tables.items():
+            where = f"{path} [connections.{name}]"
+            values = {str(k).upper(): str(v) for k, v in values.items()}
+            found.append(Connection(name=name, xero=_xero(values, where), zoho=_zoho(values, where)))
+        return found
+    xero, zoho = _xero(env, "the environment"), _zoho(env, "the environment")
+    if xero is None and zoho is None:
+        return []
+    return [Connection(name=env.get("XZ_CONNECTION", DEFAULT_CONNECTION), xero=xero, zoho=zoho)]
+
+
+def get_connection(name: str, environ: Mapping[str, str] | None = None) -> Connection:
+    for conn in load_connections(environ):
+        if conn.name == name:
+            return conn
+    raise SettingsError(
+        f"connection {name!r} is not configured (set XERO_*/ZOHO_* variables or add it to {connections_file(environ)})"
+    )

@@ -1,0 +1,137 @@
+"""The mirror's write path: landing is append-only, current state merges by key, history keeps versions."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import duckdb
+import pytest
+
+from xz_pipeline.core.mirror import EntityTable, read_cursor, write_entity
+from xz_pipeline.core.store import Store, StoreBusy
+
+T1 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+T2 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def _row(payload: dict) -> dict:
+    if not isinstance(payload["Amount"], int | float):
+        raise ValueError(f"Amount is not a number: {payload['Amount']!r}")
+    return {"thing_id": payload["Id"], "name": payload["Name"], "amount": payload["Amount"]}
+
+
+SPEC = EntityTable(
+    vendor="demo",
+    entity="Things",
+    schema="demo",
+    table="things",
+    columns="connection varchar, thing_id varchar, name varchar, amount decimal(18,2), "
+    "fetched_at timestamptz, payload_hash varchar",
+    key=["connection", "thing_id"],
+    record_id=lambda p: p["Id"],
+    modified=lambda p: p["Modified"],
+    to_row=_row,
+)
+
+
+def _things(*specs):
+    return [{"Id": i, "Name": n, "Amount": a, "Modified": m} for i, n, a, m in specs]
+
+
+def test_merge_inserts_updates_and_keeps_history(tmp_path):
+    store = Store(tmp_path / "m.duckdb")
+    first = write_entity(
+        store,
+        SPEC,
+        connection="c1",
+        payloads=_things(("a", "Acme", 10, T1), ("b", "Bolt", 20, T1)),
+        fetched_at=T1,
+        run_id="r1",
+    )
+    assert (first.counts.inserted, first.counts.updated, first.counts.unchanged) == (2, 0, 0)
+    second = write_entity(
+        store,
+        SPEC,
+        connection="c1",
+        payloads=_things(("a", "Acme Ltd", 10, T2), ("b", "Bolt", 20, T1)),
+        fetched_at=T2,
+        run_id="r2",
+    )
+    assert (second.counts.inserted, second.counts.updated, second.counts.unchanged) == (0, 1, 1)
+    assert second.cursor == T2
+    with store.read() as con:
+        assert con.execute("select name from demo.things where thing_id='a'").fetchone() == ("Acme Ltd",)
+        history = con.execute(
+            "select name, valid_from, valid_to from demo.things_history where thing_id='a' order by valid_from"
+        ).fetchall()
+        assert [h[0] for h in history] == ["Acme", "Acme Ltd"]
+        assert history[0][2] == T2 and history[1][2] is None
+        assert con.execute("select count(*) from landing.records").fetchone() == (4,)
+    assert read_cursor(store, "c1", "demo", "Things") == T2
+
+
+def test_connections_never_mix(tmp_path):
+    store = Store(tmp_path / "m.duckdb")
+    write_entity(
+        store, SPEC, connection="c1", payloads=_things(("a", "Acme", 1, T1)), fetched_at=T1, run_id=None
+    )
+    write_entity(
+        store, SPEC, connection="c2", payloads=_things(("a", "Other", 2, T1)), fetched_at=T1, run_id=None
+    )
+    with store.read() as con:
+        rows = con.execute("select connection, name from demo.things order by 1").fetchall()
+    assert rows == [("c1", "Acme"), ("c2", "Other")]
+
+
+def test_bad_record_is_quarantined_and_its_payload_kept(tmp_path):
+    store = Store(tmp_path / "m.duckdb")
+    result = write_entity(
+        store,
+        SPEC,
+        connection="c1",
+        payloads=_things(("a", "Acme", 1, T1), ("bad", "Broken", "n/a", T1)),
+        fetched_at=T1,
+        run_id="r1",
+    )
+    assert result.quarantined == 1 and result.counts.inserted == 1
+    with store.read() as con:
+        rule, reason = con.execute(
+            "select rule, reason from meta.quarantine where record_id='bad'"
+        ).fetchone()
+        assert rule == "ValueError" and "bad" in reason and "Amount" in reason
+        assert con.execute("select count(*) from landing.records where record_id='bad'").fetchone() == (1,)
+
+
+def test_writer_fails_fast_when_another_writer_holds_the_lock(tmp_path):
+    store = Store(tmp_path / "m.duckdb", lock_timeout=0.2)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with Store(store.path).write():
+            holding.set()
+            release.wait(5)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    holding.wait(5)
+    try:
+        with pytest.raises(StoreBusy, match="being written by another process"), store.write():
+            pass
+    finally:
+        release.set()
+        t.join()
+
+
+def test_a_failed_write_rolls_back(tmp_path):
+    store = Store(tmp_path / "m.duckdb")
+    with store.write() as con:
+        store.ensure_base(con)
+    with pytest.raises(RuntimeError), store.write() as con:
+        con.execute("insert into meta.schema_version values (99, now())")
+        raise RuntimeError("boom")
+    con = duckdb.connect(str(store.path), read_only=True)
+    try:
+        assert con.execute("select count(*) from meta.schema_version where version = 99").fetchone() == (0,)
+    finally:
+        con.close()
