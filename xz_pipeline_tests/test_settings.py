@@ -1,0 +1,46 @@
+"""Configuration: one connection from the environment, several from the connections file."""
+
+from __future__ import annotations
+
+import pytest
+
+from xz_pipeline import settings
+
+ENV = {
+    "XERO_CLIENT_ID": "xid",
+    "XERO_CLIENT_SECRET": "xsecret-value",
+    "XERO_REFRESH_TOKEN": "xrefresh-value",
+    "XERO_API_URL": "http://127.0.0.1:9/",
+    "ZOHO_CLIENT_ID": "zid",
+    "ZOHO_CLIENT_SECRET": "zsecret-value",
+}
+
+
+def test_one_connection_from_the_environment(tmp_path):
+    env = {**ENV, "XZ_HOME": str(tmp_path)}
+    (conn,) = settings.load_connections(env)
+    assert conn.name == "default"
+    assert conn.xero.api_url == "http://127.0.0.1:9" and conn.xero.identity_url == settings.XERO_IDENTITY_URL
+    assert conn.zoho.accounts_url == settings.ZOHO_ACCOUNTS_URL and conn.zoho.api_domain == ""
+    shown = repr(conn)
+    assert "xsecret-value" not in shown and "xrefresh-value" not in shown and "zsecret-value" not in shown
+
+
+def test_connections_file_wins_and_names_each_connection(tmp_path):
+    (tmp_path / "connections.toml").write_text(
+        '[connections.acme]\nXERO_CLIENT_ID = "a"\nXERO_CLIENT_SECRET = "s"\n\n'
+        '[connections.globex]\nZOHO_CLIENT_ID = "z"\nZOHO_CLIENT_SECRET = "t"\n'
+    )
+    env = {**ENV, "XZ_HOME": str(tmp_path)}
+    conns = {c.name: c for c in settings.load_connections(env)}
+    assert set(conns) == {"acme", "globex"}
+    assert conns["acme"].xero.client_id == "a" and conns["acme"].zoho is None
+    assert conns["globex"].zoho.client_id == "z" and conns["globex"].xero is None
+    with pytest.raises(settings.SettingsError, match="'nope' is not configured"):
+        settings.get_connection("nope", env)
+
+
+def test_a_missing_secret_is_named(tmp_path):
+    env = {"XZ_HOME": str(tmp_path), "XERO_CLIENT_ID": "x"}
+    with pytest.raises(settings.SettingsError, match="XERO_CLIENT_SECRET is missing in the environment"):
+        settings.load_connections(env)
