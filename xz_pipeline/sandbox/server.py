@@ -1,0 +1,445 @@
+"""The sandbox on loopback: both emulators served by uvicorn, with credentials the pipeline can use.
+
+`SandboxServer` is what tests, `xz demo`, `xz dev` and `xz sandbox` start. It generates one world per
+connection, seeds one Xero tenant and one Zoho org per world (or loads a hand-made fixture folder),
+registers an OAuth client per vendor, grants a refresh token per connection as if a person had
+consented, wraps each app in the fault middleware and serves each vendor on its own origin. `env(i)`
+gives the DESIGN.md §4 variables for connection i, so the pipeline runs against the sandbox exactly
+as it runs against the real services: over HTTP, through the token endpoints.
+
+Credentials are derived from the seed, so the same `--seed` always prints the same client ids and
+secrets (refresh tokens come from the emulators and change per start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from xz_pipeline.sandbox.clock import Clock
+from xz_pipeline.sandbox.faults import FAULTS_HELP, Fault, FaultMiddleware, coerce_faults
+
+SIZES = ("demo", "medium", "large")
+START_TIMEOUT = 15.0
+# Where a local `xz auth` may send the browser back to after consent.
+REDIRECT_URIS = ("http://localhost:8765/callback", "http://127.0.0.1:8765/callback")
+
+ENV_KEYS = (
+    "XERO_CLIENT_ID",
+    "XERO_CLIENT_SECRET",
+    "XERO_REFRESH_TOKEN",
+    "XERO_TENANT_ID",
+    "XERO_WEBHOOK_KEY",
+    "XERO_API_URL",
+    "XERO_IDENTITY_URL",
+    "XERO_LOGIN_URL",
+    "ZOHO_CLIENT_ID",
+    "ZOHO_CLIENT_SECRET",
+    "ZOHO_REFRESH_TOKEN",
+    "ZOHO_ACCOUNTS_URL",
+    "ZOHO_API_DOMAIN",
+    "ZOHO_NOTIFY_TOKEN",
+)
+
+
+def _derive(seed: int, label: str, n: int = 64) -> str:
+    """A stable hex secret for (seed, label): the same seed prints the same credentials."""
+    return hashlib.sha256(f"xz-sandbox:{seed}:{label}".encode()).hexdigest()[:n]
+
+
+class LoopbackServer:
+    """One ASGI app served by uvicorn in a daemon thread (port 0 → a free port)."""
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, name: str = "sandbox") -> None:
+        self.config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+        self.server = uvicorn.Server(self.config)
+        self.thread = threading.Thread(target=self.server.run, name=f"xz-{name}", daemon=True)
+        self.host = host
+        self.port = 0
+
+    def start(self) -> LoopbackServer:
+        self.thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError(f"{self.thread.name} failed to start on {self.host}:{self.config.port}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.thread.name} did not start within {START_TIMEOUT:.0f}s")
+            time.sleep(0.01)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class SandboxServer:
+    """Both emulators on loopback, seeded, with one set of credentials per connection."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 7,
+        size: str = "demo",
+        connections: int = 1,
+        fixture_dir: str | Path | None = None,
+        faults: str | Iterable[Fault] | None = None,
+        clock: Clock | None = None,
+        xero_limits: Any = None,
+        zoho_limits: Any = None,
+        webhook_url: str | None = None,
+        host: str = "127.0.0.1",
+        xero_port: int = 0,
+        zoho_port: int = 0,
+        deliver_every: float | None = None,
+    ) -> None:
+        if connections < 1:
+            raise ValueError("connections must be >= 1")
+        if fixture_dir is not None and connections != 1:
+            raise ValueError("a fixture folder describes one connection; use connections=1")
+        self.seed, self.size, self.connections = seed, size, connections
+        self.fixture_dir = Path(fixture_dir) if fixture_dir is not None else None
+        self.faults = coerce_faults(faults)  # parse now: a bad spec fails before anything starts
+        self.clock = clock
+        self.xero_limits, self.zoho_limits = xero_limits, zoho_limits
+        self.webhook_url = webhook_url
+        self.host, self.xero_port, self.zoho_port = host, xero_port, zoho_port
+        self.deliver_every = deliver_every
+        self.xero_client_id = _derive(seed, "xero-client-id", 32).upper()
+        self.xero_client_secret = _derive(seed, "xero-client-secret", 48)
+        self.xero_webhook_key = _derive(seed, "xero-webhook-key", 64)
+        self.zoho_client_id = "1000." + _derive(seed, "zoho-client-id", 30).upper()
+        self.zoho_client_secret = _derive(seed, "zoho-client-secret", 42)
+        self.zoho_notify_token = _derive(seed, "zoho-notify-token", 32)
+        self._worlds: list[Any] = []
+        self._tenants: list[str] = []
+        self._orgs: list[str] = []
+        self._xero_tokens: list[str] = []
+        self._zoho_tokens: list[str] = []
+        self._xero: Any = None
+        self._zoho: Any = None
+        self._servers: dict[str, LoopbackServer] = {}
+        self.xero_faults: FaultMiddleware | None = None
+        self.zoho_faults: FaultMiddleware | None = None
+        self._delivery_stop = threading.Event()
+        self._delivery: threading.Thread | None = None
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> SandboxServer:
+        if self._started:
+            return self
+        from xz_pipeline.sandbox.xero import XeroEmulator
+        from xz_pipeline.sandbox.zoho import ZohoEmulator
+
+        self._xero = XeroEmulator(clock=self.clock, limits=self.xero_limits)
+        self._zoho = ZohoEmulator(clock=self.clock, limits=self.zoho_limits)
+        self._seed_state()
+        self.xero_faults = FaultMiddleware(
+            self._xero.app, self.faults, self._xero, vendor="xero", seed=self.seed
+        )
+        self.zoho_faults = FaultMiddleware(
+            self._zoho.app, self.faults, self._zoho, vendor="zoho", seed=self.seed
+        )
+        try:
+            for name, mw, port, emulator in (
+                ("xero", self.xero_faults, self.xero_port, self._xero),
+                ("zoho", self.zoho_faults, self.zoho_port, self._zoho),
+            ):
+                server = LoopbackServer(mw, host=self.host, port=port, name=f"{name}-emulator").start()
+                self._servers[name] = server
+                emulator.base_url = server.url
+            if self.webhook_url:
+                self._xero.set_webhook(self.webhook_url, self.xero_webhook_key)
+            if self.deliver_every:
+                self._delivery = threading.Thread(
+                    target=self._deliver_loop, name="xz-sandbox-delivery", daemon=True
+                )
+                self._delivery.start()
+        except BaseException:
+            self.stop()
+            raise
+        self._started = True
+        return self
+
+    def _seed_state(self) -> None:
+        xero, zoho = self._xero, self._zoho
+        xero.register_client(self.xero_client_id, self.xero_client_secret, list(REDIRECT_URIS))
+        zoho.register_client(self.zoho_client_id, self.zoho_client_secret, list(REDIRECT_URIS))
+        if self.fixture_dir is not None:
+            from xz_pipeline.sandbox.fixtures import load_fixture_dir
+
+            tenant_id, org_id = load_fixture_dir(self.fixture_dir, xero, zoho)
+            self._tenants.append(tenant_id)
+            self._orgs.append(org_id)
+        else:
+            from xz_pipeline.sandbox.world import generate
+
+            for index in range(self.connections):
+                world = generate(seed=self.seed, size=self.size, index=index)
+                self._worlds.append(world)
+                self._tenants.append(xero.seed_world(world))
+                self._orgs.append(zoho.seed_world(world))
+        for tenant_id, org_id in zip(self._tenants, self._orgs, strict=True):
+            self._xero_tokens.append(xero.grant_refresh_token(self.xero_client_id, [tenant_id]))
+            self._zoho_tokens.append(zoho.grant_refresh_token(self.zoho_client_id, org_id))
+
+    def _deliver_loop(self) -> None:
+        """Push queued webhooks and notifications, as the real services do on their own."""
+        while not self._delivery_stop.wait(self.deliver_every):
+            for flush in (self._xero.flush_webhooks, self._zoho.flush_notifications):
+                try:
+                    flush()
+                except Exception as exc:  # a receiver that is down must not stop the sandbox
+                    print(f"xz sandbox: delivery failed: {type(exc).__name__}", file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        self._delivery_stop.set()
+        if self._delivery is not None:
+            self._delivery.join(5)
+        for mw in (self.xero_faults, self.zoho_faults):
+            if mw is not None:
+                mw.close()
+        for server in self._servers.values():
+            server.stop()
+        self._servers.clear()
+        self._started = False
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what callers read ---------------------------------------------------------------------
+
+    @property
+    def xero(self) -> Any:
+        return self._xero
+
+    @property
+    def zoho(self) -> Any:
+        return self._zoho
+
+    @property
+    def worlds(self) -> list[Any]:
+        """The generated worlds, one per connection (empty when seeded from a fixture folder)."""
+        return list(self._worlds)
+
+    @property
+    def tenant_ids(self) -> list[str]:
+        return list(self._tenants)
+
+    @property
+    def org_ids(self) -> list[str]:
+        return list(self._orgs)
+
+    @property
+    def xero_url(self) -> str:
+        return self._servers["xero"].url
+
+    @property
+    def zoho_url(self) -> str:
+        return self._servers["zoho"].url
+
+    def connection_name(self, index: int) -> str:
+        return f"sandbox-{index + 1}"
+
+    def env(self, index: int = 0) -> dict[str, str]:
+        """The DESIGN.md §4 environment for connection `index`: the pipeline needs nothing else."""
+        if not self._servers:
+            raise RuntimeError("the sandbox is not running: use `with SandboxServer(...) as sb` or start()")
+        if not 0 <= index < len(self._tenants):
+            raise IndexError(f"connection {index} does not exist (0..{len(self._tenants) - 1})")
+        xero_url, zoho_url = self.xero_url, self.zoho_url
+        return {
+            "XERO_CLIENT_ID": self.xero_client_id,
+            "XERO_CLIENT_SECRET": self.xero_client_secret,
+            "XERO_REFRESH_TOKEN": self._xero_tokens[index],
+            "XERO_TENANT_ID": self._tenants[index],
+            "XERO_WEBHOOK_KEY": self.xero_webhook_key,
+            "XERO_API_URL": xero_url,
+            "XERO_IDENTITY_URL": xero_url,
+            "XERO_LOGIN_URL": xero_url,
+            "ZOHO_CLIENT_ID": self.zoho_client_id,
+            "ZOHO_CLIENT_SECRET": self.zoho_client_secret,
+            "ZOHO_REFRESH_TOKEN": self._zoho_tokens[index],
+            "ZOHO_ACCOUNTS_URL": zoho_url,
+            "ZOHO_API_DOMAIN": zoho_url,
+            "ZOHO_NOTIFY_TOKEN": self.zoho_notify_token,
+        }
+
+    def export_lines(self, index: int = 0) -> list[str]:
+        return [f"export {k}={shlex.quote(v)}" for k, v in self.env(index).items()]
+
+    def write_connections_file(self, path: str | Path | None = None) -> Path:
+        """Write `$XZ_HOME/connections.toml` (or `path`): one `[connections.sandbox-N]` table each."""
+        target = Path(path) if path is not None else _xz_home() / "connections.toml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["# Written by `xz sandbox`: one table per sandbox connection (DESIGN.md §4 keys).", ""]
+        for index in range(len(self._tenants)):
+            lines.append(f'[connections."{self.connection_name(index)}"]')
+            # JSON string escapes are valid TOML basic-string escapes.
+            lines += [f"{key} = {json.dumps(value)}" for key, value in self.env(index).items()]
+            lines.append("")
+        tmp = target.with_suffix(".toml.tmp")
+        tmp.write_text("\n".join(lines))
+        os.chmod(tmp, 0o600)  # it holds client secrets and refresh tokens
+        os.replace(tmp, target)
+        return target
+
+    def write_manifests(self, directory: str | Path) -> list[Path]:
+        """Write each world's ground-truth manifest as `<dir>/<connection name>.json`."""
+        from xz_pipeline.sandbox.world import write_manifest
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for index, world in enumerate(self._worlds):
+            path = out / f"{self.connection_name(index)}.json"
+            write_manifest(world, path)
+            paths.append(path)
+        return paths
+
+
+def _xz_home() -> Path:
+    return Path(os.environ.get("XZ_HOME") or "./.xz").resolve()
+
+
+# --------------------------------------------------------------------------------------------
+# CLI: `xz sandbox` and `python -m xz_pipeline.sandbox.server`
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
+    parser.add_argument("--size", choices=SIZES, default="demo", help="world size (default demo)")
+    parser.add_argument("--connections", type=int, default=1, help="how many org pairs (default 1)")
+    parser.add_argument(
+        "--fixture", metavar="DIR", help="seed from a fixture folder instead of the generator"
+    )
+    parser.add_argument("--faults", metavar="SPEC", help=FAULTS_HELP)
+    parser.add_argument("--webhook-url", metavar="URL", help="deliver Xero webhooks to this receiver")
+    parser.add_argument("--xero-port", type=int, default=0, help="Xero emulator port (default: a free port)")
+    parser.add_argument("--zoho-port", type=int, default=0, help="Zoho emulator port (default: a free port)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--manifest", metavar="PATH", help="write the ground-truth manifest(s) here")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xz sandbox",
+        description="Serve the Xero and Zoho emulators on loopback until stopped, and print the "
+        "environment that points the pipeline at them.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the sandbox, print how to reach it, serve until SIGINT/SIGTERM; 0 on a clean stop."""
+    if args.connections < 1:
+        print("xz sandbox: --connections must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        sandbox = SandboxServer(
+            seed=args.seed,
+            size=args.size,
+            connections=args.connections,
+            fixture_dir=args.fixture,
+            faults=args.faults,
+            webhook_url=args.webhook_url,
+            host=args.host,
+            xero_port=args.xero_port,
+            zoho_port=args.zoho_port,
+            deliver_every=1.0,
+        )
+    except ValueError as exc:
+        print(f"xz sandbox: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    previous = _install_stop_handlers(stop)
+    try:
+        with sandbox:
+            if args.manifest and sandbox.worlds:
+                if len(sandbox.worlds) == 1:
+                    from xz_pipeline.sandbox.world import write_manifest
+
+                    Path(args.manifest).parent.mkdir(parents=True, exist_ok=True)
+                    write_manifest(sandbox.worlds[0], Path(args.manifest))
+                else:
+                    sandbox.write_manifests(args.manifest)
+                print(f"# manifest: {args.manifest}", file=sys.stderr, flush=True)
+            print(
+                f"# xz sandbox: Xero emulator {sandbox.xero_url}, Zoho emulator {sandbox.zoho_url}",
+                file=sys.stderr,
+                flush=True,
+            )
+            if sandbox.connections > 1:
+                print(sandbox.write_connections_file(), flush=True)
+            else:
+                print("\n".join(sandbox.export_lines(0)), flush=True)
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass
+    finally:
+        _restore_handlers(previous)
+    return 0
+
+
+def _install_stop_handlers(stop: threading.Event) -> dict:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
+    return previous
+
+
+def _restore_handlers(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
