@@ -1,0 +1,104 @@
+"""Hand-made scenarios: seed the emulators from JSON files in the APIs' own response shapes.
+
+A generated world is realistic but large; a bug report or an edge case wants five records someone
+chose. A fixture folder holds exactly what each API would answer to a GET, so a scenario can be
+copied from a real response, exported from a generated world (`dump_fixture_dir`), trimmed by hand
+and loaded again (`load_fixture_dir`)::
+
+    <dir>/xero/Organisation.json   {"Organisations": [{...}]}   (optional: the tenant's name, currency, id)
+    <dir>/xero/Accounts.json       {"Accounts": [...]}
+    <dir>/xero/Items.json          {"Items": [...]}
+    <dir>/xero/Contacts.json       {"Contacts": [...]}           dates as "/Date(1700000000000+0000)/"
+    <dir>/xero/Invoices.json       {"Invoices": [...]}
+    <dir>/xero/CreditNotes.json    {"CreditNotes": [...]}
+    <dir>/xero/Payments.json       {"Payments": [...]}
+    <dir>/zoho/org.json            {"org": [{...}]}              (optional: company_name, id, time_zone, iso_code)
+    <dir>/zoho/Products.json       {"data": [...]}
+    <dir>/zoho/Accounts.json       {"data": [...]}
+    <dir>/zoho/Contacts.json       {"data": [...]}
+    <dir>/zoho/Deals.json          {"data": [...]}
+    <dir>/zoho/Invoices.json       {"data": [...]}
+
+Any file may be missing. Files load in the order above, so records load after those they refer to.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+XERO_COLLECTIONS = ("Accounts", "Items", "Contacts", "Invoices", "CreditNotes", "Payments")
+ZOHO_MODULES = ("Products", "Accounts", "Contacts", "Deals", "Invoices")
+
+DEFAULT_TENANT_NAME = "Fixture Books Ltd"
+DEFAULT_ORG_NAME = "Fixture CRM Ltd"
+
+
+class FixtureError(ValueError):
+    """A fixture file is not in the API's shape; the message names the file."""
+
+
+def _read(path: Path, key: str) -> list[dict] | None:
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FixtureError(f"{path}: not valid JSON ({exc})") from None
+    records = doc.get(key) if isinstance(doc, dict) else None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise FixtureError(f'{path}: expected {{"{key}": [ {{...}}, ... ]}} as the API returns it')
+    return records
+
+
+def load_fixture_dir(path: str | Path, xero: Any, zoho: Any) -> tuple[str, str]:
+    """Create one Xero tenant and one Zoho org from `path`; returns (tenant_id, org_id)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FixtureError(f"{root}: fixture folder not found")
+    xdir, zdir = root / "xero", root / "zoho"
+
+    orgs = _read(xdir / "Organisation.json", "Organisations") or [{}]
+    org = orgs[0]
+    tenant_id = xero.add_tenant(
+        org.get("Name") or DEFAULT_TENANT_NAME,
+        tenant_id=org.get("OrganisationID"),
+        base_currency=org.get("BaseCurrency") or "NZD",
+        country_code=org.get("CountryCode") or "NZ",
+    )
+    for collection in XERO_COLLECTIONS:
+        records = _read(xdir / f"{collection}.json", collection)
+        if records:
+            xero.load(tenant_id, collection, records)
+
+    crm = (_read(zdir / "org.json", "org") or [{}])[0]
+    org_kwargs = {"org_id": crm.get("id")}
+    if crm.get("time_zone"):
+        org_kwargs["timezone"] = crm["time_zone"]
+    if crm.get("iso_code"):
+        org_kwargs["currency"] = crm["iso_code"]
+    org_id = zoho.add_org(crm.get("company_name") or DEFAULT_ORG_NAME, **org_kwargs)
+    for module in ZOHO_MODULES:
+        records = _read(zdir / f"{module}.json", "data")
+        if records:
+            zoho.load(org_id, module, records)
+    return tenant_id, org_id
+
+
+def dump_fixture_dir(path: str | Path, xero: Any, tenant_id: str, zoho: Any, org_id: str) -> Path:
+    """Write the emulators' current state for one tenant and one org in the fixture layout."""
+    root = Path(path)
+    xdir, zdir = root / "xero", root / "zoho"
+    xdir.mkdir(parents=True, exist_ok=True)
+    zdir.mkdir(parents=True, exist_ok=True)
+    _write(xdir / "Organisation.json", "Organisations", xero.dump(tenant_id, "Organisation"))
+    for collection in XERO_COLLECTIONS:
+        _write(xdir / f"{collection}.json", collection, xero.dump(tenant_id, collection))
+    for module in ZOHO_MODULES:
+        _write(zdir / f"{module}.json", "data", zoho.dump(org_id, module))
+    return root
+
+
+def _write(path: Path, key: str, records: list[dict]) -> None:
+    path.write_text(json.dumps({key: records}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
