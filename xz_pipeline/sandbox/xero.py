@@ -38,7 +38,8 @@ from .xero_books import (
     default_org,
     new_id,
 )
-from .xero_identity import DEFAULT_SCOPES, Client, Identity, identity_routes, problem
+from .xero_identity import DEFAULT_SCOPES, Client, Identity, identity_routes
+from .xero_identity import problem as problem_response
 from .xero_limits import RateLimiter, XeroLimits
 from .xero_webhooks import WebhookSender
 from .xero_where import QueryError, apply_order, compile_where
@@ -321,13 +322,13 @@ class XeroEmulator:
     def validate_intent_to_receive(self) -> bool:
         return self.webhooks.intent_to_receive()
 
-    def rate_limit_response(self, problem_kind: str = "minute") -> Response:
+    def rate_limit_response(self, problem: str = "minute") -> Response:
         """The 429 Xero sends, for fault injection: Retry-After and X-Rate-Limit-Problem set."""
-        retry = {"minute": 60, "appminute": 60, "day": 86400, "concurrent": 1}.get(problem_kind, 60)
-        headers = {"Retry-After": str(retry), "X-Rate-Limit-Problem": problem_kind,
-                   "X-MinLimit-Remaining": "0" if problem_kind == "minute" else str(self.limits.per_minute),
-                   "X-DayLimit-Remaining": "0" if problem_kind == "day" else str(self.limits.per_day),
-                   "X-AppMinLimit-Remaining": "0" if problem_kind == "appminute" else str(self.limits.app_per_minute)}  # fmt: skip
+        retry = {"minute": 60, "appminute": 60, "day": 86400, "concurrent": 1}.get(problem, 60)
+        headers = {"Retry-After": str(retry), "X-Rate-Limit-Problem": problem,
+                   "X-MinLimit-Remaining": "0" if problem == "minute" else str(self.limits.per_minute),
+                   "X-DayLimit-Remaining": "0" if problem == "day" else str(self.limits.per_day),
+                   "X-AppMinLimit-Remaining": "0" if problem == "appminute" else str(self.limits.app_per_minute)}  # fmt: skip
         return Response("Rate limit exceeded", status_code=429, headers=headers, media_type="text/plain")
 
     def _resource_url(self, category: str, rid: str) -> str:
@@ -342,12 +343,12 @@ class XeroEmulator:
         header_tenant = request.headers.get("xero-tenant-id") or None
         if tok is None:
             return self._with_limits(
-                problem(401, why), header_tenant if header_tenant in self.books else None
+                problem_response(401, why), header_tenant if header_tenant in self.books else None
             )
         tenants = self.identity.tenants_of(tok)
         tenant = header_tenant or tok.custom_tenant
         if tenant is None or tenant not in tenants or tenant not in self.books:
-            return self._with_limits(problem(403, "AuthenticationUnsuccessful"), None)
+            return self._with_limits(problem_response(403, "AuthenticationUnsuccessful"), None)
         request.state.tenant_id = tenant
         segments = [s for s in request.path_params["path"].split("/") if s]
         coll = COLLECTIONS.get(segments[0].lower()) if segments else None
@@ -360,7 +361,7 @@ class XeroEmulator:
             else {s for s in READ_SCOPES[coll] if not s.endswith(".read")}
         )
         if not scopes & needed:
-            return self._with_limits(problem(401, "AuthorizationUnsuccessful"), tenant)
+            return self._with_limits(problem_response(401, "AuthorizationUnsuccessful"), tenant)
         decision = self.rate.admit(tenant)
         if not decision.admitted:
             headers = dict(decision.headers)
