@@ -246,9 +246,12 @@ class OAuthSession:
         return True
 
     def force_refresh(self) -> None:
+        """Replace the access token this session would use now (tests, and callers that know it is dead)."""
         with self._lock:
-            current = self._tokens.access_token if self._tokens else None
-            self._refresh_locked(stale=current)
+            if not self._loaded:
+                self._tokens = self.store.load(self.connection, self.vendor)
+                self._loaded = True
+            self._refresh_locked(stale=self._tokens.access_token if self._tokens else None)
 
     @property
     def tokens(self) -> TokenSet | None:

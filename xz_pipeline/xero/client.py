@@ -19,7 +19,14 @@ from typing import Any, Protocol
 
 from xz_pipeline.core.errors import ApiError, AuthError
 from xz_pipeline.core.http import XERO_LIMITS, Budgets, CallMeter, HttpClient, Reply, RetryPolicy, Timer
-from xz_pipeline.core.oauth import OAuthSession, TokenStore
+from xz_pipeline.core.oauth import (
+    AuthorizationRequest,
+    OAuthSession,
+    TokenSet,
+    TokenStore,
+    authorization_url,
+    exchange_code,
+)
 from xz_pipeline.core.redact import redact, register_secret
 from xz_pipeline.xero.dates import if_modified_since
 
@@ -30,6 +37,13 @@ WRITE_CHUNK = 50  # Xero's advice: at most ~50 elements per write
 IDS_CHUNK = 50  # more than ~52 GUIDs in IDs= gives a 404
 DEFAULT_ORDER = "UpdatedDateUTC ASC"
 CONCURRENCY = 5  # calls in flight per tenant
+AUTHORIZE_PATH = "/identity/connect/authorize"
+TOKEN_PATH = "/connect/token"
+# Granular scopes (apps created from March 2026 get only these); offline_access yields a refresh token.
+GRANULAR_SCOPES = ("openid", "profile", "email", "offline_access", "accounting.contacts", "accounting.invoices",
+                   "accounting.payments", "accounting.settings")  # fmt: skip
+BROAD_SCOPES = ("openid", "profile", "email", "offline_access", "accounting.contacts", "accounting.transactions",
+                "accounting.settings")  # fmt: skip
 
 # Collections with page/pageSize; IDs= filter; `order` parameter (from the spec's parameter lists).
 PAGED = frozenset({"Contacts", "Invoices", "CreditNotes", "Payments", "BankTransactions", "ManualJournals",
@@ -177,7 +191,7 @@ class XeroClient:
         now: Callable[[], datetime] = clock.now if clock is not None else (lambda: datetime.now(UTC))
         self.auth = OAuthSession(
             vendor=VENDOR,
-            token_url=f"{self.identity_url}/connect/token",
+            token_url=f"{self.identity_url}{TOKEN_PATH}",
             client_id=client_id,
             client_secret=client_secret,
             store=token_store,
@@ -449,6 +463,62 @@ class XeroClient:
         path = f"Invoices/{invoice_id}/Email"
         key = idempotency_key("POST", f"{API_PREFIX}/{path}", {}, self._tenant_key())
         self._call("POST", path, body={}, key=key, endpoint="POST Invoices/id/Email")
+
+
+# -- consent (authorization code + PKCE) ------------------------------------------------------------
+
+
+def consent_request(
+    login_url: str,
+    *,
+    client_id: str,
+    redirect_uri: str,
+    scopes: Iterable[str] = GRANULAR_SCOPES,
+    state: str | None = None,
+) -> AuthorizationRequest:
+    """The URL a person opens to connect an organisation, with its `state` and PKCE verifier to keep."""
+    return authorization_url(
+        f"{login_url.rstrip('/')}{AUTHORIZE_PATH}",
+        client_id=client_id,
+        redirect_uri=redirect_uri,
+        scopes=list(scopes),
+        state=state,
+    )
+
+
+def complete_consent(
+    *,
+    identity_url: str,
+    client_id: str,
+    client_secret: str,
+    request: AuthorizationRequest,
+    code: str,
+    returned_state: str | None,
+    redirect_uri: str,
+    token_store: TokenStore,
+    connection: str = "default",
+    timeout: float = 30.0,
+) -> TokenSet:
+    """Trade the callback's code for tokens and store them (under the lock) for the connection."""
+    http = HttpClient(VENDOR, timeout=timeout, error_parser=parse_error)
+    try:
+        tokens = exchange_code(
+            http,
+            f"{identity_url.rstrip('/')}{TOKEN_PATH}",
+            vendor=VENDOR,
+            client_id=client_id,
+            client_secret=client_secret,
+            code=code,
+            redirect_uri=redirect_uri,
+            code_verifier=request.code_verifier,
+            returned_state=returned_state,
+            expected_state=request.state,
+        )
+    finally:
+        http.close()
+    with token_store.lock(connection, VENDOR):
+        token_store.save(connection, VENDOR, tokens)
+    return tokens
 
 
 def _rows(reply: Reply, collection: str) -> list[dict]:

@@ -111,6 +111,42 @@ class NoWaitTimer:
         self.slept.append(seconds)
 
 
+class TokenFormRecorder:
+    """ASGI wrapper that keeps the form of every token request, to see which refresh token was spent."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.forms: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/connect/token":
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        with self._lock:
+            self.forms.append(dict(parse_qsl(body.decode(), keep_blank_values=True)))
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    def refresh_tokens_spent(self) -> list[str]:
+        with self._lock:
+            return [f["refresh_token"] for f in self.forms if f.get("grant_type") == "refresh_token"]
+
+
 class XeroSandbox:
     """One Xero emulator with one tenant on a loopback port; `client()` builds a checked XeroClient."""
 
@@ -133,7 +169,8 @@ class XeroSandbox:
             custom_connection_tenant=self.tenant_id if custom_connection else None,
         )
         self.refresh_token = self.emulator.grant_refresh_token(CLIENT_ID, [self.tenant_id])
-        self.faults = FaultMiddleware(self.emulator.app, faults, self.emulator, vendor="xero", seed=seed)
+        self.token_forms = TokenFormRecorder(self.emulator.app)
+        self.faults = FaultMiddleware(self.token_forms, faults, self.emulator, vendor="xero", seed=seed)
         self.server = LoopbackServer(self.faults, name="xero-test")
 
     def __enter__(self) -> XeroSandbox:
