@@ -81,10 +81,15 @@ READ_SCOPES = {
 }
 HAS_ERRORS_FIELD = {"Invoices": "HasErrors", "CreditNotes": "HasErrors", "Contacts": "HasValidationErrors",
                     "Payments": "HasValidationErrors"}  # fmt: skip
+VIEW_ONLY = ("DateString", "DueDateString", "UpdatedDateUTCString", "IsDiscounted", "HasErrors", "HasAttachments",
+             "HasValidationErrors", "StatusAttributeString", "ValidationErrors", "Warnings")  # fmt: skip
 DERIVED_LISTS = {
-    "Invoices": ("Payments", "CreditNotes", "Prepayments", "Overpayments", "DateString", "DueDateString"),
-    "Contacts": ("Balances", "IsCustomer", "IsSupplier"),
-    "CreditNotes": ("Payments", "DateString"),
+    "Invoices": ("Payments", "CreditNotes", "Prepayments", "Overpayments", *VIEW_ONLY),
+    "Contacts": ("Balances", "IsCustomer", "IsSupplier", *VIEW_ONLY),
+    "CreditNotes": ("Payments", *VIEW_ONLY),
+    "Payments": (*VIEW_ONLY,),
+    "Accounts": ("Class", *VIEW_ONLY),
+    "Items": (*VIEW_ONLY,),
 }
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 

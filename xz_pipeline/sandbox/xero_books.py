@@ -37,6 +37,18 @@ ACCOUNT_CLASS = {
     "DEPRECIATN": "EXPENSE", "DIRECTCOSTS": "EXPENSE", "EXPENSE": "EXPENSE", "OVERHEADS": "EXPENSE",
     "OTHERINCOME": "REVENUE", "REVENUE": "REVENUE", "SALES": "REVENUE",
 }  # fmt: skip
+# Xero names time zones the Windows way (the spec's Organisation.Timezone enum)
+WINDOWS_ZONES = {
+    "Pacific/Auckland": "NEWZEALANDSTANDARDTIME", "Pacific/Chatham": "CHATHAMISLANDSSTANDARDTIME",
+    "Australia/Sydney": "AUSEASTERNSTANDARDTIME", "Australia/Melbourne": "AUSEASTERNSTANDARDTIME",
+    "Australia/Brisbane": "EAUSTRALIASTANDARDTIME", "Australia/Adelaide": "CENAUSTRALIASTANDARDTIME",
+    "Australia/Perth": "WAUSTRALIASTANDARDTIME", "Australia/Hobart": "TASMANIASTANDARDTIME",
+    "Europe/London": "GMTSTANDARDTIME", "Europe/Dublin": "GMTSTANDARDTIME", "Europe/Paris": "ROMANCESTANDARDTIME",
+    "Europe/Berlin": "WEUROPESTANDARDTIME", "America/New_York": "EASTERNSTANDARDTIME",
+    "America/Chicago": "CENTRALSTANDARDTIME", "America/Denver": "MOUNTAINSTANDARDTIME",
+    "America/Los_Angeles": "PACIFICSTANDARDTIME", "America/Toronto": "EASTERNSTANDARDTIME",
+    "Asia/Singapore": "SINGAPORESTANDARDTIME", "Asia/Tokyo": "TOKYOSTANDARDTIME", "UTC": "UTC", "Etc/UTC": "UTC",
+}  # fmt: skip
 VERSION = {"NZ": "NZ", "AU": "AU", "GB": "UK", "UK": "UK", "US": "US"}
 PHONE_TYPES = ("DEFAULT", "DDI", "FAX", "MOBILE")
 ADDRESS_TYPES = ("POBOX", "STREET")
@@ -373,9 +385,8 @@ class Books:
         out = copy.copy(pay)
         if "Invoice" in pay:
             inv = self.records["Invoices"].get(pay["Invoice"]["InvoiceID"], {})
-            out["Invoice"] = {
-                k: inv.get(k) for k in ("InvoiceID", "InvoiceNumber", "Type", "CurrencyCode", "IsDiscounted")
-            }
+            out["Invoice"] = {k: inv.get(k) for k in ("InvoiceID", "InvoiceNumber", "Type", "CurrencyCode")}
+            out["Invoice"]["IsDiscounted"] = bool(inv.get("TotalDiscount"))
             out["Invoice"]["Contact"] = self.contact_summary(inv.get("Contact", {}).get("ContactID", ""))
         if "CreditNote" in pay:
             note = self.records["CreditNotes"].get(pay["CreditNote"]["CreditNoteID"], {})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from .xero_books import Books, compute_lines
+from .xero_books import WINDOWS_ZONES, Books, compute_lines
 
 
 def _uid(parent: str, index: int) -> str:
@@ -52,7 +52,7 @@ def _contact(c) -> dict:
 def seed_books(b: Books, org, put_tax_rate: Callable[[Books, str, str, object], None]) -> None:
     """Load every list of a BooksOrg into `b` (the caller holds the emulator lock)."""
     b.org.update(Name=org.name, LegalName=org.legal_name, ShortCode=org.short_code, BaseCurrency=org.base_currency,
-                 CountryCode=org.country_code, Timezone=org.timezone, CreatedDateUTC=org.created)  # fmt: skip
+                 CountryCode=org.country_code, Timezone=WINDOWS_ZONES.get(org.timezone, "UTC"), CreatedDateUTC=org.created)  # fmt: skip
     if org.tax_rates:
         b.records["TaxRates"].clear()
         for t in org.tax_rates:
