@@ -517,7 +517,10 @@ class XeroEmulator:
             recs = [r for r in recs if any(term in str(r.get(f) or "").lower() for f in fields)]
         paged = coll in PAGED and "page" in q
         summary = _bool(q.get("summaryOnly"), False)
-        views = [b.view(coll, r, detail=coll != "Invoices" or paged, summary_only=summary) for r in recs]
+        # filter and sort on light views (summary contact); render full views only for the rows returned
+        detail = coll != "Invoices" or paged
+        light = coll in ("Invoices", "CreditNotes")
+        views = [b.view(coll, r, detail=not light and detail, summary_only=summary) for r in recs]
         try:
             if q.get("where"):
                 predicate = compile_where(q["where"])
@@ -542,6 +545,9 @@ class XeroEmulator:
                 "itemCount": count,
             }
             views = views[(page - 1) * size : page * size]
+        if light and detail and not summary:
+            id_field = ID_FIELD[coll]
+            views = [b.view(coll, b.records[coll][v[id_field]], detail=True) for v in views]
         payload[coll] = [to_wire(v) for v in views]
         return Reply(200, payload)
 
