@@ -52,6 +52,7 @@ class WebhookSender:
     delivered: int = 0
     _sequence: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    _flush_lock: threading.Lock = field(default_factory=threading.Lock)
     _session: requests.Session = field(default_factory=requests.Session)
 
     def configure(self, url: str, key: str) -> None:
@@ -77,10 +78,10 @@ class WebhookSender:
                 event["data"] = extra
             self.pending.append({"sequence": self._sequence, "event": event})
 
-    def _post(self, body: bytes, signature: str) -> tuple[int | None, str]:
+    def _post(self, url: str, body: bytes, signature: str) -> tuple[int | None, str]:
         try:
             resp = self._session.post(
-                self.url, data=body, timeout=TIMEOUT_S,
+                url, data=body, timeout=TIMEOUT_S,
                 headers={"Content-Type": "application/json", "x-xero-signature": signature},
             )  # fmt: skip
             return resp.status_code, ""
@@ -88,11 +89,18 @@ class WebhookSender:
             return None, type(exc).__name__
 
     def flush(self) -> int:
-        """Deliver what is pending now, in sequence order, in batches; stop at the first failure."""
+        """Deliver what is pending now, in sequence order, in batches; stop at the first failure.
+
+        The state lock is not held during a POST, so a receiver that calls back into the emulator
+        (even to write) cannot deadlock it; `_flush_lock` keeps two flushes from sending one batch twice.
+        """
         sent = 0
-        with self._lock:
-            while self.pending and self.url:
-                batch = self.pending[:BATCH_SIZE]
+        with self._flush_lock:
+            while True:
+                with self._lock:
+                    if not self.pending or not self.url:
+                        break
+                    batch, url, key = list(self.pending[:BATCH_SIZE]), self.url, self.key
                 payload = {
                     "events": [item["event"] for item in batch],
                     "firstEventSequence": batch[0]["sequence"],
@@ -100,35 +108,38 @@ class WebhookSender:
                     "entropy": secrets.token_hex(10).upper(),
                 }
                 body = json.dumps(payload, separators=(",", ":")).encode()
-                status, error = self._post(body, sign(self.key, body))
-                self.attempts.append(
-                    Attempt(self.clock.now(), self.url, len(batch), batch[0]["sequence"], status, error)
-                )
-                if status != 200:
-                    break
-                del self.pending[: len(batch)]
-                sent += len(batch)
-                self.delivered += len(batch)
+                status, error = self._post(url, body, sign(key, body))
+                with self._lock:
+                    self.attempts.append(
+                        Attempt(self.clock.now(), url, len(batch), batch[0]["sequence"], status, error)
+                    )
+                    if status != 200:
+                        break
+                    del self.pending[: len(batch)]  # only appended to meanwhile: the head is still this batch
+                    sent += len(batch)
+                    self.delivered += len(batch)
         return sent
 
     def intent_to_receive(self, rounds: int = 2) -> bool:
         """Send good and bad signed empty batches; pass when every good one gets 200 and every bad one 401."""
         ok = True
-        with self._lock:
+        with self._flush_lock:
+            with self._lock:
+                url, key = self.url, self.key
             for i in range(rounds * 2):
                 good = i % 2 == 0
-                body = json.dumps(
-                    {
-                        "events": [],
-                        "firstEventSequence": 0,
-                        "lastEventSequence": 0,
-                        "entropy": secrets.token_hex(10).upper(),
-                    },
-                    separators=(",", ":"),
-                ).encode()
-                signature = sign(self.key, body) if good else sign(secrets.token_hex(16), body)
-                status, error = self._post(body, signature)
-                kind = "itr-good" if good else "itr-bad"
-                self.attempts.append(Attempt(self.clock.now(), self.url, 0, 0, status, error, kind))
+                empty = {
+                    "events": [],
+                    "firstEventSequence": 0,
+                    "lastEventSequence": 0,
+                    "entropy": secrets.token_hex(10).upper(),
+                }
+                body = json.dumps(empty, separators=(",", ":")).encode()
+                signature = sign(key, body) if good else sign(secrets.token_hex(16), body)
+                status, error = self._post(url, body, signature)
+                with self._lock:
+                    self.attempts.append(
+                        Attempt(self.clock.now(), url, 0, 0, status, error, "itr-good" if good else "itr-bad")
+                    )
                 ok = ok and status == (200 if good else 401)
         return ok

@@ -9,9 +9,11 @@ import json
 import socket
 from pathlib import Path
 
+import requests
 import yaml
 from openapi_schema_validator import OAS31Validator
 
+from xz_pipeline.sandbox.server import LoopbackServer
 from xz_pipeline_tests.sandbox.xero_support import API, Receiver, make_contact, make_invoice, xero_fixture  # noqa: F401
 
 KEY = "webhook-signing-key-0123456789"
@@ -107,3 +109,25 @@ def test_intent_to_receive(xero):
         assert xero.emu.validate_intent_to_receive() is False
     kinds = [a.kind for a in xero.emu.webhooks.attempts]
     assert kinds.count("itr-good") == 4 and kinds.count("itr-bad") == 4
+
+
+def test_receiver_may_write_back_during_delivery(xero):
+    """A receiver that writes to Xero while handling a delivery must not deadlock the sender."""
+    with LoopbackServer(xero.emu.app, name="xero-webhook-callback") as server, Receiver(KEY) as rx:
+        xero.emu.base_url = server.url
+        xero.emu.set_webhook(rx.url, KEY)
+        headers = {k: v for k, v in xero.api.headers.items()}
+        wrote: list[int] = []
+
+        def write_back(raw: bytes) -> None:
+            if not wrote:
+                resp = requests.put(f"{server.url}{API}/Contacts", json={"Contacts": [{"Name": "From Receiver"}]},
+                                    headers=headers, timeout=5)  # fmt: skip
+                wrote.append(resp.status_code)
+
+        rx.on_body = write_back
+        make_contact(xero.api, "Trigger Ltd")
+        assert xero.emu.flush_webhooks() == 2  # the first event, then the one the receiver caused
+    assert wrote == [200]
+    names = [json.loads(b)["events"][0]["resourceId"] for b in rx.bodies]
+    assert len(names) == 2 and names[0] != names[1]

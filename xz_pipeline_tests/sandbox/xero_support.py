@@ -245,6 +245,7 @@ class Receiver:
         self.bodies: list[bytes] = []
         self.signatures: list[str] = []
         self.force_status: int | None = None
+        self.on_body = None  # optional callable(raw body), run before answering (e.g. call back into Xero)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -253,6 +254,8 @@ class Receiver:
                 sig = self.headers.get("x-xero-signature", "")
                 outer.bodies.append(raw)
                 outer.signatures.append(sig)
+                if outer.on_body is not None:
+                    outer.on_body(raw)
                 expected = base64.b64encode(
                     hmac.new(outer.key.encode(), raw, hashlib.sha256).digest()
                 ).decode()
