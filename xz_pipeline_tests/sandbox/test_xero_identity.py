@@ -6,10 +6,22 @@ import base64
 import hashlib
 import json
 import re
+from pathlib import Path
+
+import yaml
+from openapi_schema_validator import OAS30Validator
 
 from xz_pipeline_tests.sandbox.xero_support import API, check_problem, query_of, xero_fixture  # noqa: F401
 
 CALLBACK = "http://localhost:8765/callback"
+
+
+def _identity_schema(specs: Path, name: str, instance) -> None:
+    """Validate against xero-identity.yaml (no format checks: Xero's own example dates carry no zone)."""
+    raw = yaml.safe_load((specs / "xero" / "xero-identity.yaml").read_text())
+    OAS30Validator({"$ref": f"#/components/schemas/{name}", "components": raw["components"]}).validate(
+        instance
+    )
 
 
 def _claims(jwt: str) -> dict:
@@ -33,7 +45,7 @@ def _authorize(xero, client_id="CLIENT1", **extra) -> dict:
     return query_of(resp.headers["location"])
 
 
-def test_authorization_code_single_use_and_connections(xero):
+def test_authorization_code_single_use_and_connections(xero, specs):
     second = xero.emu.add_tenant("Second Org")
     got = _authorize(xero)
     assert got["state"] == "st-1"
@@ -47,6 +59,7 @@ def test_authorization_code_single_use_and_connections(xero):
         and tok["id_token"]
     )
     assert tok["scope"] == "openid offline_access accounting.contacts.read"
+    _identity_schema(specs, "AccessToken", tok)
     event = _claims(tok["access_token"])["authentication_event_id"]
     assert _claims(tok["id_token"])["aud"] == "CLIENT1"
     reuse = _token(xero, grant_type="authorization_code", code=got["code"], redirect_uri=CALLBACK)
@@ -54,6 +67,8 @@ def test_authorization_code_single_use_and_connections(xero):
     bearer = {"Authorization": f"Bearer {tok['access_token']}"}
     conns = xero.api.http.get("/connections", headers=bearer).json()
     assert isinstance(conns, list) and {c["tenantId"] for c in conns} == {xero.tenant, second}
+    for conn in conns:
+        _identity_schema(specs, "Connection", conn)
     assert set(conns[0]) == {
         "id",
         "tenantId",
