@@ -446,11 +446,11 @@ class XeroClient:
 
     def delete_payment(self, payment_id: str) -> WriteResult:
         """Xero deletes a payment by POSTing Status DELETED to it; there is no HTTP DELETE."""
-        body = {"Payments": [{"Status": "DELETED"}]}
+        body = {"Status": "DELETED"}  # the spec's PaymentDelete, as the official SDK sends it
         path = f"Payments/{payment_id}"
         key = idempotency_key("POST", f"{API_PREFIX}/{path}", body, self._tenant_key())
         reply = self._call("POST", path, body=body, key=key, endpoint="POST Payments/id")
-        return _results(reply, "Payments", body["Payments"], 0)[0]
+        return _results(reply, "Payments", [body], 0)[0]
 
     def create_account(self, account: dict) -> WriteResult:
         """PUT /Accounts takes one account, not wrapped."""
