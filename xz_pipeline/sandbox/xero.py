@@ -281,13 +281,18 @@ class XeroEmulator:
                         a["Invoice"] = {"InvoiceID": a["Invoice"]["InvoiceID"]}
                 if coll == "Payments":
                     rec.setdefault("Status", "AUTHORISED")
-                    for ref, key in (
-                        ("Invoice", "InvoiceID"),
-                        ("CreditNote", "CreditNoteID"),
-                        ("Account", "AccountID"),
-                    ):
+                    for ref, key in (("Invoice", "InvoiceID"), ("CreditNote", "CreditNoteID")):
                         if isinstance(rec.get(ref), dict):
                             rec[ref] = {key: rec[ref][key]}
+                    acct = rec.get("Account") or {}
+                    by_code = b.account_by_code(acct["Code"]) if acct.get("Code") else None
+                    rec["Account"] = {
+                        "AccountID": acct.get("AccountID") or (by_code or {}).get("AccountID", "")
+                    }
+                if coll == "Accounts":  # codes are unique: a loaded account replaces one with its Code
+                    for other in list(b.records["Accounts"].values()):
+                        if other.get("Code") == rec.get("Code") and other["AccountID"] != rec["AccountID"]:
+                            del b.records["Accounts"][other["AccountID"]]
                 b.store(coll, rec, touch=not has_time)
             self._rederive(b)
 

@@ -131,3 +131,28 @@ def test_load_and_dump_round_trip():
     c.load(tid, "Contacts", a.dump(TENANT, "Contacts"))
     c.load(tid, "Invoices", [inv])
     assert c.dump(tid, "Invoices")[0]["AmountDue"] == 1150
+
+
+def test_loaded_accounts_replace_defaults_with_the_same_code():
+    emu = XeroEmulator()
+    tid = emu.add_tenant("Chart Ltd")
+    mine = "eeeeeeee-0000-4000-8000-000000000001"
+    emu.load(
+        tid,
+        "Accounts",
+        [{"AccountID": mine, "Code": "090", "Name": "Main Bank", "Type": "BANK", "Status": "ACTIVE"}],
+    )
+    banks = [a for a in emu.dump(tid, "Accounts") if a["Code"] == "090"]
+    assert [(a["AccountID"], a["Name"]) for a in banks] == [(mine, "Main Bank")]
+    emu.load(tid, "Contacts", [{"ContactID": C1, "Name": "Payer"}])
+    emu.load(tid, "Invoices", [{"InvoiceID": I1, "Type": "ACCREC", "Status": "AUTHORISED", "Contact": {"ContactID": C1},
+                                "LineItems": [{"Description": "x", "UnitAmount": 100, "AccountCode": "200", "TaxType": "OUTPUT2"}]}])  # fmt: skip
+    emu.load(
+        tid,
+        "Payments",
+        [{"Invoice": {"InvoiceID": I1}, "Account": {"Code": "090"}, "Amount": 15, "Date": "2026-10-01"}],
+    )
+    pay = emu.dump(tid, "Payments")[0]
+    assert pay["Account"] == {"AccountID": mine, "Code": "090"}
+    inv = emu.dump(tid, "Invoices")[0]
+    assert (inv["Total"], inv["AmountPaid"], inv["AmountDue"]) == (115, 15, 100)
