@@ -4,8 +4,17 @@ It follows ../shared/specs/xero/*.yaml and the fact sheet (notes/xero-api.md): O
 refresh tokens, tenancy by `xero-tenant-id`, the response envelope and `/Date()/` dates, paging,
 If-Modified-Since, `where`/`order`, PUT-creates/POST-upserts with both `summarizeErrors` modes,
 Idempotency-Key replay, per-tenant and per-app rate limits with their headers, derived amounts,
-and signed webhooks. Accounting answers JSON only to `Accept: application/json`; any other Accept
-gets a minimal XML rendering of the same data (real Xero defaults to XML).
+and signed webhooks.
+
+Choices where the sources are silent (kept deliberate, so clients are tested against them):
+- JSON only to `Accept: application/json`; any other Accept gets a minimal XML rendering of the
+  same fields (dates stay `/Date()/`), as real Xero defaults to XML. Request bodies are JSON.
+- `pagination` appears only when `page` is sent; an unpaged list returns every row.
+- If-Modified-Since keeps rows with UpdatedDateUTC >= the header, both truncated to the second.
+- A missing or unconnected `xero-tenant-id` is 403 AuthenticationUnsuccessful; a missing scope is
+  401 AuthorizationUnsuccessful. 429 bodies are plain text; the headers carry the meaning.
+- Rate-limit headers ride on every accounting response; before a tenant is known they show that
+  tenant-free view (full tenant allowance, the app's real remainder).
 """
 
 from __future__ import annotations
