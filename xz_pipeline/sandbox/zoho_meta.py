@@ -396,6 +396,15 @@ def label_to_api_name(label: str) -> str:
     return name or "Field"
 
 
+MODULE_IDS = {
+    "Accounts": "1000000000002",
+    "Contacts": "1000000000003",
+    "Deals": "1000000000004",
+    "Products": "1000000000005",
+    "Invoices": "1000000000006",
+}
+
+
 def field_json(f: FieldDef) -> dict:
     """One field as `GET /settings/fields` returns it (the keys the SDK's converter reads)."""
     out: dict = {
@@ -414,7 +423,11 @@ def field_json(f: FieldDef) -> dict:
         "unique": {"casesensitive": "false"} if f.unique else {},
         "external": {"type": f.external, "show": True} if f.external else None,
         "decimal_place": 2 if f.data_type in ("currency", "double", "decimal") else None,
-        "lookup": {"module": {"api_name": f.lookup, "id": ""}} if f.lookup and f.lookup != "users" else {},
+        "lookup": (
+            {"module": {"api_name": f.lookup, "id": MODULE_IDS.get(f.lookup, "1000000000001")}}
+            if f.lookup and f.lookup != "users"
+            else {}
+        ),
         "pick_list_values": [
             {"display_value": v, "actual_value": v, "id": f"{f.id}{i:03d}", "type": "used"}
             for i, v in enumerate(f.picklist)
