@@ -96,6 +96,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     """Sandbox + `dagster dev`; Ctrl-C or SIGTERM stops both cleanly."""
     import dagster as dg
 
+    from xz_pipeline import runner
     from xz_pipeline.core.resources import connections_partitions
     from xz_pipeline.sandbox.server import SandboxServer
 
@@ -103,7 +104,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
     repo = Path(__file__).resolve().parents[1]
-    shutil.copy(repo / "dagster.yaml", dagster_home / "dagster.yaml")
+    shutil.copy(runner.INSTANCE_YAML, dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     stop = {"now": False}
 

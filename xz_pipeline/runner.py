@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import dagster as dg
 from xz_pipeline import settings
 from xz_pipeline.core.resources import connections_partitions
 from xz_pipeline.definitions import ASSETS, defs
+
+# The instance settings of the repository (pool `duckdb` limited to 1, telemetry off).
+INSTANCE_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 
 
 @dataclass
@@ -24,6 +28,8 @@ def instance(home: Path | None = None) -> dg.DagsterInstance:
     """A persistent Dagster instance under $XZ_HOME/dagster (so `dagster dev` shows these runs)."""
     dagster_home = (home or settings.xz_home()) / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
+    if not (dagster_home / "dagster.yaml").exists() and INSTANCE_YAML.exists():
+        shutil.copy(INSTANCE_YAML, dagster_home / "dagster.yaml")
     return dg.DagsterInstance.local_temp(str(dagster_home))
 
 
@@ -44,7 +50,7 @@ def sync(connections: list[str] | None = None, *, inst: dg.DagsterInstance | Non
         )
         outcome = RunOutcome(connection=name, success=result.success)
         for event in result.get_asset_materialization_events():
-            mat = event.asset_materialization
+            mat = event.step_materialization_data.materialization
             outcome.metadata[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
         if not result.success:
             failures = [e for e in result.all_events if e.is_step_failure]

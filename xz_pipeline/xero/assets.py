@@ -1,6 +1,7 @@
-"""Xero entities mirrored into DuckDB, one asset per entity, one partition per connection."""
+"""Xero entities mirrored into DuckDB, one asset per entity, one partition per connection.
 
-from __future__ import annotations
+(No `from __future__ import annotations` here: Dagster inspects the `context` annotation.)
+"""
 
 from datetime import UTC, datetime, timedelta
 
