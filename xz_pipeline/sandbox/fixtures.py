@@ -21,7 +21,7 @@ and loaded again (`load_fixture_dir`)::
 
 Any file may be missing. Files load in the order above, so records load after those they refer to.
 A new Xero tenant starts with a default chart of accounts; a fixture account with the Code of a
-default account replaces it (keeping the default's AccountID, since codes are unique in Xero).
+default account replaces it (the emulator's `load` does this: codes are unique in Xero).
 """
 
 from __future__ import annotations
@@ -71,16 +71,10 @@ def load_fixture_dir(path: str | Path, xero: Any, zoho: Any) -> tuple[str, str]:
     )
     if org:
         xero.load(tenant_id, "Organisation", [org])
-    remap: dict[str, str] = {}
     for collection in XERO_COLLECTIONS:
         records = _read(xdir / f"{collection}.json", collection)
-        if not records:
-            continue
-        if collection == "Accounts":
-            records, remap = _onto_default_chart(xero, tenant_id, records)
-        elif collection == "Payments" and remap:
-            records = [_remap_account(p, remap) for p in records]
-        xero.load(tenant_id, collection, records)
+        if records:
+            xero.load(tenant_id, collection, records)
 
     crm = (_read(zdir / "org.json", "org") or [{}])[0]
     org_kwargs = {"org_id": crm.get("id")}
@@ -94,32 +88,6 @@ def load_fixture_dir(path: str | Path, xero: Any, zoho: Any) -> tuple[str, str]:
         if records:
             zoho.load(org_id, module, records)
     return tenant_id, org_id
-
-
-def _onto_default_chart(xero: Any, tenant_id: str, records: list[dict]) -> tuple[list[dict], dict[str, str]]:
-    """Put fixture accounts in place of the new tenant's default accounts with the same Code.
-
-    A new tenant starts with a default chart, and account codes are unique in Xero, so a fixture
-    account "090" must become that account rather than a second "090": it takes the existing
-    AccountID (the returned map rewrites references to the fixture's own id).
-    """
-    existing = {a.get("Code"): a["AccountID"] for a in xero.dump(tenant_id, "Accounts") if a.get("Code")}
-    out, remap = [], {}
-    for rec in records:
-        target = existing.get(rec.get("Code"))
-        if target and rec.get("AccountID") != target:
-            if rec.get("AccountID"):
-                remap[rec["AccountID"]] = target
-            rec = {**rec, "AccountID": target}
-        out.append(rec)
-    return out, remap
-
-
-def _remap_account(payment: dict, remap: dict[str, str]) -> dict:
-    account = payment.get("Account")
-    if isinstance(account, dict) and account.get("AccountID") in remap:
-        return {**payment, "Account": {**account, "AccountID": remap[account["AccountID"]]}}
-    return payment
 
 
 def dump_fixture_dir(path: str | Path, xero: Any, tenant_id: str, zoho: Any, org_id: str) -> Path:

@@ -270,3 +270,108 @@ def test_rate_over_http_matches_the_plan(tiny_served):
             "x" if s.get(f"{url}/api/items", timeout=5).status_code == 503 else "." for _ in range(40)
         )
     assert seen == expected and mw.injected["5xx"] == expected.count("x") > 0
+
+
+# --------------------------------------------------------------------------------------------
+# Against the real emulators: the vendor's own 429 and 401
+
+
+@pytest.fixture
+def emulator_served():
+    """Serve a fresh emulator behind faults; yields (vendor, spec) -> (emulator, middleware, url, headers)."""
+    servers = []
+
+    def serve(vendor: str, spec: str):
+        if vendor == "xero":
+            from xz_pipeline.sandbox.xero import XeroEmulator as Emulator
+        else:
+            from xz_pipeline.sandbox.zoho import ZohoEmulator as Emulator
+        emulator = Emulator()
+        mw = FaultMiddleware(emulator.app, spec, emulator)
+        server = LoopbackServer(mw).start()
+        servers.append((server, mw))
+        emulator.base_url = server.url
+        emulator.register_client("client-1", "secret-1", ["http://localhost/cb"])
+        if vendor == "xero":
+            tenant = emulator.add_tenant("Faulty Ltd")
+            refresh = emulator.grant_refresh_token("client-1", [tenant])
+            token = requests.post(
+                f"{server.url}/connect/token",
+                data={"grant_type": "refresh_token", "refresh_token": refresh},
+                auth=("client-1", "secret-1"),
+                timeout=5,
+            ).json()["access_token"]
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "xero-tenant-id": tenant,
+                "Accept": "application/json",
+            }
+        else:
+            org = emulator.add_org("Faulty CRM Ltd")
+            refresh = emulator.grant_refresh_token("client-1", org)
+            token = requests.post(
+                f"{server.url}/oauth/v2/token",
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": refresh,
+                    "client_id": "client-1",
+                    "client_secret": "secret-1",
+                },
+                timeout=5,
+            ).json()["access_token"]
+            headers = {"Authorization": f"Zoho-oauthtoken {token}"}
+        return emulator, mw, server.url, headers
+
+    yield serve
+    for server, mw in servers:
+        mw.close()
+        server.stop()
+
+
+def test_429_burst_is_the_xero_emulators_own_answer(emulator_served):
+    emulator, mw, url, headers = emulator_served("xero", "429:minute@nth=2,burst=2")
+    contacts = f"{url}/api.xro/2.0/Contacts"
+    with requests.Session() as s:
+        s.headers.update(headers)
+        codes = []
+        for _ in range(4):
+            r = s.get(contacts, timeout=5)
+            codes.append(r.status_code)
+            if r.status_code == 429:
+                assert r.headers["X-Rate-Limit-Problem"] == "minute"
+                assert int(r.headers["Retry-After"]) >= 1
+                for h in ("X-MinLimit-Remaining", "X-DayLimit-Remaining", "X-AppMinLimit-Remaining"):
+                    assert h in r.headers
+    assert codes == [200, 429, 429, 200]
+    assert mw.injected == {"429": 2}
+
+
+def test_429_from_the_zoho_emulator(emulator_served):
+    _, mw, url, headers = emulator_served("zoho", "429@nth=1")
+    r = requests.get(f"{url}/crm/v8/Accounts", params={"fields": "Account_Name"}, headers=headers, timeout=5)
+    assert r.status_code == 429 and r.json()["code"] == "TOO_MANY_REQUESTS"
+    r = requests.get(f"{url}/crm/v8/Accounts", params={"fields": "Account_Name"}, headers=headers, timeout=5)
+    assert r.status_code in (200, 204)
+
+
+def test_expired_token_gets_the_vendors_real_401(emulator_served):
+    _, mw, url, headers = emulator_served("xero", "expired@nth=2")
+    contacts = f"{url}/api.xro/2.0/Contacts"
+    assert requests.get(contacts, headers=headers, timeout=5).status_code == 200  # the token was valid
+    r = requests.get(contacts, headers=headers, timeout=5)
+    assert r.status_code == 401 and r.json()["Detail"].startswith("TokenExpired")
+    assert requests.get(contacts, headers=headers, timeout=5).status_code == 401  # it stays expired
+    assert mw.injected == {"expired": 1}
+
+    _, zmw, zurl, zheaders = emulator_served("zoho", "expired@nth=1")
+    r = requests.get(
+        f"{zurl}/crm/v8/Accounts", params={"fields": "Account_Name"}, headers=zheaders, timeout=5
+    )
+    assert r.status_code == 401 and r.json()["code"] == "INVALID_TOKEN"
+
+
+def test_faults_spare_the_token_endpoint_of_the_emulator(emulator_served):
+    # Every call fails, yet the fixture could still refresh its token through /connect/token.
+    _, mw, url, headers = emulator_served("xero", "5xx:503")
+    assert requests.get(f"{url}/api.xro/2.0/Contacts", headers=headers, timeout=5).status_code == 503
+    assert mw.injected == {"5xx": 1}
