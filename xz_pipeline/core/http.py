@@ -150,6 +150,9 @@ XERO_LIMITS = (
     LimitSpec("appminute", "X-AppMinLimit-Remaining", 60.0, shared=True),
     LimitSpec("day", "X-DayLimit-Remaining", 86400.0, wait=False),
 )
+# Zoho reports remaining credits (rolling 24 h, per org) once half are spent; a call costs at least one
+# credit, so counting one per call never over-estimates what we have spent.
+ZOHO_LIMITS = (LimitSpec("credits", "X-API-CREDITS-REMAINING", 86400.0, wait=False),)
 
 
 class _Window:

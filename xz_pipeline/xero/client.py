@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -561,8 +560,3 @@ def _results(reply: Reply, collection: str, sent: list[dict], offset: int) -> li
             )
         )
     return out
-
-
-def pages_needed(rows: int, page_size: int = PAGE_SIZE) -> int:
-    """Calls a full listing of `rows` records costs (at least one)."""
-    return max(1, math.ceil(rows / page_size))
