@@ -124,7 +124,7 @@ class ZohoEmulator:
                 self.clock.now(),
                 self._tracked_id,
             )
-            slug = "".join(ch for ch in company_name.lower() if ch.isalnum())[:20] or "org"
+            slug = "".join(ch for ch in company_name.lower() if ch.isascii() and ch.isalnum())[:20] or "org"
             org.add_user(self.new_id(), "Sandbox Admin", f"admin@{slug}.example")
             self.orgs[oid] = org
             return oid

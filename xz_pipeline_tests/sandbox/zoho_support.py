@@ -5,7 +5,7 @@ file under `x-files` and rewrites each `$ref` to a local JSON pointer, so nothin
 defects of these files are worked around, visibly: `Notification.notify_url` carries a pattern no real
 URL matches (README caveat), and success responses are declared as `oneOf [wrapper, API_Exception]`
 where API_Exception has no required keys, so every body matches both branches; the success branch is
-kept for 2xx bodies. Operations that declare only `200` have their 201/207 bodies checked against it
+kept for 2xx bodies (the first, JSON branch where a file branch is also offered). Operations that declare only `200` have their 201/207 bodies checked against it
 (the richer OAS 3.1 generation documents the same body for those codes).
 """
 
@@ -128,18 +128,37 @@ def _rewrite(obj: Any, stem: str) -> Any:
     return obj
 
 
-def _success_branch(obj: Any) -> Any:
+def _success_branch(schema: Any) -> Any:
     """Replace `oneOf [X, API_Exception]` by X (API_Exception requires nothing, so it matches anything)."""
-    if isinstance(obj, dict):
-        one = obj.get("oneOf")
-        if isinstance(one, list) and any(str(o.get("$ref", "")).endswith("/API_Exception") for o in one):
-            rest = [o for o in one if not str(o.get("$ref", "")).endswith("/API_Exception")]
-            if len(rest) == 1:
-                return _success_branch(rest[0])
-        return {k: _success_branch(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_success_branch(v) for v in obj]
-    return obj
+    if isinstance(schema, dict):
+        one = schema.get("oneOf")
+        if isinstance(one, list):
+            rest = [o for o in one if not _is_exception(o)]
+            if rest and len(one) > 1:
+                return rest[0]  # the JSON wrapper; a File_Body_Wrapper alternative matches any object too
+    return schema
+
+
+def _is_exception(schema: Any) -> bool:
+    return isinstance(schema, dict) and str(schema.get("$ref", "")).rsplit("/", 1)[-1] in (
+        "API_Exception",
+        "APIException",
+        "ErrorResponse",
+    )
+
+
+def _top_level_success(doc: dict) -> dict:
+    """Apply `_success_branch` to each response body's top schema only (items keep their oneOf)."""
+    responses = list((doc.get("components", {}).get("responses") or {}).values())
+    for ops in doc.get("paths", {}).values():
+        for op in ops.values():
+            if isinstance(op, dict):
+                responses += list((op.get("responses") or {}).values())
+    for resp in responses:
+        for media in (resp.get("content") or {}).values():
+            if "schema" in media:
+                media["schema"] = _success_branch(media["schema"])
+    return doc
 
 
 class ZohoSpec:
@@ -150,7 +169,7 @@ class ZohoSpec:
         notif = files.get("notifications", {}).get("components", {}).get("schemas", {}).get("Notification")
         if notif:
             notif["properties"]["notify_url"].pop("pattern", None)  # the known-broken pattern (README)
-        self.files = {s: _success_branch(_rewrite(d, s)) for s, d in files.items()}
+        self.files = {s: _top_level_success(_rewrite(d, s)) for s, d in files.items()}
         self._apis: dict[str, OpenAPI] = {}
 
     def api(self, stem: str) -> OpenAPI:
