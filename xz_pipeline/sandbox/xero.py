@@ -531,16 +531,46 @@ class XeroEmulator:
             recs = [r for r in recs if any(term in str(r.get(f) or "").lower() for f in fields)]
         paged = coll in PAGED and "page" in q
         summary = _bool(q.get("summaryOnly"), False)
-        # filter and sort on light views (summary contact); render full views only for the rows returned
+        # Filter and sort on the stored records (they hold the derived amounts and statuses); build
+        # views first only when the query reaches into what a view adds (a nested summary, a contact's
+        # Balances or IsCustomer, the *String helpers). Full views are rendered only for returned rows.
         detail = coll != "Invoices" or paged
-        light = coll in ("Invoices", "CreditNotes")
-        views = [b.view(coll, r, detail=not light and detail, summary_only=summary) for r in recs]
+        query = f"{q.get('where', '')} {q.get('order', '')}".lower()
+        view_words = (
+            "contact.",
+            "invoice.",
+            "creditnote.",
+            "account.",
+            "string",
+            "isdiscounted",
+            "has",
+            "class",
+        )
+        if coll == "Contacts":
+            view_words = ("iscustomer", "issupplier", "balances", "has")
+        raw_ok = coll != "Organisation" and not any(word in query for word in view_words)
+        contact_only = coll in ("Invoices", "CreditNotes") and not any(
+            word in query.replace("contact.", "")
+            for word in ("invoice.", "creditnote.", "account.", "string", "isdiscounted", "has")
+        )
+        if raw_ok:
+            rows = recs
+        elif contact_only:  # only the contact summary is needed: one per contact, not one per document
+            summaries: dict[str, dict] = {}
+            rows = []
+            for r in recs:
+                cid = r["Contact"]["ContactID"]
+                if cid not in summaries:
+                    summaries[cid] = b.contact_summary(cid)
+                rows.append({**r, "Contact": summaries[cid]})
+        else:
+            rows = [b.view(coll, r, detail=False, summary_only=summary) for r in recs]
         try:
             if q.get("where"):
                 predicate = compile_where(q["where"])
-                views = [v for v in views if predicate(v)]
+                rows = [v for v in rows if predicate(v)]
             if q.get("order"):
-                views = apply_order(views, q["order"])
+                rows = apply_order(rows, q["order"])
         except QueryError as exc:
             return Reply(400, _error_body(str(exc), number=16, kind="QueryParseException"), envelope=False)
         payload: dict[str, Any] = {}
@@ -551,17 +581,18 @@ class XeroEmulator:
             except ValueError:
                 return Reply(400, _error_body("page and pageSize must be integers", number=16, kind="QueryParseException"),
                              envelope=False)  # fmt: skip
-            count = len(views)
+            count = len(rows)
             payload["pagination"] = {
                 "page": page,
                 "pageSize": size,
                 "pageCount": -(-count // size),
                 "itemCount": count,
             }
-            views = views[(page - 1) * size : page * size]
-        if light and detail and not summary:
-            id_field = ID_FIELD[coll]
-            views = [b.view(coll, b.records[coll][v[id_field]], detail=True) for v in views]
+            rows = rows[(page - 1) * size : page * size]
+        id_field = ID_FIELD[coll]
+        views = [
+            b.view(coll, b.records[coll][r[id_field]], detail=detail, summary_only=summary) for r in rows
+        ]
         payload[coll] = [to_wire(v) for v in views]
         return Reply(200, payload)
 

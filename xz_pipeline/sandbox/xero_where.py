@@ -305,5 +305,9 @@ def apply_order(records: list[dict], order: str) -> list[dict]:
         keys.append((words[0].split("."), len(words) == 2 and words[1].upper() == "DESC"))
     out = list(records)
     for path, desc in reversed(keys):
-        out.sort(key=lambda r, p=path: _sort_key(field_value(r, p)), reverse=desc)
+        name = path[0]
+        if len(path) == 1 and all(name in r for r in out[:1]):  # the common case: a top-level field
+            out.sort(key=lambda r, n=name: _sort_key(r[n] if n in r else field_value(r, [n])), reverse=desc)
+        else:
+            out.sort(key=lambda r, p=path: _sort_key(field_value(r, p)), reverse=desc)
     return out
