@@ -78,6 +78,8 @@ class LoopbackServer:
         self.port = 0
 
     def start(self) -> LoopbackServer:
+        if self.port:
+            return self  # already serving (e.g. `with server:` after start())
         self.thread.start()
         deadline = time.monotonic() + START_TIMEOUT
         while not self.server.started:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -223,9 +224,12 @@ def _read_lines(proc: subprocess.Popen, count: int, timeout: float = 60) -> list
     t = threading.Thread(target=reader, daemon=True)
     t.start()
     t.join(max(0.0, deadline - time.monotonic()))
-    assert len(lines) >= count, (
-        f"got {lines!r}; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"
-    )
+    if len(lines) < count:
+        try:
+            proc.wait(2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        pytest.fail(f"got {lines!r}; exit {proc.poll()}; stderr: {proc.stderr.read()[-2000:]}")
     return lines
 
 
@@ -280,3 +284,61 @@ def test_cli_rejects_a_bad_fault_spec(tmp_path):
     proc = _start_cli("--faults", "429@often=2", home=tmp_path)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "often" in err and out == ""
+
+
+def test_webhooks_are_delivered_and_faults_reach_only_their_vendor():
+    """--webhook-url: the sandbox pushes signed Xero events on its own; vendor= keeps faults apart."""
+    import base64
+    import hashlib
+    import hmac
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from xz_pipeline.sandbox.server import LoopbackServer
+
+    bodies: list[tuple[bytes, str]] = []
+
+    async def hook(request: Request) -> Response:
+        bodies.append((await request.body(), request.headers.get("x-xero-signature", "")))
+        return Response(status_code=200)
+
+    receiver = LoopbackServer(Starlette(routes=[Route("/hook", hook, methods=["POST"])])).start()
+    with (
+        receiver,
+        SandboxServer(
+            seed=3, webhook_url=f"{receiver.url}/hook", deliver_every=0.05, faults="5xx:503@vendor=zoho"
+        ) as sb,
+    ):
+        env = sb.env(0)
+        token = xero_token(env)["access_token"]
+        created = requests.put(
+            f"{env['XERO_API_URL']}/api.xro/2.0/Contacts",
+            json={"Contacts": [{"Name": "Webhook Test Ltd"}]},
+            headers={
+                "Authorization": f"Bearer {token}",
+                "xero-tenant-id": env["XERO_TENANT_ID"],
+                "Accept": "application/json",
+            },
+            timeout=10,
+        )
+        assert created.status_code == 200, created.text
+        contact_id = created.json()["Contacts"][0]["ContactID"]
+        deadline = time.monotonic() + 10
+        while not bodies and time.monotonic() < deadline:
+            time.sleep(0.05)
+        zoho = requests.get(f"{sb.zoho_url}/crm/v8/Accounts", timeout=5)
+        assert zoho.status_code == 503 and sb.zoho_faults.injected == {"5xx": 1}
+        assert sb.xero_faults.injected == {}
+    assert bodies, "no webhook arrived"
+    body, signature = bodies[0]
+    expected = base64.b64encode(
+        hmac.new(env["XERO_WEBHOOK_KEY"].encode(), body, hashlib.sha256).digest()
+    ).decode()
+    assert hmac.compare_digest(signature, expected)
+    events = [e for b, _ in bodies for e in json.loads(b)["events"]]
+    assert {(e["resourceId"], e["eventCategory"], e["eventType"]) for e in events} >= {
+        (contact_id, "CONTACT", "CREATE")
+    }
