@@ -297,6 +297,8 @@ def test_invoices_payments_credit_notes_items_and_email(store_dir, checker, capl
         assert [p["PaymentID"] for p in client.payments()] == [payment.record_id]
         assert {i["InvoiceID"] for i in client.invoices()} == {approved, draft}
         assert client.delete_payment(payment.record_id).ok
+        account = client.create_account({"Code": "4010", "Name": "Kayak hire", "Type": "REVENUE"})
+        assert account.ok and account.record_id in {a["AccountID"] for a in client.accounts()}
         assert to_decimal(client.get("Invoices", approved)["AmountPaid"]) == Decimal("0")
         secrets = [
             CLIENT_SECRET,
