@@ -1,0 +1,512 @@
+"""Renders the books organisation (Xero-like) from the customer plan and the ledger's numbers."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import numpy as np
+
+from xz_pipeline.sandbox.world import (
+    Address,
+    Allocation,
+    BooksContact,
+    BooksCreditNote,
+    BooksInvoice,
+    BooksOrg,
+    BooksPayment,
+    Item,
+    LedgerAccount,
+    Line,
+    Person,
+    TaxRate,
+)
+from xz_pipeline.sandbox.world_customers import Customer
+from xz_pipeline.sandbox.world_ids import XeroIds
+from xz_pipeline.sandbox.world_ledger import (
+    AUTHORISED,
+    CN_ALLOCATED,
+    CN_DRAFT,
+    CN_NONE,
+    STATUS_NAMES,
+    Bills,
+    Ledger,
+    Lines,
+)
+from xz_pipeline.sandbox.world_text import render_phone, street_line, subscriber_length
+from xz_pipeline.sandbox.world_time import BUSINESS_SPAN, BUSINESS_START, Timeline
+from xz_pipeline.sandbox.world_vocab import EXPENSE_ACCOUNTS, SUPPLIER_NAMES, Country
+
+
+@dataclass(frozen=True, slots=True)
+class TaxScheme:
+    """The tax rates of one organisation's country and which of them sales and purchases use."""
+
+    rates: tuple[TaxRate, ...]
+    sales: str  # domestic sales
+    export: str  # sales to foreign customers
+    purchases: str
+    untaxed: str  # bank, receivables, payables, equity
+
+    def rate(self, tax_type: str) -> Decimal:
+        return next(r.rate for r in self.rates if r.tax_type == tax_type)
+
+    def bp(self, tax_type: str) -> int:
+        return int(self.rate(tax_type) * 100)
+
+
+def tax_scheme(country: str) -> TaxScheme:
+    d = Decimal
+    if country == "NZ":
+        rates = (
+            TaxRate("OUTPUT2", "15% GST on Income", d("15")),
+            TaxRate("INPUT2", "15% GST on Expenses", d("15")),
+            TaxRate("ZERORATED", "Zero Rated", d("0")),
+            TaxRate("EXEMPTOUTPUT", "Exempt Income", d("0")),
+            TaxRate("NONE", "No GST", d("0")),
+        )
+        return TaxScheme(rates, "OUTPUT2", "ZERORATED", "INPUT2", "NONE")
+    if country == "AU":
+        rates = (
+            TaxRate("OUTPUT", "GST on Income", d("10")),
+            TaxRate("INPUT", "GST on Expenses", d("10")),
+            TaxRate("EXEMPTOUTPUT", "GST Free Income", d("0")),
+            TaxRate("EXEMPTEXPORT", "GST Free Exports", d("0")),
+            TaxRate("EXEMPTEXPENSES", "GST Free Expenses", d("0")),
+            TaxRate("BASEXCLUDED", "BAS Excluded", d("0")),
+        )
+        return TaxScheme(rates, "OUTPUT", "EXEMPTEXPORT", "INPUT", "BASEXCLUDED")
+    if country == "GB":
+        rates = (
+            TaxRate("OUTPUT2", "20% (VAT on Income)", d("20")),
+            TaxRate("INPUT2", "20% (VAT on Expenses)", d("20")),
+            TaxRate("RROUTPUT", "5% (VAT on Income)", d("5")),
+            TaxRate("ZERORATEDOUTPUT", "Zero Rated Income", d("0")),
+            TaxRate("EXEMPTOUTPUT", "Exempt Income", d("0")),
+            TaxRate("NONE", "No VAT", d("0")),
+        )
+        return TaxScheme(rates, "OUTPUT2", "ZERORATEDOUTPUT", "INPUT2", "NONE")
+    rates = (
+        TaxRate("TAX001", "Sales Tax", d("8.875")),
+        TaxRate("NONE", "Tax Exempt", d("0")),
+    )
+    return TaxScheme(rates, "TAX001", "NONE", "NONE", "NONE")
+
+
+def chart_of_accounts(ids: XeroIds, country: Country, scheme: TaxScheme) -> list[LedgerAccount]:
+    tax_word = {"NZ": "GST", "AU": "GST", "GB": "VAT"}.get(country.code, "Sales Tax")
+    u = scheme.untaxed
+    accounts = [
+        LedgerAccount(ids.one(), "090", "Business Bank Account", "BANK", u, country.currency),
+        LedgerAccount(ids.one(), "091", "Business Savings Account", "BANK", u, country.currency),
+        LedgerAccount(ids.one(), "200", "Sales", "REVENUE", scheme.sales),
+        LedgerAccount(ids.one(), "260", "Other Revenue", "REVENUE", scheme.sales),
+        LedgerAccount(ids.one(), "270", "Interest Income", "REVENUE", u),
+        LedgerAccount(ids.one(), "310", "Cost of Goods Sold", "DIRECTCOSTS", scheme.purchases),
+    ]
+    accounts += [
+        LedgerAccount(ids.one(), code, name, "EXPENSE", scheme.purchases) for code, name in EXPENSE_ACCOUNTS
+    ]
+    accounts += [
+        LedgerAccount(ids.one(), "477", "Wages and Salaries", "EXPENSE", u),
+        LedgerAccount(ids.one(), "610", "Accounts Receivable", "CURRENT", u, "", "DEBTORS"),
+        LedgerAccount(ids.one(), "620", "Prepayments", "CURRENT", u),
+        LedgerAccount(ids.one(), "710", "Office Equipment", "FIXED", scheme.purchases),
+        LedgerAccount(ids.one(), "800", "Accounts Payable", "CURRLIAB", u, "", "CREDITORS"),
+        LedgerAccount(ids.one(), "820", tax_word, "CURRLIAB", u, "", "GST"),
+        LedgerAccount(ids.one(), "825", "Employee Tax Payable", "CURRLIAB", u),
+        LedgerAccount(ids.one(), "860", "Rounding", "CURRLIAB", u, "", "ROUNDING"),
+        LedgerAccount(ids.one(), "960", "Retained Earnings", "EQUITY", u, "", "RETAINEDEARNINGS"),
+        LedgerAccount(ids.one(), "970", "Owner A Funds Introduced", "EQUITY", u),
+    ]
+    return accounts
+
+
+class _Cents:
+    """Decimal amounts from integer cents, memoised: most prices repeat."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, Decimal] = {}
+
+    def __call__(self, cents: int) -> Decimal:
+        d = self._cache.get(cents)
+        if d is None:
+            d = Decimal(cents).scaleb(-2)
+            if len(self._cache) < 200_000:
+                self._cache[cents] = d
+        return d
+
+
+CENTS = _Cents()
+QUANTITY = [Decimal(q) / 2 for q in range(0, 2_000)]
+DISCOUNT = {p: Decimal(p) for p in (0, 5, 10, 15, 20)}
+CN_REASONS = ("Pricing adjustment", "Goods returned", "Service credit", "Duplicate charge", "Goodwill credit")
+
+
+def _contact(
+    cid: str,
+    name: str,
+    person: Person,
+    phone: str,
+    address: Address,
+    c: Customer,
+    created: datetime,
+    updated: datetime,
+    contact_number: str,
+) -> BooksContact:
+    return BooksContact(
+        cid, name, person.email, phone, address, c.tax_number, c.currency,
+        list(c.persons), created, updated, person.first_name, person.last_name,
+        c.account_number, contact_number, "ACTIVE",
+    )  # fmt: skip
+
+
+def build_contacts(
+    customers: list[Customer], ids: XeroIds, tl: Timeline, rng: random.Random, first_day: list[int]
+) -> list[BooksContact]:
+    """Customer contacts (and the second contact of a books-side duplicate), in creation order."""
+    out: list[BooksContact] = []
+    for c, first in zip(customers, first_day, strict=True):
+        c.books_id = ids.one()
+        created = tl.at(first - rng.randrange(0, 40), BUSINESS_START + rng.randrange(BUSINESS_SPAN))
+        updated = created
+        if rng.random() < 0.3:
+            updated = tl.at(
+                rng.randrange(max(first, 0), tl.end + 1), BUSINESS_START + rng.randrange(BUSINESS_SPAN)
+            )
+            updated = max(updated, created)
+        number = c.crm_id if c.number_link else ""
+        out.append(
+            _contact(
+                c.books_id, c.books_name, c.person, c.books_phone, c.address, c, created, updated, number
+            )
+        )
+        if c.duplicate == "books":
+            c.books_dup_id = ids.one()
+            dup_created = tl.at(first + 2, BUSINESS_START + rng.randrange(BUSINESS_SPAN))
+            out.append(
+                _contact(
+                    c.books_dup_id,
+                    c.dup_name,
+                    c.person,
+                    c.books_phone,
+                    c.address,
+                    c,
+                    dup_created,
+                    dup_created,
+                    "",
+                )
+            )
+    return out
+
+
+def decimals(cents: np.ndarray) -> list[Decimal]:
+    """Decimal amounts for an array of cents: each distinct value is converted once and shared."""
+    if len(cents) == 0:
+        return []
+    uniq, inverse = np.unique(cents, return_inverse=True)
+    table = [Decimal(v).scaleb(-2) for v in uniq.tolist()]
+    return [table[k] for k in inverse.ravel().tolist()]
+
+
+def line_units(lines: Lines) -> list[Decimal]:
+    """Unit prices of every line as Decimals, converted once and reused by both sides."""
+    if lines.unit_dec is None:
+        lines.unit_dec = decimals(lines.unit)
+    return lines.unit_dec
+
+
+def build_sales(
+    customers: list[Customer],
+    ledger: Ledger,
+    references: list[str],
+    items: list[Item],
+    scheme: TaxScheme,
+    org_code: str,
+    base_currency: str,
+    ids: XeroIds,
+    tl: Timeline,
+    np_rng: np.random.Generator,
+) -> tuple[list[BooksInvoice], list[BooksPayment], list[BooksCreditNote]]:
+    """ACCREC invoices, their payments and credit notes, straight from the ledger arrays."""
+    n = ledger.n
+    inv_ids = ids.many(n)
+    secs = (BUSINESS_START + np_rng.integers(0, BUSINESS_SPAN, (n, 4))).tolist()
+    cust = ledger.cust.tolist()
+    day, due_day, status = ledger.day.tolist(), ledger.due_day.tolist(), ledger.status.tolist()
+    ln = ledger.lines
+    l_start, l_count = ln.start.tolist(), ln.count.tolist()
+    cn_state, cn_day = ledger.cn_state.tolist(), ledger.cn_day.tolist()
+    cn_line, cn_total = decimals(ledger.cn_line), decimals(ledger.cn_line + ledger.cn_tax)
+    p1_day, p1_amt = ledger.p1_day.tolist(), decimals(ledger.p1_amt)
+    p2_day, p2_amt = ledger.p2_day.tolist(), decimals(ledger.p2_amt)
+    del_day, forced = ledger.del_day.tolist(), ledger.forced.tolist()
+
+    domestic = np.array([c.country.code == org_code for c in customers], dtype=bool)
+    tax_types = (scheme.export, scheme.sales)
+    tax_rates = (scheme.rate(scheme.export), scheme.rate(scheme.sales))
+    desc = [it.description for it in items]
+    code = [it.code for it in items]
+    account = [it.account_code for it in items]
+    all_lines = [
+        Line(desc[it], QUANTITY[q], u, account[it], tax_types[d], tax_rates[d], code[it], DISCOUNT[dc])
+        for it, q, u, d, dc in zip(
+            ln.item.tolist(),
+            ln.q2.tolist(),
+            line_units(ln),
+            domestic[ledger.cust][ln.doc].tolist(),
+            ln.disc.tolist(),
+            strict=True,
+        )
+    ]
+    invoice_tax = [(tax_types[d], tax_rates[d]) for d in domestic.tolist()]
+    contact_of = [c.books_id for c in customers]
+    dup_of = [c.books_dup_id for c in customers]
+    currency_of = [c.currency for c in customers]
+    one = Decimal("1")
+    fx = [one if r == 1.0 else Decimal(f"{r:.6f}") for r in ledger.rate.tolist()]
+
+    invoices: list[BooksInvoice] = []
+    payments: list[BooksPayment] = []
+    credit_notes: list[BooksCreditNote] = []
+    cn_number = 0
+    for i in range(n):
+        c = cust[i]
+        s = l_start[i]
+        sec = secs[i]
+        created = tl.at(day[i], sec[0])
+        updated = created
+        currency = currency_of[c]
+        cur_rate = one if currency == base_currency else fx[i]
+        inv_id = inv_ids[i]
+        st = status[i]
+        if st > AUTHORISED:  # voided or deleted some days later
+            updated = tl.at(min(day[i] + 1 + sec[1] % 20, tl.end), sec[1])
+        if cn_state[i] != CN_NONE:
+            cn_number += 1
+            tax_type, tax_rate = invoice_tax[c]
+            cn_created = tl.at(cn_day[i], sec[2])
+            cn_lines = [
+                Line(CN_REASONS[i % len(CN_REASONS)], QUANTITY[2], cn_line[i], "200", tax_type, tax_rate)
+            ]
+            allocations: list[Allocation] = []
+            cn_status = "VOIDED"
+            if cn_state[i] == CN_ALLOCATED:
+                cn_status = "AUTHORISED"
+                allocations = [Allocation(inv_id, cn_total[i], tl.date(cn_day[i]))]
+                updated = max(updated, cn_created)
+            elif cn_state[i] == CN_DRAFT:
+                cn_status = "DRAFT"
+            credit_notes.append(
+                BooksCreditNote(
+                    ids.one(),
+                    f"CN-{cn_number:04d}",
+                    "ACCRECCREDIT",
+                    contact_of[c],
+                    tl.date(cn_day[i]),
+                    currency,
+                    cn_status,
+                    cn_lines,
+                    allocations,
+                    cn_created,
+                    cn_created,
+                    f"Credit for INV-{i + 1:04d}",
+                )  # fmt: skip
+            )
+        if p1_day[i] >= 0:
+            if del_day[i] >= 0:
+                oops = tl.at(del_day[i], sec[3])
+                payments.append(
+                    BooksPayment(
+                        ids.one(),
+                        inv_id,
+                        tl.date(del_day[i]),
+                        p1_amt[i],
+                        "090",
+                        oops,
+                        tl.later(oops, 600 + sec[3] % 3000),
+                        "Duplicate entry",
+                        cur_rate,
+                        "DELETED",
+                    )  # fmt: skip
+                )
+            paid_at = tl.at(p1_day[i], sec[1])
+            payments.append(
+                BooksPayment(
+                    ids.one(), inv_id, tl.date(p1_day[i]), p1_amt[i], "090", paid_at, paid_at, "", cur_rate
+                )
+            )
+            updated = max(updated, paid_at)
+            if p2_day[i] >= 0:
+                paid_at = tl.at(p2_day[i], sec[2])
+                payments.append(
+                    BooksPayment(
+                        ids.one(),
+                        inv_id,
+                        tl.date(p2_day[i]),
+                        p2_amt[i],
+                        "090",
+                        paid_at,
+                        paid_at,
+                        "",
+                        cur_rate,
+                    )  # fmt: skip
+                )
+                updated = max(updated, paid_at)
+        invoices.append(
+            BooksInvoice(
+                inv_id,
+                f"INV-{i + 1:04d}",
+                "ACCREC",
+                dup_of[c] if forced[i] and dup_of[c] else contact_of[c],
+                tl.date(day[i]),
+                tl.date(due_day[i]),
+                currency,
+                STATUS_NAMES[st],
+                all_lines[s : s + l_count[i]],
+                created,
+                updated,
+                references[i],
+                cur_rate,
+            )  # fmt: skip
+        )
+    return invoices, payments, credit_notes
+
+
+def build_items(
+    catalogue: tuple, scheme: TaxScheme, ids: XeroIds, tl: Timeline, rng: random.Random
+) -> list[Item]:
+    items = []
+    for code, name, description, price, _mx, _hourly in catalogue:
+        updated = tl.at(rng.randrange(-600, tl.end), BUSINESS_START + rng.randrange(BUSINESS_SPAN))
+        items.append(Item(ids.one(), code, name, description, Decimal(price), "200", scheme.sales, updated))
+    return items
+
+
+def build_suppliers(
+    n: int, org: Country, ids: XeroIds, tl: Timeline, rng: random.Random, taken: set[str]
+) -> list[BooksContact]:
+    """Businesses the organisation buys from: books-only contacts that never appear in the CRM."""
+    out = []
+    k = 0
+    while len(out) < n:
+        base = SUPPLIER_NAMES[k % len(SUPPLIER_NAMES)]
+        round_ = k // len(SUPPLIER_NAMES)
+        k += 1
+        name = (
+            f"{base} {org.legal[0][0]}"
+            if round_ == 0
+            else f"{base} {org.cities[round_ % len(org.cities)].name}"
+        )
+        if round_ > len(org.cities):
+            name = f"{base} {round_}"
+        if name in taken:
+            continue
+        taken.add(name)
+        city = rng.choice(org.cities)
+        slug = "".join(ch for ch in base.lower() if ch.isalnum())
+        address = Address(street_line(org, rng.randrange(1, 500), rng.choice(org.streets)), "", city.name,
+                          city.region, city.postal_code, org.name)  # fmt: skip
+        length = subscriber_length(org, city.area, False)
+        sub = str(rng.randrange(2, 10)) + "".join(str(rng.randrange(10)) for _ in range(length - 1))
+        phone = render_phone(org.code, city.area, sub, rng.randrange(4))
+        created = tl.at(rng.randrange(-900, tl.end // 2), BUSINESS_START + rng.randrange(BUSINESS_SPAN))
+        status = "ARCHIVED" if rng.random() < 0.05 else "ACTIVE"
+        email = f"accounts@{slug}.{org.tld}"
+        out.append(
+            BooksContact(
+                ids.one(),
+                name,
+                email,
+                phone,
+                address,
+                "",
+                org.currency,
+                [],
+                created,
+                created,
+                status=status,
+                account_number=f"SUP-{len(out) + 1:04d}",
+            )  # fmt: skip
+        )
+    return out
+
+
+def build_bills(
+    bills: Bills,
+    supplier_ids: list[str],
+    scheme: TaxScheme,
+    currency: str,
+    ids: XeroIds,
+    tl: Timeline,
+    np_rng: np.random.Generator,
+) -> tuple[list[BooksInvoice], list[BooksPayment]]:
+    n = len(bills.day)
+    secs = (BUSINESS_START + np_rng.integers(0, BUSINESS_SPAN, (n, 2))).tolist()
+    ln = bills.lines
+    tax_rate = scheme.rate(scheme.purchases)
+    invoices, payments = [], []
+    day, due, status, pay = (
+        bills.day.tolist(),
+        bills.due_day.tolist(),
+        bills.status.tolist(),
+        bills.pay_day.tolist(),
+    )
+    total = bills.total.tolist()
+    sup = bills.supplier.tolist()
+    start, count = ln.start.tolist(), ln.count.tolist()
+    acct, q2, unit = ln.item.tolist(), ln.q2.tolist(), ln.unit.tolist()
+    for i in range(n):
+        lines = [
+            Line(
+                EXPENSE_ACCOUNTS[acct[j]][1],
+                QUANTITY[q2[j]],
+                CENTS(unit[j]),
+                EXPENSE_ACCOUNTS[acct[j]][0],
+                scheme.purchases,
+                tax_rate,
+            )  # fmt: skip
+            for j in range(start[i], start[i] + count[i])
+        ]
+        bill_id = ids.one()
+        created = tl.at(day[i], secs[i][0])
+        updated = created
+        if pay[i] >= 0:
+            paid_at = tl.at(pay[i], secs[i][1])
+            payments.append(
+                BooksPayment(ids.one(), bill_id, tl.date(pay[i]), CENTS(total[i]), "090", paid_at, paid_at)
+            )
+            updated = max(updated, paid_at)
+        invoices.append(
+            BooksInvoice(
+                bill_id,
+                f"SI-{(i * 7919) % 90000 + 10000}",
+                "ACCPAY",
+                supplier_ids[sup[i]],
+                tl.date(day[i]),
+                tl.date(due[i]),
+                currency,
+                STATUS_NAMES[status[i]],
+                lines,
+                created,
+                updated,
+                "",
+            )  # fmt: skip
+        )
+    return invoices, payments
+
+
+def build_org(
+    tenant_id: str, name: str, country: Country, tl: Timeline, rng: random.Random, scheme: TaxScheme
+) -> BooksOrg:
+    legal_suffix = country.legal[0][0]
+    short = "!" + "".join(
+        rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz23456789") for _ in range(5)
+    )
+    created = tl.at(-rng.randrange(1200, 2400), BUSINESS_START + rng.randrange(BUSINESS_SPAN))
+    return BooksOrg(
+        tenant_id, name, f"{name} {legal_suffix}", short, country.currency, country.code, country.timezone, created,
+        tax_rates=list(scheme.rates),
+    )  # fmt: skip
