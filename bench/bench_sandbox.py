@@ -24,11 +24,10 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xz_pipeline.sandbox.xero import XeroEmulator, XeroLimits  # noqa: E402
-from xz_pipeline.sandbox.zoho import ZohoEmulator, ZohoLimits  # noqa: E402
-
 from xz_pipeline.sandbox.server import SandboxServer  # noqa: E402
 from xz_pipeline.sandbox.world import timed_generate  # noqa: E402
+from xz_pipeline.sandbox.xero import XeroEmulator, XeroLimits  # noqa: E402
+from xz_pipeline.sandbox.zoho import ZohoEmulator, ZohoLimits  # noqa: E402
 
 BOOKS = ("accounts", "tax_rates", "items", "contacts", "invoices", "payments", "credit_notes")
 CRM = ("users", "accounts", "contacts", "products", "deals", "invoices")
@@ -43,31 +42,42 @@ def counts(world) -> dict[str, int]:
 
 
 def bench_generation_and_seeding(sizes: list[str], seed_sizes: set[str], seed: int) -> None:
-    gen_rows, seed_rows = [], []
+    table: dict[str, dict[str, str]] = {}
+    seed_rows = []
     for size in sizes:
         world, seconds = timed_generate(size, seed=seed)
         c = counts(world)
         total = sum(v for k, v in c.items() if k.startswith(("books.", "crm.")))
-        gen_rows.append({"size": size, "seconds": f"{seconds:.2f}", **c, "total records": total})
+        column = {
+            "generate s": f"{seconds:.2f}",
+            **{k: f"{v:,}" for k, v in c.items()},
+            "total records": f"{total:,}",
+        }
+        for row, value in column.items():
+            table.setdefault(row, {})[size] = value
         print(f"generated {size}: {total:,} records in {seconds:.2f}s", file=sys.stderr, flush=True)
         if size in seed_sizes:
-            row = {"size": size}
-            for name, make in (("Xero", lambda: XeroEmulator()), ("Zoho", lambda: ZohoEmulator())):
+            row = {"size": size, "records": f"{total:,}"}
+            for name, make in (("Xero", XeroEmulator), ("Zoho", ZohoEmulator)):
                 emulator = make()
                 started = time.perf_counter()
                 emulator.seed_world(world)
-                row[f"{name} seed s"] = f"{time.perf_counter() - started:.2f}"
+                row[f"{name} seed_world s"] = f"{time.perf_counter() - started:.2f}"
                 del emulator
                 gc.collect()
             seed_rows.append(row)
             print(f"seeded {size}: {row}", file=sys.stderr, flush=True)
         del world
         gc.collect()
-    print("\nWorld generation (timed_generate)")
-    print(tabulate(gen_rows, headers="keys", tablefmt="github"))
+    print(f"\nWorld generation (timed_generate, seed {seed})")
+    print(
+        tabulate(
+            [{"": k, **v} for k, v in table.items()], headers="keys", tablefmt="github", disable_numparse=True
+        )
+    )
     if seed_rows:
         print("\nSeeding the emulators (seed_world)")
-        print(tabulate(seed_rows, headers="keys", tablefmt="github"))
+        print(tabulate(seed_rows, headers="keys", tablefmt="github", disable_numparse=True))
 
 
 def _xero_token(sb: SandboxServer) -> str:
@@ -181,7 +191,7 @@ def bench_http(size: str, seed: int, threads: int, requests_total: int, seconds:
             ),
         ]
     print(f"\nHTTP on loopback ({size} world, limits raised, one uvicorn server per emulator)")
-    print(tabulate(rows, headers="keys", tablefmt="github"))
+    print(tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="demo,medium,large", help="sizes to generate (default: all three)")
-    parser.add_argument("--seed-sizes", default="demo,medium", help="sizes to seed into the emulators")
+    parser.add_argument("--seed-sizes", default="demo,medium,large", help="sizes to seed into the emulators")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--http-size", default="demo", help="world served for the HTTP test")
     parser.add_argument("--threads", type=int, default=4)
