@@ -5,10 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 from xz_pipeline.core.resources import MirrorResource
-from xz_pipeline.xero.assets import xero_contacts
+from xz_pipeline.xero.assets import XERO_ASSETS
 from xz_pipeline.xero.resources import XeroResource
 
-ASSETS = [xero_contacts]
+ASSETS = [*XERO_ASSETS]
 
 mirror_job = dg.define_asset_job("mirror", selection=dg.AssetSelection.groups("xero"))
 

@@ -69,6 +69,17 @@ def snapshot_path(environ: Mapping[str, str] | None = None) -> Path:
     return xz_home(environ) / "analytics.duckdb"
 
 
+def full_sweep_hours(environ: Mapping[str, str] | None = None) -> float:
+    """`XZ_FULL_SWEEP_HOURS` (default 24): an incremental entity is read whole again after this long,
+    to catch what does not move its modified time (balances, due dates) and missed deletions."""
+    env = os.environ if environ is None else environ
+    raw = env.get("XZ_FULL_SWEEP_HOURS", "24")
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"XZ_FULL_SWEEP_HOURS must be a number of hours, not {raw!r}") from None
+
+
 def connections_file(environ: Mapping[str, str] | None = None) -> Path:
     return xz_home(environ) / "connections.toml"
 

@@ -1,34 +1,82 @@
 """Writing one fetched entity into the mirror: landing, typed current state, history, cursor.
 
 Vendor assets fetch; this module decides how fetched payloads become rows, the same way for every
-entity of every vendor. A payload that cannot be typed goes to `meta.quarantine` with the field and
-the reason, and its raw payload still lands: nothing fetched is ever lost.
+entity of every vendor. A table is declared once as a list of `Col`s (name, SQL type, how to read it
+from the payload), which gives both its DDL and its rows. A payload that cannot be typed goes to
+`meta.quarantine` naming the record, the column and the reason, and its raw payload still lands:
+nothing fetched is ever lost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
 from xz_pipeline.core.store import MergeCounts, Store, payload_hash
 
+# Columns every typed table carries after its own.
+SYSTEM_COLUMNS = "fetched_at timestamptz not null, payload_hash varchar not null"
+
+
+@dataclass(frozen=True)
+class Col:
+    """One typed column: its name, its DuckDB type, and how to read it from a payload."""
+
+    name: str
+    sql: str
+    get: Callable[[dict], Any]
+
+
+def ddl(cols: Sequence[Col]) -> str:
+    return ", ".join(["connection varchar not null", *(f"{c.name} {c.sql}" for c in cols), SYSTEM_COLUMNS])
+
+
+class RowError(ValueError):
+    """A payload that does not fit its table: names the column and the cause."""
+
+    def __init__(self, column: str, cause: Exception) -> None:
+        super().__init__(f"field {column}: {type(cause).__name__}: {cause}")
+        self.column = column
+
+
+def typed_row(cols: Sequence[Col], payload: dict) -> dict:
+    row = {}
+    for col in cols:
+        try:
+            row[col.name] = col.get(payload)
+        except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+            raise RowError(col.name, exc) from exc
+    return row
+
+
+@dataclass(frozen=True)
+class ChildTable:
+    """Rows nested in a parent payload (invoice lines, allocations): replaced whenever the parent is fetched."""
+
+    table: str
+    cols: Sequence[Col]
+    key: Sequence[str]  # includes `connection` and the parent's id column
+    parent_column: str
+    items: Callable[[dict], list[dict]]  # the child payloads of a parent, each carrying what `cols` read
+
 
 @dataclass(frozen=True)
 class EntityTable:
-    """Where an entity lands: `schema.table` with its DDL columns and key, and how to type a payload."""
+    """Where an entity lands: `schema.table` with its columns and key, and its nested children."""
 
     vendor: str
     entity: str
     schema: str
     table: str
-    columns: str
+    cols: Sequence[Col]
     key: Sequence[str]
     record_id: Callable[[dict], str]
     modified: Callable[[dict], datetime | None]
-    to_row: Callable[[dict], dict]
+    children: Sequence[ChildTable] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -38,6 +86,14 @@ class MirrorResult:
     quarantined: int
     cursor: datetime | None
     total_rows: int
+    child_counts: dict[str, MergeCounts] = field(default_factory=dict)
+
+
+def ensure_tables(store: Store, con, spec: EntityTable) -> None:
+    store.ensure_base(con)
+    store.ensure_table(con, spec.schema, spec.table, ddl(spec.cols), list(spec.key))
+    for child in spec.children:
+        store.ensure_table(con, spec.schema, child.table, ddl(child.cols), list(child.key))
 
 
 def write_entity(
@@ -48,9 +104,17 @@ def write_entity(
     payloads: list[dict],
     fetched_at: datetime,
     run_id: str | None,
+    full: bool = False,
 ) -> MirrorResult:
-    """Land, type, merge and advance the cursor in one transaction."""
-    rows, quarantine, landing = [], [], []
+    """Land, type, merge and advance the cursor in one transaction.
+
+    `full` says the payloads are the whole entity (a first sync or a full sweep): rows of this
+    connection that were not fetched are gone at the source, so they leave the current table and
+    their history rows are closed — reflected, never silently kept or dropped.
+    """
+    rows: list[dict] = []
+    children: dict[str, list[dict]] = {c.table: [] for c in spec.children}
+    quarantine, landing = [], []
     for payload in payloads:
         record_id = str(spec.record_id(payload) or "")
         try:
@@ -58,63 +122,75 @@ def write_entity(
         except (TypeError, ValueError):
             modified = None
         landing.append((record_id, modified, payload))
+        digest = payload_hash(payload)
         try:
-            row = spec.to_row(payload)
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            row = typed_row(spec.cols, payload)
+            kids = {c.table: [typed_row(c.cols, item) for item in c.items(payload)] for c in spec.children}
+        except RowError as exc:
             quarantine.append(
-                (record_id, type(exc).__name__, f"{spec.entity} {record_id or '?'}: {exc}", payload)
+                (record_id, f"typed:{spec.table}.{exc.column}", f"{spec.entity} {record_id}: {exc}", digest)
             )
             continue
-        row.update(connection=connection, fetched_at=fetched_at, payload_hash=payload_hash(payload))
+        row.update(connection=connection, fetched_at=fetched_at, payload_hash=digest)
         rows.append(row)
+        for table, items in kids.items():
+            for item in items:
+                item.update(connection=connection, fetched_at=fetched_at, payload_hash=digest)
+            children[table].extend(items)
 
     with store.write() as con:
-        store.ensure_base(con)
-        store.ensure_table(con, spec.schema, spec.table, spec.columns, list(spec.key))
+        ensure_tables(store, con, spec)
         landed = store.append_landing(
-            con,
-            connection=connection,
-            vendor=spec.vendor,
-            entity=spec.entity,
-            rows=landing,
-            fetched_at=fetched_at,
-            run_id=run_id,
-        )
-        for record_id, rule, reason, payload in quarantine:
+            con, connection=connection, vendor=spec.vendor, entity=spec.entity, rows=landing,
+            fetched_at=fetched_at, run_id=run_id,
+        )  # fmt: skip
+        for record_id, rule, reason, digest in quarantine:
             con.execute(
                 "insert into meta.quarantine values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    connection,
-                    spec.vendor,
-                    spec.entity,
-                    record_id,
-                    rule,
-                    reason,
-                    payload_hash(payload),
-                    run_id,
-                    fetched_at,
-                ],
+                [connection, spec.vendor, spec.entity, record_id, rule, reason, digest, run_id, fetched_at],
             )
         frame = pd.DataFrame(rows)
-        counts = store.merge_current(
-            con, spec.schema, spec.table, frame, list(spec.key), valid_from=fetched_at
-        )
+        if full:
+            everything = pd.DataFrame({"connection": [connection]})
+            counts = store.replace_children(
+                con, spec.schema, spec.table, frame, list(spec.key), parents=everything, valid_from=fetched_at
+            )
+        else:
+            counts = store.merge_current(
+                con, spec.schema, spec.table, frame, list(spec.key), valid_from=fetched_at
+            )
+        child_counts = {}
+        for child in spec.children:
+            parents = (
+                frame[["connection", spec.key[-1]]].rename(columns={spec.key[-1]: child.parent_column})
+                if len(frame)
+                else frame
+            )
+            child_counts[child.table] = store.replace_children(
+                con, spec.schema, child.table, pd.DataFrame(children[child.table]), list(child.key),
+                parents=parents, valid_from=fetched_at,
+            )  # fmt: skip
         previous = store.get_cursor(con, connection, spec.vendor, spec.entity)
         seen = [m for _, m, _ in landing if m is not None]
         cursor = max([*seen, *([previous] if previous else [])], default=None)
-        store.set_cursor(con, connection, spec.vendor, spec.entity, cursor)
+        store.set_cursor(
+            con, connection, spec.vendor, spec.entity, cursor, full_sweep_at=fetched_at if full else None
+        )
         total = con.execute(
             f"select count(*) from {spec.schema}.{spec.table} where connection = ?", [connection]
         ).fetchone()[0]
     return MirrorResult(
-        counts=counts, landed=landed, quarantined=len(quarantine), cursor=cursor, total_rows=total
-    )
+        counts=counts, landed=landed, quarantined=len(quarantine), cursor=cursor, total_rows=total,
+        child_counts=child_counts,
+    )  # fmt: skip
 
 
-def read_cursor(store: Store, connection: str, vendor: str, entity: str) -> datetime | None:
-    """The entity's sync cursor, or None before the first run (or before the mirror exists)."""
+def read_sync_state(
+    store: Store, connection: str, vendor: str, entity: str
+) -> tuple[datetime | None, datetime | None]:
+    """(cursor, last full sweep) of an entity; (None, None) before its first run or before the mirror exists."""
     if not store.path.exists():
-        return None
+        return None, None
     with store.write() as con:
         store.ensure_base(con)
-        return store.get_cursor(con, connection, vendor, entity)
+        return store.get_sync_state(con, connection, vendor, entity)

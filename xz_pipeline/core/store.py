@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -81,6 +82,7 @@ class MergeCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    deleted: int = 0
 
     @property
     def fetched(self) -> int:
@@ -91,6 +93,18 @@ def payload_hash(payload: dict) -> str:
     """A stable hash of a payload: the same content always hashes the same, whatever the key order."""
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _exact_decimals(frame: pd.DataFrame) -> pd.DataFrame:
+    """Decimal columns as text: DuckDB would infer a DECIMAL width from the first rows and fail on wider
+    later values; the insert into the typed table casts the text to its DECIMAL(p, s) exactly."""
+    out = frame
+    for column in frame.columns:
+        if frame[column].dtype == object and any(isinstance(v, Decimal) for v in frame[column].head(1000)):
+            if out is frame:
+                out = frame.copy()
+            out[column] = [str(v) if isinstance(v, Decimal) else v for v in frame[column]]
+    return out
 
 
 class Store:
@@ -238,7 +252,7 @@ class Store:
             return MergeCounts()
         target = f"{schema}.{table}"
         on = " and ".join(f"t.{k} = i.{k}" for k in key)
-        con.register("incoming_rows", frame)
+        con.register("incoming_rows", _exact_decimals(frame))
         try:
             con.execute(
                 "create or replace temp table merge_status as "
@@ -269,6 +283,55 @@ class Store:
             inserted=counts.get("insert", 0), updated=counts.get("update", 0), unchanged=counts.get("same", 0)
         )
 
+    @classmethod
+    def replace_children(
+        cls,
+        con: duckdb.DuckDBPyConnection,
+        schema: str,
+        table: str,
+        frame: pd.DataFrame,
+        key: list[str],
+        *,
+        parents: pd.DataFrame,
+        valid_from: datetime,
+    ) -> MergeCounts:
+        """Merge child rows (e.g. invoice lines) and drop the children the fetched parents no longer have.
+
+        `parents` holds the parent keys (e.g. `connection` and `invoice_id`) that were fetched whole, so
+        a row of theirs missing from `frame` is gone: it leaves the current table and its history row is
+        closed. With `parents` holding only `connection`, this is a full sweep's deletion check.
+        """
+        counts = cls.merge_current(con, schema, table, frame, key, valid_from=valid_from)
+        if parents.empty:
+            return counts
+        target = f"{schema}.{table}"
+        join = " and ".join(f"t.{c} = p.{c}" for c in parents.columns)
+        on = " and ".join(f"t.{k} = i.{k}" for k in key)
+        con.register("parents_in", parents)
+        try:
+            if frame.empty:
+                missing = "true"
+            else:
+                con.register("children_in", frame[key])
+                missing = f"not exists (select 1 from children_in i where {on})"
+            con.execute(
+                f"create or replace temp table stale_children as select t.{', t.'.join(key)} from {target} t "
+                f"join parents_in p on {join} where {missing}"
+            )
+            deleted = con.execute("select count(*) from stale_children").fetchall()[0][0]
+            if deleted:
+                con.execute(f"delete from {target} t using stale_children i where {on}")
+                con.execute(
+                    f"update {target}_history t set valid_to = ? from stale_children i where {on} and t.valid_to is null",
+                    [valid_from],
+                ).fetchall()
+        finally:
+            con.unregister("parents_in")
+            if not frame.empty:
+                con.unregister("children_in")
+            con.execute("drop table if exists stale_children")
+        return MergeCounts(counts.inserted, counts.updated, counts.unchanged, deleted)
+
     # ---------------------------------------------------------------------------------------
     # Cursors
 
@@ -276,18 +339,33 @@ class Store:
     def get_cursor(
         con: duckdb.DuckDBPyConnection, connection: str, vendor: str, entity: str
     ) -> datetime | None:
+        return Store.get_sync_state(con, connection, vendor, entity)[0]
+
+    @staticmethod
+    def get_sync_state(
+        con: duckdb.DuckDBPyConnection, connection: str, vendor: str, entity: str
+    ) -> tuple[datetime | None, datetime | None]:
+        """(cursor, time of the last full sweep) of an entity; (None, None) before its first run."""
         row = con.execute(
-            "select cursor_value from meta.cursors where connection = ? and vendor = ? and entity = ?",
+            "select cursor_value, last_full_sweep from meta.cursors where connection = ? and vendor = ? and entity = ?",
             [connection, vendor, entity],
         ).fetchone()
-        return row[0] if row else None
+        return (row[0], row[1]) if row else (None, None)
 
     @staticmethod
     def set_cursor(
-        con: duckdb.DuckDBPyConnection, connection: str, vendor: str, entity: str, value: datetime | None
+        con: duckdb.DuckDBPyConnection,
+        connection: str,
+        vendor: str,
+        entity: str,
+        value: datetime | None,
+        *,
+        full_sweep_at: datetime | None = None,
     ) -> None:
         con.execute(
-            "insert or replace into meta.cursors (connection, vendor, entity, cursor_value, updated_at) "
-            "values (?, ?, ?, ?, ?)",
-            [connection, vendor, entity, value, datetime.now(UTC)],
+            "insert into meta.cursors (connection, vendor, entity, cursor_value, last_full_sweep, updated_at) "
+            "values (?, ?, ?, ?, ?, ?) on conflict (connection, vendor, entity) do update set "
+            "cursor_value = excluded.cursor_value, updated_at = excluded.updated_at, "
+            "last_full_sweep = coalesce(excluded.last_full_sweep, meta.cursors.last_full_sweep)",
+            [connection, vendor, entity, value, full_sweep_at, datetime.now(UTC)],
         )

@@ -8,17 +8,17 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
-from xz_pipeline.core.mirror import EntityTable, read_cursor, write_entity
+from xz_pipeline.core.mirror import Col, EntityTable, read_sync_state, write_entity
 from xz_pipeline.core.store import Store, StoreBusy
 
 T1 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 T2 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
-def _row(payload: dict) -> dict:
+def _amount(payload: dict):
     if not isinstance(payload["Amount"], int | float):
-        raise ValueError(f"Amount is not a number: {payload['Amount']!r}")
-    return {"thing_id": payload["Id"], "name": payload["Name"], "amount": payload["Amount"]}
+        raise ValueError(f"not a number: {payload['Amount']!r}")
+    return payload["Amount"]
 
 
 SPEC = EntityTable(
@@ -26,12 +26,14 @@ SPEC = EntityTable(
     entity="Things",
     schema="demo",
     table="things",
-    columns="connection varchar, thing_id varchar, name varchar, amount decimal(18,2), "
-    "fetched_at timestamptz, payload_hash varchar",
+    cols=[
+        Col("thing_id", "varchar not null", lambda p: p["Id"]),
+        Col("name", "varchar", lambda p: p["Name"]),
+        Col("amount", "decimal(18, 2)", _amount),
+    ],
     key=["connection", "thing_id"],
     record_id=lambda p: p["Id"],
     modified=lambda p: p["Modified"],
-    to_row=_row,
 )
 
 
@@ -68,7 +70,7 @@ def test_merge_inserts_updates_and_keeps_history(tmp_path):
         assert [h[0] for h in history] == ["Acme", "Acme Ltd"]
         assert history[0][2] == T2 and history[1][2] is None
         assert con.execute("select count(*) from landing.records").fetchone() == (4,)
-    assert read_cursor(store, "c1", "demo", "Things") == T2
+    assert read_sync_state(store, "c1", "demo", "Things") == (T2, None)
 
 
 def test_connections_never_mix(tmp_path):
@@ -99,7 +101,7 @@ def test_bad_record_is_quarantined_and_its_payload_kept(tmp_path):
         rule, reason = con.execute(
             "select rule, reason from meta.quarantine where record_id='bad'"
         ).fetchone()
-        assert rule == "ValueError" and "bad" in reason and "Amount" in reason
+        assert rule == "typed:things.amount" and "Things bad" in reason and "field amount" in reason
         assert con.execute("select count(*) from landing.records where record_id='bad'").fetchone() == (1,)
 
 
@@ -135,3 +137,54 @@ def test_a_failed_write_rolls_back(tmp_path):
         assert con.execute("select count(*) from meta.schema_version where version = 99").fetchone() == (0,)
     finally:
         con.close()
+
+
+def test_full_sweep_reflects_records_gone_at_the_source(tmp_path):
+    store = Store(tmp_path / "m.duckdb")
+    write_entity(
+        store, SPEC, connection="c1", payloads=_things(("a", "Acme", 1, T1), ("b", "Bolt", 2, T1)),
+        fetched_at=T1, run_id=None, full=True,
+    )  # fmt: skip
+    write_entity(
+        store, SPEC, connection="c2", payloads=_things(("b", "Other", 2, T1)), fetched_at=T1, run_id=None
+    )
+    swept = write_entity(
+        store,
+        SPEC,
+        connection="c1",
+        payloads=_things(("a", "Acme", 1, T1)),
+        fetched_at=T2,
+        run_id=None,
+        full=True,
+    )
+    assert swept.counts.deleted == 1 and swept.counts.unchanged == 1
+    with store.read() as con:
+        assert con.execute("select connection, thing_id from demo.things order by 1, 2").fetchall() == [
+            ("c1", "a"),
+            ("c2", "b"),
+        ]
+        assert con.execute(
+            "select valid_to from demo.things_history where connection='c1' and thing_id='b'"
+        ).fetchall() == [(T2,)]
+    assert read_sync_state(store, "c1", "demo", "Things") == (T1, T2)
+
+
+def test_decimal_amounts_of_any_width_merge_exactly(tmp_path):
+    from decimal import Decimal
+
+    store = Store(tmp_path / "m.duckdb")
+    spec = EntityTable(
+        vendor="demo", entity="Money", schema="demo", table="money",
+        cols=[Col("id", "varchar not null", lambda p: p["Id"]), Col("amount", "decimal(18, 2)", lambda p: p["Amount"])],
+        key=["connection", "id"], record_id=lambda p: p["Id"], modified=lambda p: None,
+    )  # fmt: skip
+    payloads = [
+        {"Id": "small", "Amount": Decimal("1.50")},
+        {"Id": "big", "Amount": Decimal("1234567890123.45")},
+    ]
+    write_entity(store, spec, connection="c1", payloads=payloads, fetched_at=T1, run_id=None)
+    with store.read() as con:
+        assert dict(con.execute("select id, amount from demo.money").fetchall()) == {
+            "small": Decimal("1.50"),
+            "big": Decimal("1234567890123.45"),
+        }
