@@ -41,6 +41,9 @@ seeded `rate` draws are reproducible for a given request sequence. When several 
 call, the first in the spec wins. The OAuth endpoints (token, revocation, consent) are never faulted
 unless the fault's path filter names them (e.g. ``5xx@path=/connect/token``), so a fault meant for
 the data API does not lock a client out for good.
+
+A call answered by a fault (429, 5xx, drop:before) never reaches the emulator, so it is not in the
+emulator's `received` list; the middleware's `injected` counter and `events` log say what happened.
 """
 
 from __future__ import annotations

@@ -347,13 +347,16 @@ def _xz_home() -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `xz sandbox` options; also used by the main `xz` CLI for its `sandbox` subcommand."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the fault grammar's layout
+    parser.epilog = FAULTS_HELP
     parser.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     parser.add_argument("--size", choices=SIZES, default="demo", help="world size (default demo)")
     parser.add_argument("--connections", type=int, default=1, help="how many org pairs (default 1)")
     parser.add_argument(
         "--fixture", metavar="DIR", help="seed from a fixture folder instead of the generator"
     )
-    parser.add_argument("--faults", metavar="SPEC", help=FAULTS_HELP)
+    parser.add_argument("--faults", metavar="SPEC", help="inject faults (grammar below)")
     parser.add_argument("--webhook-url", metavar="URL", help="deliver Xero webhooks to this receiver")
     parser.add_argument("--xero-port", type=int, default=0, help="Xero emulator port (default: a free port)")
     parser.add_argument("--zoho-port", type=int, default=0, help="Zoho emulator port (default: a free port)")
@@ -366,7 +369,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xz sandbox",
         description="Serve the Xero and Zoho emulators on loopback until stopped, and print the "
         "environment that points the pipeline at them.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
     return parser
