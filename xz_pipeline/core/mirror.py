@@ -18,6 +18,10 @@ import pandas as pd
 
 from xz_pipeline.core.store import MergeCounts, Store, payload_hash
 
+MONEY = "decimal(18, 2)"
+PRICE = "decimal(18, 4)"  # quantities and unit prices
+RATE = "decimal(18, 6)"  # currency rates
+
 # Columns every typed table carries after its own.
 SYSTEM_COLUMNS = "fetched_at timestamptz not null, payload_hash varchar not null"
 
@@ -29,6 +33,21 @@ class Col:
     name: str
     sql: str
     get: Callable[[dict], Any]
+
+
+def text(field: str) -> Callable[[dict], str | None]:
+    """A payload field as text; empty strings become NULL."""
+    return lambda p: str(p[field]) if p.get(field) not in (None, "") else None
+
+
+def flag(field: str) -> Callable[[dict], bool | None]:
+    return lambda p: p.get(field)
+
+
+def nested(path: str) -> Callable[[dict], str | None]:
+    """A value inside a nested object, e.g. `Contact.ContactID` or a lookup's `Account_Name.id`."""
+    head, tail = path.split(".", 1)
+    return lambda p: (p.get(head) or {}).get(tail) or None
 
 
 def ddl(cols: Sequence[Col]) -> str:

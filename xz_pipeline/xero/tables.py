@@ -11,24 +11,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from xz_pipeline.core.mirror import ChildTable, Col, EntityTable
+from xz_pipeline.core.mirror import MONEY, PRICE, RATE, ChildTable, Col, EntityTable, flag, nested, text
 from xz_pipeline.xero.dates import parse_xero_date, parse_xero_datetime, to_decimal
-
-MONEY = "decimal(18, 2)"
-PRICE = "decimal(18, 4)"
-RATE = "decimal(18, 6)"
-
-
-def text(field: str) -> Callable[[dict], str | None]:
-    return lambda p: str(p[field]) if p.get(field) not in (None, "") else None
 
 
 def money(field: str) -> Callable[[dict], Decimal | None]:
     return lambda p: to_decimal(p.get(field))
-
-
-def flag(field: str) -> Callable[[dict], bool | None]:
-    return lambda p: p.get(field)
 
 
 def day(field: str) -> Callable[[dict], Any]:
@@ -37,12 +25,6 @@ def day(field: str) -> Callable[[dict], Any]:
 
 def instant(field: str) -> Callable[[dict], Any]:
     return lambda p: parse_xero_datetime(p.get(field))
-
-
-def nested(path: str) -> Callable[[dict], str | None]:
-    """A value inside a nested object, e.g. `Contact.ContactID`."""
-    head, tail = path.split(".", 1)
-    return lambda p: (p.get(head) or {}).get(tail) or None
 
 
 # ---------------------------------------------------------------------------------------------
