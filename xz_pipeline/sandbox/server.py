@@ -272,22 +272,25 @@ class SandboxServer:
 
     @property
     def xero_url(self) -> str:
-        return self._servers["xero"].url
+        return self._server("xero").url
 
     @property
     def zoho_url(self) -> str:
-        return self._servers["zoho"].url
+        return self._server("zoho").url
+
+    def _server(self, name: str) -> LoopbackServer:
+        if name not in self._servers:
+            raise RuntimeError("the sandbox is not running: use `with SandboxServer(...) as sb` or start()")
+        return self._servers[name]
 
     def connection_name(self, index: int) -> str:
         return f"sandbox-{index + 1}"
 
     def env(self, index: int = 0) -> dict[str, str]:
         """The DESIGN.md §4 environment for connection `index`: the pipeline needs nothing else."""
-        if not self._servers:
-            raise RuntimeError("the sandbox is not running: use `with SandboxServer(...) as sb` or start()")
+        xero_url, zoho_url = self.xero_url, self.zoho_url
         if not 0 <= index < len(self._tenants):
             raise IndexError(f"connection {index} does not exist (0..{len(self._tenants) - 1})")
-        xero_url, zoho_url = self.xero_url, self.zoho_url
         return {
             "XERO_CLIENT_ID": self.xero_client_id,
             "XERO_CLIENT_SECRET": self.xero_client_secret,
@@ -399,7 +402,9 @@ def run(args: argparse.Namespace) -> int:
     previous = _install_stop_handlers(stop)
     try:
         with sandbox:
-            if args.manifest and sandbox.worlds:
+            if args.manifest and not sandbox.worlds:
+                print("# --manifest: a fixture folder has no generated ground truth", file=sys.stderr)
+            elif args.manifest:
                 if len(sandbox.worlds) == 1:
                     from xz_pipeline.sandbox.world import write_manifest
 

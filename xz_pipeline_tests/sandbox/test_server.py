@@ -164,6 +164,15 @@ def test_bad_arguments_fail_before_starting():
         SandboxServer(connections=0)
     with pytest.raises(RuntimeError, match="not running"):
         SandboxServer().env()
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = SandboxServer().zoho_url
+    with pytest.raises(ValueError, match="one connection"):
+        SandboxServer(fixture_dir=".", connections=2)
+
+
+def test_env_of_a_connection_that_does_not_exist(sandbox):
+    with pytest.raises(IndexError, match="connection 2 does not exist"):
+        sandbox.env(2)
 
 
 def test_stop_frees_the_ports_and_cuts_slow_responses_short():
