@@ -446,6 +446,9 @@ def _restore_handlers(previous: dict) -> None:
         signal.signal(sig, handler)
 
 
+serve_forever = run  # the name the sandbox brief uses; `xz sandbox` mounts add_arguments + run
+
+
 def main(argv: list[str] | None = None) -> int:
     return run(build_parser().parse_args(argv))
 
