@@ -436,6 +436,13 @@ def generate(seed: int = 7, size: str = "demo", index: int = 0) -> World:
 
     `index` is the connection number: worlds of different indexes are different organisations
     whose ids never collide.
+
+    Every created/updated/payment/invoice time is before `as_of`; only plans (due dates, open
+    deals' closing dates) may lie after it. The manifest lists each root cause once: the invoices
+    of a customer missing in the CRM are not also listed as invoice_without_deal, nor the won
+    deals of a customer missing in the books as deal_not_invoiced. Invoices VOIDED or DELETED
+    take part in nothing. `world.truth` also lists prospects (CRM-only accounts that never
+    bought: hard_case "prospect"), which no books contact should be matched to.
     """
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose one of {sorted(SIZES)}")

@@ -53,8 +53,8 @@ class TaxScheme:
     def rate(self, tax_type: str) -> Decimal:
         return next(r.rate for r in self.rates if r.tax_type == tax_type)
 
-    def bp(self, tax_type: str) -> int:
-        return int(self.rate(tax_type) * 100)
+    def pcm(self, tax_type: str) -> int:
+        return int(self.rate(tax_type) * 1000)  # thousandths of a percent: exact for 8.875%
 
 
 def tax_scheme(country: str) -> TaxScheme:

@@ -74,7 +74,7 @@ def build(seed: int, size_name: str, size: Size, index: int) -> World:
     bc = [c for c in customers if c.presence in ("both", "books")]
     base = org_country.currency
     habit_code = {h: k for k, h in enumerate(HABITS)}
-    sales_bp, export_bp = scheme.bp(scheme.sales), scheme.bp(scheme.export)
+    sales_pcm, export_pcm = scheme.pcm(scheme.sales), scheme.pcm(scheme.export)
     ledger = build_ledger(
         np_rng,
         size.invoices,
@@ -83,8 +83,8 @@ def build(seed: int, size_name: str, size: Size, index: int) -> World:
         cust_weight=np.array([c.weight for c in bc]),
         cust_terms=np.array([c.terms for c in bc], dtype=np.int64),
         cust_habit=np.array([habit_code[c.habit] for c in bc], dtype=np.int64),
-        cust_rate_bp=np.array(
-            [sales_bp if c.country.code == org_country.code else export_bp for c in bc], dtype=np.int64
+        cust_rate_pcm=np.array(
+            [sales_pcm if c.country.code == org_country.code else export_pcm for c in bc], dtype=np.int64
         ),
         cust_fx=np.array([1.0 if c.currency == base else USD_PER[base] / USD_PER[c.currency] for c in bc]),
         cust_min=np.array([4 if c.duplicate == "books" else 2 for c in bc], dtype=np.int64),
@@ -115,7 +115,7 @@ def build(seed: int, size_name: str, size: Size, index: int) -> World:
         len(supplier_ids),
         tl.end,
         len(EXPENSE_ACCOUNTS),
-        scheme.bp(scheme.purchases),
+        scheme.pcm(scheme.purchases),
     )
     k = min(len(also_suppliers), len(bills.supplier))
     bills.supplier[:k] = len(suppliers) + np.arange(k)

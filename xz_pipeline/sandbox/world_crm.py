@@ -6,6 +6,8 @@ Closed Won deal whose amount is the invoice Total (tax inclusive; a deal may rou
 units), in the invoice currency, and whose payment fields mirror the books; every Closed Won deal
 of such a customer is invoiced; customers who keep CRM invoices have one per live invoice; each
 linked account's outstanding balance is the sum of AmountDue over its AUTHORISED sales invoices.
+A CRM invoice's Grand_Total may differ from the books' Total by a cent per line: the CRM rounds
+(net + tax) per line where the books round the tax, and half-even ties fall differently.
 """
 
 from __future__ import annotations
@@ -508,7 +510,7 @@ class CrmBuilder:
         modified = self.tl.later(created, r.randrange(0, 60 * 86_400))
         first = items[picks[0]].name
         d = tl.date(close_day)
-        base = f"{c.crm_name} - {first} ({MONTHS[d.month - 1]} {d.year}) [{stage.split(' ')[0].lower()}]"
+        base = f"{c.crm_name} - {first} ({MONTHS[d.month - 1]} {d.year})"
         name, k = base, 2
         while name in self.deal_names:
             name = f"{base} #{k}"
@@ -542,9 +544,9 @@ class CrmBuilder:
         )
         ln = ledger.lines
         l_start, l_count, l_item, l_q2 = (a.tolist() for a in (ln.start, ln.count, ln.item, ln.q2))
-        l_rate, l_discount = ln.rate_bp.tolist(), ln.gross - ln.amount
+        l_rate, l_discount = ln.rate_pcm.tolist(), ln.gross - ln.amount
         unit_dec = line_units(ln)
-        rate_dec = {bp: Decimal(bp) / 100 for bp in set(ln.rate_bp.tolist())}
+        rate_dec = {pcm: Decimal(pcm) / 1000 for pcm in set(ln.rate_pcm.tolist())}
         lag = self.np_rng.integers(600, 7800, n).tolist()
         with_id = (self.np_rng.random(n) < 0.9).tolist()
         descriptions = [it.description for it in items]

@@ -37,7 +37,7 @@ class Lines:
     q2: np.ndarray  # quantity x 2 (half units allowed for hourly work)
     unit: np.ndarray  # unit price, cents
     disc: np.ndarray  # discount percent
-    rate_bp: np.ndarray  # tax rate, basis points (1500 = 15%)
+    rate_pcm: np.ndarray  # tax rate in thousandths of a percent (15000 = 15%, 8875 = 8.875%)
     amount: np.ndarray  # line amount, cents
     tax: np.ndarray  # tax amount, cents
     gross: np.ndarray  # quantity x unit, rounded to cents (before discount)
@@ -45,10 +45,10 @@ class Lines:
 
 
 def price_lines(
-    doc: np.ndarray, q2: np.ndarray, unit: np.ndarray, disc: np.ndarray, rate_bp: np.ndarray
+    doc: np.ndarray, q2: np.ndarray, unit: np.ndarray, disc: np.ndarray, rate_pcm: np.ndarray
 ) -> tuple:
     amount = round_div(q2 * unit * (100 - disc), 200)
-    tax = round_div(amount * rate_bp, 10_000)
+    tax = round_div(amount * rate_pcm, 100_000)
     gross = round_div(q2 * unit, 2)
     return amount, tax, gross
 
@@ -107,7 +107,7 @@ def build_ledger(
     cust_weight: np.ndarray,
     cust_terms: np.ndarray,
     cust_habit: np.ndarray,
-    cust_rate_bp: np.ndarray,
+    cust_rate_pcm: np.ndarray,
     cust_fx: np.ndarray,
     cust_min: np.ndarray,
     cust_force: np.ndarray,
@@ -162,9 +162,9 @@ def build_ledger(
         np.int64
     )
     disc = np.where(rng.random(n_lines) < 0.08, rng.choice(np.array([5, 10, 15, 20]), n_lines), 0)
-    rate_bp = cust_rate_bp[cust][doc]
-    amount, tax, gross = price_lines(doc, q2, unit, disc, rate_bp)
-    lines = Lines(doc, line_start, count, item, q2, unit, disc, rate_bp, amount, tax, gross)
+    rate_pcm = cust_rate_pcm[cust][doc]
+    amount, tax, gross = price_lines(doc, q2, unit, disc, rate_pcm)
+    lines = Lines(doc, line_start, count, item, q2, unit, disc, rate_pcm, amount, tax, gross)
     sub = doc_sums(amount, line_start, n)
     tax_sum = doc_sums(tax, line_start, n)
     total = sub + tax_sum
@@ -181,13 +181,13 @@ def build_ledger(
     cn_state[want & (w < 0.85)] = CN_ALLOCATED
     cn_state[want & (w >= 0.85) & (w < 0.95)] = CN_VOIDED
     cn_state[want & (w >= 0.95)] = CN_DRAFT
-    inv_rate = rate_bp[line_start]
+    inv_rate = rate_pcm[line_start]
     cn_line = np.maximum(1, round_div(sub * rng.integers(10, 101, n), 100))
-    cn_tax = round_div(cn_line * inv_rate, 10_000)
+    cn_tax = round_div(cn_line * inv_rate, 100_000)
     over = cn_line + cn_tax > total
     while over.any():
         cn_line[over] -= 1
-        cn_tax[over] = round_div(cn_line[over] * inv_rate[over], 10_000)
+        cn_tax[over] = round_div(cn_line[over] * inv_rate[over], 100_000)
         over = cn_line + cn_tax > total
     credited = np.where(cn_state == CN_ALLOCATED, cn_line + cn_tax, 0)
     remaining = total - credited
@@ -264,7 +264,7 @@ class Bills:
 
 
 def build_bills(
-    rng: np.random.Generator, n_bills: int, n_suppliers: int, end: int, n_accounts: int, rate_bp: int
+    rng: np.random.Generator, n_bills: int, n_suppliers: int, end: int, n_accounts: int, rate_pcm: int
 ) -> Bills:
     supplier = rng.integers(0, n_suppliers, n_bills)
     day = np.sort(rng.integers(0, end + 1, n_bills))
@@ -280,7 +280,7 @@ def build_bills(
     q2 = 2 * rng.integers(1, 6, m)
     unit = np.round(np.exp(rng.normal(np.log(12_000), 1.0, m))).astype(np.int64) + 100
     disc = np.zeros(m, dtype=np.int64)
-    rates = np.full(m, rate_bp, dtype=np.int64)
+    rates = np.full(m, rate_pcm, dtype=np.int64)
     amount, tax, gross = price_lines(doc, q2, unit, disc, rates)
     lines = Lines(doc, start, count, account, q2, unit, disc, rates, amount, tax, gross)
     total = doc_sums(amount, start, n_bills) + doc_sums(tax, start, n_bills)
