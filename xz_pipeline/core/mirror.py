@@ -81,6 +81,7 @@ class ChildTable:
     key: Sequence[str]  # includes `connection` and the parent's id column
     parent_column: str
     items: Callable[[dict], list[dict]]  # the child payloads of a parent, each carrying what `cols` read
+    present: Callable[[dict], bool] = lambda p: True  # does this parent payload carry its children at all?
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ def write_entity(
     """
     rows: list[dict] = []
     children: dict[str, list[dict]] = {c.table: [] for c in spec.children}
+    whole: dict[str, list[str]] = {c.table: [] for c in spec.children}  # parents whose children were sent
     quarantine, landing = [], []
     for payload in payloads:
         record_id = str(spec.record_id(payload) or "")
@@ -152,10 +154,12 @@ def write_entity(
             continue
         row.update(connection=connection, fetched_at=fetched_at, payload_hash=digest)
         rows.append(row)
-        for table, items in kids.items():
-            for item in items:
+        for child in spec.children:
+            if child.present(payload):
+                whole[child.table].append(row[spec.key[-1]])
+            for item in kids[child.table]:
                 item.update(connection=connection, fetched_at=fetched_at, payload_hash=digest)
-            children[table].extend(items)
+            children[child.table].extend(kids[child.table])
 
     with store.write() as con:
         ensure_tables(store, con, spec)
@@ -180,11 +184,7 @@ def write_entity(
             )
         child_counts = {}
         for child in spec.children:
-            parents = (
-                frame[["connection", spec.key[-1]]].rename(columns={spec.key[-1]: child.parent_column})
-                if len(frame)
-                else frame
-            )
+            parents = pd.DataFrame({"connection": connection, child.parent_column: whole[child.table]})
             child_counts[child.table] = store.replace_children(
                 con, spec.schema, child.table, pd.DataFrame(children[child.table]), list(child.key),
                 parents=parents, valid_from=fetched_at,

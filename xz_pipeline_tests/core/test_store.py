@@ -188,3 +188,51 @@ def test_decimal_amounts_of_any_width_merge_exactly(tmp_path):
             "small": Decimal("1.50"),
             "big": Decimal("1234567890123.45"),
         }
+
+
+def test_children_are_replaced_only_when_the_parent_carries_them(tmp_path):
+    from xz_pipeline.core.mirror import ChildTable
+
+    store = Store(tmp_path / "m.duckdb")
+    spec = EntityTable(
+        vendor="demo", entity="Docs", schema="demo", table="docs",
+        cols=[Col("doc_id", "varchar not null", lambda p: p["Id"])],
+        key=["connection", "doc_id"], record_id=lambda p: p["Id"], modified=lambda p: p["Modified"],
+        children=[
+            ChildTable(
+                table="doc_lines",
+                cols=[Col("doc_id", "varchar not null", lambda p: p["DocId"]), Col("line_id", "varchar not null", lambda p: p["LineId"])],
+                key=["connection", "doc_id", "line_id"], parent_column="doc_id",
+                items=lambda p: [{"DocId": p["Id"], "LineId": x} for x in p.get("Lines", [])],
+                present=lambda p: "Lines" in p,
+            )
+        ],
+    )  # fmt: skip
+    write_entity(
+        store,
+        spec,
+        connection="c",
+        payloads=[{"Id": "d1", "Modified": T1, "Lines": ["a", "b"]}],
+        fetched_at=T1,
+        run_id=None,
+    )
+    # A summary payload (no Lines key) leaves the lines alone; a whole payload replaces them.
+    write_entity(
+        store, spec, connection="c", payloads=[{"Id": "d1", "Modified": T2}], fetched_at=T2, run_id=None
+    )
+    with store.read() as con:
+        assert con.execute("select line_id from demo.doc_lines order by 1").fetchall() == [("a",), ("b",)]
+    result = write_entity(
+        store,
+        spec,
+        connection="c",
+        payloads=[{"Id": "d1", "Modified": T2, "Lines": ["b", "c"]}],
+        fetched_at=T2,
+        run_id=None,
+    )
+    assert result.child_counts["doc_lines"].deleted == 1 and result.child_counts["doc_lines"].inserted == 1
+    with store.read() as con:
+        assert con.execute("select line_id from demo.doc_lines order by 1").fetchall() == [("b",), ("c",)]
+        assert con.execute("select valid_to from demo.doc_lines_history where line_id = 'a'").fetchall() == [
+            (T2,)
+        ]

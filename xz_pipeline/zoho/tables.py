@@ -1,0 +1,240 @@
+"""Zoho CRM records as typed mirror tables: `zoho.accounts`, `zoho.contacts`, `zoho.deals`, ...
+
+Each table is a list of columns read from the record (DESIGN.md §3); the verbatim record always stays
+in `landing.records`. Lookups (`{"id", "name"}`) become `<name>_id` / `<name>_name` columns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from xz_pipeline.core.mirror import MONEY, PRICE, ChildTable, Col, EntityTable, flag, nested, text
+from xz_pipeline.zoho.dates import parse_zoho_date, parse_zoho_datetime, to_decimal
+
+
+def money(field: str) -> Callable[[dict], Any]:
+    return lambda p: to_decimal(p.get(field))
+
+
+def day(field: str) -> Callable[[dict], Any]:
+    return lambda p: parse_zoho_date(p.get(field))
+
+
+def instant(field: str) -> Callable[[dict], Any]:
+    return lambda p: parse_zoho_datetime(p.get(field))
+
+
+def tags(payload: dict) -> str | None:
+    names = [t.get("name") for t in payload.get("Tag") or [] if t.get("name")]
+    return json.dumps(sorted(names)) if names else None
+
+
+def lookup(field: str) -> list[Col]:
+    """A lookup field as two columns: the related record's id and its name."""
+    base = field.lower().removesuffix("_name") if field != "Owner" else "owner"
+    return [
+        Col(f"{base}_id", "varchar", nested(f"{field}.id")),
+        Col(f"{base}_name", "varchar", nested(f"{field}.name")),
+    ]
+
+
+def address(prefix: str, street: str, city: str, state: str, code: str, country: str) -> list[Col]:
+    return [
+        Col(f"{prefix}_street", "varchar", text(street)),
+        Col(f"{prefix}_city", "varchar", text(city)),
+        Col(f"{prefix}_state", "varchar", text(state)),
+        Col(f"{prefix}_code", "varchar", text(code)),
+        Col(f"{prefix}_country", "varchar", text(country)),
+    ]
+
+
+SYSTEM = [
+    *lookup("Owner"),
+    Col("tags", "json", tags),
+    Col("created_time", "timestamptz", instant("Created_Time")),
+    Col("modified_time", "timestamptz", instant("Modified_Time")),
+]
+
+
+def _module(module: str, table: str, cols: list[Col], children=()) -> EntityTable:
+    id_col = cols[0].name
+    return EntityTable(
+        vendor="zoho",
+        entity=module,
+        schema="zoho",
+        table=table,
+        key=["connection", id_col],
+        record_id=lambda p: str(p.get("id", "")),
+        modified=instant("Modified_Time"),
+        cols=[*cols, *SYSTEM],
+        children=children,
+    )
+
+
+ACCOUNTS = _module(
+    "Accounts",
+    "accounts",
+    [
+        Col("account_id", "varchar not null", lambda p: str(p["id"])),
+        Col("name", "varchar", text("Account_Name")),
+        Col("account_number", "varchar", text("Account_Number")),
+        Col("phone", "varchar", text("Phone")),
+        Col("website", "varchar", text("Website")),
+        Col("account_type", "varchar", text("Account_Type")),
+        *address(
+            "billing", "Billing_Street", "Billing_City", "Billing_State", "Billing_Code", "Billing_Country"
+        ),
+        *address(
+            "shipping",
+            "Shipping_Street",
+            "Shipping_City",
+            "Shipping_State",
+            "Shipping_Code",
+            "Shipping_Country",
+        ),
+        Col("currency", "varchar", text("Currency")),
+        Col("xero_contact_id", "varchar", text("Xero_Contact_ID")),
+        Col("tax_number", "varchar", text("Tax_Number")),
+        Col("outstanding_balance", MONEY, money("Outstanding_Balance")),
+        Col("overdue_balance", MONEY, money("Overdue_Balance")),
+    ],
+)
+
+CONTACTS = _module(
+    "Contacts",
+    "contacts",
+    [
+        Col("contact_id", "varchar not null", lambda p: str(p["id"])),
+        *lookup("Account_Name"),
+        Col("first_name", "varchar", text("First_Name")),
+        Col("last_name", "varchar", text("Last_Name")),
+        Col("full_name", "varchar", text("Full_Name")),
+        Col("email", "varchar", text("Email")),
+        Col("secondary_email", "varchar", text("Secondary_Email")),
+        Col("phone", "varchar", text("Phone")),
+        Col("mobile", "varchar", text("Mobile")),
+        Col("title", "varchar", text("Title")),
+        *address(
+            "mailing", "Mailing_Street", "Mailing_City", "Mailing_State", "Mailing_Zip", "Mailing_Country"
+        ),
+    ],
+)
+
+DEALS = _module(
+    "Deals",
+    "deals",
+    [
+        Col("deal_id", "varchar not null", lambda p: str(p["id"])),
+        Col("name", "varchar", text("Deal_Name")),
+        Col("stage", "varchar", text("Stage")),
+        Col("pipeline", "varchar", text("Pipeline")),
+        Col("closing_date", "date", day("Closing_Date")),
+        Col("amount", MONEY, money("Amount")),
+        Col("probability", "integer", lambda p: p.get("Probability")),
+        Col("currency", "varchar", text("Currency")),
+        *lookup("Account_Name"),
+        *lookup("Contact_Name"),
+        Col("xero_invoice_id", "varchar", text("Xero_Invoice_ID")),
+        Col("xero_invoice_number", "varchar", text("Xero_Invoice_Number")),
+        Col("payment_status", "varchar", text("Payment_Status")),
+        Col("amount_paid", MONEY, money("Amount_Paid")),
+        Col("last_payment_date", "date", day("Last_Payment_Date")),
+    ],
+)
+
+
+def _invoice_items(payload: dict) -> list[dict]:
+    return [
+        {**item, "_invoice_id": str(payload["id"]), "_n": n}
+        for n, item in enumerate(payload.get("Invoiced_Items") or [], start=1)
+    ]
+
+
+def _line_tax_percent(item: dict) -> Any:
+    taxes = item.get("Line_Tax") or []
+    return sum((to_decimal(t.get("percentage")) or 0 for t in taxes), start=to_decimal(0)) if taxes else None
+
+
+INVOICES = _module(
+    "Invoices",
+    "invoices",
+    [
+        Col("invoice_id", "varchar not null", lambda p: str(p["id"])),
+        Col("subject", "varchar", text("Subject")),
+        Col("invoice_number", "varchar", text("Invoice_Number")),
+        Col("invoice_date", "date", day("Invoice_Date")),
+        Col("due_date", "date", day("Due_Date")),
+        Col("status", "varchar", text("Status")),
+        *lookup("Account_Name"),
+        *lookup("Contact_Name"),
+        *lookup("Deal_Name"),
+        Col("currency", "varchar", text("Currency")),
+        Col("sub_total", MONEY, money("Sub_Total")),
+        Col("discount", MONEY, money("Discount")),
+        Col("tax", MONEY, money("Tax")),
+        Col("adjustment", MONEY, money("Adjustment")),
+        Col("grand_total", MONEY, money("Grand_Total")),
+        Col("xero_invoice_id", "varchar", text("Xero_Invoice_ID")),
+    ],
+    children=[
+        ChildTable(
+            table="invoice_items",
+            cols=[
+                Col("invoice_id", "varchar not null", lambda p: p["_invoice_id"]),
+                Col("item_id", "varchar not null", lambda p: str(p.get("id") or f"item-{p['_n']}")),
+                Col("line_no", "integer", lambda p: p["_n"]),
+                *lookup("Product_Name"),
+                Col("description", "varchar", text("Description")),
+                Col("quantity", PRICE, money("Quantity")),
+                Col("list_price", PRICE, money("List_Price")),
+                Col("discount", MONEY, money("Discount")),
+                Col("total", MONEY, money("Total")),
+                Col("net_total", MONEY, money("Net_Total")),
+                Col("tax_percent", MONEY, _line_tax_percent),
+            ],
+            key=["connection", "invoice_id", "item_id"],
+            parent_column="invoice_id",
+            items=_invoice_items,
+            present=lambda p: "Invoiced_Items" in p,  # list calls omit subforms: only a GET by id has them
+        )
+    ],
+)
+
+PRODUCTS = _module(
+    "Products",
+    "products",
+    [
+        Col("product_id", "varchar not null", lambda p: str(p["id"])),
+        Col("name", "varchar", text("Product_Name")),
+        Col("code", "varchar", text("Product_Code")),
+        Col("active", "boolean", flag("Product_Active")),
+        Col("unit_price", PRICE, money("Unit_Price")),
+        Col("taxable", "boolean", flag("Taxable")),
+        Col("description", "varchar", text("Description")),
+    ],
+)
+
+ENTITIES = [ACCOUNTS, CONTACTS, DEALS, INVOICES, PRODUCTS]
+
+
+# The API fields a list call asks for (`fields` is mandatory on Zoho lists), system fields added below.
+_FIELDS = {
+    "Accounts": ["Account_Name", "Account_Number", "Phone", "Website", "Account_Type", "Billing_Street",
+                 "Billing_City", "Billing_State", "Billing_Code", "Billing_Country", "Shipping_Street",
+                 "Shipping_City", "Shipping_State", "Shipping_Code", "Shipping_Country", "Currency",
+                 "Xero_Contact_ID", "Tax_Number", "Outstanding_Balance", "Overdue_Balance"],
+    "Contacts": ["Account_Name", "First_Name", "Last_Name", "Full_Name", "Email", "Secondary_Email", "Phone",
+                 "Mobile", "Title", "Mailing_Street", "Mailing_City", "Mailing_State", "Mailing_Zip",
+                 "Mailing_Country"],
+    "Deals": ["Deal_Name", "Stage", "Pipeline", "Closing_Date", "Amount", "Probability", "Currency",
+              "Account_Name", "Contact_Name", "Xero_Invoice_ID", "Xero_Invoice_Number", "Payment_Status",
+              "Amount_Paid", "Last_Payment_Date"],
+    "Invoices": ["Subject", "Invoice_Number", "Invoice_Date", "Due_Date", "Status", "Account_Name",
+                 "Contact_Name", "Deal_Name", "Currency", "Sub_Total", "Discount", "Tax", "Adjustment",
+                 "Grand_Total", "Xero_Invoice_ID"],
+    "Products": ["Product_Name", "Product_Code", "Product_Active", "Unit_Price", "Taxable", "Description"],
+}  # fmt: skip
+SYSTEM_FIELDS = ["Owner", "Tag", "Created_Time", "Modified_Time"]
+FIELDS = {module: [*fields, *SYSTEM_FIELDS] for module, fields in _FIELDS.items()}
