@@ -1,19 +1,28 @@
 """The one Definitions: assets, checks, resources, sensors, schedules and jobs of xz-pipeline."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from xz_pipeline.core.resources import MirrorResource
+from xz_pipeline.publish import build_snapshot_asset
+from xz_pipeline.schedules import build_schedules, connections_sensor
 from xz_pipeline.xero.assets import XERO_ASSETS
 from xz_pipeline.xero.resources import XeroResource
 
-ASSETS = [*XERO_ASSETS]
+EXTRACT_ASSETS = [*XERO_ASSETS]
+analytics_snapshot = build_snapshot_asset(EXTRACT_ASSETS)
+ASSETS = [*EXTRACT_ASSETS, analytics_snapshot]
 
-mirror_job = dg.define_asset_job("mirror", selection=dg.AssetSelection.groups("xero"))
+# `mirror` extracts and publishes; the asset checks of the selection run with it.
+mirror_job = dg.define_asset_job(
+    "mirror", selection=dg.AssetSelection.assets(*EXTRACT_ASSETS, analytics_snapshot)
+)
 
 defs = dg.Definitions(
     assets=ASSETS,
     jobs=[mirror_job],
+    schedules=build_schedules(mirror_job, EXTRACT_ASSETS),
+    sensors=[connections_sensor],
     resources={"xero": XeroResource(), "mirror": MirrorResource()},
+    # Writers run one at a time anyway (pool `duckdb`), so a subprocess per step would only add ~2 s each.
+    executor=dg.in_process_executor,
 )

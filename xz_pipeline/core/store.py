@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -157,6 +159,22 @@ class Store:
             yield con
         finally:
             con.close()
+
+    def publish_snapshot(self, target: Path | str) -> Path:
+        """Copy the mirror to `target` atomically, under the writers' lock (never half a run).
+
+        Analysts open the snapshot, never the mirror: an open notebook then blocks no pipeline run, and a
+        connection open on the old snapshot keeps reading it (os.replace swaps the name, not the file).
+        """
+        target = Path(target)
+        tmp = target.with_name(target.name + ".tmp")
+        with self.write() as con:
+            con.execute("commit")
+            con.execute("checkpoint")  # fold the WAL into the file before copying it
+            con.execute("begin transaction")
+            shutil.copyfile(self.path, tmp)
+        os.replace(tmp, target)
+        return target
 
     # ---------------------------------------------------------------------------------------
     # Schema
