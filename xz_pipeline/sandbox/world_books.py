@@ -230,20 +230,15 @@ def build_sales(
     tl: Timeline,
     np_rng: np.random.Generator,
 ) -> tuple[list[BooksInvoice], list[BooksPayment], list[BooksCreditNote]]:
-    """ACCREC invoices, their payments and credit notes, straight from the ledger arrays."""
+    """ACCREC invoices, their payments and credit notes, straight from the ledger arrays.
+
+    Payments are listed first payments, then second instalments, then the deleted entries; the
+    invoices in number order (which is date order).
+    """
     n = ledger.n
     inv_ids = ids.many(n)
-    secs = (BUSINESS_START + np_rng.integers(0, BUSINESS_SPAN, (n, 4))).tolist()
-    cust = ledger.cust.tolist()
-    day, due_day, status = ledger.day.tolist(), ledger.due_day.tolist(), ledger.status.tolist()
+    secs = BUSINESS_START + np_rng.integers(0, BUSINESS_SPAN, (n, 4))
     ln = ledger.lines
-    l_start, l_count = ln.start.tolist(), ln.count.tolist()
-    cn_state, cn_day = ledger.cn_state.tolist(), ledger.cn_day.tolist()
-    cn_line, cn_total = decimals(ledger.cn_line), decimals(ledger.cn_line + ledger.cn_tax)
-    p1_day, p1_amt = ledger.p1_day.tolist(), decimals(ledger.p1_amt)
-    p2_day, p2_amt = ledger.p2_day.tolist(), decimals(ledger.p2_amt)
-    del_day, forced = ledger.del_day.tolist(), ledger.forced.tolist()
-
     domestic = np.array([c.country.code == org_code for c in customers], dtype=bool)
     tax_types = (scheme.export, scheme.sales)
     tax_rates = (scheme.rate(scheme.export), scheme.rate(scheme.sales))
@@ -261,115 +256,118 @@ def build_sales(
             strict=True,
         )
     ]
-    invoice_tax = [(tax_types[d], tax_rates[d]) for d in domestic.tolist()]
-    contact_of = [c.books_id for c in customers]
-    dup_of = [c.books_dup_id for c in customers]
-    currency_of = [c.currency for c in customers]
     one = Decimal("1")
-    fx = [one if r == 1.0 else Decimal(f"{r:.6f}") for r in ledger.rate.tolist()]
+    base = np.array([c.currency == base_currency for c in customers], dtype=bool)[ledger.cust]
+    fx = [one if b else Decimal(f"{r:.6f}") for b, r in zip(base.tolist(), ledger.rate.tolist(), strict=True)]
+    at, date_of = tl.at, tl.date
 
-    invoices: list[BooksInvoice] = []
+    # the last moment each invoice changed: entered, voided/deleted, credited, paid
+    def key(day: np.ndarray, sec: np.ndarray) -> np.ndarray:
+        return day.astype(np.int64) * 86_400 + sec
+
+    void_day = np.minimum(ledger.day + 1 + secs[:, 1] % 20, tl.end)
+    last = key(ledger.day, secs[:, 0])
+    last = np.where(ledger.status > AUTHORISED, key(void_day, secs[:, 1]), last)
+    last = np.where(ledger.cn_state == CN_ALLOCATED, np.maximum(last, key(ledger.cn_day, secs[:, 2])), last)
+    last = np.where(ledger.p1_day >= 0, np.maximum(last, key(ledger.p1_day, secs[:, 1])), last)
+    last = np.where(ledger.p2_day >= 0, np.maximum(last, key(ledger.p2_day, secs[:, 2])), last)
+    created = [at(d, x) for d, x in zip(ledger.day.tolist(), secs[:, 0].tolist(), strict=True)]
+    updated = [at(k // 86_400, k % 86_400) for k in last.tolist()]
+
+    contact_of = [c.books_id for c in customers]
+    currency_of = [c.currency for c in customers]
+    contact = [contact_of[c] for c in ledger.cust.tolist()]
+    for i in np.flatnonzero(ledger.forced).tolist():  # the duplicate books contact holds this one
+        dup = customers[ledger.cust[i]].books_dup_id
+        contact[i] = dup or contact[i]
+    starts, counts = ln.start.tolist(), ln.count.tolist()
+    invoices = [
+        BooksInvoice(
+            inv_ids[i],
+            f"INV-{i + 1:04d}",
+            "ACCREC",
+            contact[i],
+            date_of(d),
+            date_of(dd),
+            currency_of[c],
+            STATUS_NAMES[st],
+            all_lines[starts[i] : starts[i] + counts[i]],
+            created[i],
+            updated[i],
+            references[i],
+            fx[i],
+        )  # fmt: skip
+        for i, c, d, dd, st in zip(
+            range(n),
+            ledger.cust.tolist(),
+            ledger.day.tolist(),
+            ledger.due_day.tolist(),
+            ledger.status.tolist(),
+            strict=True,
+        )
+    ]
+
     payments: list[BooksPayment] = []
-    credit_notes: list[BooksCreditNote] = []
-    cn_number = 0
-    for i in range(n):
-        c = cust[i]
-        s = l_start[i]
-        sec = secs[i]
-        created = tl.at(day[i], sec[0])
-        updated = created
-        currency = currency_of[c]
-        cur_rate = one if currency == base_currency else fx[i]
-        inv_id = inv_ids[i]
-        st = status[i]
-        if st > AUTHORISED:  # voided or deleted some days later
-            updated = tl.at(min(day[i] + 1 + sec[1] % 20, tl.end), sec[1])
-        if cn_state[i] != CN_NONE:
-            cn_number += 1
-            tax_type, tax_rate = invoice_tax[c]
-            cn_created = tl.at(cn_day[i], sec[2])
-            cn_lines = [
-                Line(CN_REASONS[i % len(CN_REASONS)], QUANTITY[2], cn_line[i], "200", tax_type, tax_rate)
-            ]
-            allocations: list[Allocation] = []
-            cn_status = "VOIDED"
-            if cn_state[i] == CN_ALLOCATED:
-                cn_status = "AUTHORISED"
-                allocations = [Allocation(inv_id, cn_total[i], tl.date(cn_day[i]))]
-                updated = max(updated, cn_created)
-            elif cn_state[i] == CN_DRAFT:
-                cn_status = "DRAFT"
-            credit_notes.append(
-                BooksCreditNote(
-                    ids.one(),
-                    f"CN-{cn_number:04d}",
-                    "ACCRECCREDIT",
-                    contact_of[c],
-                    tl.date(cn_day[i]),
-                    currency,
-                    cn_status,
-                    cn_lines,
-                    allocations,
-                    cn_created,
-                    cn_created,
-                    f"Credit for INV-{i + 1:04d}",
-                )  # fmt: skip
-            )
-        if p1_day[i] >= 0:
-            if del_day[i] >= 0:
-                oops = tl.at(del_day[i], sec[3])
-                payments.append(
-                    BooksPayment(
-                        ids.one(),
-                        inv_id,
-                        tl.date(del_day[i]),
-                        p1_amt[i],
-                        "090",
-                        oops,
-                        tl.later(oops, 600 + sec[3] % 3000),
-                        "Duplicate entry",
-                        cur_rate,
-                        "DELETED",
-                    )  # fmt: skip
-                )
-            paid_at = tl.at(p1_day[i], sec[1])
+    for day_arr, amt_arr, sec_col in ((ledger.p1_day, ledger.p1_amt, 1), (ledger.p2_day, ledger.p2_amt, 2)):
+        idx = np.flatnonzero(day_arr >= 0)
+        pay_ids = ids.many(len(idx))
+        amounts = decimals(amt_arr[idx])
+        for k, (i, d, x) in enumerate(
+            zip(idx.tolist(), day_arr[idx].tolist(), secs[idx, sec_col].tolist(), strict=True)
+        ):
+            moment = at(d, x)
             payments.append(
-                BooksPayment(
-                    ids.one(), inv_id, tl.date(p1_day[i]), p1_amt[i], "090", paid_at, paid_at, "", cur_rate
-                )
+                BooksPayment(pay_ids[k], inv_ids[i], date_of(d), amounts[k], "090", moment, moment, "", fx[i])
             )
-            updated = max(updated, paid_at)
-            if p2_day[i] >= 0:
-                paid_at = tl.at(p2_day[i], sec[2])
-                payments.append(
-                    BooksPayment(
-                        ids.one(),
-                        inv_id,
-                        tl.date(p2_day[i]),
-                        p2_amt[i],
-                        "090",
-                        paid_at,
-                        paid_at,
-                        "",
-                        cur_rate,
-                    )  # fmt: skip
-                )
-                updated = max(updated, paid_at)
-        invoices.append(
-            BooksInvoice(
-                inv_id,
-                f"INV-{i + 1:04d}",
-                "ACCREC",
-                dup_of[c] if forced[i] and dup_of[c] else contact_of[c],
-                tl.date(day[i]),
-                tl.date(due_day[i]),
-                currency,
-                STATUS_NAMES[st],
-                all_lines[s : s + l_count[i]],
-                created,
-                updated,
-                references[i],
-                cur_rate,
+    idx = np.flatnonzero(ledger.del_day >= 0)
+    amounts = decimals(ledger.p1_amt[idx])
+    for k, (i, d, x) in enumerate(
+        zip(idx.tolist(), ledger.del_day[idx].tolist(), secs[idx, 3].tolist(), strict=True)
+    ):
+        moment = at(d, x)
+        payments.append(
+            BooksPayment(
+                ids.one(),
+                inv_ids[i],
+                date_of(d),
+                amounts[k],
+                "090",
+                moment,
+                tl.later(moment, 600 + x % 3000),
+                "Duplicate entry",
+                fx[i],
+                "DELETED",
+            )  # fmt: skip
+        )
+
+    credit_notes: list[BooksCreditNote] = []
+    cn_total = ledger.cn_line + ledger.cn_tax
+    for number, i in enumerate(np.flatnonzero(ledger.cn_state != CN_NONE).tolist(), start=1):
+        c = int(ledger.cust[i])
+        d = int(ledger.cn_day[i])
+        moment = at(d, int(secs[i, 2]))
+        dom = bool(domestic[c])
+        lines = [Line(CN_REASONS[i % len(CN_REASONS)], QUANTITY[2], CENTS(int(ledger.cn_line[i])), "200",
+                      tax_types[dom], tax_rates[dom])]  # fmt: skip
+        state = int(ledger.cn_state[i])
+        allocations = (
+            [Allocation(inv_ids[i], CENTS(int(cn_total[i])), date_of(d))] if state == CN_ALLOCATED else []
+        )
+        status = "AUTHORISED" if state == CN_ALLOCATED else "DRAFT" if state == CN_DRAFT else "VOIDED"
+        credit_notes.append(
+            BooksCreditNote(
+                ids.one(),
+                f"CN-{number:04d}",
+                "ACCRECCREDIT",
+                contact_of[c],
+                date_of(d),
+                currency_of[c],
+                status,
+                lines,
+                allocations,
+                moment,
+                moment,
+                f"Credit for INV-{i + 1:04d}",
             )  # fmt: skip
         )
     return invoices, payments, credit_notes
