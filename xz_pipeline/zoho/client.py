@@ -567,8 +567,9 @@ class ZohoClient:
         word: str | None = None,
         fields: Iterable[str] | None = None,
     ) -> list[dict]:
-        """Records matching exactly one of criteria/email/phone/word. Zoho serves at most 2,000 matches:
-        beyond that this raises SearchLimitExceeded (no silent truncation) — use `coql()` instead.
+        """Records matching exactly one of criteria/email/phone/word. Zoho serves at most 2,000 matches and
+        cannot say whether there were more, so 2,000 raises SearchLimitExceeded (no silent truncation):
+        use `coql()` for wide reads.
         Search is indexed with a delay; for read-after-write use `coql()` or `get()`."""
         given = {
             k: v for k, v in (("criteria", criteria), ("email", email), ("phone", phone), ("word", word)) if v
@@ -588,11 +589,16 @@ class ZohoClient:
             rows = _rows(reply)
             found += rows
             info = reply.data.get("info") if isinstance(reply.data, dict) else None
-            if not rows or not isinstance(info, dict) or not info.get("more_records"):
-                return found
-        raise SearchLimitExceeded(VENDOR, 400, "LIMIT_REACHED",
-                                  f"{module}: more than {SEARCH_LIMIT} records match the search; narrow it or "
-                                  "use coql()", endpoint=f"GET {module}/search")  # fmt: skip
+            more = isinstance(info, dict) and bool(info.get("more_records"))
+            if not rows or not more:
+                break
+        # Zoho cuts a search at 2,000 matches and may then say there are no more: a full 2,000 is
+        # taken as "possibly more", never as the whole answer.
+        if len(found) >= SEARCH_LIMIT:
+            raise SearchLimitExceeded(VENDOR, 400, "LIMIT_REACHED",
+                                      f"{module}: {SEARCH_LIMIT} or more records match the search (Zoho's cap); "
+                                      "narrow it or use coql()", endpoint=f"GET {module}/search")  # fmt: skip
+        return found
 
     def coql(self, select_query: str) -> Iterator[dict]:
         """Rows of a COQL SELECT, 2,000 a call by LIMIT/OFFSET, up to Zoho's 100,000; a query with its

@@ -4,18 +4,28 @@ expiry, per-record write results, triggers, deletions, search and COQL, tags, no
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import threading
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from xz_pipeline.core.errors import AuthError
+from xz_pipeline.core.errors import ApiError, AuthError
 from xz_pipeline.core.http import CallMeter, RetryPolicy
+from xz_pipeline.sandbox.server import LoopbackServer
 from xz_pipeline.sandbox.zoho_meta import FieldDef
+from xz_pipeline.zoho.client import SearchLimitExceeded
 from xz_pipeline.zoho.dates import (
+    format_zoho_date,
+    if_modified_since,
+    parse_zoho_date,
     parse_zoho_datetime,
     to_decimal,
 )
+from xz_pipeline.zoho.resources import ZohoResource
 from xz_pipeline_tests.zoho.support import (
     CLIENT_SECRET,
     T0,
@@ -255,3 +265,285 @@ def test_a_dead_refresh_token_is_an_auth_error_naming_the_code_not_the_token(sto
     assert err.value.code == "invalid_code"
     assert "deadbeefdeadbeef" not in str(err.value) and "deadbeefdeadbeef" not in caplog.text
     assert CLIENT_SECRET not in str(err.value) and CLIENT_SECRET not in caplog.text
+
+
+# -- writes -----------------------------------------------------------------------------------------
+
+
+def test_mixed_upsert_gives_per_record_results_in_input_order(store_dir):
+    with ZohoSandbox() as sb:
+        sb.load("Accounts", accounts(3))
+        client = sb.client(store_dir)
+        results = client.upsert(
+            "Accounts",
+            [
+                {"Account_Name": "Account 00001", "Outstanding_Balance": Decimal("1250.75")},  # exists
+                {"Account_Name": "Brand New Ltd", "Tax_Number": "123-456-789"},
+                {"Account_Name": "Bad Revenue Ltd", "Annual_Revenue": "lots"},
+                {"Tax_Number": "no name"},
+            ],
+        )
+        call = sb.requests_to("/crm/v8/Accounts/upsert")[-1]
+        stored = client.get("Accounts", accounts(3)[1]["id"])
+        new = client.get("Accounts", results[1].id)
+    assert call.status == 207
+    assert [r.index for r in results] == [0, 1, 2, 3]
+    assert [r.ok for r in results] == [True, True, False, False]
+    assert results[0].id == accounts(3)[1]["id"]
+    assert (results[0].action, results[0].duplicate_field) == ("update", "Account_Name")
+    assert (results[1].action, results[1].duplicate_field) == ("insert", None)
+    assert new["Account_Name"] == "Brand New Ltd"
+    assert to_decimal(stored["Outstanding_Balance"]) == Decimal("1250.75")
+    bad = results[2]
+    assert (bad.id, bad.code, bad.field, bad.json_path) == (
+        None,
+        "INVALID_DATA",
+        "Annual_Revenue",
+        "$.data[2].Annual_Revenue",
+    )
+    assert (results[3].code, results[3].field, results[3].json_path) == (
+        "MANDATORY_NOT_FOUND",
+        "Account_Name",
+        "$.data[3].Account_Name",
+    )
+    with pytest.raises(ApiError) as err:
+        bad.raise_for_error("Accounts")
+    assert err.value.field == "Annual_Revenue"
+
+
+def test_writes_go_100_a_call_and_paths_point_into_the_callers_list(store_dir):
+    with ZohoSandbox() as sb:
+        client = sb.client(store_dir)
+        records = [{"Account_Name": f"Bulk {i:03d}"} for i in range(250)]
+        records[170] = {"Account_Name": "x" * 300}
+        results = client.insert("Accounts", records)
+        calls = sb.requests_to("/crm/v8/Accounts", "POST")
+        all_bad = client.update("Accounts", [{"id": "5725767999999999999", "Tax_Number": "1"}])
+        with pytest.raises(ApiError) as err:
+            client.insert("Quotes", [{"Subject": "nope"}])
+    assert [c.status for c in calls] == [201, 207, 201]
+    assert len(results) == 250 and [r.index for r in results] == list(range(250))
+    assert [i for i, r in enumerate(results) if not r.ok] == [170]
+    assert results[170].json_path == "$.data[170].Account_Name" and results[170].field == "Account_Name"
+    assert len({r.id for r in results if r.ok}) == 249
+    assert not all_bad[0].ok and all_bad[0].code == "INVALID_DATA"  # HTTP 400 with per-record data
+    assert err.value.status == 400 and err.value.code == "INVALID_MODULE"
+
+
+def test_writes_fire_no_workflow_unless_the_trigger_names_it(store_dir):
+    with ZohoSandbox() as sb:
+        client = sb.client(store_dir)
+        sent = SentRecorder()
+        sent.attach(client.http.session)
+        quiet = client.insert("Accounts", [{"Account_Name": "Quiet Ltd"}])[0]
+        client.update("Accounts", [{"id": quiet.id, "Tax_Number": "1"}])
+        client.delete("Accounts", [quiet.id])
+        assert sb.emulator.workflow_runs == []
+        assert [b["trigger"] for b in sent.bodies("POST", "/Accounts") + sent.bodies("PUT", "/Accounts")] == [
+            [],
+            [],
+        ]
+        loud = client.insert("Accounts", [{"Account_Name": "Loud Ltd"}], trigger=["workflow"])[0]
+        configured = sb.client(store_dir, trigger=["workflow"])
+        configured.update("Accounts", [{"id": loud.id, "Tax_Number": "2"}])
+        configured.delete("Accounts", [loud.id])
+        runs = list(sb.emulator.workflow_runs)
+        wf = [c.query["wf_trigger"] for c in sb.requests_to("/crm/v8/Accounts", "DELETE")]
+    assert runs == [
+        ("Accounts", loud.id, "insert"),
+        ("Accounts", loud.id, "update"),
+        ("Accounts", loud.id, "delete"),
+    ]
+    assert wf == ["false", "true"]
+
+
+def test_deleted_records_with_and_without_since(store_dir):
+    with ZohoSandbox() as sb:
+        sb.load("Accounts", accounts(5))
+        ids = [a["id"] for a in accounts(5)]
+        client = sb.client(store_dir)
+        first = client.delete("Accounts", ids[:3] + ["5725767999999999999"])
+        sb.clock.advance(600)
+        cursor = sb.clock.now()
+        sb.clock.advance(5)
+        client.delete("Accounts", [ids[3]])
+        everything = list(client.deleted("Accounts"))
+        recent = list(client.deleted("Accounts", since=cursor))
+        none_since = list(client.deleted("Accounts", since=sb.clock.now() + timedelta(minutes=1)))
+        remaining = list(client.iter_records("Accounts", fields=["Account_Name"]))
+    assert [r.ok for r in first] == [True, True, True, False]
+    assert [r.id for r in first[:3]] == ids[:3] and first[3].code == "INVALID_DATA"
+    assert sorted(d["id"] for d in everything) == sorted(ids[:4])
+    assert {d["type"] for d in everything} == {"recycle"}
+    assert [d["id"] for d in recent] == [ids[3]]
+    assert parse_zoho_datetime(recent[0]["deleted_time"]) == cursor + timedelta(seconds=5)
+    assert none_since == []
+    assert [r["id"] for r in remaining] == [ids[4]]
+
+
+# -- search and COQL --------------------------------------------------------------------------------
+
+
+def test_search_by_criteria_email_and_word(store_dir):
+    with ZohoSandbox() as sb:
+        sb.load("Accounts", accounts(30))
+        client = sb.client(store_dir)
+        client.insert("Contacts", [{"Last_Name": "Ngata", "Email": "aroha@ngata.example"},
+                                   {"Last_Name": "Smith", "Email": "jo@smith.example"}])  # fmt: skip
+        hits = client.search(
+            "Accounts", criteria="(Account_Name:starts_with:Account 0001)", fields=["Account_Name"]
+        )
+        by_email = client.search("Contacts", email="aroha@ngata.example")
+        by_word = client.search("Contacts", word="Smith")
+        nothing = client.search("Accounts", criteria="(Account_Name:equals:Nobody)")
+        with pytest.raises(ValueError):
+            client.search("Accounts", email="a@b.example", word="ab")
+    assert sorted(h["Account_Name"] for h in hits) == [f"Account {i:05d}" for i in range(10, 20)]
+    assert [c["Last_Name"] for c in by_email] == ["Ngata"]
+    assert [c["Last_Name"] for c in by_word] == ["Smith"]
+    assert nothing == []
+
+
+def test_search_beyond_2000_matches_raises_instead_of_truncating_and_coql_reads_them_all(store_dir):
+    with ZohoSandbox() as sb:
+        sb.load("Accounts", accounts(2401))
+        client = sb.client(store_dir)
+        with pytest.raises(SearchLimitExceeded) as err:
+            client.search("Accounts", word="Account")
+        searches = sb.requests_to("/crm/v8/Accounts/search")
+        rows = list(
+            client.coql("select Account_Name, Tax_Number from Accounts where Account_Name like 'Account%'")
+        )
+        coql_calls = sb.requests_to("/crm/v8/coql")
+        few = list(client.coql("select Account_Name from Accounts where Tax_Number = 'GST-000007' limit 5"))
+    assert err.value.code == "LIMIT_REACHED" and "coql" in str(err.value)
+    assert len(searches) == 10 and max(int(c.query["page"]) for c in searches) == 10
+    assert len(rows) == len({r["id"] for r in rows}) == 2401
+    assert len(coql_calls) == 2 and {c.credits for c in coql_calls} == {3}
+    assert [r["Account_Name"] for r in few] == ["Account 00007"]
+
+
+# -- tags -------------------------------------------------------------------------------------------
+
+
+def test_add_and_remove_tags(store_dir):
+    with ZohoSandbox() as sb:
+        sb.load("Deals", [{"id": "5725767000000900001", "Deal_Name": "D1", "Stage": "Qualification"},
+                          {"id": "5725767000000900002", "Deal_Name": "D2", "Stage": "Qualification"}])  # fmt: skip
+        client = sb.client(store_dir)
+        added = client.add_tags("Deals", ["5725767000000900001", "5725767000000900002", "5725767999999999999"],
+                                ["Xero-Synced", "Overdue"])  # fmt: skip
+        removed = client.remove_tags("Deals", ["5725767000000900001"], ["Overdue"])
+        d1 = client.get("Deals", "5725767000000900001")
+        d2 = client.get("Deals", "5725767000000900002")
+    assert [r.ok for r in added] == [True, True, False] and [r.ok for r in removed] == [True]
+    assert [t["name"] for t in d1["Tag"]] == ["Xero-Synced"]
+    assert sorted(t["name"] for t in d2["Tag"]) == ["Overdue", "Xero-Synced"]
+
+
+# -- notification channels --------------------------------------------------------------------------
+
+
+class Receiver:
+    """A notify URL on loopback that records the callbacks it gets."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+        self.lock = threading.Lock()
+
+        async def hook(request):
+            body = await request.json()
+            with self.lock:
+                self.calls.append(body)
+            return JSONResponse({})
+
+        self.app = Starlette(routes=[Route("/zoho", hook, methods=["POST"])])
+
+
+def test_notification_channel_enable_renew_disable_with_deliveries(store_dir):
+    receiver = Receiver()
+    with LoopbackServer(receiver.app, name="zoho-receiver") as rx, ZohoSandbox() as sb:
+        client = sb.client(store_dir)
+        url = f"{rx.url}/zoho?c=1"
+        expiry = sb.clock.now() + timedelta(days=2)
+        with pytest.raises(ValueError):
+            client.enable_notifications("1000000068001", ["Accounts.all"], url, "notify-secret-token-42",
+                                        sb.clock.now() + timedelta(days=8))  # fmt: skip
+        channel = client.enable_notifications("1000000068001", ["Accounts.all", "Deals.edit"], url,
+                                              "notify-secret-token-42", expiry)  # fmt: skip
+        made = client.insert("Accounts", [{"Account_Name": "Watched Ltd"}])[0]
+        assert sb.emulator.flush_notifications() == 1
+        renewed = client.renew_notifications("1000000068001", sb.clock.now() + timedelta(days=6))
+        listed = client.list_notifications()
+        sb.clock.advance(3 * 86400)  # past the first expiry, within the renewed one
+        client.update("Accounts", [{"id": made.id, "Tax_Number": "9"}])
+        assert sb.emulator.flush_notifications() == 1
+        disabled = client.disable_notifications(["1000000068001", "999"])
+        client.update("Accounts", [{"id": made.id, "Tax_Number": "10"}])
+        assert sb.emulator.flush_notifications() == 0
+        after = client.list_notifications()
+    assert channel.channel_id == "1000000068001" and channel.expiry == expiry
+    assert set(channel.modules) == {"Accounts", "Deals"}
+    assert renewed.expiry == T0 + timedelta(days=6)
+    assert [c["channel_id"] for c in listed] == ["1000000068001"]
+    assert [(c["operation"], c["ids"], c["token"]) for c in receiver.calls] == [
+        ("insert", [made.id], "notify-secret-token-42"),
+        ("update", [made.id], "notify-secret-token-42"),
+    ]
+    assert [(r.id, r.ok) for r in disabled] == [("1000000068001", True), ("999", False)]
+    assert after == []
+
+
+# -- secrets, resource, dates -----------------------------------------------------------------------
+
+
+def test_no_secret_reaches_the_log(store_dir, caplog):
+    caplog.set_level(logging.DEBUG)
+    with ZohoSandbox(faults="5xx@nth=2,path=/crm/;429@nth=3,path=/crm/") as sb:
+        sb.load("Accounts", accounts(500))
+        client = sb.client(store_dir)
+        list(client.iter_pages("Accounts", fields=FIELDS))
+        client.emulator_token = client.auth.tokens.access_token  # for the assertion below
+        sb.emulator.expire_access_token(client.emulator_token)
+        client.insert("Accounts", [{"Account_Name": "Log Ltd"}])
+        secrets = [CLIENT_SECRET, sb.refresh_token, client.emulator_token, client.auth.tokens.access_token]
+    assert "retrying" in caplog.text and "refreshed" in caplog.text  # the log did speak
+    for secret in secrets:
+        assert secret not in caplog.text
+    assert CLIENT_SECRET not in repr(client) and sb.refresh_token not in repr(client.auth)
+
+
+def test_resource_builds_a_client_from_the_environment(monkeypatch, xz_home):
+    with ZohoSandbox() as sb:
+        monkeypatch.setenv("ZOHO_CLIENT_ID", "1000.ZOHOCLIENTTEST0123456789")
+        monkeypatch.setenv("ZOHO_CLIENT_SECRET", CLIENT_SECRET)
+        monkeypatch.setenv("ZOHO_REFRESH_TOKEN", sb.refresh_token)
+        monkeypatch.setenv("ZOHO_ACCOUNTS_URL", sb.url)
+        resource = ZohoResource(timeout=5.0)
+        client = resource.client("default")
+        assert client.org()["id"] == sb.org_id
+        assert client.trigger == []
+        assert (xz_home / "tokens" / "default-zoho.json").exists()
+    assert CLIENT_SECRET not in repr(resource) and sb.refresh_token not in repr(resource)
+
+
+def test_dates_and_amounts():
+    assert parse_zoho_datetime("2026-11-01T10:15:00+13:00") == datetime(2026, 10, 31, 21, 15, tzinfo=UTC)
+    assert parse_zoho_datetime("2026-11-01T10:15:00Z") == datetime(2026, 11, 1, 10, 15, tzinfo=UTC)
+    assert parse_zoho_datetime(None) is None and parse_zoho_datetime("") is None
+    for bad in ("2026-11-01T10:15:00", "yesterday", 5):
+        with pytest.raises(ValueError):
+            parse_zoho_datetime(bad)
+    assert parse_zoho_date("2026-02-28") == date(2026, 2, 28)
+    for bad in ("2026-02-30", "28/02/2026", "2026-02-28T00:00:00+00:00"):
+        with pytest.raises(ValueError):
+            parse_zoho_date(bad)
+    assert format_zoho_date(datetime(2026, 3, 1, 23, 0, tzinfo=UTC)) == "2026-03-01"
+    nz = datetime(2026, 11, 1, 10, 15, 59, 999_000, tzinfo=UTC).astimezone()
+    assert if_modified_since(nz) == "2026-11-01T10:15:59+00:00"  # truncated, never rounded up
+    with pytest.raises(ValueError):
+        if_modified_since(datetime(2026, 11, 1))
+    assert to_decimal(0.1) == Decimal("0.1") and to_decimal(1250) == Decimal("1250")
+    assert to_decimal("12.50") == Decimal("12.50") and to_decimal(None) is None
+    with pytest.raises(ValueError):
+        to_decimal(True)
