@@ -7,8 +7,12 @@ shows up as a failing invariant rather than as a matching mistake on both sides.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 import unicodedata
 import uuid
 from collections import Counter, defaultdict
@@ -170,6 +174,17 @@ def test_same_arguments_give_identical_world_and_manifest(world: World, tmp_path
     first = write_manifest(world, tmp_path / "a" / "manifest.json").read_bytes()
     second = write_manifest(again, tmp_path / "b" / "manifest.json").read_bytes()
     assert first == second
+
+
+def test_same_world_in_another_process_with_other_string_hashing(world: World) -> None:
+    """Set and dict iteration over strings differs between processes; the world must not."""
+    code = (
+        "import hashlib; from xz_pipeline.sandbox.world import generate; "
+        "print(hashlib.sha256(repr(generate(7, 'demo', 0)).encode()).hexdigest())"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == hashlib.sha256(repr(world).encode()).hexdigest()
 
 
 def test_other_connection_is_another_organisation_with_disjoint_ids(world: World) -> None:
