@@ -567,7 +567,7 @@ CANONICAL_VIEWS: dict[str, Columns] = {
     "crm_invoice_lines": [
         ("connection", VARCHAR), ("invoice_id", VARCHAR), ("line_id", VARCHAR), ("line_no", INTEGER),
         ("product_id", VARCHAR), ("product_name", VARCHAR), ("description", VARCHAR), ("quantity", PRICE),
-        ("unit_price", PRICE), ("discount_amount", MONEY), ("line_amount", MONEY), ("tax_rate", MONEY),
+        ("unit_price", PRICE), ("discount_amount", MONEY), ("line_amount", MONEY), ("tax_rate", PRICE),
         ("total", MONEY), *_TIMES,
     ],
     "crm_products": [
