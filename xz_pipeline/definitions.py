@@ -7,8 +7,10 @@ from xz_pipeline.publish import build_snapshot_asset
 from xz_pipeline.schedules import build_schedules, connections_sensor
 from xz_pipeline.xero.assets import XERO_ASSETS
 from xz_pipeline.xero.resources import XeroResource
+from xz_pipeline.zoho.assets import ZOHO_ASSETS
+from xz_pipeline.zoho.resources import ZohoResource
 
-EXTRACT_ASSETS = [*XERO_ASSETS]
+EXTRACT_ASSETS = [*XERO_ASSETS, *ZOHO_ASSETS]
 analytics_snapshot = build_snapshot_asset(EXTRACT_ASSETS)
 ASSETS = [*EXTRACT_ASSETS, analytics_snapshot]
 
@@ -22,7 +24,7 @@ defs = dg.Definitions(
     jobs=[mirror_job],
     schedules=build_schedules(mirror_job, EXTRACT_ASSETS),
     sensors=[connections_sensor],
-    resources={"xero": XeroResource(), "mirror": MirrorResource()},
+    resources={"xero": XeroResource(), "zoho": ZohoResource(), "mirror": MirrorResource()},
     # Writers run one at a time anyway (pool `duckdb`), so a subprocess per step would only add ~2 s each.
     executor=dg.in_process_executor,
 )

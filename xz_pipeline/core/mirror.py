@@ -23,7 +23,10 @@ PRICE = "decimal(18, 4)"  # quantities and unit prices
 RATE = "decimal(18, 6)"  # currency rates
 
 # Columns every typed table carries after its own.
-SYSTEM_COLUMNS = "fetched_at timestamptz not null, payload_hash varchar not null"
+# `payload_hash` names the landed payload a row came from; `row_hash` is the hash of the typed values,
+# which decides whether a re-read row changed (a list payload and a full GET of the same unchanged
+# record type the same, although their payloads differ).
+SYSTEM_COLUMNS = "fetched_at timestamptz not null, payload_hash varchar not null, row_hash varchar not null"
 
 
 @dataclass(frozen=True)
@@ -152,13 +155,20 @@ def write_entity(
                 (record_id, f"typed:{spec.table}.{exc.column}", f"{spec.entity} {record_id}: {exc}", digest)
             )
             continue
-        row.update(connection=connection, fetched_at=fetched_at, payload_hash=digest)
+        row.update(
+            connection=connection, row_hash=payload_hash(row), fetched_at=fetched_at, payload_hash=digest
+        )
         rows.append(row)
         for child in spec.children:
             if child.present(payload):
                 whole[child.table].append(row[spec.key[-1]])
             for item in kids[child.table]:
-                item.update(connection=connection, fetched_at=fetched_at, payload_hash=digest)
+                item.update(
+                    connection=connection,
+                    row_hash=payload_hash(item),
+                    fetched_at=fetched_at,
+                    payload_hash=digest,
+                )
             children[child.table].extend(kids[child.table])
 
     with store.write() as con:
@@ -169,7 +179,8 @@ def write_entity(
         )  # fmt: skip
         for record_id, rule, reason, digest in quarantine:
             con.execute(
-                "insert into meta.quarantine values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "insert into meta.quarantine (connection, vendor, entity, record_id, rule, reason, "
+                "payload_hash, run_id, quarantined_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [connection, spec.vendor, spec.entity, record_id, rule, reason, digest, run_id, fetched_at],
             )
         frame = pd.DataFrame(rows)
@@ -213,3 +224,41 @@ def read_sync_state(
     with store.write() as con:
         store.ensure_base(con)
         return store.get_sync_state(con, connection, vendor, entity)
+
+
+def delete_records(
+    store: Store,
+    spec: EntityTable,
+    *,
+    connection: str,
+    deleted: list[tuple[str, dict]],
+    fetched_at: datetime,
+    run_id: str | None,
+) -> int:
+    """Records the source reports deleted (id, its deletion payload): they leave the current table, their
+    history rows are closed, and the deletion notice itself lands — reflected, never silently dropped."""
+    if not deleted:
+        return 0
+    id_col = spec.key[-1]
+    with store.write() as con:
+        ensure_tables(store, con, spec)
+        store.append_landing(
+            con, connection=connection, vendor=spec.vendor, entity=f"{spec.entity}:deleted",
+            rows=[(rid, None, payload) for rid, payload in deleted], fetched_at=fetched_at, run_id=run_id,
+        )  # fmt: skip
+        gone = pd.DataFrame({"connection": connection, id_col: [rid for rid, _ in deleted]})
+        counts = store.replace_children(
+            con, spec.schema, spec.table, pd.DataFrame(), list(spec.key), parents=gone, valid_from=fetched_at
+        )
+        for child in spec.children:
+            parents = gone.rename(columns={id_col: child.parent_column})
+            store.replace_children(
+                con,
+                spec.schema,
+                child.table,
+                pd.DataFrame(),
+                list(child.key),
+                parents=parents,
+                valid_from=fetched_at,
+            )
+    return counts.deleted

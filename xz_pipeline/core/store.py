@@ -264,7 +264,7 @@ class Store:
     ) -> MergeCounts:
         """Upsert typed rows by key; changed rows close their history row and open a new one.
 
-        `frame` must carry a `payload_hash` column: a row whose hash is unchanged is not rewritten.
+        `frame` must carry a `row_hash` column: a row whose hash is unchanged is not rewritten.
         """
         if frame.empty:
             return MergeCounts()
@@ -275,7 +275,7 @@ class Store:
             con.execute(
                 "create or replace temp table merge_status as "
                 f"select i.*, case when t.{key[0]} is null then 'insert' "
-                "when t.payload_hash = i.payload_hash then 'same' else 'update' end as _status "
+                "when t.row_hash = i.row_hash then 'same' else 'update' end as _status "
                 f"from incoming_rows i left join {target} t on {on}"
             )
             counts = dict(con.execute("select _status, count(*) from merge_status group by 1").fetchall())

@@ -1,0 +1,103 @@
+"""The Zoho extract assets against the emulator: full, idle (list + deleted probe), changes and deletions."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from xz_pipeline import settings
+from xz_pipeline.core.resources import MirrorResource, connections_partitions
+from xz_pipeline.core.store import Store
+from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline.zoho.assets import ZOHO_ASSETS
+from xz_pipeline.zoho.resources import ZohoResource
+
+CONNECTION = "sandbox"
+TABLES = {
+    "zoho_accounts": ("Accounts", "zoho.accounts"),
+    "zoho_contacts": ("Contacts", "zoho.contacts"),
+    "zoho_deals": ("Deals", "zoho.deals"),
+    "zoho_invoices": ("Invoices", "zoho.invoices"),
+    "zoho_products": ("Products", "zoho.products"),
+}
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with SandboxServer(seed=13, size="demo") as sb:
+        yield sb
+
+
+@pytest.fixture
+def env(sandbox, monkeypatch):
+    for key, value in sandbox.env(0).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("XZ_CONNECTION", CONNECTION)
+
+
+def _materialize(instance, names=tuple(TABLES)) -> dict[str, dict]:
+    assets = [a for a in ZOHO_ASSETS if a.op.name in names]
+    result = dg.materialize(
+        assets,
+        partition_key=CONNECTION,
+        instance=instance,
+        resources={"zoho": ZohoResource(), "mirror": MirrorResource()},
+    )
+    assert result.success
+    return {
+        a.op.name: {
+            k: v.value for k, v in result.asset_materializations_for_node(a.op.name)[0].metadata.items()
+        }
+        for a in assets
+    }
+
+
+def test_full_idle_changes_and_deletions(sandbox, env):
+    org = sandbox.org_ids[0]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(connections_partitions.name, [CONNECTION])
+        first = _materialize(instance)
+        store = Store(settings.mirror_path())
+        with store.read() as con:
+            for name, (module, table) in TABLES.items():
+                expected = sandbox.zoho.dump(org, module)
+                assert first[name]["dagster/row_count"] == len(expected) > 0, name
+                assert con.execute(f"select count(*) from {table}").fetchone()[0] == len(expected), table
+            items = con.execute("select count(*) from zoho.invoice_items").fetchone()[0]
+        assert (
+            items == sum(len(i.get("Invoiced_Items") or []) for i in sandbox.zoho.dump(org, "Invoices")) > 0
+        )
+
+        idle = _materialize(instance)
+        for name, meta in idle.items():
+            # one list call answered 304 and one /deleted probe
+            assert meta["api_calls"] <= 2, (name, meta)
+            assert meta["inserted"] == meta["updated"] == meta["deleted"] == 0, name
+
+        deals = sandbox.zoho.dump(org, "Deals")
+        accounts = sandbox.zoho.dump(org, "Accounts")
+        with ZohoResource().client(CONNECTION) as client:
+            (changed,) = client.update("Deals", [{"id": deals[0]["id"], "Amount": 12345.67}])
+            (gone,) = client.delete("Accounts", [accounts[-1]["id"]])
+        assert changed.ok and gone.ok
+        after = _materialize(instance, ("zoho_deals", "zoho_accounts"))
+        # Only what moved past the cursor (plus the cursor's own second, re-read as in the idle run).
+        assert after["zoho_deals"]["updated"] == 1 and after["zoho_deals"]["inserted"] == 0
+        assert after["zoho_deals"]["fetched"] == idle["zoho_deals"]["fetched"] + 1
+        assert after["zoho_accounts"]["deleted"] == 1
+        with store.read() as con:
+            assert con.execute(
+                "select amount from zoho.deals where deal_id = ?", [deals[0]["id"]]
+            ).fetchone()[0] == (pytest.approx(12345.67))
+            assert con.execute(
+                "select count(*) from zoho.accounts where account_id = ?", [accounts[-1]["id"]]
+            ).fetchone() == (0,)
+            closed = con.execute(
+                "select count(*) from zoho.accounts_history where account_id = ? and valid_to is not null",
+                [accounts[-1]["id"]],
+            ).fetchone()[0]
+            notice = con.execute(
+                "select count(*) from landing.records where entity = 'Accounts:deleted' and record_id = ?",
+                [accounts[-1]["id"]],
+            ).fetchone()[0]
+        assert closed == 1 and notice == 1
