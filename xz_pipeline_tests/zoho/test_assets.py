@@ -88,9 +88,10 @@ def test_full_idle_changes_and_deletions(sandbox, env):
         assert after["zoho_deals"]["fetched"] == idle["zoho_deals"]["fetched"] + 1
         assert after["zoho_accounts"]["deleted"] == 1
         with store.read() as con:
-            assert con.execute(
+            amount = con.execute(
                 "select amount from zoho.deals where deal_id = ?", [deals[0]["id"]]
-            ).fetchone()[0] == (pytest.approx(12345.67))
+            ).fetchone()[0]
+            assert amount == Decimal("12345.67")
             assert con.execute(
                 "select count(*) from zoho.accounts where account_id = ?", [accounts[-1]["id"]]
             ).fetchone() == (0,)
