@@ -326,12 +326,49 @@ class ZohoClient:
         reads is completed with a read by id, and one deleted meanwhile is left to `deleted()`.
 
         `modified_since` is inclusive to the second: records modified in that second come back again.
-        Listing by `Modified_Time` while the org is being written to can show a record twice (its newer
-        version last), as any offset paging does; callers merge by id.
+
+        Offset paging by `Modified_Time` has one hazard: a record modified during the read moves to the
+        end (so it comes back twice, newer version last; callers merge by id) and shifts the rest by
+        one, so one unread record slips past a page boundary. Such a move always shows as a repeated id,
+        so when one is seen the listing is checked once more (ids only, one field) and what slipped
+        past is read by id. With no writes during the read this costs nothing.
         """
         groups = _field_groups(fields)
         size = max(1, min(PER_PAGE, per_page))
         id_list = None if ids is None else [str(i) for i in ids]
+        seen: set[str] = set()
+        repeated = 0
+        for page in self._joined_pages(module, groups, modified_since, sort_by, sort_order, size, id_list):
+            for rec in page:
+                rid = str(rec["id"])
+                repeated += rid in seen
+                seen.add(rid)
+            yield page
+        if not repeated or id_list is not None or sort_by != "Modified_Time":
+            return
+        slipped = [
+            str(r["id"])
+            for page in self._group_pages(
+                module, ["Modified_Time"], modified_since, sort_by, sort_order, PER_PAGE, None
+            )
+            for r in page
+            if str(r["id"]) not in seen
+        ]
+        log.info("zoho %s: %d record(s) changed during the read; %d slipped past a page and are read by id",
+                 module, repeated, len(slipped))  # fmt: skip
+        if slipped:
+            yield from self._joined_pages(module, groups, None, None, "asc", PER_PAGE, slipped)
+
+    def _joined_pages(
+        self,
+        module: str,
+        groups: list[list[str]],
+        modified_since: datetime | None,
+        sort_by: str | None,
+        sort_order: str,
+        size: int,
+        id_list: list[str] | None,
+    ) -> Iterator[list[dict]]:
         if len(groups) == 1:
             yield from self._group_pages(
                 module, groups[0], modified_since, sort_by, sort_order, size, id_list

@@ -13,9 +13,10 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from xz_pipeline.core.errors import ApiError, AuthError
+from xz_pipeline.core.errors import ApiError, AuthError, RateLimitExhausted
 from xz_pipeline.core.http import CallMeter, RetryPolicy
 from xz_pipeline.sandbox.server import LoopbackServer
+from xz_pipeline.sandbox.zoho import ZohoLimits
 from xz_pipeline.sandbox.zoho_meta import FieldDef
 from xz_pipeline.zoho.client import SearchLimitExceeded
 from xz_pipeline.zoho.dates import (
@@ -146,6 +147,31 @@ def test_a_record_modified_between_field_groups_is_completed_by_id_not_dropped(s
     assert len(calls) == 7
 
 
+def test_a_record_modified_mid_read_cannot_push_another_past_a_page_boundary(store_dir):
+    with ZohoSandbox() as sb:
+        recs = accounts(450)
+        sb.load("Accounts", recs)
+        first = recs[0]["id"]
+        # After page 1: the first record moves to the end, everything after it shifts left by one, and
+        # record 200 would fall between pages 1 and 2 of an offset listing.
+        sb.hooks.at("/crm/v8/Accounts", 1, lambda: sb.modify("Accounts", first, {"Tax_Number": "changed"}))
+        client = sb.client(store_dir)
+        rows = [r for p in client.iter_pages("Accounts", fields=FIELDS) for r in p]
+        calls = sb.requests_to("/crm/v8/Accounts", "GET")
+        before = len(calls)
+        list(client.iter_pages("Accounts", fields=FIELDS))  # no write during this read: no check pass
+        quiet = len(sb.requests_to("/crm/v8/Accounts", "GET")) - before
+    ids = [r["id"] for r in rows]
+    assert set(ids) == {r["id"] for r in recs}
+    assert ids.count(first) == 2 and [r["Tax_Number"] for r in rows if r["id"] == first][-1] == "changed"
+    assert len(ids) == 451
+    check = [c for c in calls if c.query.get("fields") == "Modified_Time"]
+    by_id = [c for c in calls if "ids" in c.query]
+    assert len(calls) == 3 + len(check) + 1 and len(check) == 3
+    assert by_id[0].query["ids"] == recs[200]["id"]
+    assert quiet == 3
+
+
 def test_if_modified_since_is_inclusive_to_the_second_and_unchanged_is_one_304(store_dir):
     with ZohoSandbox() as sb:
         sb.load("Accounts", accounts(10, modified=T0 - timedelta(hours=1), step=60))
@@ -255,6 +281,20 @@ def test_a_token_expiring_mid_run_is_refreshed_once_and_the_run_goes_on(store_di
         assert 401 not in [c.status for c in sb.requests_to("/crm/v8/Accounts")][len(statuses) :]
     assert len(_ids(pages)) == 1000
     assert statuses == [200, 200, 401, 200, 200, 200]
+
+
+def test_spent_daily_credits_stop_the_client_before_zoho_has_to_refuse(store_dir):
+    with ZohoSandbox(limits=ZohoLimits(credits_per_day=10)) as sb:
+        sb.load("Accounts", accounts(2401))
+        client = sb.client(store_dir)
+        got = []
+        with pytest.raises(RateLimitExhausted) as err:
+            for page in client.iter_pages("Accounts", fields=FIELDS):
+                got += page
+        calls = sb.requests_to("/crm/v8/Accounts")
+    assert err.value.limit == "credits"
+    assert len(got) == 2000 and len(calls) == 10
+    assert 429 not in [c.status for c in calls]  # the remaining-credits header told us first
 
 
 def test_a_dead_refresh_token_is_an_auth_error_naming_the_code_not_the_token(store_dir, caplog):
