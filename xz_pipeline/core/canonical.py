@@ -15,6 +15,7 @@ every record keeps the source's modified time (`source_modified`) apart from our
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -600,12 +601,34 @@ def empty_select(view: str) -> str:
     return f"select {cols} where false"
 
 
-_MISSING = re.compile(r"(Table|Schema|View) with name \S+ does not exist")
+def _sources(con: duckdb.DuckDBPyConnection, select: str) -> set[tuple[str, str]]:
+    """The schema-qualified tables a SELECT reads, from DuckDB's own parser (nothing is bound)."""
+    tree = json.loads(con.execute("select json_serialize_sql(?)", [select]).fetchone()[0])
+    if tree.get("error"):
+        raise CanonicalViewError(f"not a SELECT DuckDB can parse: {tree.get('error_message')}")
+    found: set[tuple[str, str]] = set()
+    stack: list = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "BASE_TABLE" and node.get("schema_name"):
+                found.add((node["schema_name"], node["table_name"]))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 
-def _missing_source(exc: duckdb.Error) -> bool:
-    """A catalog error about a table or schema that does not exist (not, say, a misspelt column)."""
-    return isinstance(exc, duckdb.CatalogException) and bool(_MISSING.search(str(exc)))
+def _present(con: duckdb.DuckDBPyConnection, sources: set[tuple[str, str]]) -> bool:
+    """Do all these tables exist? Asked of the catalog, not by failing: a failed statement would abort
+    the caller's transaction."""
+    return all(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+        for schema, table in sources
+    )
 
 
 def _check_columns(con: duckdb.DuckDBPyConnection, view: str) -> None:
@@ -662,11 +685,11 @@ def install_views(
         candidates = [selects] if isinstance(selects, str) else list(selects)
         made[view] = "empty"
         for n, select in enumerate(candidates):
+            if not _present(con, _sources(con, select)):
+                continue
             try:
                 con.execute(f"create or replace view {SCHEMA}.{view} as {select}")
             except duckdb.Error as exc:
-                if _missing_source(exc):
-                    continue
                 raise CanonicalViewError(f"{SCHEMA}.{view}: the vendor SELECT fails: {exc}") from exc
             made[view] = "source" if n == 0 else "fallback"
             break
