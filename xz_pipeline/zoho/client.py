@@ -458,8 +458,13 @@ class ZohoClient:
             if token or page * per_page + per_page > DISCRETE_LIMIT:
                 token = info.get("next_page_token")
                 if not token:
-                    raise ApiError(VENDOR, reply.status, "UnexpectedBody",
-                                   f"{module}: more records but no next_page_token", endpoint=f"GET {module}")  # fmt: skip
+                    raise ApiError(
+                        VENDOR,
+                        reply.status,
+                        "UnexpectedBody",
+                        f"{module}: more records but no next_page_token",
+                        endpoint=f"GET {module}",
+                    )
             else:
                 page += 1
 
@@ -483,8 +488,10 @@ class ZohoClient:
         headers = {"If-Modified-Since": if_modified_since(since)} if since else None
         page = 1
         while True:
-            reply = self._call("GET", f"{module}/deleted", params={"type": kind, "page": page, "per_page": PER_PAGE},
-                               headers=headers, endpoint=f"GET {module}/deleted")  # fmt: skip
+            params = {"type": kind, "page": page, "per_page": PER_PAGE}
+            reply = self._call(
+                "GET", f"{module}/deleted", params=params, headers=headers, endpoint=f"GET {module}/deleted"
+            )
             rows = _rows(reply)
             yield from rows
             info = reply.data.get("info") if isinstance(reply.data, dict) else None
@@ -752,8 +759,14 @@ class ZohoClient:
         ids = [str(c) for c in channel_ids]
         results: list[WriteResult] = []
         for start, chunk in _chunks(ids, 50):
-            reply = self._call("DELETE", "actions/watch", params={"channel_ids": ",".join(chunk)},
-                               endpoint="DELETE actions/watch", repeatable=True, raise_for_status=False)  # fmt: skip
+            reply = self._call(
+                "DELETE",
+                "actions/watch",
+                params={"channel_ids": ",".join(chunk)},
+                endpoint="DELETE actions/watch",
+                repeatable=True,
+                raise_for_status=False,
+            )
             if reply.status >= 400 and not _is_item_list(reply, "watch"):
                 raise parse_error(reply, "DELETE actions/watch")
             for r in _results(reply, len(chunk), start, "delete", key="watch"):

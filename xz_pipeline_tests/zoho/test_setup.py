@@ -34,8 +34,8 @@ def test_creates_what_is_missing_and_a_second_run_creates_nothing(tmp_path):
         acc = client.insert("Accounts", [{"Account_Name": "Set Up Ltd", "Xero_Contact_ID": "c0ffee00-0000"}])[
             0
         ]
-        deal = client.insert("Deals", [{"Deal_Name": "D", "Stage": "Closed Won", "Payment_Status": "Partially Paid",
-                                        "Amount_Paid": 10.5, "Last_Payment_Date": "2026-11-01"}])[0]  # fmt: skip
+        paid = {"Payment_Status": "Partially Paid", "Amount_Paid": 10.5, "Last_Payment_Date": "2026-11-01"}
+        deal = client.insert("Deals", [{"Deal_Name": "D", "Stage": "Closed Won", **paid}])[0]
     assert sorted(created) == sorted(ALL) and len(created) == 10
     assert [p.query["module"] for p in posts] == ["Accounts", "Deals", "Invoices"]
     assert accounts["Xero_Contact_ID"]["external"] == {"type": "org", "show": True}
