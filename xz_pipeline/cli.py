@@ -69,7 +69,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from xz_pipeline.core.store import Store
 
     try:
-        outcomes = runner.sync([args.connection] if args.connection else None)
+        outcomes = runner.sync([args.connection] if args.connection else None, only=args.only)
     except settings.SettingsError as exc:
         print(f"xz sync: {exc}", file=sys.stderr)
         return 2
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = sub.add_parser("sync", help="materialise the assets in process for the configured connections")
     sync.add_argument("--connection", help="only this connection")
+    sync.add_argument("--only", choices=["mirror"], help="only this stage")
     sync.set_defaults(func=cmd_sync)
 
     from xz_pipeline.sandbox import server

@@ -33,8 +33,23 @@ def instance(home: Path | None = None) -> dg.DagsterInstance:
     return dg.DagsterInstance.local_temp(str(dagster_home))
 
 
-def sync(connections: list[str] | None = None, *, inst: dg.DagsterInstance | None = None) -> list[RunOutcome]:
-    """Materialise every asset once for each connection (all configured ones by default)."""
+STAGES = {"mirror": ("xero", "zoho", "analytics")}
+
+
+def selected_assets(only: str | None) -> list[dg.AssetsDefinition]:
+    """The assets of one stage (`--only mirror|reconcile|writeback`), or all of them."""
+    if only is None:
+        return list(ASSETS)
+    if only not in STAGES:
+        raise settings.SettingsError(f"unknown stage {only!r}: choose from {', '.join(STAGES)}")
+    groups = STAGES[only]
+    return [a for a in ASSETS if any(a.group_names_by_key[k] in groups for k in a.keys)]
+
+
+def sync(
+    connections: list[str] | None = None, *, inst: dg.DagsterInstance | None = None, only: str | None = None
+) -> list[RunOutcome]:
+    """Materialise every asset (or one stage's) once for each connection (all configured ones by default)."""
     names = connections or [c.name for c in settings.load_connections()]
     if not names:
         raise settings.SettingsError(

@@ -22,6 +22,8 @@ MONEY = "decimal(18, 2)"
 PRICE = "decimal(18, 4)"  # quantities and unit prices
 RATE = "decimal(18, 6)"  # currency rates
 
+PREVIEW_ROWS, PREVIEW_COLUMNS = 10, 6
+
 # Columns every typed table carries after its own.
 # `payload_hash` names the landed payload a row came from; `row_hash` is the hash of the typed values,
 # which decides whether a re-read row changed (a list payload and a full GET of the same unchanged
@@ -110,6 +112,7 @@ class MirrorResult:
     cursor: datetime | None
     total_rows: int
     child_counts: dict[str, MergeCounts] = field(default_factory=dict)
+    preview: list[dict] = field(default_factory=list)  # a few fetched rows, a few columns, for the UI
 
 
 def ensure_tables(store: Store, con, spec: EntityTable) -> None:
@@ -209,9 +212,10 @@ def write_entity(
         total = con.execute(
             f"select count(*) from {spec.schema}.{spec.table} where connection = ?", [connection]
         ).fetchone()[0]
+    preview = [{c.name: row[c.name] for c in spec.cols[:PREVIEW_COLUMNS]} for row in rows[:PREVIEW_ROWS]]
     return MirrorResult(
         counts=counts, landed=landed, quarantined=len(quarantine), cursor=cursor, total_rows=total,
-        child_counts=child_counts,
+        child_counts=child_counts, preview=preview,
     )  # fmt: skip
 
 

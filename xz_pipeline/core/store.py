@@ -71,7 +71,11 @@ create table if not exists meta.runs (
     unchanged bigint,
     api_calls bigint
 );
-create table if not exists meta.schema_version (version integer not null, applied_at timestamptz not null);
+create table if not exists meta.schema_version (
+    version integer not null,
+    applied_at timestamptz not null,
+    change varchar
+);
 """
 
 
@@ -106,6 +110,24 @@ def _exact_decimals(frame: pd.DataFrame) -> pd.DataFrame:
             if out is frame:
                 out = frame.copy()
             out[column] = [str(v) if isinstance(v, Decimal) else v for v in frame[column]]
+    return out
+
+
+def _declared_columns(columns: str) -> list[tuple[str, str]]:
+    """(name, type) of each column in a `name type [not null]` list; NOT NULL dropped for added columns."""
+    out = []
+    depth, start = 0, 0
+    parts = []
+    for i, ch in enumerate(columns):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append(columns[start:i])
+            start = i + 1
+    parts.append(columns[start:])
+    for part in parts:
+        name, _, sql_type = part.strip().partition(" ")
+        out.append((name, sql_type.replace("not null", "").strip()))
     return out
 
 
@@ -183,13 +205,20 @@ class Store:
     def ensure_base(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(BASE_DDL)
         if not con.execute("select count(*) from meta.schema_version").fetchone()[0]:
-            con.execute("insert into meta.schema_version values (?, ?)", [SCHEMA_VERSION, datetime.now(UTC)])
+            con.execute(
+                "insert into meta.schema_version values (?, ?, ?)",
+                [SCHEMA_VERSION, datetime.now(UTC), "created"],
+            )
 
     @staticmethod
     def ensure_table(
         con: duckdb.DuckDBPyConnection, schema: str, table: str, columns: str, key: list[str]
     ) -> None:
-        """A typed current-state table and its `_history` twin (valid_from/valid_to)."""
+        """A typed current-state table and its `_history` twin (valid_from/valid_to).
+
+        Additive schema evolution: a column the code declares and the file lacks is added to both tables
+        (NULL for rows fetched before), and the change is recorded in `meta.schema_version`.
+        """
         con.execute(f"create schema if not exists {schema}")
         con.execute(
             f"create table if not exists {schema}.{table} ({columns}, primary key ({', '.join(key)}))"
@@ -198,6 +227,22 @@ class Store:
             f"create table if not exists {schema}.{table}_history "
             f"({columns}, valid_from timestamptz not null, valid_to timestamptz)"
         )
+        declared = _declared_columns(columns)
+        for target in (table, f"{table}_history"):
+            present = {
+                r[0]
+                for r in con.execute(
+                    "select column_name from duckdb_columns() where schema_name = ? and table_name = ?",
+                    [schema, target],
+                ).fetchall()
+            }
+            for name, sql_type in declared:
+                if name not in present:
+                    con.execute(f"alter table {schema}.{target} add column {name} {sql_type}")
+                    con.execute(
+                        "insert into meta.schema_version values (?, ?, ?)",
+                        [SCHEMA_VERSION, datetime.now(UTC), f"added {schema}.{target}.{name}"],
+                    )
 
     # ---------------------------------------------------------------------------------------
     # Writes

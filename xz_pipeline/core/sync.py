@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pandas as pd
 
 from xz_pipeline import settings
 from xz_pipeline.core.http import CallMeter
@@ -119,6 +120,8 @@ def _metadata(result: MirrorResult, removed: int, plan: ReadPlan, fetched: Fetch
     }
     if fetched.note:
         meta["note"] = fetched.note.strip(" ;")
+    if result.preview:
+        meta["preview"] = dg.MetadataValue.md(pd.DataFrame(result.preview).to_markdown(index=False))
     for child, counts in result.child_counts.items():
         meta[f"{child} inserted/updated/deleted"] = f"{counts.inserted}/{counts.updated}/{counts.deleted}"
     return meta

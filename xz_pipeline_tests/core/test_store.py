@@ -130,7 +130,7 @@ def test_a_failed_write_rolls_back(tmp_path):
     with store.write() as con:
         store.ensure_base(con)
     with pytest.raises(RuntimeError), store.write() as con:
-        con.execute("insert into meta.schema_version values (99, now())")
+        con.execute("insert into meta.schema_version values (99, now(), null)")
         raise RuntimeError("boom")
     con = duckdb.connect(str(store.path), read_only=True)
     try:
@@ -236,3 +236,24 @@ def test_children_are_replaced_only_when_the_parent_carries_them(tmp_path):
         assert con.execute("select valid_to from demo.doc_lines_history where line_id = 'a'").fetchall() == [
             (T2,)
         ]
+
+
+def test_a_column_added_later_migrates_the_table_and_is_recorded(tmp_path):
+    store = Store(tmp_path / "m.duckdb")
+    write_entity(
+        store, SPEC, connection="c1", payloads=_things(("a", "Acme", 1, T1)), fetched_at=T1, run_id=None
+    )
+    wider = EntityTable(
+        vendor="demo", entity="Things", schema="demo", table="things",
+        cols=[*SPEC.cols, Col("colour", "varchar", lambda p: p.get("Colour")), Col("weight", "decimal(18, 2) not null", lambda p: p.get("Weight", 0))],
+        key=["connection", "thing_id"], record_id=lambda p: p["Id"], modified=lambda p: p["Modified"],
+    )  # fmt: skip
+    payloads = [{"Id": "b", "Name": "Bolt", "Amount": 2, "Modified": T2, "Colour": "red", "Weight": 1.5}]
+    write_entity(store, wider, connection="c1", payloads=payloads, fetched_at=T2, run_id=None)
+    with store.read() as con:
+        rows = con.execute("select thing_id, colour from demo.things order by 1").fetchall()
+        changes = [
+            r[0] for r in con.execute("select change from meta.schema_version order by applied_at").fetchall()
+        ]
+    assert rows == [("a", None), ("b", "red")]
+    assert "added demo.things.colour" in changes and "added demo.things_history.weight" in changes

@@ -1,0 +1,39 @@
+"""Two sandbox connections mirrored side by side in one file, never mixed; `xz sync` reports both."""
+
+from __future__ import annotations
+
+from xz_pipeline import cli, runner, settings
+from xz_pipeline.core.store import Store
+from xz_pipeline.sandbox.server import SandboxServer
+
+
+def test_two_connections_side_by_side(xz_home, capsys):
+    with SandboxServer(seed=5, size="demo", connections=2) as sb:
+        sb.write_connections_file(settings.connections_file())
+        names = [c.name for c in settings.load_connections()]
+        assert len(names) == 2
+        outcomes = runner.sync(inst=runner.instance())
+        assert [o.connection for o in outcomes] == names and all(o.success for o in outcomes)
+        with Store(settings.mirror_path()).read() as con:
+            for index, name in enumerate(names):
+                tenant, org = sb.tenant_ids[index], sb.org_ids[index]
+                contacts = {c["ContactID"] for c in sb.xero.dump(tenant, "Contacts")}
+                mirrored = {
+                    r[0]
+                    for r in con.execute(
+                        "select contact_id from xero.contacts where connection = ?", [name]
+                    ).fetchall()
+                }
+                assert mirrored == contacts
+                deals = con.execute(
+                    "select count(*) from zoho.deals where connection = ?", [name]
+                ).fetchone()[0]
+                assert deals == len(sb.zoho.dump(org, "Deals"))
+            shared = con.execute(
+                "select count(*) from (select contact_id from xero.contacts group by 1 having count(*) > 1)"
+            ).fetchone()[0]
+        assert shared == 0
+
+        assert cli.main(["sync", "--only", "mirror", "--connection", names[1]]) == 0
+        out = capsys.readouterr().out
+        assert names[1] in out and "xero.contacts" in out
