@@ -1,0 +1,404 @@
+"""Running the pandera models of `core/schemas.py` as Dagster asset checks, and quarantining failures.
+
+A `Rule` is one asset check: a model run over rows of one connection read from the mirror (a table,
+or a query deriving rows such as the sums of invoice lines). `evaluate` turns pandera's
+`SchemaErrors` into the failing records, a reason per record naming the fields and their values,
+and `AssetCheckResult` metadata (failing keys, 20-row previews). `build_mirror_checks` makes one
+`@multi_asset_check` per extract asset: one step reads the partition once and yields a result per
+rule; ERROR rules are blocking, so a failure stops write-back downstream, WARN rules only report.
+
+Quarantine (`meta.quarantine`) keeps history and shows the current state: a failing record gets a
+row (rule = the check's name) the first time that record, reason and payload hash fail; while it
+keeps failing, reruns add nothing; when it passes (or is fixed upstream, which changes its payload
+hash) its open row gets `resolved_at`. So `where resolved_at is null` is what is wrong right now,
+and its payload is in `landing.records` under the same payload hash, untouched.
+
+(No `from __future__ import annotations` here: Dagster inspects the `context` annotation.)
+"""
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pandera.pandas as pa
+
+from xz_pipeline.core.resources import MirrorResource, connections_partitions
+from xz_pipeline.core.schemas import ROW_CHECK_FIELDS
+from xz_pipeline.core.store import SCHEMA_VERSION, Store
+
+ERROR = dg.AssetCheckSeverity.ERROR
+WARN = dg.AssetCheckSeverity.WARN
+PREVIEW_ROWS = 20
+MAX_KEYS = 200  # failing keys listed in metadata (the count is always exact)
+MAX_VALUE = 80  # characters of a value quoted in a reason or preview
+UNIQUENESS = "multiple_fields_uniqueness"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One asset check: `model` validated over a connection's rows of `table` (or of `sql`)."""
+
+    name: str  # the asset check's name, and the `rule` of its quarantine rows
+    model: type[pa.DataFrameModel]
+    table: str  # schema.table
+    key: tuple[str, ...]  # the columns that identify a row (besides `connection`)
+    severity: dg.AssetCheckSeverity = ERROR
+    description: str = ""
+    sql: str | None = None  # rows to check, with one `?` for the connection; default: the table's rows
+    record_id: str | None = None  # the column naming the landing record (default: key[0])
+
+    @property
+    def query(self) -> str:
+        return self.sql or f"select * from {self.table} where connection = ?"
+
+    @property
+    def record_column(self) -> str:
+        return self.record_id or self.key[0]
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == ERROR
+
+
+@dataclass
+class Outcome:
+    """What one rule found in one connection's rows."""
+
+    rule: Rule
+    rows_checked: int
+    failure_cases: pd.DataFrame  # pandera's, plus `record_id`
+    failing_rows: pd.DataFrame  # the rows with at least one failure
+    reasons: dict[tuple[str | None, str | None], str]  # (record id, payload hash) -> reason
+    error: str | None = None  # the rows could not be read or validated at all
+    quarantine: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and self.failure_cases.empty
+
+    @property
+    def failing_keys(self) -> list[str | None]:
+        return sorted({rid for rid, _ in self.reasons}, key=lambda v: (v is None, v or ""))
+
+    def result(self, asset_key: dg.AssetKey) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=self.rule.name,
+            passed=self.passed,
+            severity=self.rule.severity,
+            description=self.error,
+            metadata=self.metadata(),
+        )
+
+    def metadata(self) -> dict:
+        keys = self.failing_keys
+        meta: dict = {
+            "table": self.rule.table,
+            "rows_checked": self.rows_checked,
+            "failing_rows": len(self.failing_rows),
+            "failure_cases": len(self.failure_cases),
+            "failing_keys": dg.MetadataValue.json(keys[:MAX_KEYS]),
+        }
+        if len(keys) > MAX_KEYS:
+            meta["failing_keys_listed"] = f"{MAX_KEYS} of {len(keys)}"
+        if not self.failure_cases.empty:
+            cases = self.failure_cases[["record_id", "column", "check", "failure_case"]].head(PREVIEW_ROWS)
+            meta["failure_cases_preview"] = dg.MetadataValue.md(_markdown(cases))
+            meta["failing_rows_preview"] = dg.MetadataValue.md(_markdown(self.preview_rows()))
+        meta.update({f"quarantine_{k}": v for k, v in self.quarantine.items()})
+        return meta
+
+    def preview_rows(self) -> pd.DataFrame:
+        """The first failing rows: their key and the columns that failed (not every column)."""
+        failed = [c for c in dict.fromkeys(self.failure_cases["column"].dropna()) if c in self.failing_rows]
+        cols = list(dict.fromkeys([*self.rule.key, *failed]))
+        return self.failing_rows[[c for c in cols if c in self.failing_rows]].head(PREVIEW_ROWS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence = ()) -> pd.DataFrame:
+    """Rows of `sql` as the schemas expect them: DECIMAL as exact `Decimal`, integers as `Int64`.
+
+    DuckDB's `.df()` turns DECIMAL into float64, which would make a DECIMAL contract unverifiable
+    and sums inexact, so decimals travel as text and become `Decimal` here.
+    """
+    con.execute("set TimeZone = 'UTC'")
+    rel = con.sql(sql, params=list(params))
+    types = {name: str(kind) for name, kind in zip(rel.columns, rel.types, strict=True)}
+    exprs = [
+        f"cast({_quote(n)} as varchar) as {_quote(n)}" if t.startswith("DECIMAL") else _quote(n)
+        for n, t in types.items()
+    ]
+    frame = rel.project(", ".join(exprs)).df()
+    for name, kind in types.items():
+        if kind.startswith("DECIMAL"):
+            frame[name] = pd.Series(
+                [None if v is None else Decimal(v) for v in frame[name]], index=frame.index, dtype=object
+            )
+        elif kind in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"):
+            frame[name] = frame[name].astype("Int64")
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# Validating
+
+
+def _show(value, *, quote: bool = True) -> str:
+    """A value as a reason or preview shows it: bounded, dates without midnight, text quoted in reasons."""
+    if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
+        return "null"
+    if isinstance(value, pd.Timestamp):
+        text = (
+            value.date().isoformat() if value.tz is None and value == value.normalize() else value.isoformat()
+        )
+    else:
+        text = str(value)
+    text = text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
+    return repr(text) if quote and isinstance(value, str) else text
+
+
+def evaluate(rule: Rule, frame: pd.DataFrame) -> Outcome:
+    """Validate `frame` with the rule's model; name each failing record and why it failed."""
+    try:
+        rule.model.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases.copy()
+    else:
+        return Outcome(rule, len(frame), _empty_cases(), frame.iloc[0:0], {})
+    cases["check"] = cases["check"].astype(str)
+    # A row-level check reports every column of the row: keep the fields it is about.
+    about = [ROW_CHECK_FIELDS.get(check) for check in cases["check"]]
+    keep = [fields is None or col in fields for col, fields in zip(cases["column"], about, strict=True)]
+    cases = cases[keep]
+    # Uniqueness is reported per column of the key: the connection adds nothing.
+    cases = cases[~((cases["check"] == UNIQUENESS) & (cases["column"] == "connection"))]
+    rows = cases["index"].dropna().astype(int)
+    failing = frame.loc[sorted(set(rows))] if len(rows) else frame.iloc[0:0]
+    record = rule.record_column
+    cases["record_id"] = [
+        frame.at[int(i), record] if pd.notna(i) and record in frame else None for i in cases["index"]
+    ]
+    reasons: dict[tuple[str | None, str | None], list[str]] = {}
+    whole_table: list[str] = []
+    for index, group in cases.groupby("index", dropna=False, sort=True):
+        if pd.isna(index):
+            whole_table += [f"{c}: {k}" for c, k in zip(group["column"], group["check"], strict=True)]
+            continue
+        row = frame.loc[int(index)]
+        parts = [_describe(group[group["check"] == check], check) for check in dict.fromkeys(group["check"])]
+        extra = [k for k in rule.key if k != record]
+        where = ", ".join(f"{k}={_show(row[k])}" for k in extra if k in row)
+        rid = None if record not in row or pd.isna(row[record]) else str(row[record])
+        digest = None if "payload_hash" not in row or pd.isna(row["payload_hash"]) else row["payload_hash"]
+        text = "; ".join(parts)
+        reasons.setdefault((rid, digest), []).append(f"{where}: {text}" if where else text)
+    error = (
+        f"{rule.table} does not fit {rule.model.__name__}: " + "; ".join(whole_table) if whole_table else None
+    )
+    joined = {k: " | ".join(dict.fromkeys(v)) for k, v in reasons.items()}
+    return Outcome(rule, len(frame), cases.reset_index(drop=True), failing, joined, error=error)
+
+
+def _describe(cases: pd.DataFrame, check: str) -> str:
+    """One failed check of one row, naming the fields and their values."""
+    values = ", ".join(f"{c}={_show(v)}" for c, v in zip(cases["column"], cases["failure_case"], strict=True))
+    if check in ROW_CHECK_FIELDS:
+        return f"{check}: {values}"
+    if check == UNIQUENESS:
+        return f"{values} is not unique in this connection"
+    if check == "not_nullable":
+        return f"{', '.join(cases['column'])} is null"
+    return f"{values} {check if check.startswith(('is ', 'does ')) else 'fails ' + check}"
+
+
+def _empty_cases() -> pd.DataFrame:
+    return pd.DataFrame(columns=["schema_context", "column", "check", "check_number", "failure_case", "index",
+                                 "record_id"])  # fmt: skip
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    """A bounded table for the Dagster UI: values as text (exact decimals, no float re-parsing)."""
+    shown = frame.map(lambda v: _show(v, quote=False).replace("|", "\\|"))
+    return shown.to_markdown(index=False, disable_numparse=True)
+
+
+def check_rules(store: Store, rules: Sequence[Rule], connection: str) -> list[Outcome]:
+    """Read and validate each rule's rows for one connection, on one short read connection."""
+    outcomes = []
+    with store.read() as con:
+        for rule in rules:
+            try:
+                frame = read_frame(con, rule.query, [connection])
+            except duckdb.CatalogException as exc:
+                outcomes.append(Outcome(rule, 0, _empty_cases(), pd.DataFrame(), {},
+                                        error=f"cannot read {rule.table}: {str(exc).splitlines()[0]}"))  # fmt: skip
+                continue
+            outcomes.append(evaluate(rule, frame))
+    return outcomes
+
+
+# ---------------------------------------------------------------------------------------------
+# Quarantine
+
+
+def ensure_resolved_at(con: duckdb.DuckDBPyConnection) -> None:
+    """Add `meta.quarantine.resolved_at` to a mirror made before it existed (recorded like other additions)."""
+    present = con.execute(
+        "select count(*) from duckdb_columns() where schema_name = 'meta' and table_name = 'quarantine' "
+        "and column_name = 'resolved_at'"
+    ).fetchone()[0]
+    if not present:
+        con.execute("alter table meta.quarantine add column resolved_at timestamptz")
+        con.execute(
+            "insert into meta.schema_version values (?, ?, ?)",
+            [SCHEMA_VERSION, datetime.now(UTC), "added meta.quarantine.resolved_at"],
+        )
+
+
+def quarantine(
+    con: duckdb.DuckDBPyConnection,
+    outcome: Outcome,
+    *,
+    connection: str,
+    vendor: str,
+    entity: str,
+    run_id: str | None,
+    now: datetime,
+) -> dict[str, int]:
+    """Bring the rule's open quarantine rows for this connection in line with `outcome`.
+
+    New (record, reason, payload hash) failures are inserted; open rows no longer failing are
+    resolved; the rest are left alone, so a rerun changes nothing. A rule that could not run whole
+    (`outcome.error`) resolves nothing.
+    """
+    Store.ensure_base(con)
+    ensure_resolved_at(con)
+    scope = [connection, vendor, entity, outcome.rule.name]
+    open_rows = con.execute(
+        "select record_id, reason, payload_hash from meta.quarantine where connection = ? and vendor = ? "
+        "and entity = ? and rule = ? and resolved_at is null",
+        scope,
+    ).fetchall()
+    current = {(rid, reason, digest) for (rid, digest), reason in outcome.reasons.items()}
+    seen = set(open_rows)
+    new = sorted(current - seen, key=str)
+    gone = (
+        [] if outcome.error else sorted(seen - current, key=str)
+    )  # a rule that could not run resolves nothing
+    columns = ["record_id", "reason", "payload_hash"]
+    if new:
+        con.register("quarantine_new", pd.DataFrame(new, columns=columns, dtype=object))
+        try:
+            con.execute(
+                "insert into meta.quarantine (connection, vendor, entity, record_id, rule, reason, payload_hash, "
+                "run_id, quarantined_at) select ?, ?, ?, record_id, ?, reason, payload_hash, ?, ? from quarantine_new",
+                [*scope, run_id, now],
+            )
+        finally:
+            con.unregister("quarantine_new")
+    if gone:
+        con.register("quarantine_gone", pd.DataFrame(gone, columns=columns, dtype=object))
+        try:
+            con.execute(
+                "update meta.quarantine q set resolved_at = ? from quarantine_gone g where q.connection = ? "
+                "and q.vendor = ? and q.entity = ? and q.rule = ? and q.resolved_at is null "
+                "and q.record_id is not distinct from g.record_id and q.reason = g.reason "
+                "and q.payload_hash is not distinct from g.payload_hash",
+                [now, *scope],
+            )
+        finally:
+            con.unregister("quarantine_gone")
+    counts = {"new": len(new), "resolved": len(gone), "open": len(current)}
+    outcome.quarantine = counts
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Dagster
+
+
+def run_checks(
+    store: Store,
+    rules: Sequence[Rule],
+    *,
+    connection: str,
+    vendor: str,
+    entity: str,
+    run_id: str | None,
+    now: datetime | None = None,
+) -> list[Outcome]:
+    """Validate every rule for one connection, then update the quarantine in one write transaction."""
+    outcomes = check_rules(store, rules, connection)
+    now = now or datetime.now(UTC)
+    with store.write() as con:
+        for outcome in outcomes:
+            quarantine(
+                con, outcome, connection=connection, vendor=vendor, entity=entity, run_id=run_id, now=now
+            )
+    return outcomes
+
+
+def _spec(key: dg.AssetKey, rule: Rule, partitions_def: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        rule.name,
+        asset=key,
+        blocking=rule.blocking,
+        description=f"{rule.description} ({rule.severity.value}; {rule.model.__name__} over {rule.table})",
+        partitions_def=partitions_def,
+        metadata={"severity": rule.severity.value, "table": rule.table, "model": rule.model.__name__},
+    )
+
+
+def build_mirror_checks(
+    asset: dg.AssetKey | str,
+    *,
+    vendor: str,
+    entity: str,
+    rules: Sequence[Rule],
+    partitions_def: dg.PartitionsDefinition = connections_partitions,
+) -> dg.AssetChecksDefinition:
+    """One step checking an extract asset's partition: a result per rule, ERROR rules blocking."""
+    key = dg.AssetKey.from_coercible(asset)
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate check names for {key.to_user_string()}: {names}")
+    with warnings.catch_warnings():
+        # Partitioned checks are "preview" in Dagster 1.13, and exactly what per-connection assets need.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        specs = [_spec(key, rule, partitions_def) for rule in rules]
+
+    @dg.multi_asset_check(
+        specs=specs,
+        name=f"{key.to_python_identifier()}_checks",
+        description=f"pandera models over {key.to_user_string()}'s rows of one connection; failures "
+        "are quarantined in meta.quarantine.",
+        pool="duckdb",
+    )
+    def _checks(context: dg.AssetCheckExecutionContext, mirror: MirrorResource):
+        connection = context.partition_key
+        outcomes = run_checks(
+            mirror.store(), rules, connection=connection, vendor=vendor, entity=entity, run_id=context.run_id
+        )
+        for outcome in outcomes:
+            if not outcome.passed:
+                context.log.warning(
+                    f"{key.to_user_string()} {outcome.rule.name} for {connection}: "
+                    f"{len(outcome.reasons)} failing records ({outcome.rule.severity.value})"
+                    + (f"; {outcome.error}" if outcome.error else "")
+                )
+            yield outcome.result(key)
+
+    return _checks
