@@ -33,7 +33,7 @@ def instance(home: Path | None = None) -> dg.DagsterInstance:
     return dg.DagsterInstance.local_temp(str(dagster_home))
 
 
-STAGES = {"mirror": ("xero", "zoho", "analytics")}
+STAGES = {"mirror": ("xero", "zoho", "canonical", "analytics")}
 
 
 def selected_assets(only: str | None) -> list[dg.AssetsDefinition]:

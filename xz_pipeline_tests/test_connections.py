@@ -29,6 +29,10 @@ def test_two_connections_side_by_side(xz_home, capsys):
                     "select count(*) from zoho.deals where connection = ?", [name]
                 ).fetchone()[0]
                 assert deals == len(sb.zoho.dump(org, "Deals"))
+                books = con.execute(
+                    "select count(*) from canonical.books_customers where connection = ?", [name]
+                ).fetchone()[0]
+                assert books == len(contacts)
             shared = con.execute(
                 "select count(*) from (select contact_id from xero.contacts group by 1 having count(*) > 1)"
             ).fetchone()[0]

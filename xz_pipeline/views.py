@@ -1,0 +1,48 @@
+"""The `canonical` role views as a Dagster asset: each vendor's mapping installed over the mirror.
+
+Everything after the mirror reads `canonical.*` only (DESIGN.md §1); this asset is where the two
+vendors' SELECTs meet, so reconciliation never names a vendor.
+"""
+
+from collections.abc import Mapping, Sequence
+
+import dagster as dg
+
+from xz_pipeline.core.canonical import install_views
+from xz_pipeline.core.resources import MirrorResource
+
+
+def build_canonical_views_asset(
+    deps: Sequence[dg.AssetsDefinition], vendor_views: Sequence[Mapping[str, str | Sequence[str]]]
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="canonical_views",
+        group_name="canonical",
+        kinds={"duckdb"},
+        deps=list(deps),
+        pool="duckdb",
+        description="Role views (`canonical.books_*`, `canonical.crm_*`) over the vendor tables, checked "
+        "against the canonical contract; a source the org lacks gives an empty view, never a missing one.",
+    )
+    def canonical_views(mirror: MirrorResource) -> dg.MaterializeResult:
+        store = mirror.store()
+        made: dict[str, str] = {}
+        with store.write() as con:
+            store.ensure_base(con)
+            for views in vendor_views:
+                made.update(install_views(con, views))
+            counts = {
+                view: con.execute(f"select count(*) from canonical.{view}").fetchall()[0][0] for view in made
+            }
+        return dg.MaterializeResult(
+            metadata={
+                "views": dg.MetadataValue.md(
+                    "\n".join(f"| {v} | {made[v]} | {counts[v]} |" for v in sorted(made)).join(
+                        ["| view | from | rows |\n|---|---|---|\n", ""]
+                    )
+                ),
+                "empty_views": sorted(v for v, how in made.items() if how == "empty"),
+            }
+        )
+
+    return canonical_views
