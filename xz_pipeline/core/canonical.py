@@ -124,7 +124,6 @@ def _checked(name: str, value: object) -> object:
 _ENUMS: dict[str, type[StrEnum]] = {
     "role": Role,
     "type": DocumentType,
-    "kind": AddressKind,  # overridden for Phone below
     "stage": DealStage,
     "payment_status": PaymentStatus,
     "amounts_tax": TaxMode,
@@ -142,7 +141,7 @@ class _Record:
             if value is None:
                 continue
             new = _checked(f"{type(self).__name__}.{f.name}", value)
-            enum = self._enums.get(f.name, _ENUMS.get(f.name) if f.name != "kind" else None)
+            enum = self._enums.get(f.name, _ENUMS.get(f.name))
             if enum is not None and not isinstance(new, enum):
                 try:
                     new = enum(new)
@@ -669,8 +668,10 @@ def install_views(
     later stage never meets a missing view. A vendor must supply every view of each role it names.
     Returns how each view was made: "source" (its first SELECT), "fallback" or "empty".
 
-    Runs in the caller's transaction: a contract breach raises `CanonicalViewError` naming the view and
-    the column, and the caller's rollback leaves the previous views in place.
+    Runs in the caller's transaction, and asks the catalog whether sources exist rather than letting a
+    statement fail (a failed statement aborts the transaction). A contract breach, or a SELECT that fails
+    for another reason, raises `CanonicalViewError` naming the view (and the column); the caller's
+    rollback then leaves the previous views in place.
     """
     unknown = sorted(set(vendor_views) - set(CANONICAL_VIEWS))
     if unknown:
