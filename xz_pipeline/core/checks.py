@@ -185,6 +185,11 @@ def evaluate(rule: Rule, frame: pd.DataFrame) -> Outcome:
     cases = cases[keep]
     # Uniqueness is reported per column of the key: the connection adds nothing.
     cases = cases[~((cases["check"] == UNIQUENESS) & (cases["column"] == "connection"))]
+    # A DECIMAL column read as anything but Decimal breaks the table's contract, not its records.
+    whole_table: list[str] = []
+    for column in _not_decimal(frame, cases):
+        whole_table.append(f"{column} is {frame[column].dtype}, not DECIMAL")
+        cases = cases[~((cases["column"] == column) & cases["check"].str.startswith("dtype("))]
     rows = cases["index"].dropna().astype(int)
     failing = frame.loc[sorted(set(rows))] if len(rows) else frame.iloc[0:0]
     record = rule.record_column
@@ -192,10 +197,12 @@ def evaluate(rule: Rule, frame: pd.DataFrame) -> Outcome:
         frame.at[int(i), record] if pd.notna(i) and record in frame else None for i in cases["index"]
     ]
     reasons: dict[tuple[str | None, str | None], list[str]] = {}
-    whole_table: list[str] = []
     for index, group in cases.groupby("index", dropna=False, sort=True):
         if pd.isna(index):
-            whole_table += [f"{c}: {k}" for c, k in zip(group["column"], group["check"], strict=True)]
+            whole_table += [
+                f"{c} {k}: {v}"
+                for c, k, v in zip(group["column"], group["check"], group["failure_case"], strict=True)
+            ]
             continue
         row = frame.loc[int(index)]
         parts = [_describe(group[group["check"] == check], check) for check in dict.fromkeys(group["check"])]
@@ -210,6 +217,11 @@ def evaluate(rule: Rule, frame: pd.DataFrame) -> Outcome:
     )
     joined = {k: " | ".join(dict.fromkeys(v)) for k, v in reasons.items()}
     return Outcome(rule, len(frame), cases.reset_index(drop=True), failing, joined, error=error)
+
+
+def _not_decimal(frame: pd.DataFrame, cases: pd.DataFrame) -> list[str]:
+    columns = dict.fromkeys(cases.loc[cases["check"].str.startswith("dtype('Decimal"), "column"])
+    return [c for c in columns if c in frame and not all(isinstance(v, Decimal) for v in frame[c].dropna())]
 
 
 def _describe(cases: pd.DataFrame, check: str) -> str:
