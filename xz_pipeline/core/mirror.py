@@ -219,6 +219,39 @@ def write_entity(
     )  # fmt: skip
 
 
+def finish_full_sweep(
+    store: Store,
+    spec: EntityTable,
+    *,
+    connection: str,
+    seen_ids: list[str],
+    fetched_at: datetime,
+    detect_deletions: bool,
+) -> int:
+    """Close a full read written in chunks: records (and their children) not seen are gone at the source
+    (when `detect_deletions`), and the sweep's time is recorded so the next one is planned from it."""
+    id_col = spec.key[-1]
+    deleted = 0
+    with store.write() as con:
+        ensure_tables(store, con, spec)
+        if detect_deletions:
+            everything = pd.DataFrame({"connection": [connection]})
+            seen = pd.DataFrame({"connection": connection, id_col: seen_ids})
+            deleted = store.delete_missing(
+                con, spec.schema, spec.table, ["connection", id_col], present=seen, parents=everything,
+                valid_from=fetched_at,
+            )  # fmt: skip
+            for child in spec.children:
+                store.delete_missing(
+                    con, spec.schema, child.table, ["connection", child.parent_column],
+                    present=seen.rename(columns={id_col: child.parent_column}), parents=everything,
+                    valid_from=fetched_at,
+                )  # fmt: skip
+        cursor = store.get_cursor(con, connection, spec.vendor, spec.entity)
+        store.set_cursor(con, connection, spec.vendor, spec.entity, cursor, full_sweep_at=fetched_at)
+    return deleted
+
+
 def read_sync_state(
     store: Store, connection: str, vendor: str, entity: str
 ) -> tuple[datetime | None, datetime | None]:

@@ -358,42 +358,63 @@ class Store:
         parents: pd.DataFrame,
         valid_from: datetime,
     ) -> MergeCounts:
-        """Merge child rows (e.g. invoice lines) and drop the children the fetched parents no longer have.
+        """Merge rows (e.g. invoice lines) and drop the rows the fetched parents no longer have.
 
         `parents` holds the parent keys (e.g. `connection` and `invoice_id`) that were fetched whole, so
         a row of theirs missing from `frame` is gone: it leaves the current table and its history row is
         closed. With `parents` holding only `connection`, this is a full sweep's deletion check.
         """
         counts = cls.merge_current(con, schema, table, frame, key, valid_from=valid_from)
+        present = frame[key] if not frame.empty else pd.DataFrame()
+        deleted = cls.delete_missing(
+            con, schema, table, key, present=present, parents=parents, valid_from=valid_from
+        )
+        return MergeCounts(counts.inserted, counts.updated, counts.unchanged, deleted)
+
+    @staticmethod
+    def delete_missing(
+        con: duckdb.DuckDBPyConnection,
+        schema: str,
+        table: str,
+        match: list[str],
+        *,
+        present: pd.DataFrame,
+        parents: pd.DataFrame,
+        valid_from: datetime,
+    ) -> int:
+        """Within `parents`, rows whose `match` columns are not among `present` leave the current table;
+        their open history rows are closed at `valid_from`. Returns how many left."""
         if parents.empty:
-            return counts
+            return 0
         target = f"{schema}.{table}"
         join = " and ".join(f"t.{c} = p.{c}" for c in parents.columns)
-        on = " and ".join(f"t.{k} = i.{k}" for k in key)
+        on = " and ".join(f"t.{k} = i.{k}" for k in match)
         con.register("parents_in", parents)
         try:
-            if frame.empty:
+            if present.empty:
                 missing = "true"
             else:
-                con.register("children_in", frame[key])
-                missing = f"not exists (select 1 from children_in i where {on})"
+                con.register("present_in", present[match])
+                missing = f"not exists (select 1 from present_in i where {on})"
             con.execute(
-                f"create or replace temp table stale_children as select t.{', t.'.join(key)} from {target} t "
+                f"create or replace temp table stale_rows as select distinct t.{', t.'.join(match)} from {target} t "
                 f"join parents_in p on {join} where {missing}"
             )
-            deleted = con.execute("select count(*) from stale_children").fetchall()[0][0]
+            deleted = con.execute(f"select count(*) from {target} t join stale_rows i on {on}").fetchall()[0][
+                0
+            ]
             if deleted:
-                con.execute(f"delete from {target} t using stale_children i where {on}")
+                con.execute(f"delete from {target} t using stale_rows i where {on}")
                 con.execute(
-                    f"update {target}_history t set valid_to = ? from stale_children i where {on} and t.valid_to is null",
+                    f"update {target}_history t set valid_to = ? from stale_rows i where {on} and t.valid_to is null",
                     [valid_from],
                 ).fetchall()
         finally:
             con.unregister("parents_in")
-            if not frame.empty:
-                con.unregister("children_in")
-            con.execute("drop table if exists stale_children")
-        return MergeCounts(counts.inserted, counts.updated, counts.unchanged, deleted)
+            if not present.empty:
+                con.unregister("present_in")
+            con.execute("drop table if exists stale_rows")
+        return deleted
 
     # ---------------------------------------------------------------------------------------
     # Cursors

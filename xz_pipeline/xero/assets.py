@@ -29,13 +29,13 @@ def _xero_asset(name: str, spec: EntityTable, description: str, params: dict | N
     def _asset(
         context: dg.AssetExecutionContext, config: MirrorConfig, xero: XeroResource, mirror: MirrorResource
     ) -> dg.MaterializeResult:
-        def fetch(plan: ReadPlan, meter: CallMeter) -> Fetched:
-            with xero.client(context.partition_key, meter=meter) as client:
-                return Fetched(
-                    list(client.iter_records(spec.entity, modified_since=plan.since, params=params)), []
-                )
+        meter = CallMeter()
+        with xero.client(context.partition_key, meter=meter) as client:
 
-        return run_extract(context, spec, mirror, config, fetch, always_full=spec.entity in WHOLE)
+            def fetch(plan: ReadPlan) -> Fetched:
+                return Fetched(client.iter_pages(spec.entity, modified_since=plan.since, params=params))
+
+            return run_extract(context, spec, mirror, config, meter, fetch, always_full=spec.entity in WHOLE)
 
     return _asset
 

@@ -15,27 +15,40 @@ from xz_pipeline.zoho.resources import ZohoResource
 
 
 def fetch_module(client, spec: EntityTable, plan: ReadPlan) -> Fetched:
-    """Changed records (all on a full sweep) and, when incremental, the deletions since the cursor.
+    """Changed records (all on a full sweep), page by page, and when incremental the deletions since the
+    cursor (the `/deleted` probe: one call when nothing was deleted).
 
     Modules with subforms (Invoices' Invoiced_Items) are listed, then each new or changed record is read by
     id, because Zoho returns subforms only on a single-record GET.
     """
-    try:
-        payloads = list(
-            client.iter_records(spec.entity, fields=tables.FIELDS[spec.entity], modified_since=plan.since)
-        )
-    except ApiError as exc:
-        if exc.code == "INVALID_MODULE":  # e.g. Invoices in an edition without inventory modules
-            return Fetched([], [], note="; module not available in this org")
-        raise
-    if spec.children:
-        changed = [p for p in payloads if plan.cursor is None or _modified_after(p, plan.cursor)]
-        full = {str(p["id"]): p for p in (client.get(spec.entity, str(p["id"])) for p in changed) if p}
-        payloads = [full.get(str(p["id"]), p) for p in payloads]
-    deleted = []
-    if not plan.full:
-        deleted = [(str(d["id"]), d) for d in client.deleted(spec.entity, since=plan.cursor)]
-    return Fetched(payloads, deleted)
+
+    def pages():
+        try:
+            listing = client.iter_pages(
+                spec.entity, fields=tables.FIELDS[spec.entity], modified_since=plan.since
+            )
+            for page in listing:
+                if spec.children:
+                    page = [_with_subforms(client, spec, p, plan) for p in page]
+                yield page
+        except ApiError as exc:
+            if exc.code != "INVALID_MODULE":  # e.g. Invoices in an edition without inventory modules
+                raise
+            fetched.note = "; module not available in this org"
+
+    def deleted():
+        if plan.full or fetched.note:
+            return []
+        return [(str(d["id"]), d) for d in client.deleted(spec.entity, since=plan.cursor)]
+
+    fetched = Fetched(pages(), deleted)
+    return fetched
+
+
+def _with_subforms(client, spec: EntityTable, payload: dict, plan: ReadPlan) -> dict:
+    if plan.cursor is not None and not _modified_after(payload, plan.cursor):
+        return payload  # re-read from the cursor's own second: unchanged, its stored subforms stand
+    return client.get(spec.entity, str(payload["id"])) or payload
 
 
 def _modified_after(payload: dict, cursor) -> bool:
@@ -56,11 +69,11 @@ def _zoho_asset(name: str, spec: EntityTable, description: str):
     def _asset(
         context: dg.AssetExecutionContext, config: MirrorConfig, zoho: ZohoResource, mirror: MirrorResource
     ) -> dg.MaterializeResult:
-        def fetch(plan: ReadPlan, meter: CallMeter) -> Fetched:
-            with zoho.client(context.partition_key, meter=meter) as client:
-                return fetch_module(client, spec, plan)
-
-        return run_extract(context, spec, mirror, config, fetch)
+        meter = CallMeter()
+        with zoho.client(context.partition_key, meter=meter) as client:
+            return run_extract(
+                context, spec, mirror, config, meter, lambda plan: fetch_module(client, spec, plan)
+            )
 
     return _asset
 

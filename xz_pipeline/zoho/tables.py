@@ -192,7 +192,7 @@ INVOICES = _module(
                 Col("discount", MONEY, money("Discount")),
                 Col("total", MONEY, money("Total")),
                 Col("net_total", MONEY, money("Net_Total")),
-                Col("tax_percent", MONEY, _line_tax_percent),
+                Col("tax_percent", PRICE, _line_tax_percent),
             ],
             key=["connection", "invoice_id", "item_id"],
             parent_column="invoice_id",
