@@ -72,14 +72,16 @@ class _Counts:
     throttled: int = 0
     errors: int = 0
     bytes: int = 0
+    seconds: float = 0.0  # wall time spent inside HTTP calls (sending, waiting, reading)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | float]:
         return {
             "calls": self.calls,
             "retries": self.retries,
             "throttled": self.throttled,
             "errors": self.errors,
             "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -100,9 +102,11 @@ class CallMeter:
         retry: bool = False,
         throttled: bool = False,
         error: bool = False,
+        seconds: float = 0.0,
     ) -> None:
         with self._lock:
             for c in (self._total, self._by_endpoint.setdefault(endpoint, _Counts())):
+                c.seconds += seconds
                 c.calls += 1
                 c.retries += int(retry)
                 c.throttled += int(throttled)
@@ -430,6 +434,7 @@ class HttpClient:
                     if waited:
                         self.meter.waited(waited)
                 attempt += 1
+                started = time.monotonic()
                 try:
                     resp = self.session.request(
                         method,
@@ -452,6 +457,7 @@ class HttpClient:
                     failure = f"connection error ({type(exc).__name__})"
                     safe = False
                 finally:
+                    elapsed = time.monotonic() - started
                     if budget is not None:
                         budget.settle(reply.headers if reply is not None else None, self.timer)
             finally:
@@ -459,7 +465,7 @@ class HttpClient:
                     budget.semaphore.release()
 
             if reply is None:
-                self.meter.record(endpoint, retry=retrying, error=True)
+                self.meter.record(endpoint, retry=retrying, error=True, seconds=elapsed)
                 if (repeatable or safe) and attempt < policy.attempts:
                     self._pause(policy.backoff(attempt), where, failure)
                     retrying = True
@@ -469,7 +475,12 @@ class HttpClient:
             status = reply.status
             throttled = status == 429
             self.meter.record(
-                endpoint, nbytes=len(reply.content), retry=retrying, throttled=throttled, error=status >= 400
+                endpoint,
+                nbytes=len(reply.content),
+                retry=retrying,
+                throttled=throttled,
+                error=status >= 400,
+                seconds=elapsed,
             )
             if throttled:
                 throttles += 1

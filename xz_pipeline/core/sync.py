@@ -184,6 +184,7 @@ def _metadata(
         "unchanged": t.unchanged,
         "quarantined": t.quarantined,
         "api_calls": calls["calls"],
+        "api_seconds": calls["seconds"],
         "api_retries": calls["retries"],
         "api_throttled": calls["throttled"],
         "cursor": t.cursor.isoformat() if t.cursor else "",

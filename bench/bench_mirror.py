@@ -1,0 +1,178 @@
+"""Mirror benchmark (`make bench-mirror`): full and incremental syncs of a whole organisation.
+
+For each size (default: medium, then large) the sandbox serves the generated organisation with its rate
+limits raised (so the figures measure our code, not Xero's 60 calls a minute), and `xz sync --only mirror`
+runs in a child process three times: a full first sync, an idle incremental run, and an incremental run
+after 1% of the contacts, invoices and deals changed. For each run it prints wall time, API calls, rows,
+rows per second, the child's peak RSS, and the share of wall time spent outside API calls; and the time
+the real limits alone would impose on the same calls (Xero: 60 calls a minute per organisation).
+
+Not part of `make test`. Large needs about 4 GB for the sandbox (the generated world and both emulators)
+besides the pipeline process it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tabulate import tabulate
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+XERO_PER_MINUTE = 60  # the real per-organisation limit
+
+
+def child() -> None:
+    """Run inside the measured process: one in-process mirror sync, figures as JSON on the last line."""
+    from xz_pipeline import runner
+
+    started = time.monotonic()
+    (outcome,) = runner.sync(only="mirror", inst=runner.instance())
+    wall = time.monotonic() - started
+    if not outcome.success:
+        raise SystemExit(f"sync failed: {outcome.error}")
+    meta = outcome.metadata
+    xero = [m for name, m in meta.items() if name.startswith("xero_")]
+    zoho = [m for name, m in meta.items() if name.startswith("zoho_")]
+    print(
+        json.dumps(
+            {
+                "wall": wall,
+                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "xero_calls": sum(m.get("api_calls", 0) for m in xero),
+                "zoho_calls": sum(m.get("api_calls", 0) for m in zoho),
+                "api_seconds": sum(m.get("api_seconds", 0.0) for m in meta.values()),
+                "fetched": sum(m.get("fetched", 0) for m in meta.values()),
+                "written": sum(m.get("inserted", 0) + m.get("updated", 0) for m in meta.values()),
+                "modes": sorted({m.get("mode", "") for m in meta.values()} - {""}),
+            }
+        )
+    )
+
+
+def change_one_percent(sb, env: dict) -> int:
+    """Edit 1% of contacts, invoices (their reference) and deals through our own clients (sharing the
+    pipeline's token store, as a second process of ours would)."""
+    from xz_pipeline.xero.resources import XeroResource
+    from xz_pipeline.zoho.resources import ZohoResource
+
+    os.environ.update(env)
+    tenant = env["XERO_TENANT_ID"]
+    changed = 0
+    with XeroResource().client("bench") as xero:
+        contacts = [c["ContactID"] for c in sb.xero.dump(tenant, "Contacts")]
+        results = xero.update_contacts(
+            [{"ContactID": i, "Website": "https://bench.example"} for i in contacts[: len(contacts) // 100]]
+        )
+        invoices = [
+            i["InvoiceID"] for i in sb.xero.dump(tenant, "Invoices") if i["Status"] in ("DRAFT", "AUTHORISED")
+        ]
+        results += xero.update_invoices(
+            [{"InvoiceID": i, "Reference": "bench"} for i in invoices[: len(invoices) // 100]]
+        )
+        changed += sum(r.ok for r in results)
+    with ZohoResource().client("bench") as zoho:
+        deals = [d["id"] for d in sb.zoho.dump(sb.org_ids[0], "Deals")]
+        changed += sum(
+            r.ok
+            for r in zoho.update(
+                "Deals", [{"id": i, "Next_Step": "bench"} for i in deals[: len(deals) // 100]]
+            )
+        )
+    return changed
+
+
+def run_child(env: dict) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child"], env=env, capture_output=True, text=True, timeout=3600, cwd=ROOT
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"child failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench(size: str, seed: int) -> list[list]:
+    from xz_pipeline.sandbox.server import SandboxServer
+    from xz_pipeline.sandbox.xero import XeroLimits
+    from xz_pipeline.sandbox.zoho import ZohoLimits
+
+    rows = []
+    started = time.monotonic()
+    with (
+        tempfile.TemporaryDirectory() as home,
+        SandboxServer(
+            seed=seed,
+            size=size,
+            xero_limits=XeroLimits(per_minute=10**7, per_day=10**9, app_per_minute=10**7),
+            zoho_limits=ZohoLimits(credits_per_day=10**9, concurrency=100),
+        ) as sb,
+    ):
+        print(f"{size}: sandbox ready in {time.monotonic() - started:.0f}s", file=sys.stderr, flush=True)
+        env = {**os.environ, **sb.env(0), "XZ_HOME": home, "XZ_CONNECTION": "bench"}
+        for label in ("full", "idle", "after 1% changed"):
+            if label == "after 1% changed":
+                print(f"{size}: changed {change_one_percent(sb, env):,} records", file=sys.stderr, flush=True)
+            r = run_child(env)
+            outside = max(0.0, r["wall"] - r["api_seconds"]) / r["wall"] if r["wall"] else 0.0
+            rows.append(
+                [
+                    size,
+                    label,
+                    f"{r['wall']:.1f}",
+                    f"{r['xero_calls']:,}",
+                    f"{r['zoho_calls']:,}",
+                    f"{r['fetched']:,}",
+                    f"{r['written']:,}",
+                    f"{r['fetched'] / r['wall']:,.0f}" if r["wall"] else "-",
+                    f"{r['rss_mb']:,.0f}",
+                    f"{outside:.0%}",
+                    f"{r['xero_calls'] / XERO_PER_MINUTE:.1f}",
+                ]
+            )
+            print(f"{size} {label}: {rows[-1]}", file=sys.stderr, flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", default=["medium", "large"])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child()
+        return
+    rows = []
+    for size in args.sizes:
+        rows.extend(bench(size, args.seed))
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "size",
+                "run",
+                "wall s",
+                "Xero calls",
+                "Zoho calls",
+                "rows fetched",
+                "rows written",
+                "rows/s",
+                "peak RSS MB",
+                "time outside API",
+                "min at Xero's 60/min",
+            ],
+        )  # fmt: skip
+    )
+
+
+if __name__ == "__main__":
+    main()
