@@ -402,7 +402,12 @@ def build_mirror_checks(
     def _checks(context: dg.AssetCheckExecutionContext, mirror: MirrorResource):
         connection = context.partition_key
         outcomes = run_checks(
-            mirror.store(), rules, connection=connection, vendor=vendor, entity=entity, run_id=context.run_id
+            mirror.store(),
+            rules,
+            connection=connection,
+            vendor=vendor,
+            entity=entity,
+            run_id=context.run.run_id,
         )
         for outcome in outcomes:
             if not outcome.passed:

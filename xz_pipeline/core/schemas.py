@@ -474,7 +474,7 @@ class ZohoInvoiceItem(MirrorRow):
     discount: Series[Money] = _amount()
     total: Series[Money] = _optional()
     net_total: Series[Money] = _optional()
-    tax_percent: Series[Money] = _optional(ge=0, le=100)
+    tax_percent: Series[Price] = _optional(ge=0, le=100)
 
     class Config:
         unique = ["connection", "invoice_id", "item_id"]

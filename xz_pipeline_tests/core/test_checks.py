@@ -1,0 +1,293 @@
+"""The check machinery: quarantine that is idempotent and shows the current state, bounded metadata,
+and the Dagster wiring — a failing ERROR check stops what depends on the asset, a WARN one does not.
+
+(No `from __future__ import annotations` here: Dagster inspects the `context` annotation.)
+"""
+
+import copy
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from xz_pipeline.core.checks import PREVIEW_ROWS, Rule, check_rules, run_checks
+from xz_pipeline.core.mirror import write_entity
+from xz_pipeline.core.resources import MirrorResource, connections_partitions
+from xz_pipeline.core.schemas import XeroInvoice
+from xz_pipeline.core.store import Store
+from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline.xero import tables as xero_tables
+from xz_pipeline.xero.assets import XERO_ASSETS
+from xz_pipeline.xero.checks import XERO_CHECKS
+from xz_pipeline.xero.resources import XeroResource
+from xz_pipeline.zoho.assets import ZOHO_ASSETS
+from xz_pipeline.zoho.checks import ZOHO_CHECKS
+from xz_pipeline.zoho.resources import ZohoResource
+from xz_pipeline_tests.core.checks_support import (
+    CONNECTION,
+    FETCHED_AT,
+    VENDOR_RULES,
+    check_asset,
+    copy_mirror,
+    demo_payloads,
+    execute,
+    quarantine_rows,
+    scalar,
+    write_mirror,
+)
+
+T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def payloads():
+    return demo_payloads()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, payloads):
+    path = tmp_path_factory.mktemp("demo-mirror") / "mirror.duckdb"
+    write_mirror(path, payloads)
+    return path
+
+
+@pytest.fixture
+def store(built, tmp_path):
+    return copy_mirror(built, tmp_path)
+
+
+def _open(store: Store, **where) -> list[dict]:
+    return [r for r in quarantine_rows(store, **where) if pd.isna(r["resolved_at"])]
+
+
+# ---------------------------------------------------------------------------------------------
+# Quarantine
+
+
+def test_quarantine_is_idempotent_and_resolves_what_passes_again(store):
+    bad = scalar(store, "select min(invoice_id) from xero.invoices")
+    digest = scalar(store, "select payload_hash from xero.invoices where invoice_id = ?", [bad])
+    landed = scalar(store, "select count(*) from landing.records")
+    execute(store, "update xero.invoices set currency_code = 'XXX' where invoice_id = ?", [bad])
+
+    first = check_asset(store, "xero", "xero_invoices", run_id="run-1", now=T0)["invoices_schema"]
+    assert first.quarantine == {"new": 1, "resolved": 0, "open": 1}
+    (row,) = quarantine_rows(store, rule="invoices_schema")
+    assert (row["connection"], row["vendor"], row["entity"], row["record_id"]) == (
+        CONNECTION, "xero", "Invoices", bad)  # fmt: skip
+    assert row["reason"] == "currency_code='XXX' is not an ISO 4217 currency code"
+    assert row["payload_hash"] == digest and row["run_id"] == "run-1"
+    # The payload stays in landing, untouched, findable by the quarantined hash.
+    assert scalar(store, "select count(*) from landing.records where payload_hash = ?", [digest]) == 1
+    assert scalar(store, "select count(*) from landing.records") == landed
+
+    # Rerunning the same run, or a later run while the record still fails, adds nothing.
+    again = check_asset(store, "xero", "xero_invoices", run_id="run-1", now=T0 + timedelta(minutes=1))
+    later = check_asset(store, "xero", "xero_invoices", run_id="run-2", now=T0 + timedelta(minutes=2))
+    assert again["invoices_schema"].quarantine == later["invoices_schema"].quarantine == {
+        "new": 0, "resolved": 0, "open": 1}  # fmt: skip
+    (row,) = quarantine_rows(store, rule="invoices_schema")
+    assert row["run_id"] == "run-1" and row["quarantined_at"] == T0
+
+    # Fixed at the source: the next run resolves the row and keeps it as history.
+    execute(store, "update xero.invoices set currency_code = 'NZD' where invoice_id = ?", [bad])
+    fixed = check_asset(store, "xero", "xero_invoices", run_id="run-3", now=T0 + timedelta(minutes=3))
+    assert fixed["invoices_schema"].passed
+    assert fixed["invoices_schema"].quarantine == {"new": 0, "resolved": 1, "open": 0}
+    (row,) = quarantine_rows(store, rule="invoices_schema")
+    assert row["resolved_at"] == T0 + timedelta(minutes=3)
+    assert scalar(store, "select count(*) from meta.quarantine where resolved_at is null") == 0
+
+    # Failing again later opens a new row beside the resolved one.
+    execute(store, "update xero.invoices set total = -1 where invoice_id = ?", [bad])
+    check_asset(store, "xero", "xero_invoices", run_id="run-4", now=T0 + timedelta(minutes=4))
+    rows = quarantine_rows(store, rule="invoices_schema")
+    assert len(rows) == 2
+    assert scalar(store, "select reason from meta.quarantine where resolved_at is null") == (
+        "total=-1.00 fails greater_than_or_equal_to(0)"
+    )
+    assert scalar(store, "select change from meta.schema_version where change like '%resolved_at'") == (
+        "added meta.quarantine.resolved_at"
+    )
+
+
+def test_quarantine_is_per_rule_and_per_connection(store):
+    bad = scalar(store, "select min(contact_id) from xero.contacts")
+    execute(store, "update xero.contacts set email = 'nobody', contact_status = 'GONE' where contact_id = ?",
+            [bad])  # fmt: skip
+    check_asset(store, "xero", "xero_contacts", now=T0)
+    rules = {r["rule"]: r["reason"] for r in quarantine_rows(store, record_id=bad)}
+    assert rules == {
+        "contacts_schema": "contact_status='GONE' is not one of ACTIVE, ARCHIVED, GDPRREQUEST",
+        "emails_plausible": "email='nobody' does not look like an email address",
+    }
+    # Another connection's check sees none of these rows and resolves none of them.
+    other = check_asset(store, "xero", "xero_contacts", connection="elsewhere", now=T0)
+    assert all(o.passed and o.rows_checked == 0 for o in other.values())
+    assert scalar(store, "select count(*) from meta.quarantine where resolved_at is null") == 2
+
+
+def test_metadata_lists_failing_keys_and_bounded_previews(store):
+    execute(store, "update xero.invoices set currency_code = 'ABC' where invoice_id in "
+                   "(select invoice_id from xero.invoices order by invoice_id limit 25)")  # fmt: skip
+    outcome = check_asset(store, "xero", "xero_invoices", now=T0)["invoices_schema"]
+    result = outcome.result(dg.AssetKey("xero_invoices"))
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    meta = {k: getattr(v, "value", v) for k, v in result.metadata.items()}
+    expected = [r[0] for r in _fetch(store, "select invoice_id from xero.invoices order by 1 limit 25")]
+    assert meta["failing_keys"] == expected
+    assert meta["failing_rows"] == meta["failure_cases"] == 25
+    assert meta["rows_checked"] == scalar(store, "select count(*) from xero.invoices")
+    for preview in ("failure_cases_preview", "failing_rows_preview"):
+        lines = meta[preview].splitlines()
+        assert len(lines) == 2 + PREVIEW_ROWS, preview  # header, rule, 20 rows
+    assert lines[0].split("|")[1:-1] == [" invoice_id                           ", " currency_code   "]
+    assert meta["quarantine_new"] == meta["quarantine_open"] == 25
+
+
+def test_a_rule_that_cannot_run_fails_and_resolves_nothing(store):
+    bad = scalar(store, "select min(invoice_id) from xero.invoices")
+    execute(store, "update xero.invoices set total = -2 where invoice_id = ?", [bad])
+    check_asset(store, "xero", "xero_invoices", now=T0)
+    broken = Rule("invoices_schema", XeroInvoice, "xero.invoices_gone", ("invoice_id",))
+    (outcome,) = run_checks(store, [broken], connection=CONNECTION, vendor="xero", entity="Invoices",
+                            run_id="r", now=T0 + timedelta(minutes=1))  # fmt: skip
+    assert not outcome.passed
+    assert outcome.error.startswith("cannot read xero.invoices_gone: Catalog Error")
+    assert outcome.quarantine == {"new": 0, "resolved": 0, "open": 0}
+    assert len(_open(store, rule="invoices_schema")) == 1
+
+
+def _fetch(store: Store, sql: str) -> list[tuple]:
+    with store.read() as con:
+        return con.execute(sql).fetchall()
+
+
+# ---------------------------------------------------------------------------------------------
+# Dagster: blocking, severities, partitions
+
+
+def _checks_for(asset: str, checks) -> dg.AssetChecksDefinition:
+    (found,) = [c for c in checks if {k.asset_key.to_user_string() for k in c.check_keys} == {asset}]
+    return found
+
+
+def _stand_in_invoices(payloads: list[dict]):
+    """An asset with the real key that writes given payloads as xero_invoices does (no HTTP)."""
+
+    @dg.asset(name="xero_invoices", partitions_def=connections_partitions, pool="duckdb")
+    def xero_invoices(context: dg.AssetExecutionContext, mirror: MirrorResource) -> None:
+        write_entity(mirror.store(), xero_tables.INVOICES, connection=context.partition_key,
+                     payloads=payloads, fetched_at=FETCHED_AT, run_id=context.run_id, full=True)  # fmt: skip
+
+    return xero_invoices
+
+
+@dg.asset(partitions_def=connections_partitions, deps=["xero_invoices"])
+def books_ready(context: dg.AssetExecutionContext) -> None:
+    """Stands in for reconciliation and write-back downstream of the extract."""
+    context.log.info("downstream ran")
+
+
+def _materialize(tmp_path, payloads: list[dict]):
+    mirror = MirrorResource(path=str(tmp_path / "dagster-mirror.duckdb"))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(connections_partitions.name, [CONNECTION])
+        result = dg.materialize(
+            [_stand_in_invoices(payloads), _checks_for("xero_invoices", XERO_CHECKS), books_ready],
+            partition_key=CONNECTION, instance=instance, resources={"mirror": mirror}, raise_on_error=False,
+        )  # fmt: skip
+        evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        downstream = result.asset_materializations_for_node("books_ready")
+    return result, evaluations, downstream, mirror.store()
+
+
+def test_a_failing_error_check_stops_downstream(tmp_path, payloads):
+    invoices = copy.deepcopy(payloads.xero["Invoices"][:40])
+    invoices[3]["Total"] = -10
+    bad = invoices[3]["InvoiceID"]
+    result, evaluations, downstream, store = _materialize(tmp_path, invoices)
+
+    assert not result.success
+    assert downstream == []
+    failed = evaluations["invoices_schema"]
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
+    assert failed.metadata["failing_keys"].value == [bad]
+    assert failed.partition == CONNECTION
+    assert {n for n, e in evaluations.items() if e.passed} == {
+        "invoice_lines_schema", "lines_sum_to_sub_total", "due_not_before_issue"}  # fmt: skip
+    (row,) = quarantine_rows(store)
+    assert (row["record_id"], row["rule"], row["reason"]) == (
+        bad, "invoices_schema", "total=-10.00 fails greater_than_or_equal_to(0)")  # fmt: skip
+    assert row["run_id"] == result.run_id
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "blocking asset check failed" in failures[0].event_specific_data.error.message
+
+
+def test_a_failing_warn_check_does_not_block(tmp_path, payloads):
+    invoices = copy.deepcopy(payloads.xero["Invoices"][:40])
+    invoices[5]["DueDate"] = "/Date(946684800000+0000)/"  # 2000-01-01, before the invoice date
+    result, evaluations, downstream, store = _materialize(tmp_path, invoices)
+
+    assert result.success
+    assert len(downstream) == 1
+    warned = evaluations["due_not_before_issue"]
+    assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
+    assert warned.metadata["failing_keys"].value == [invoices[5]["InvoiceID"]]
+    assert all(e.passed for n, e in evaluations.items() if n != "due_not_before_issue")
+    assert [r["rule"] for r in quarantine_rows(store)] == ["due_not_before_issue"]
+
+
+def test_checks_load_with_every_extract_asset_and_match_their_partitions():
+    defs = dg.Definitions(
+        assets=[*XERO_ASSETS, *ZOHO_ASSETS],
+        asset_checks=[*XERO_CHECKS, *ZOHO_CHECKS],
+        resources={"mirror": MirrorResource(), "xero": XeroResource(), "zoho": ZohoResource()},
+    )
+    graph = defs.resolve_asset_graph()
+    checked = {}
+    for key in graph.asset_check_keys:
+        checked.setdefault(key.asset_key.to_user_string(), set()).add(key.name)
+    assert set(checked) == {a.key.to_user_string() for a in [*XERO_ASSETS, *ZOHO_ASSETS]}
+    assert checked["xero_invoices"] == {"invoices_schema", "invoice_lines_schema", "lines_sum_to_sub_total",
+                                        "due_not_before_issue"}  # fmt: skip
+    assert checked["zoho_deals"] == {"deals_schema"}
+    for checks in [*XERO_CHECKS, *ZOHO_CHECKS]:
+        for spec in checks.check_specs:
+            assert spec.partitions_def == connections_partitions
+            warn = spec.metadata["severity"] == "WARN"
+            assert spec.blocking is not warn, spec.key
+    assert sum(1 for c in [*XERO_CHECKS, *ZOHO_CHECKS] for s in c.check_specs if not s.blocking) == 5
+
+
+def test_check_rules_reads_only_the_partition(store, payloads):
+    write_entity(store, xero_tables.CONTACTS, connection="second", payloads=payloads.xero["Contacts"][:7],
+                 fetched_at=FETCHED_AT, run_id="r", full=True)  # fmt: skip
+    rules = VENDOR_RULES["xero"]["xero_contacts"][1]
+    counts = {o.rule.name: o.rows_checked for o in check_rules(store, rules, "second")}
+    assert counts == {"contacts_schema": 7, "emails_plausible": 7}
+
+
+def test_checks_pass_on_the_real_extract_assets_against_the_sandbox(monkeypatch):
+    with SandboxServer(seed=11, size="demo") as sandbox:
+        for key, value in sandbox.env(0).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("XZ_CONNECTION", "sandbox")
+        assets = [a for a in XERO_ASSETS if a.key.to_user_string() in ("xero_contacts", "xero_invoices")]
+        checks = [_checks_for(a.key.to_user_string(), XERO_CHECKS) for a in assets]
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions(connections_partitions.name, ["sandbox"])
+            result = dg.materialize([*assets, *checks], partition_key="sandbox", instance=instance,
+                                    resources={"xero": XeroResource(), "mirror": MirrorResource()})  # fmt: skip
+        tenant = sandbox.env(0)["XERO_TENANT_ID"]
+        served = {c: len(sandbox.xero.dump(tenant, c)) for c in ("Invoices", "Contacts")}
+    evaluations = result.get_asset_check_evaluations()
+    assert result.success
+    assert {e.check_name for e in evaluations} == {"contacts_schema", "emails_plausible", "invoices_schema",
+                                                  "invoice_lines_schema", "lines_sum_to_sub_total",
+                                                  "due_not_before_issue"}  # fmt: skip
+    assert all(e.passed and e.partition == "sandbox" for e in evaluations)
+    checked = {e.check_name: e.metadata["rows_checked"].value for e in evaluations}
+    assert checked["invoices_schema"] == served["Invoices"]
+    assert checked["contacts_schema"] == served["Contacts"]
