@@ -80,6 +80,51 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _connection_name(args: argparse.Namespace) -> str:
+    return args.connection or os.environ.get("XZ_CONNECTION") or settings.DEFAULT_CONNECTION
+
+
+def cmd_auth(args: argparse.Namespace) -> int:
+    """The consent flow for a real organisation: open the URL, approve, tokens land in the token store."""
+    import webbrowser
+
+    from xz_pipeline import consent
+
+    def open_url(url: str) -> None:
+        print(
+            f"Open this URL to connect {args.vendor} (waiting for {consent.redirect_uri()}):\n{url}",
+            flush=True,
+        )
+        if not args.no_browser:
+            webbrowser.open(url)
+
+    connection = _connection_name(args)
+    try:
+        if args.vendor == "xero":
+            tenants = consent.authorize_xero(connection, open_url, timeout=args.timeout)
+            names = ", ".join(f"{t.get('tenantName')} ({t.get('tenantId')})" for t in tenants)
+            print(f"xz auth: Xero connected for {connection}: {names}")
+        else:
+            consent.authorize_zoho(connection, open_url, timeout=args.timeout)
+            print(f"xz auth: Zoho CRM connected for {connection}")
+    except (settings.SettingsError, TimeoutError) as exc:
+        print(f"xz auth: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Create the custom fields the integration needs in the Zoho org (idempotent)."""
+    from xz_pipeline.zoho.resources import ZohoResource
+    from xz_pipeline.zoho.setup import ensure_custom_fields
+
+    connection = _connection_name(args)
+    with ZohoResource().client(connection) as client:
+        created = ensure_custom_fields(client)
+    print(f"xz setup zoho: {len(created)} field(s) created" + (f": {', '.join(created)}" if created else ""))
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from xz_pipeline.sandbox import server
 
@@ -166,6 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="serve the Xero and Zoho emulators on loopback until stopped")
     server.add_arguments(sandbox)
     sandbox.set_defaults(func=cmd_sandbox)
+
+    auth = sub.add_parser("auth", help="connect a real organisation (OAuth consent with a loopback redirect)")
+    auth.add_argument("vendor", choices=["xero", "zoho"])
+    auth.add_argument("--connection", help="the connection to store the tokens for")
+    auth.add_argument("--no-browser", action="store_true", help="print the URL only")
+    auth.add_argument("--timeout", type=float, default=300.0)
+    auth.set_defaults(func=cmd_auth)
+
+    setup = sub.add_parser("setup", help="create the Zoho custom fields the integration uses (idempotent)")
+    setup.add_argument("vendor", choices=["zoho"])
+    setup.add_argument("--connection")
+    setup.set_defaults(func=cmd_setup)
 
     dev = sub.add_parser("dev", help="sandbox + dagster dev (UI, sensors, schedules)")
     dev.add_argument("--seed", type=int, default=7)
