@@ -247,16 +247,22 @@ def _markdown(frame: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, disable_numparse=True)
 
 
+def _unreadable(rule: Rule, why: str) -> Outcome:
+    return Outcome(rule, 0, _empty_cases(), pd.DataFrame(), {}, error=f"cannot read {rule.table}: {why}")
+
+
 def check_rules(store: Store, rules: Sequence[Rule], connection: str) -> list[Outcome]:
     """Read and validate each rule's rows for one connection, on one short read connection."""
+    if not store.path.exists():
+        why = f"the mirror {store.path} does not exist yet (materialise the asset first)"
+        return [_unreadable(rule, why) for rule in rules]
     outcomes = []
     with store.read() as con:
         for rule in rules:
             try:
                 frame = read_frame(con, rule.query, [connection])
             except duckdb.CatalogException as exc:
-                outcomes.append(Outcome(rule, 0, _empty_cases(), pd.DataFrame(), {},
-                                        error=f"cannot read {rule.table}: {str(exc).splitlines()[0]}"))  # fmt: skip
+                outcomes.append(_unreadable(rule, str(exc).splitlines()[0]))
                 continue
             outcomes.append(evaluate(rule, frame))
     return outcomes
@@ -354,6 +360,8 @@ def run_checks(
 ) -> list[Outcome]:
     """Validate every rule for one connection, then update the quarantine in one write transaction."""
     outcomes = check_rules(store, rules, connection)
+    if not store.path.exists():
+        return outcomes  # nothing to quarantine, and no reason to create an empty mirror
     now = now or datetime.now(UTC)
     with store.write() as con:
         for outcome in outcomes:

@@ -159,6 +159,17 @@ def test_a_rule_that_cannot_run_fails_and_resolves_nothing(store):
     assert len(_open(store, rule="invoices_schema")) == 1
 
 
+def test_checks_before_the_mirror_exists_fail_without_creating_it(tmp_path):
+    missing = Store(tmp_path / "never-written.duckdb")
+    spec, rules = VENDOR_RULES["xero"]["xero_contacts"]
+    outcomes = run_checks(
+        missing, rules, connection=CONNECTION, vendor="xero", entity=spec.entity, run_id="r"
+    )
+    assert [o.passed for o in outcomes] == [False, False]
+    assert "does not exist yet" in outcomes[0].error
+    assert not missing.path.exists()
+
+
 def _fetch(store: Store, sql: str) -> list[tuple]:
     with store.read() as con:
         return con.execute(sql).fetchall()

@@ -10,6 +10,7 @@ import pytest
 
 from xz_pipeline.core import schemas
 from xz_pipeline.core.checks import ERROR, WARN, check_rules, evaluate, read_frame
+from xz_pipeline.zoho.setup import PAYMENT_STATUSES
 from xz_pipeline_tests.core.checks_support import (
     CONNECTION,
     VENDOR_RULES,
@@ -243,3 +244,13 @@ def test_lines_balance_is_exact_decimal_arithmetic():
     lines = pd.Series([Decimal("10.03"), Decimal("10.04"), Decimal("0.01"), Decimal("1.00")], dtype=object)
     count = pd.Series([3, 3, 0, 1], dtype="Int64")
     assert schemas.lines_balance(sub, lines, count).tolist() == [True, False, True, False]
+
+
+def test_payment_statuses_match_the_picklist_xz_setup_creates():
+    assert schemas.ZOHO_PAYMENT_STATUSES == PAYMENT_STATUSES
+
+
+def test_every_iso_code_is_three_capitals_and_the_demo_currencies_are_known():
+    assert all(len(c) == 3 and c.isalpha() and c.isupper() for c in schemas.CURRENCY_CODES)
+    assert {"NZD", "AUD", "USD", "GBP", "EUR", "HRK"} <= schemas.CURRENCY_CODES
+    assert not {"XXX", "XTS", "XAU", "ABC"} & schemas.CURRENCY_CODES
