@@ -82,10 +82,14 @@ def assign_one_to_one(candidates: pd.DataFrame, score: str = "confidence") -> pd
     """
     if candidates.empty:
         return candidates.copy()
-    pool = candidates.sort_values(
+    # pairs whose invoice and deal have no other candidate need no contest
+    alone = ~candidates.duplicated(["connection", "invoice_id"], keep=False) & ~candidates.duplicated(
+        ["connection", "deal_id"], keep=False
+    )
+    accepted = [candidates[alone]]
+    pool = candidates[~alone].sort_values(
         [score, "connection", "invoice_id", "deal_id"], ascending=[False, True, True, True], kind="stable"
     )
-    accepted = []
     while not pool.empty:
         best_inv = pool.drop_duplicates(["connection", "invoice_id"])
         best_deal = pool.drop_duplicates(["connection", "deal_id"])
@@ -97,7 +101,7 @@ def assign_one_to_one(candidates: pd.DataFrame, score: str = "confidence") -> pd
             used_deal, how="left", on=["connection", "deal_id"]
         )
         pool = pool[pool["_u"].isna() & pool["_v"].isna()].drop(columns=["_u", "_v"])
-    return pd.concat(accepted, ignore_index=True)
+    return pd.concat([a for a in accepted if not a.empty] or [candidates.iloc[:0]], ignore_index=True)
 
 
 def inferred_candidates(
@@ -146,20 +150,19 @@ def link_deals_to_invoices(
     = recon.customer_links rows (all connections; nothing is linked across a connection).
     """
     explicit = assign_one_to_one(explicit_candidates(invoices, deals))
-    inferred = inferred_candidates(invoices, deals, customer_links)
-    if not inferred.empty and not explicit.empty:
-        inferred = inferred.merge(
-            explicit[["connection", "invoice_id"]].assign(_x=True),
-            how="left",
-            on=["connection", "invoice_id"],
-        )
-        inferred = inferred[inferred["_x"].isna()].drop(columns="_x")
-        inferred = inferred.merge(
-            explicit[["connection", "deal_id"]].assign(_x=True), how="left", on=["connection", "deal_id"]
-        )
-        inferred = inferred[inferred["_x"].isna()].drop(columns="_x")
-    out = pd.concat([explicit, assign_one_to_one(inferred)], ignore_index=True)
-    if out.empty:
+    # only what explicit evidence left unlinked is inferred (and the join stays small)
+    rest_inv = invoices.merge(
+        explicit[["connection", "invoice_id"]].assign(_x=True), how="left", on=["connection", "invoice_id"]
+    )
+    rest_deals = deals.merge(
+        explicit[["connection", "deal_id"]].assign(_x=True), how="left", on=["connection", "deal_id"]
+    )
+    inferred = inferred_candidates(
+        rest_inv[rest_inv["_x"].isna()], rest_deals[rest_deals["_x"].isna()], customer_links
+    )
+    parts = [p for p in (explicit, assign_one_to_one(inferred)) if not p.empty]
+    if not parts:
         return pd.DataFrame(columns=INVOICE_LINK_COLUMNS)
+    out = pd.concat(parts, ignore_index=True)
     out["confidence"] = out["confidence"].astype("float64")
     return out[INVOICE_LINK_COLUMNS].sort_values(["connection", "invoice_id"]).reset_index(drop=True)

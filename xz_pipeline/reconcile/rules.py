@@ -18,13 +18,13 @@ not wrong money. Amounts arrive as integer cents (exact; see `persist.read_canon
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import pandas as pd
 import phonenumbers
-from phonenumbers import geocoder
+
+from xz_pipeline.reconcile import normalize
 
 DISCREPANCY_COLUMNS = [
     "connection", "kind", "books_id", "crm_id", "field", "books_value", "crm_value", "severity", "detail",
@@ -54,53 +54,22 @@ PAYMENT_CLASS = {"unpaid": "unpaid", "overdue": "unpaid", "partially_paid": "par
 
 
 # ---------------------------------------------------------------------------------------------
-# Field comparison keys: two values with the same key say the same thing
+# Field comparison keys (normalize.py's): two values with the same key say the same thing
 
 
 def email_key(value) -> str:
     """An email as it compares: trimmed and case-folded ("" when absent)."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return ""
-    return str(value).strip().casefold()
+    return normalize.email_key(value) or ""
 
 
-_COUNTRY_ALIASES = {"uk": "GB", "great britain": "GB", "england": "GB", "scotland": "GB", "wales": "GB",
-                    "usa": "US", "u.s.a.": "US", "u.s.": "US", "united states of america": "US",
-                    "america": "US", "deutschland": "DE", "aotearoa": "NZ", "nz": "NZ", "aus": "AU",
-                    "oz": "AU", "république française": "FR", "frankreich": "FR"}  # fmt: skip
-
-
-@lru_cache(maxsize=1)
-def _regions_by_name() -> dict[str, str]:
-    names = {}
-    for region in phonenumbers.SUPPORTED_REGIONS:
-        name = geocoder._region_display_name(region, "en")
-        if name:
-            names[name.casefold()] = region
-        names[region.casefold()] = region
-    names.update(_COUNTRY_ALIASES)
-    return names
-
-
-def region_of(country) -> str | None:
-    """ISO 3166 alpha-2 region of a country as people type it ("New Zealand", "NZ", "U.S.A."), if known."""
-    if country is None or (not isinstance(country, str) and pd.isna(country)):
-        return None
-    return _regions_by_name().get(" ".join(str(country).split()).casefold())
-
-
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=262_144)
 def phone_key(value, country=None) -> str:
     """A phone number in E.164, the record's country as the default region; when it cannot be
-    placed (a national number, no known country), its national digits marked "national:"."""
+    placed (a national number and no known country), its national digits marked "national:"."""
     if value is None or (not isinstance(value, str) and pd.isna(value)) or not str(value).strip():
         return ""
-    raw = str(value).strip()
-    try:
-        number = phonenumbers.parse(raw, region_of(country))
-    except phonenumbers.NumberParseException:
-        return "national:" + re.sub(r"\D", "", raw).lstrip("0")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = normalize.phone_e164(str(value), normalize.country_code(country))
+    return e164 or "national:" + re.sub(r"\D", "", str(value)).lstrip("0")
 
 
 def same_phone(a: str, b: str) -> bool:
@@ -122,43 +91,14 @@ def _national(e164: str) -> str:
         return e164
 
 
-# Street and unit words as people abbreviate them (English, German, French).
-_ADDRESS_WORDS = {
-    "st": "street", "rd": "road", "ave": "avenue", "av": "avenue", "ln": "lane", "dr": "drive",
-    "blvd": "boulevard", "bd": "boulevard", "bvd": "boulevard", "pde": "parade", "pl": "place",
-    "hwy": "highway", "cres": "crescent", "ct": "court", "tce": "terrace", "sq": "square", "cl": "close",
-    "lvl": "level", "ste": "suite", "fl": "floor", "flr": "floor", "bldg": "building", "apt": "apartment",
-    "str": "strasse", "n": "north", "s": "south", "e": "east", "w": "west",
-}  # fmt: skip
-
-
-def _fold(text) -> str:
-    if text is None or (not isinstance(text, str) and pd.isna(text)):
-        return ""
-    text = unicodedata.normalize("NFKD", str(text).replace("ß", "ss")).casefold()
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
-
-
-def _street_words(street) -> str:
-    words = []
-    for w in re.split(r"[^0-9a-z]+", _fold(street)):
-        if not w:
-            continue
-        if w.endswith("str") and len(w) > 3:  # "Hauptstr." is "Hauptstrasse"
-            w = w[:-3] + "strasse"
-        words.append(_ADDRESS_WORDS.get(w, w))
-    return " ".join(words)
-
-
 def address_key(street, city, region, postal_code, country) -> str:
-    """A billing address as it compares: street words expanded, case and accents folded; the city
-    and postcode kept, the region and country dropped (they are spelled too many ways to compare,
-    and a postcode already places the address). "" when there is no street and no city."""
-    s, c = _street_words(street), " ".join(re.split(r"[^0-9a-z]+", _fold(city))).strip()
+    """A billing address as it compares: street words unified, case and accents folded; the city and
+    postcode kept, the region and country dropped (spelled too many ways to compare, and a postcode
+    already places the address). "" when there is no street and no city."""
+    s, c = normalize.street_key(street) or "", normalize.city_key(city) or ""
     if not s and not c:
         return ""
-    pc = re.sub(r"[^0-9a-z]", "", _fold(postal_code))
-    return f"{s}|{c}|{pc}"
+    return f"{s}|{c}|{normalize.postal_key(postal_code) or ''}"
 
 
 @dataclass
