@@ -54,7 +54,11 @@ class Rule:
 
     @property
     def query(self) -> str:
-        return self.sql or f"select * from {self.table} where connection = ?"
+        """The rows to check: by default only the columns the model and the key name (less to read)."""
+        if self.sql:
+            return self.sql
+        columns = dict.fromkeys([*self.model.to_schema().columns, *self.key, self.record_column])
+        return f"select {', '.join(_quote(c) for c in columns)} from {self.table} where connection = ?"
 
     @property
     def record_column(self) -> str:
@@ -220,7 +224,7 @@ def evaluate(rule: Rule, frame: pd.DataFrame) -> Outcome:
 
 
 def _not_decimal(frame: pd.DataFrame, cases: pd.DataFrame) -> list[str]:
-    columns = dict.fromkeys(cases.loc[cases["check"].str.startswith("dtype('Decimal"), "column"])
+    columns = dict.fromkeys(cases.loc[cases["check"].str.startswith("dtype('DECIMAL("), "column"])
     return [c for c in columns if c in frame and not all(isinstance(v, Decimal) for v in frame[c].dropna())]
 
 
@@ -261,7 +265,7 @@ def check_rules(store: Store, rules: Sequence[Rule], connection: str) -> list[Ou
         for rule in rules:
             try:
                 frame = read_frame(con, rule.query, [connection])
-            except duckdb.CatalogException as exc:
+            except (duckdb.CatalogException, duckdb.BinderException) as exc:  # no such table or column
                 outcomes.append(_unreadable(rule, str(exc).splitlines()[0]))
                 continue
             outcomes.append(evaluate(rule, frame))

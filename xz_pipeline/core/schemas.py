@@ -18,8 +18,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+from pandera.dtypes import immutable
 from pandera.engines import pandas_engine
 from pandera.typing import Series
 
@@ -75,10 +77,48 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$"
 # ---------------------------------------------------------------------------------------------
 # Column types
 
-Money = Annotated[pandas_engine.Decimal, 18, 2, None]  # DuckDB decimal(18, 2)
-Price = Annotated[pandas_engine.Decimal, 18, 4, None]  # quantities and unit prices: decimal(18, 4)
-Rate = Annotated[pandas_engine.Decimal, 18, 6, None]  # currency rates: decimal(18, 6)
-Sum = Annotated[pandas_engine.Decimal, 38, 2, None]  # SUM() over a decimal(18, 2) column
+
+def _fits(values: np.ndarray, precision: int, scale: int) -> np.ndarray:
+    """Which values fit DECIMAL(precision, scale): Decimals with <= scale decimals and <= precision - scale
+    integer digits (nulls pass)."""
+    out = np.empty(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+            out[i] = True
+        elif type(v) is not Decimal or not isinstance(exp := v.as_tuple().exponent, int):
+            out[i] = False
+        else:
+            fraction = max(-exp, 0)
+            out[i] = fraction <= scale and max(len(v.as_tuple().digits) + exp, 0) <= precision - scale
+    return out
+
+
+@pandas_engine.Engine.register_dtype
+@immutable(init=True)
+class DuckDecimal(pandas_engine.Decimal):
+    """DECIMAL(p, s) as exact `Decimal` objects: pandera's own Decimal check, about 2x faster.
+
+    (pandera compares string lengths through pandas' string accessor; the digits and exponent of
+    each value say the same directly.)
+    """
+
+    def check(self, pandera_dtype, data_container=None):
+        if data_container is None:
+            return super().check(pandera_dtype, None)
+        if not pandas_engine.DataType.check(self, pandera_dtype, None):
+            return np.full(len(data_container), False)
+        return pd.Series(
+            _fits(data_container.to_numpy(), self.precision, self.scale), index=data_container.index
+        )
+
+    def __str__(self) -> str:
+        return f"DECIMAL({self.precision}, {self.scale})"
+
+
+Money = Annotated[DuckDecimal, 18, 2, None]  # DuckDB decimal(18, 2)
+Price = Annotated[DuckDecimal, 18, 4, None]  # quantities and unit prices: decimal(18, 4)
+Rate = Annotated[DuckDecimal, 18, 6, None]  # currency rates: decimal(18, 6)
+Sum = Annotated[DuckDecimal, 38, 2, None]  # SUM() over a decimal(18, 2) column
 Day = pandas_engine.DateTime  # DATE, read as datetime64[us] (see `_day`)
 Instant = pandas_engine.DateTime  # TIMESTAMPTZ, read as datetime64[us, UTC] (see `_instant`)
 

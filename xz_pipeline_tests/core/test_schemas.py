@@ -3,10 +3,13 @@ kind of corruption fails the right rule, naming the record, the field and the va
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pandas as pd
+import pandera.pandas as pa
 import pytest
+from pandera.typing import Series
 
 from xz_pipeline.core import schemas
 from xz_pipeline.core.checks import ERROR, WARN, check_rules, evaluate, read_frame
@@ -254,3 +257,27 @@ def test_every_iso_code_is_three_capitals_and_the_demo_currencies_are_known():
     assert all(len(c) == 3 and c.isalpha() and c.isupper() for c in schemas.CURRENCY_CODES)
     assert {"NZD", "AUD", "USD", "GBP", "EUR", "HRK"} <= schemas.CURRENCY_CODES
     assert not {"XXX", "XTS", "XAU", "ABC"} & schemas.CURRENCY_CODES
+
+
+def test_a_table_missing_a_modelled_column_cannot_be_checked(store):
+    execute(store, "create table xero.contacts_old as select * exclude (contact_status) from xero.contacts")
+    rule = replace(VENDOR_RULES["xero"]["xero_contacts"][1][0], table="xero.contacts_old")
+    (outcome,) = check_rules(store, [rule], CONNECTION)
+    assert not outcome.passed and outcome.reasons == {}
+    assert outcome.error.startswith("cannot read xero.contacts_old: Binder Error")
+    assert "contact_status" in outcome.error
+
+
+def test_decimal_columns_hold_exact_values_that_fit_their_type():
+    class Amounts(schemas.MirrorRow):
+        amount: Series[schemas.Money] = schemas._optional()
+
+    frame = pd.DataFrame({
+        "connection": "c", "payload_hash": "h",
+        "amount": [Decimal("1.50"), Decimal("-0.01"), None, Decimal("1.234"), Decimal("1" + "0" * 16), 1.5],
+    })  # fmt: skip
+    with pytest.raises(pa.errors.SchemaErrors) as raised:
+        Amounts.validate(frame, lazy=True)
+    cases = raised.value.failure_cases
+    assert sorted(cases["index"]) == [3, 4, 5]
+    assert set(cases["check"]) == {"dtype('DECIMAL(18, 2)')"}
