@@ -200,22 +200,24 @@ def evaluate(rule: Rule, frame: pd.DataFrame) -> Outcome:
     cases["record_id"] = [
         frame.at[int(i), record] if pd.notna(i) and record in frame else None for i in cases["index"]
     ]
-    reasons: dict[tuple[str | None, str | None], list[str]] = {}
-    for index, group in cases.groupby("index", dropna=False, sort=True):
+    # One pass over the failure cases (a rule may fail for most of a large table).
+    by_row: dict[int, dict[str, list[tuple[str, object]]]] = {}
+    for index, column, check, value in zip(
+        cases["index"], cases["column"], cases["check"], cases["failure_case"], strict=True
+    ):
         if pd.isna(index):
-            whole_table += [
-                f"{c} {k}: {v}"
-                for c, k, v in zip(group["column"], group["check"], group["failure_case"], strict=True)
-            ]
-            continue
-        row = frame.loc[int(index)]
-        parts = [_describe(group[group["check"] == check], check) for check in dict.fromkeys(group["check"])]
-        extra = [k for k in rule.key if k != record]
-        where = ", ".join(f"{k}={_show(row[k])}" for k in extra if k in row)
-        rid = None if record not in row or pd.isna(row[record]) else str(row[record])
-        digest = None if "payload_hash" not in row or pd.isna(row["payload_hash"]) else row["payload_hash"]
-        text = "; ".join(parts)
-        reasons.setdefault((rid, digest), []).append(f"{where}: {text}" if where else text)
+            whole_table.append(f"{column} {check}: {value}")
+        else:
+            by_row.setdefault(int(index), {}).setdefault(check, []).append((column, value))
+    extra = [k for k in rule.key if k != record and k in frame]
+    reasons: dict[tuple[str | None, str | None], list[str]] = {}
+    for index, checks in sorted(by_row.items()):
+        text = "; ".join(_describe(pairs, check) for check, pairs in checks.items())
+        where = ", ".join(f"{k}={_show(frame.at[index, k])}" for k in extra)
+        rid = frame.at[index, record] if record in frame else None
+        digest = frame.at[index, "payload_hash"] if "payload_hash" in frame else None
+        key = (None if pd.isna(rid) else str(rid), None if pd.isna(digest) else str(digest))
+        reasons.setdefault(key, []).append(f"{where}: {text}" if where else text)
     error = (
         f"{rule.table} does not fit {rule.model.__name__}: " + "; ".join(whole_table) if whole_table else None
     )
@@ -228,15 +230,15 @@ def _not_decimal(frame: pd.DataFrame, cases: pd.DataFrame) -> list[str]:
     return [c for c in columns if c in frame and not all(isinstance(v, Decimal) for v in frame[c].dropna())]
 
 
-def _describe(cases: pd.DataFrame, check: str) -> str:
+def _describe(pairs: list[tuple[str, object]], check: str) -> str:
     """One failed check of one row, naming the fields and their values."""
-    values = ", ".join(f"{c}={_show(v)}" for c, v in zip(cases["column"], cases["failure_case"], strict=True))
+    values = ", ".join(f"{column}={_show(value)}" for column, value in pairs)
     if check in ROW_CHECK_FIELDS:
         return f"{check}: {values}"
     if check == UNIQUENESS:
         return f"{values} is not unique in this connection"
     if check == "not_nullable":
-        return f"{', '.join(cases['column'])} is null"
+        return f"{', '.join(column for column, _ in pairs)} is null"
     return f"{values} {check if check.startswith(('is ', 'does ')) else 'fails ' + check}"
 
 
