@@ -196,7 +196,7 @@ def customer_missing_in_crm(x: Inputs) -> pd.DataFrame:
     bc = x.books_customers
     buyers = x.sales[["connection", "customer_id"]].drop_duplicates().assign(_buys=True)
     bc = bc.merge(buyers, how="left", on=["connection", "customer_id"])
-    customers = bc[(bc["is_customer"].fillna(False).astype(bool)) | bc["_buys"].notna()]
+    customers = bc[bc["is_customer"].astype("boolean").fillna(False).astype(bool) | bc["_buys"].notna()]
     missing = _without(customers, x.linked, ["connection", "customer_id"], ["connection", "books_id"])
     return rows(missing, "customer_missing_in_crm", books_id="customer_id", books_value="name",
                 detail="no linked CRM account")  # fmt: skip
