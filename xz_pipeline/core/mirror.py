@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from xz_pipeline.core.store import MergeCounts, Store, payload_hash
+from xz_pipeline.core.store import MergeCounts, Store, payload_hash, payload_json, row_hash
 
 MONEY = "decimal(18, 2)"
 PRICE = "decimal(18, 4)"  # quantities and unit prices
@@ -148,8 +148,9 @@ def write_entity(
             modified = spec.modified(payload)
         except (TypeError, ValueError):
             modified = None
-        landing.append((record_id, modified, payload))
-        digest = payload_hash(payload)
+        text = payload_json(payload)
+        digest = payload_hash(text)
+        landing.append((record_id, modified, text, digest))
         try:
             row = typed_row(spec.cols, payload)
             kids = {c.table: [typed_row(c.cols, item) for item in c.items(payload)] for c in spec.children}
@@ -158,9 +159,7 @@ def write_entity(
                 (record_id, f"typed:{spec.table}.{exc.column}", f"{spec.entity} {record_id}: {exc}", digest)
             )
             continue
-        row.update(
-            connection=connection, row_hash=payload_hash(row), fetched_at=fetched_at, payload_hash=digest
-        )
+        row.update(connection=connection, row_hash=row_hash(row), fetched_at=fetched_at, payload_hash=digest)
         rows.append(row)
         for child in spec.children:
             if child.present(payload):
@@ -168,7 +167,7 @@ def write_entity(
             for item in kids[child.table]:
                 item.update(
                     connection=connection,
-                    row_hash=payload_hash(item),
+                    row_hash=row_hash(item),
                     fetched_at=fetched_at,
                     payload_hash=digest,
                 )
@@ -204,7 +203,7 @@ def write_entity(
                 parents=parents, valid_from=fetched_at,
             )  # fmt: skip
         previous = store.get_cursor(con, connection, spec.vendor, spec.entity)
-        seen = [m for _, m, _ in landing if m is not None]
+        seen = [m for _, m, _, _ in landing if m is not None]
         cursor = max([*seen, *([previous] if previous else [])], default=None)
         store.set_cursor(
             con, connection, spec.vendor, spec.entity, cursor, full_sweep_at=fetched_at if full else None
@@ -281,7 +280,8 @@ def delete_records(
         ensure_tables(store, con, spec)
         store.append_landing(
             con, connection=connection, vendor=spec.vendor, entity=f"{spec.entity}:deleted",
-            rows=[(rid, None, payload) for rid, payload in deleted], fetched_at=fetched_at, run_id=run_id,
+            rows=[(rid, None, payload_json(p), payload_hash(p)) for rid, p in deleted], fetched_at=fetched_at,
+            run_id=run_id,
         )  # fmt: skip
         gone = pd.DataFrame({"connection": connection, id_col: [rid for rid, _ in deleted]})
         counts = store.replace_children(

@@ -95,10 +95,26 @@ class MergeCounts:
         return self.inserted + self.updated + self.unchanged
 
 
-def payload_hash(payload: dict) -> str:
-    """A stable hash of a payload: the same content always hashes the same, whatever the key order."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def payload_json(payload: dict) -> str:
+    """The payload as stored in `landing`: compact JSON in the API's own key order."""
+    return json.dumps(payload, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def payload_hash(payload: dict | str) -> str:
+    """The hash of a payload's JSON (APIs send keys in a stable order, so equal content hashes equal)."""
+    text = payload if isinstance(payload, str) else payload_json(payload)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def row_hash(row: dict) -> str:
+    """The hash of a typed row's values (repr of Decimal, date and datetime is exact and stable)."""
+    return hashlib.sha1(repr(tuple(row.values())).encode()).hexdigest()
+
+
+def _config() -> dict[str, str]:
+    """DuckDB caches up to 80% of RAM by default; the pipeline shares a machine, so bound it
+    (`XZ_DUCKDB_MEMORY`, default 1GB; DuckDB spills to disk beyond)."""
+    return {"memory_limit": os.environ.get("XZ_DUCKDB_MEMORY", "1GB")}
 
 
 def _exact_decimals(frame: pd.DataFrame) -> pd.DataFrame:
@@ -152,7 +168,7 @@ class Store:
             ) from None
         try:
             try:
-                con = duckdb.connect(str(self.path))
+                con = duckdb.connect(str(self.path), config=_config())
             except duckdb.IOException as exc:
                 raise StoreBusy(
                     f"the mirror {self.path} is open in another process (an analyst session?); "
@@ -174,7 +190,7 @@ class Store:
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only connection (several may coexist; none while a writer holds the file)."""
         try:
-            con = duckdb.connect(str(self.path), read_only=True)
+            con = duckdb.connect(str(self.path), read_only=True, config=_config())
         except duckdb.IOException as exc:
             raise StoreBusy(f"the mirror {self.path} is being written: {str(exc).splitlines()[0]}") from None
         try:
@@ -254,11 +270,12 @@ class Store:
         connection: str,
         vendor: str,
         entity: str,
-        rows: Iterable[tuple[str, datetime | None, dict]],
+        rows: Iterable[tuple[str, datetime | None, str, str]],
         fetched_at: datetime,
         run_id: str | None,
     ) -> int:
-        """Append verbatim payloads (record id, source-modified time, payload). Nothing is ever lost."""
+        """Append verbatim payloads (record id, source-modified time, payload JSON, its hash). Nothing is ever
+        lost."""
         frame = pd.DataFrame(
             [
                 {
@@ -268,11 +285,11 @@ class Store:
                     "record_id": record_id,
                     "source_modified": modified,
                     "fetched_at": fetched_at,
-                    "payload_hash": payload_hash(payload),
+                    "payload_hash": digest,
                     "run_id": run_id,
-                    "payload": json.dumps(payload, separators=(",", ":"), default=str),
+                    "payload": payload,
                 }
-                for record_id, modified, payload in rows
+                for record_id, modified, payload, digest in rows
             ],
             columns=[
                 "connection",
