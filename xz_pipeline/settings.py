@@ -80,6 +80,13 @@ def full_sweep_hours(environ: Mapping[str, str] | None = None) -> float:
         raise SettingsError(f"XZ_FULL_SWEEP_HOURS must be a number of hours, not {raw!r}") from None
 
 
+def zoho_subforms(environ: Mapping[str, str] | None = None) -> bool:
+    """`XZ_ZOHO_SUBFORMS` (default on): read each new or changed CRM invoice by id for its line items.
+    Zoho returns subforms only on single-record reads, so this costs one API credit per such invoice."""
+    env = os.environ if environ is None else environ
+    return env.get("XZ_ZOHO_SUBFORMS", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
 def connections_file(environ: Mapping[str, str] | None = None) -> Path:
     return xz_home(environ) / "connections.toml"
 

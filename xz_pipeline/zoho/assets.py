@@ -5,6 +5,7 @@
 
 import dagster as dg
 
+from xz_pipeline import settings
 from xz_pipeline.core.errors import ApiError
 from xz_pipeline.core.http import CallMeter
 from xz_pipeline.core.mirror import EntityTable
@@ -28,7 +29,7 @@ def fetch_module(client, spec: EntityTable, plan: ReadPlan) -> Fetched:
                 spec.entity, fields=tables.FIELDS[spec.entity], modified_since=plan.since
             )
             for page in listing:
-                if spec.children:
+                if spec.children and settings.zoho_subforms():
                     page = [_with_subforms(client, spec, p, plan) for p in page]
                 yield page
         except ApiError as exc:
