@@ -43,3 +43,7 @@ bench-mirror: install
 
 clean:
 	rm -rf $(VENV) .xz .pytest_cache
+
+.PHONY: bench-recon
+bench-recon: install
+	$(BIN)/python bench/bench_recon.py
