@@ -41,6 +41,8 @@ def _blank(value: object) -> bool:
 def fold(text: str) -> str:
     """Lower-case ASCII-ish text: compatibility forms unified (full-width letters, ligatures), German
     umlauts transliterated, other accents dropped ("Zoë" -> "zoe"), case folded."""
+    if text.isascii():  # most names and addresses: NFKC and NFKD change nothing there
+        return text.lower()
     text = unicodedata.normalize("NFKC", text).translate(_FOLD)
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
@@ -234,6 +236,7 @@ _FREE_MAIL_NAMES = frozenset({"gmail", "googlemail", "hotmail", "outlook", "live
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+@lru_cache(maxsize=262_144)
 def email_key(email: str | None) -> str | None:
     """An address trimmed and case-folded (the domain is case-insensitive and no mailbox provider
     anyone uses treats the local part's case as meaningful); None unless it looks like one address.
@@ -314,14 +317,31 @@ def country_code(country: str | None) -> str | None:
     return upper if len(upper) == 2 and upper in phonenumbers.SUPPORTED_REGIONS else None
 
 
-@lru_cache(maxsize=262_144)
+# What people type between a phone number's digits; anything else (letters: "ext. 12", "1-800-FLOWERS")
+# is left for phonenumbers to read whole.
+_PHONE_SEPARATORS = re.compile(r"[\s\-().\/\u00a0\u2010-\u2015]")
+
+
 def phone_e164(phone: str | None, region: str | None = None) -> str | None:
     """A phone number in E.164 ("+6495550100"), read with `region` (ISO alpha-2) as the default for
     numbers typed without a country code; None when it cannot be a phone number there."""
     if _blank(phone):
         return None
+    text = str(phone).strip()
+    compact = _PHONE_SEPARATORS.sub("", text)
+    digits = compact[1:] if compact.startswith("+") else compact
+    if digits.isdigit() and digits.isascii():
+        # Separators carry no meaning to phonenumbers: one parse serves every way of typing a number
+        # ("+64 9 555 0100" = "+6495550100"; "(09) 555-0100" = "09 555 0100"), and an international
+        # number does not depend on the region.
+        return _parse_e164(compact, None if compact.startswith("+") else region)
+    return _parse_e164(text, region)
+
+
+@lru_cache(maxsize=262_144)
+def _parse_e164(text: str, region: str | None) -> str | None:
     try:
-        parsed = phonenumbers.parse(str(phone), region if region else None)
+        parsed = phonenumbers.parse(text, region if region else None)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_possible_number(parsed):
