@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install demo dev test lint format bench bench-sandbox bench-mirror clean
+.PHONY: install demo dev test lint format bench bench-sandbox bench-connectors bench-mirror clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,10 +33,13 @@ format: install
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-bench: bench-sandbox bench-mirror
+bench: bench-sandbox bench-connectors bench-mirror
 
 bench-sandbox: install
 	$(BIN)/python bench/bench_sandbox.py
+
+bench-connectors: install
+	$(BIN)/python bench/bench_connectors.py
 
 bench-mirror: install
 	$(BIN)/python bench/bench_mirror.py $(SIZES)

@@ -7,9 +7,11 @@ from xz_pipeline.publish import build_snapshot_asset
 from xz_pipeline.schedules import build_schedules, connections_sensor
 from xz_pipeline.views import build_canonical_views_asset
 from xz_pipeline.xero.assets import XERO_ASSETS
+from xz_pipeline.xero.checks import XERO_CHECKS
 from xz_pipeline.xero.mapping import BOOKS_VIEWS
 from xz_pipeline.xero.resources import XeroResource
 from xz_pipeline.zoho.assets import ZOHO_ASSETS
+from xz_pipeline.zoho.checks import ZOHO_CHECKS
 from xz_pipeline.zoho.mapping import CRM_VIEWS
 from xz_pipeline.zoho.resources import ZohoResource
 
@@ -17,6 +19,7 @@ EXTRACT_ASSETS = [*XERO_ASSETS, *ZOHO_ASSETS]
 canonical_views = build_canonical_views_asset(EXTRACT_ASSETS, [BOOKS_VIEWS, CRM_VIEWS])
 analytics_snapshot = build_snapshot_asset([canonical_views])
 ASSETS = [*EXTRACT_ASSETS, canonical_views, analytics_snapshot]
+CHECKS = [*XERO_CHECKS, *ZOHO_CHECKS]
 
 # `mirror` extracts and publishes; the asset checks of the selection run with it.
 mirror_job = dg.define_asset_job(
@@ -25,6 +28,7 @@ mirror_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=ASSETS,
+    asset_checks=CHECKS,
     jobs=[mirror_job],
     schedules=build_schedules(mirror_job, EXTRACT_ASSETS),
     sensors=[connections_sensor],

@@ -32,22 +32,29 @@ def mirror_counts(store: Store) -> list[tuple[str, str, int]]:
     return rows
 
 
+def _calls(outcome: RunOutcome, prefix: str) -> int:
+    return sum(
+        int(m.get("api_calls", 0) or 0) for name, m in outcome.metadata.items() if name.startswith(prefix)
+    )
+
+
 def render(outcomes: list[RunOutcome], store: Store, *, extra: dict[str, Counter] | None = None) -> str:
-    lines = []
-    lines.append("Runs")
+    lines = ["Runs"]
     lines.append(
         tabulate(
             [
                 (
                     o.connection,
                     "ok" if o.success else "FAILED",
-                    ", ".join(sorted(o.metadata)) or "-",
-                    sum(int(m.get("api_calls", 0) or 0) for m in o.metadata.values()),
+                    len(o.metadata),
+                    _calls(o, "xero_"),
+                    _calls(o, "zoho_"),
+                    ", ".join(o.failed_checks) or "-",
                     o.error[:200],
                 )
                 for o in outcomes
             ],
-            headers=["connection", "status", "assets materialised", "API calls", "error"],
+            headers=["connection", "status", "assets", "Xero calls", "Zoho calls", "checks failed", "error"],
         )
     )
     lines.append("")

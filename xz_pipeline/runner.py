@@ -10,7 +10,7 @@ import dagster as dg
 
 from xz_pipeline import settings
 from xz_pipeline.core.resources import connections_partitions
-from xz_pipeline.definitions import ASSETS, defs
+from xz_pipeline.definitions import ASSETS, CHECKS, defs
 
 # The instance settings of the repository (pool `duckdb` limited to 1, telemetry off).
 INSTANCE_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
@@ -21,6 +21,7 @@ class RunOutcome:
     connection: str
     success: bool
     metadata: dict[str, dict] = field(default_factory=dict)  # asset name -> its materialization metadata
+    failed_checks: list[str] = field(default_factory=list)  # "asset:check (SEVERITY)"
     error: str = ""
 
 
@@ -60,10 +61,18 @@ def sync(
     resources = defs.resources
     outcomes = []
     for name in names:
+        assets = selected_assets(only)
+        keys = {k for a in assets for k in a.keys}
+        checks = [c for c in CHECKS if all(spec.asset_key in keys for spec in c.check_specs)]
         result = dg.materialize(
-            ASSETS, partition_key=name, instance=inst, resources=resources, raise_on_error=False
+            [*assets, *checks], partition_key=name, instance=inst, resources=resources, raise_on_error=False
         )
         outcome = RunOutcome(connection=name, success=result.success)
+        for evaluation in result.get_asset_check_evaluations():
+            if not evaluation.passed:
+                outcome.failed_checks.append(
+                    f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} ({evaluation.severity.value})"
+                )
         for event in result.get_asset_materialization_events():
             mat = event.step_materialization_data.materialization
             outcome.metadata[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}

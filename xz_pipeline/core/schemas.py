@@ -468,6 +468,15 @@ class ZohoContactEmails(MirrorRow):
     _secondary = plausible_email("secondary_email")
 
 
+class ZohoDealStages(MirrorRow):
+    """WARN: a stage outside the standard pipeline is worth a look, not a stop (orgs add their own)."""
+
+    deal_id: Series[str] = _id()
+    stage: Series[str] = _optional()
+
+    _stage = one_of("stage", ZOHO_DEAL_STAGES, "a stage of the standard pipeline")
+
+
 class ZohoDeal(ZohoRecord):
     deal_id: Series[str] = _id()
     name: Series[str] = _required()  # Deal_Name is mandatory
@@ -479,7 +488,6 @@ class ZohoDeal(ZohoRecord):
     payment_status: Series[str] = _optional()
     amount_paid: Series[Money] = _amount()
 
-    _stage = one_of("stage", ZOHO_DEAL_STAGES, "a stage of the standard pipeline")
     _currency = iso_currency("currency")
     _payment_status = one_of("payment_status", ZOHO_PAYMENT_STATUSES)
 

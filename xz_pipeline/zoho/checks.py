@@ -50,8 +50,10 @@ CONTACT_RULES = [
 ]  # fmt: skip
 DEAL_RULES = [
     Rule("deals_schema", s.ZohoDeal, _table(tables.DEALS), ("deal_id",),
-         description="deals: ids, names, standard-pipeline stages, probability, ISO 4217 currency, "
-                     "non-negative DECIMAL amounts, payment status"),
+         description="deals: ids, names, probability, ISO 4217 currency, non-negative DECIMAL amounts, "
+                     "payment status"),
+    Rule("deal_stages_standard", s.ZohoDealStages, _table(tables.DEALS), ("deal_id",), severity=WARN,
+         description="deal stages belong to the standard pipeline (custom pipelines only warn)"),
 ]  # fmt: skip
 INVOICE_RULES = [
     Rule("invoices_schema", s.ZohoInvoice, INVOICES, ("invoice_id",),

@@ -263,13 +263,13 @@ def test_checks_load_with_every_extract_asset_and_match_their_partitions():
     assert set(checked) == {a.key.to_user_string() for a in [*XERO_ASSETS, *ZOHO_ASSETS]}
     assert checked["xero_invoices"] == {"invoices_schema", "invoice_lines_schema", "lines_sum_to_sub_total",
                                         "due_not_before_issue"}  # fmt: skip
-    assert checked["zoho_deals"] == {"deals_schema"}
+    assert checked["zoho_deals"] == {"deals_schema", "deal_stages_standard"}
     for checks in [*XERO_CHECKS, *ZOHO_CHECKS]:
         for spec in checks.check_specs:
             assert spec.partitions_def == connections_partitions
             warn = spec.metadata["severity"] == "WARN"
             assert spec.blocking is not warn, spec.key
-    assert sum(1 for c in [*XERO_CHECKS, *ZOHO_CHECKS] for s in c.check_specs if not s.blocking) == 5
+    assert sum(1 for c in [*XERO_CHECKS, *ZOHO_CHECKS] for s in c.check_specs if not s.blocking) == 6
 
 
 def test_check_rules_reads_only_the_partition(store, payloads):

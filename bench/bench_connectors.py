@@ -1,0 +1,104 @@
+"""Connector benchmark (`make bench-connectors`): a full read of every entity through our clients.
+
+The sandbox serves the medium organisation with the REAL rate limits (Xero: 60 calls a minute, 5,000 a
+day per organisation; Zoho: the Enterprise edition's credits and concurrency). For each entity it prints
+rows, calls, calls / ceil(rows / page size) (goal 1.00: no call wasted), wall time, the time our client
+waited on its rate budget, and the floor those limits alone impose on that many calls. No 429 should be
+received at all: the client paces itself from the rate-limit headers.
+
+Not part of `make test`; takes a few minutes, most of it Xero's minute limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tabulate import tabulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xz_pipeline.core.http import CallMeter  # noqa: E402
+from xz_pipeline.sandbox.server import SandboxServer  # noqa: E402
+from xz_pipeline.xero.resources import XeroResource  # noqa: E402
+from xz_pipeline.zoho import tables as zoho_tables  # noqa: E402
+from xz_pipeline.zoho.resources import ZohoResource  # noqa: E402
+
+XERO = [("Contacts", 1000), ("Invoices", 1000), ("Payments", 1000), ("CreditNotes", 1000),
+        ("Items", None), ("Accounts", None), ("Organisation", None)]  # fmt: skip
+ZOHO = [("Accounts", 200), ("Contacts", 200), ("Deals", 200), ("Invoices", 200), ("Products", 200)]
+XERO_PER_MINUTE = 60
+
+
+def read(label: str, page: int | None, entity: str, pages) -> list:
+    meter: CallMeter = pages.meter
+    before_calls, before_wait = meter.calls(), meter.waited_seconds
+    started = time.monotonic()
+    rows = sum(len(p) for p in pages.iter(entity))
+    wall = time.monotonic() - started
+    calls = meter.calls() - before_calls
+    snap = meter.snapshot()
+    ideal = max(1, math.ceil(rows / page)) if page else 1
+    floor = calls / XERO_PER_MINUTE * 60 if label == "Xero" else 0.0
+    return [label, entity, f"{rows:,}", calls, f"{calls / ideal:.2f}", f"{wall:.1f}",
+            f"{meter.waited_seconds - before_wait:.1f}", f"{floor:.0f}", snap["throttled"]]  # fmt: skip
+
+
+class XeroPages:
+    def __init__(self, client, meter):
+        self.client, self.meter = client, meter
+
+    def iter(self, entity):
+        params = {"includeArchived": "true"} if entity == "Contacts" else None
+        return self.client.iter_pages(entity, params=params)
+
+
+class ZohoPages:
+    def __init__(self, client, meter):
+        self.client, self.meter = client, meter
+
+    def iter(self, entity):
+        return self.client.iter_pages(entity, fields=zoho_tables.FIELDS[entity])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="medium")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as home, SandboxServer(seed=args.seed, size=args.size) as sb:
+        os.environ.update({**sb.env(0), "XZ_HOME": home, "XZ_CONNECTION": "bench"})
+        started = time.monotonic()
+        meter = CallMeter()
+        with XeroResource().client("bench", meter=meter) as client:
+            client.tenant_id  # noqa: B018 (resolve the tenant and token before timing)
+            pages = XeroPages(client, meter)
+            for entity, page in XERO:
+                rows.append(read("Xero", page, entity, pages))
+                print(rows[-1], file=sys.stderr, flush=True)
+        meter = CallMeter()
+        with ZohoResource().client("bench", meter=meter) as client:
+            client.api_domain  # noqa: B018
+            pages = ZohoPages(client, meter)
+            for entity, page in ZOHO:
+                rows.append(read("Zoho", page, entity, pages))
+                print(rows[-1], file=sys.stderr, flush=True)
+        total = time.monotonic() - started
+    print(
+        tabulate(
+            rows,
+            headers=["system", "entity", "rows", "calls", "calls / ideal", "wall s", "waited s",
+                     "floor s (60/min)", "429s"],
+        )  # fmt: skip
+    )
+    print(f"\n{args.size}: full read of every entity in {total:.0f}s with the real rate limits")
+
+
+if __name__ == "__main__":
+    main()
