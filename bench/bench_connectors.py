@@ -93,8 +93,17 @@ def main() -> None:
     print(
         tabulate(
             rows,
-            headers=["system", "entity", "rows", "calls", "calls / ideal", "wall s", "waited s",
-                     "floor s (60/min)", "429s"],
+            headers=[
+                "system",
+                "entity",
+                "rows",
+                "calls",
+                "calls / ideal",
+                "wall s",
+                "waited s",
+                "floor s (60/min)",
+                "429s",
+            ],
         )  # fmt: skip
     )
     print(f"\n{args.size}: full read of every entity in {total:.0f}s with the real rate limits")
