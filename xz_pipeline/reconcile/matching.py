@@ -76,7 +76,7 @@ POINTS = {
     "account_agree": 1.5,
 }
 # (minimum fuzzy score of the normalised names, points), first that applies.
-NAME_POINTS = ((100.0, 4.0), (95.0, 3.0), (90.0, 2.0), (85.0, 1.0), (75.0, 0.0), (0.0, -3.0))
+NAME_POINTS = ((100.0, 4.0), (92.0, 3.0), (88.0, 2.0), (84.0, 1.0), (75.0, 0.0), (0.0, -3.0))
 _CENTRE, _SLOPE = 4.0, 0.8  # confidence = logistic(_SLOPE * (points - _CENTRE))
 _SEP = "\x1f"
 
