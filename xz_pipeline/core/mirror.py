@@ -131,8 +131,12 @@ def write_entity(
     fetched_at: datetime,
     run_id: str | None,
     full: bool = False,
+    advance_cursor: bool = True,
 ) -> MirrorResult:
     """Land, type, merge and advance the cursor in one transaction.
+
+    `advance_cursor=False` for targeted reads (records by id, after a webhook): they must not move the
+    cursor past changes nobody announced, or the next incremental read would skip them.
 
     `full` says the payloads are the whole entity (a first sync or a full sweep): rows of this
     connection that were not fetched are gone at the source, so they leave the current table and
@@ -203,11 +207,13 @@ def write_entity(
                 parents=parents, valid_from=fetched_at,
             )  # fmt: skip
         previous = store.get_cursor(con, connection, spec.vendor, spec.entity)
-        seen = [m for _, m, _, _ in landing if m is not None]
-        cursor = max([*seen, *([previous] if previous else [])], default=None)
-        store.set_cursor(
-            con, connection, spec.vendor, spec.entity, cursor, full_sweep_at=fetched_at if full else None
-        )
+        cursor = previous
+        if advance_cursor:
+            seen = [m for _, m, _, _ in landing if m is not None]
+            cursor = max([*seen, *([previous] if previous else [])], default=None)
+            store.set_cursor(
+                con, connection, spec.vendor, spec.entity, cursor, full_sweep_at=fetched_at if full else None
+            )
         total = con.execute(
             f"select count(*) from {spec.schema}.{spec.table} where connection = ?", [connection]
         ).fetchone()[0]

@@ -29,9 +29,16 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, j
 
 
 class MirrorConfig(dg.Config):
-    """Run-time knobs of the extract assets (the daily schedule sets `full_sweep`)."""
+    """Run-time knobs of the extract assets: the daily schedule sets `full_sweep`; the near-real-time
+    sensors set `ids` (read exactly these records) and `deleted_ids` (the source announced their deletion)."""
 
     full_sweep: bool = False
+    ids: list[str] = []
+    deleted_ids: list[str] = []
+
+    @property
+    def targeted(self) -> bool:
+        return bool(self.ids or self.deleted_ids)
 
 
 # Rows written per transaction: big first syncs resume where they stopped, and memory stays bounded.
@@ -45,6 +52,7 @@ class ReadPlan:
     cursor: datetime | None  # the cursor before this run
     reason: str
     completes_sweep: bool = False  # record a full sweep when this read ends (first sync, resumed or not)
+    ids: tuple[str, ...] = ()  # a targeted read: exactly these records, cursor left alone
 
 
 def plan_read(
@@ -127,14 +135,20 @@ def run_extract(
     connection = context.partition_key
     store = mirror.store()
     cursor, last_full = read_sync_state(store, connection, spec.vendor, spec.entity)
-    plan = plan_read(
-        cursor,
-        last_full,
-        now=datetime.now(UTC),
-        sweep_every=timedelta(hours=settings.full_sweep_hours()),
-        forced=config.full_sweep or always_full,
-    )
-    fetched = fetch(plan)
+    if config.targeted:
+        plan = ReadPlan(False, None, cursor, f"targeted: {len(config.ids)} id(s)", ids=tuple(config.ids))
+    else:
+        plan = plan_read(
+            cursor,
+            last_full,
+            now=datetime.now(UTC),
+            sweep_every=timedelta(hours=settings.full_sweep_hours()),
+            forced=config.full_sweep or always_full,
+        )
+    fetched = fetch(plan) if plan.ids or not config.targeted else Fetched([])
+    if config.deleted_ids:
+        announced = [(i, {"id": i, "announced": "deleted"}) for i in config.deleted_ids]
+        fetched.deleted = lambda: announced
     totals, seen_ids = _Totals(), []
     for chunk in _chunks(fetched.pages, CHUNK_ROWS):
         result = write_entity(
@@ -144,6 +158,7 @@ def run_extract(
             payloads=chunk,
             fetched_at=datetime.now(UTC),
             run_id=context.run_id,
+            advance_cursor=not config.targeted,
         )
         totals.add(result, len(chunk))
         if plan.full:

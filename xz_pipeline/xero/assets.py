@@ -33,9 +33,12 @@ def _xero_asset(name: str, spec: EntityTable, description: str, params: dict | N
         with xero.client(context.partition_key, meter=meter) as client:
 
             def fetch(plan: ReadPlan) -> Fetched:
+                if plan.ids:
+                    return Fetched(client.iter_pages(spec.entity, ids=list(plan.ids), params=params))
                 return Fetched(client.iter_pages(spec.entity, modified_since=plan.since, params=params))
 
-            return run_extract(context, spec, mirror, config, meter, fetch, always_full=spec.entity in WHOLE)
+            whole = spec.entity in WHOLE and not config.targeted
+            return run_extract(context, spec, mirror, config, meter, fetch, always_full=whole)
 
     return _asset
 

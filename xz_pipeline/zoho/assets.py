@@ -38,7 +38,7 @@ def fetch_module(client, spec: EntityTable, plan: ReadPlan) -> Fetched:
             fetched.note = "; module not available in this org"
 
     def deleted():
-        if plan.full or fetched.note:
+        if plan.full or plan.ids or fetched.note:
             return []
         return [(str(d["id"]), d) for d in client.deleted(spec.entity, since=plan.cursor)]
 
@@ -47,7 +47,7 @@ def fetch_module(client, spec: EntityTable, plan: ReadPlan) -> Fetched:
 
 
 def _with_subforms(client, spec: EntityTable, payload: dict, plan: ReadPlan) -> dict:
-    if plan.cursor is not None and not _modified_after(payload, plan.cursor):
+    if not plan.ids and plan.cursor is not None and not _modified_after(payload, plan.cursor):
         return payload  # re-read from the cursor's own second: unchanged, its stored subforms stand
     return client.get(spec.entity, str(payload["id"])) or payload
 
