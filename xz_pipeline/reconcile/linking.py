@@ -16,6 +16,7 @@ to a weaker one. Pure functions over canonical-shaped frames; amounts are intege
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 INVOICE_LINK_COLUMNS = ["connection", "invoice_id", "deal_id", "method", "confidence"]
@@ -37,40 +38,92 @@ def _norm(text: pd.Series) -> pd.Series:
     return text.fillna("").astype(str).str.strip().str.casefold()
 
 
+SALES_COLUMNS = ["connection", "invoice_id", "number", "type", "reference", "status", "customer_id", "currency", "total",
+                 "issue_date"]  # fmt: skip
+
+
 def _sales(invoices: pd.DataFrame) -> pd.DataFrame:
-    return invoices[invoices["type"].fillna("sale") == "sale"]
+    """Sales invoices, with only the columns linking reads (a million wide rows are slow to copy)."""
+    inv = invoices[[c for c in SALES_COLUMNS if c in invoices]]
+    sale = invoices["type"].fillna("sale").to_numpy() == "sale"
+    return inv if sale.all() else inv[sale]
+
+
+def _equal_keys(inv_keys: pd.Series, deal_keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions (invoice, deal) wherever an invoice key equals a deal key ("" and missing never match)."""
+    a = (inv_keys.notna() & (inv_keys != "")).to_numpy()
+    b = (deal_keys.notna() & (deal_keys != "")).to_numpy()
+    inv_at, deal_at = np.flatnonzero(a), np.flatnonzero(b)
+    index = pd.Index(deal_keys.to_numpy()[b])
+    if index.is_unique:  # a hash lookup, no merge: fast at a million rows
+        pos = index.get_indexer(inv_keys.to_numpy()[a])
+        hit = pos >= 0
+        return inv_at[hit], deal_at[pos[hit]]
+    left = pd.DataFrame({"k": inv_keys.to_numpy()[a], "i": inv_at})
+    right = pd.DataFrame({"k": deal_keys.to_numpy()[b], "d": deal_at})
+    m = left.merge(right, on="k")
+    return m["i"].to_numpy(), m["d"].to_numpy()
+
+
+def _explicit_in(connection: str, inv: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
+    """Explicit candidates within one connection: each pair once, with its strongest evidence."""
+    ref = inv["reference"].fillna("").astype(str).str.strip()
+    is_deal_ref = (ref.str[:5].str.casefold() == "deal-").to_numpy()
+    deal_ref = ref.where(is_deal_ref, "").str[5:].str.strip()
+    name_ref = ref.where(~is_deal_ref, "").str.casefold()
+    found = [
+        (_equal_keys(inv["invoice_id"], deals["books_invoice_id"]), "deal_invoice_id"),
+        (_equal_keys(deal_ref, deals["deal_id"]), "reference_deal_id"),
+        (_equal_keys(inv["number"], deals["books_invoice_number"]), "deal_invoice_number"),
+        (_equal_keys(name_ref, _norm(deals["name"])), "reference_deal_name"),
+    ]
+    methods = list(EXPLICIT_METHODS)
+    i = np.concatenate([f[0][0] for f in found])
+    d = np.concatenate([f[0][1] for f in found])
+    rank = np.concatenate([np.full(len(f[0][0]), methods.index(f[1])) for f in found])
+    order = np.lexsort((rank, d, i))  # by pair, strongest evidence first
+    i, d, rank = i[order], d[order], rank[order]
+    first = np.ones(len(i), dtype=bool)
+    first[1:] = (i[1:] != i[:-1]) | (d[1:] != d[:-1])
+    i, d, rank = i[first], d[first], rank[first]
+    method = np.array(methods, dtype=object)[rank]
+    return pd.DataFrame({
+        "connection": connection,
+        "invoice_id": inv["invoice_id"].to_numpy()[i],
+        "deal_id": deals["deal_id"].to_numpy()[d],
+        "method": method,
+        "confidence": pd.Series(method).map(EXPLICIT_METHODS).to_numpy(),
+    })  # fmt: skip
 
 
 def explicit_candidates(invoices: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
-    """Every (invoice, deal) pair some explicit evidence names, with its method and confidence."""
-    inv = _sales(invoices)[["connection", "invoice_id", "number", "reference"]].copy()
-    dl = deals[["connection", "deal_id", "name", "books_invoice_id", "books_invoice_number"]].copy()
-    inv["_number"] = _norm(inv["number"])
-    inv["_ref"] = _norm(inv["reference"])
-    dl["_name"] = _norm(dl["name"])
-    dl["_inv_number"] = _norm(dl["books_invoice_number"])
-    dl["_ref_id"] = "deal-" + dl["deal_id"].astype(str).str.casefold()
-    dl["_inv_id"] = dl["books_invoice_id"].fillna("").astype(str)
-    found = []
-    pairs = (
-        ("deal_invoice_id", "invoice_id", "_inv_id"),
-        ("reference_deal_id", "_ref", "_ref_id"),
-        ("deal_invoice_number", "_number", "_inv_number"),
-        ("reference_deal_name", "_ref", "_name"),
-    )
-    for method, left, right in pairs:
-        lhs = inv[inv[left].astype(str) != ""][list(dict.fromkeys(["connection", "invoice_id", left]))]
-        rhs = dl[dl[right] != ""][["connection", "deal_id", right]]
-        m = lhs.merge(rhs, left_on=["connection", left], right_on=["connection", right])
-        if not m.empty:
-            found.append(m[["connection", "invoice_id", "deal_id"]].assign(method=method))
+    """Every (invoice, deal) pair some explicit evidence names, with its strongest method and confidence."""
+    inv = _sales(invoices)[["connection", "invoice_id", "number", "reference"]]
+    deals = deals[["connection", "deal_id", "name", "books_invoice_id", "books_invoice_number"]]
+    inv_conns, deal_conns = set(pd.unique(inv["connection"])), set(pd.unique(deals["connection"]))
+    one = len(inv_conns) == 1 and len(deal_conns) == 1
+    found = [
+        _explicit_in(
+            connection,
+            (inv if one else inv[inv["connection"] == connection]).reset_index(drop=True),
+            (deals if one else deals[deals["connection"] == connection]).reset_index(drop=True),
+        )
+        for connection in sorted(inv_conns & deal_conns)
+    ]
+    found = [f for f in found if not f.empty]
     if not found:
         return pd.DataFrame(columns=INVOICE_LINK_COLUMNS)
-    out = pd.concat(found, ignore_index=True)
-    out["confidence"] = out["method"].map(EXPLICIT_METHODS)
-    # one row per pair: its strongest evidence
-    out = out.sort_values("confidence", ascending=False, kind="stable")
-    return out.drop_duplicates(["connection", "invoice_id", "deal_id"])[INVOICE_LINK_COLUMNS]
+    return pd.concat(found, ignore_index=True)[INVOICE_LINK_COLUMNS]
+
+
+def _unique_in(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """Whether each row's (connection, column) value occurs only once in `frame`."""
+    codes = pd.factorize(frame[column])[0]
+    if len(pd.unique(frame["connection"])) > 1:
+        codes = pd.factorize(
+            pd.Series(codes).astype(str) + "\x1f" + frame["connection"].astype(str).to_numpy()
+        )[0]
+    return np.bincount(codes)[codes] == 1
 
 
 def assign_one_to_one(candidates: pd.DataFrame, score: str = "confidence") -> pd.DataFrame:
@@ -83,9 +136,7 @@ def assign_one_to_one(candidates: pd.DataFrame, score: str = "confidence") -> pd
     if candidates.empty:
         return candidates.copy()
     # pairs whose invoice and deal have no other candidate need no contest
-    alone = ~candidates.duplicated(["connection", "invoice_id"], keep=False) & ~candidates.duplicated(
-        ["connection", "deal_id"], keep=False
-    )
+    alone = _unique_in(candidates, "invoice_id") & _unique_in(candidates, "deal_id")
     accepted = [candidates[alone]]
     pool = candidates[~alone].sort_values(
         [score, "connection", "invoice_id", "deal_id"], ascending=[False, True, True, True], kind="stable"
@@ -141,6 +192,21 @@ def inferred_candidates(
     return m.drop_duplicates(["connection", "invoice_id", "deal_id"])[INVOICE_LINK_COLUMNS]
 
 
+def _linked(frame: pd.DataFrame, links: pd.DataFrame, column: str) -> np.ndarray:
+    """Whether each row's (connection, `column`) appears in `links`."""
+    if links.empty or frame.empty:
+        return np.zeros(len(frame), dtype=bool)
+    if len(set(pd.unique(frame["connection"])) | set(pd.unique(links["connection"]))) == 1:
+        return frame[column].isin(links[column]).to_numpy()
+    keys = links[["connection", column]].drop_duplicates().assign(_x=True)
+    return (
+        frame[["connection", column]]
+        .merge(keys, how="left", on=["connection", column])["_x"]
+        .notna()
+        .to_numpy()
+    )
+
+
 def link_deals_to_invoices(
     invoices: pd.DataFrame, deals: pd.DataFrame, customer_links: pd.DataFrame
 ) -> pd.DataFrame:
@@ -151,18 +217,15 @@ def link_deals_to_invoices(
     """
     explicit = assign_one_to_one(explicit_candidates(invoices, deals))
     # only what explicit evidence left unlinked is inferred (and the join stays small)
-    rest_inv = invoices.merge(
-        explicit[["connection", "invoice_id"]].assign(_x=True), how="left", on=["connection", "invoice_id"]
-    )
-    rest_deals = deals.merge(
-        explicit[["connection", "deal_id"]].assign(_x=True), how="left", on=["connection", "deal_id"]
-    )
+    inv = _sales(invoices)
     inferred = inferred_candidates(
-        rest_inv[rest_inv["_x"].isna()], rest_deals[rest_deals["_x"].isna()], customer_links
+        inv[~_linked(inv, explicit, "invoice_id")],
+        deals[~_linked(deals, explicit, "deal_id")],
+        customer_links,
     )
     parts = [p for p in (explicit, assign_one_to_one(inferred)) if not p.empty]
     if not parts:
         return pd.DataFrame(columns=INVOICE_LINK_COLUMNS)
     out = pd.concat(parts, ignore_index=True)
     out["confidence"] = out["confidence"].astype("float64")
-    return out[INVOICE_LINK_COLUMNS].sort_values(["connection", "invoice_id"]).reset_index(drop=True)
+    return out[INVOICE_LINK_COLUMNS]

