@@ -263,3 +263,21 @@ def test_discrepancies_never_cross_connections():
     assert keys(found) == {("customer_missing_in_crm", "b1", "", "")}
     assert list(found["connection"]) == ["other"]
     assert list(found.columns) == rules.DISCREPANCY_COLUMNS
+
+
+def test_two_connections_with_the_same_ids_reconcile_as_each_alone():
+    """The same demo world under two connection names: every id collides, nothing may mix."""
+    from xz_pipeline.reconcile.assets import reconcile
+    from xz_pipeline.sandbox.world import generate
+    from xz_pipeline_tests.reconcile.ledger_frames import frames, score
+
+    world = generate(7, "demo")
+    one, two = frames(world, "c0"), frames(world, "c1")
+    both = {view: pd.concat([one[view], two[view]], ignore_index=True) for view in one}
+    alone = reconcile(one).discrepancies
+    together = reconcile(both).discrepancies
+    for name in ("c0", "c1"):
+        mine = together[together["connection"] == name].drop(columns="connection")
+        assert keys(mine.assign(connection=name)) == keys(alone)
+        assert len(mine) == len(alone)
+    assert all(s["precision"] == 1.0 and s["recall"] == 1.0 for s in score(alone, world.manifest).values())
