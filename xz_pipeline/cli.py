@@ -125,6 +125,62 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Connections, token freshness (never the tokens), cursors and last full sweeps, quarantine."""
+    from tabulate import tabulate
+
+    from xz_pipeline.core.oauth import TokenStore
+    from xz_pipeline.core.store import Store
+
+    try:
+        connections = settings.load_connections()
+    except settings.SettingsError as exc:
+        print(f"xz status: {exc}", file=sys.stderr)
+        return 2
+    tokens = TokenStore(settings.xz_home() / "tokens")
+    rows = []
+    for c in connections:
+        for vendor, configured in (("xero", c.xero), ("zoho", c.zoho)):
+            if configured is None:
+                continue
+            stored = tokens.load(c.name, vendor)
+            state = (
+                "no token yet (bootstrap from the environment)"
+                if stored is None
+                else (f"access token until {stored.expires_at:%Y-%m-%d %H:%M} UTC")
+            )
+            rows.append((c.name, vendor, state))
+    print(tabulate(rows, headers=["connection", "system", "tokens"]) if rows else "no connection configured")
+    store = Store(settings.mirror_path())
+    if not store.path.exists():
+        print(f"\nno mirror yet at {store.path}")
+        return 0
+    with store.read() as con:
+        cursors = con.execute(
+            "select connection, vendor, entity, cursor_value, last_full_sweep from meta.cursors order by 1, 2, 3"
+        ).fetchall()
+        quarantined = con.execute(
+            "select connection, entity, rule, count(*) from meta.quarantine "
+            + ("where resolved_at is null " if _has_column(con, "meta", "quarantine", "resolved_at") else "")
+            + "group by all order by 1, 2, 3"
+        ).fetchall()
+    print()
+    print(tabulate(cursors, headers=["connection", "system", "entity", "cursor", "last full sweep"]))
+    if quarantined:
+        print("\nQuarantined (open)")
+        print(tabulate(quarantined, headers=["connection", "entity", "rule", "records"]))
+    return 0
+
+
+def _has_column(con, schema: str, table: str, column: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from duckdb_columns() where schema_name = ? and table_name = ? and column_name = ?",
+            [schema, table, column],
+        ).fetchall()[0][0]
+    )
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from xz_pipeline.sandbox import server
 
@@ -223,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("vendor", choices=["zoho"])
     setup.add_argument("--connection")
     setup.set_defaults(func=cmd_setup)
+
+    status = sub.add_parser("status", help="connections, tokens' freshness, sync cursors, quarantine")
+    status.set_defaults(func=cmd_status)
 
     dev = sub.add_parser("dev", help="sandbox + dagster dev (UI, sensors, schedules)")
     dev.add_argument("--seed", type=int, default=7)

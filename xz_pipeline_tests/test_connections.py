@@ -41,3 +41,9 @@ def test_two_connections_side_by_side(xz_home, capsys):
         assert cli.main(["sync", "--only", "mirror", "--connection", names[1]]) == 0
         out = capsys.readouterr().out
         assert names[1] in out and "xero.contacts" in out
+
+        assert cli.main(["status"]) == 0
+        out = capsys.readouterr().out
+        assert all(name in out for name in names) and "Invoices" in out and "access token until" in out
+        env = sb.env(0)
+        assert env["XERO_CLIENT_SECRET"] not in out and env["ZOHO_REFRESH_TOKEN"] not in out
