@@ -91,7 +91,8 @@ def _confidence(points: pd.Series) -> pd.Series:
 
 
 # ---------------------------------------------------------------------------------------------
-# Features: the normal forms of each side
+# Features: the normal forms of each side. Records are numbered (books row `bi`, CRM row `ci`) and
+# every value that is joined on becomes an integer code, so 40,000 customers a side join as integers.
 
 
 def _col(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -107,9 +108,102 @@ def _ids(series: pd.Series) -> pd.Series:
     return out.map(lambda v: str(v).strip() or None if v is not None else None).astype(object)
 
 
-def _default_regions(*country_frames: pd.DataFrame) -> dict[str, str]:
+def _flag(series: pd.Series) -> pd.Series:
+    return series.map(lambda v: v is True or v == 1).astype(bool)
+
+
+_NEVER = np.iinfo(np.int64).max
+
+
+def _nanos(values: pd.Series) -> np.ndarray:
+    """UTC times as int64 nanoseconds (unknown: _NEVER, so it sorts last)."""
+    times = pd.to_datetime(values, utc=True)
+    out = times.astype("int64").to_numpy() if len(times) else np.empty(0, dtype=np.int64)
+    return np.where(times.isna().to_numpy(), _NEVER, out)
+
+
+def _books_features(books: pd.DataFrame) -> pd.DataFrame:
+    name = _col(books, "name")
+    email = map_unique(_col(books, "email"), email_key)
+    supplier, customer = _flag(_col(books, "is_supplier")), _flag(_col(books, "is_customer"))
+    frame = pd.DataFrame(
+        {
+            "connection": _ids(books["connection"]),
+            "books_id": _ids(books["customer_id"]),
+            "name": name,
+            "key": map_unique(name, match_key),
+            "email": email,
+            "domain": map_unique(email, company_domain),
+            "tax": map_unique(_col(books, "tax_number"), tax_key),
+            "account": map_unique(_col(books, "account_number"), code_key),
+            "street": map_unique(_col(books, "street"), street_key),
+            "postal": map_unique(_col(books, "postal_code"), postal_key),
+            "city": map_unique(_col(books, "city"), city_key),
+            "country": map_unique(_col(books, "country"), country_code),
+            "link": _ids(_col(books, "crm_link")),
+            # a supplier the organisation never sold to is not a CRM customer (nor missing from the CRM)
+            "eligible": ~(supplier & ~customer),
+            "phone": _col(books, "phone"),
+            "mobile": _col(books, "mobile"),
+        },
+        index=books.index,
+    )
+    frame = frame.dropna(subset=["connection", "books_id"]).drop_duplicates(["connection", "books_id"])
+    return frame.reset_index(drop=True)
+
+
+def _crm_features(crm: pd.DataFrame, contacts: pd.DataFrame) -> pd.DataFrame:
+    name = _col(crm, "name")
+    frame = pd.DataFrame(
+        {
+            "connection": _ids(crm["connection"]),
+            "crm_id": _ids(crm["account_id"]),
+            "name": name,
+            "key": map_unique(name, match_key),
+            "tax": map_unique(_col(crm, "tax_number"), tax_key),
+            "account": map_unique(_col(crm, "account_number"), code_key),
+            "street": map_unique(_col(crm, "street"), street_key),
+            "postal": map_unique(_col(crm, "postal_code"), postal_key),
+            "city": map_unique(_col(crm, "city"), city_key),
+            "country": map_unique(_col(crm, "country"), country_code),
+            "link": _ids(_col(crm, "books_link")),
+            "email": _col(crm, "email"),
+            "website": _col(crm, "website"),
+            "phone": _col(crm, "phone"),
+            "modified": _nanos(crm["source_modified"]) if "source_modified" in crm else _NEVER,
+        },
+        index=crm.index,
+    )
+    frame = frame.dropna(subset=["connection", "crm_id"]).drop_duplicates(["connection", "crm_id"])
+    frame = frame.reset_index(drop=True)
+    frame["created"] = _created(frame, contacts)
+    return frame
+
+
+def _created(frame: pd.DataFrame, contacts: pd.DataFrame) -> np.ndarray:
+    """When each account was created: its first contact's creation (the view has no created time for
+    accounts), else its last modification."""
+    created = np.full(len(frame), _NEVER, dtype=np.int64)
+    if len(contacts) and "source_created" in contacts.columns:
+        rows = _rows_of(frame, contacts)
+        t = _nanos(contacts["source_created"])
+        keep = rows >= 0
+        np.minimum.at(created, rows[keep], t[keep])
+    return np.where(created == _NEVER, frame["modified"].to_numpy(dtype=np.int64), created)
+
+
+def _rows_of(accounts: pd.DataFrame, contacts: pd.DataFrame) -> np.ndarray:
+    """The account row of each contact (-1: no such account in the connection)."""
+    if not len(contacts):
+        return np.empty(0, dtype=np.int64)
+    index = pd.MultiIndex.from_arrays([accounts["connection"], accounts["crm_id"]])
+    wanted = pd.MultiIndex.from_arrays([_ids(contacts["connection"]), _ids(contacts["account_id"])])
+    return index.get_indexer(wanted)
+
+
+def _default_regions(b: pd.DataFrame, c: pd.DataFrame) -> dict[str, str]:
     """Each connection's most common country: the region of a phone whose record names none."""
-    both = pd.concat([f[["connection", "country"]] for f in country_frames], ignore_index=True).dropna()
+    both = pd.concat([b[["connection", "country"]], c[["connection", "country"]]], ignore_index=True).dropna()
     if both.empty:
         return {}
     counts = both.groupby(["connection", "country"]).size().reset_index(name="n")
@@ -117,274 +211,229 @@ def _default_regions(*country_frames: pd.DataFrame) -> dict[str, str]:
     return dict(counts.drop_duplicates("connection")[["connection", "country"]].itertuples(index=False))
 
 
-PHONE_TAIL = 7  # digits compared before a number is worth parsing
+PHONE_TAIL = 7  # last digits two numbers must share before they are worth parsing
 
 
-def _raw_phones(
-    frame: pd.DataFrame, id_col: str, columns: list[str], regions: dict[str, str]
-) -> pd.DataFrame:
-    """(connection, id, raw, region, tail) per typed phone: the region to read a number typed without a
-    country code (the record's country, else the connection's usual one) and its last digits."""
-    region = frame["country"].where(frame["country"].notna(), frame["connection"].map(regions))
+def _raw_phones(rows: np.ndarray, raws: list[pd.Series], regions: pd.Series) -> pd.DataFrame:
+    """(row, raw, region, tail, letters) per typed phone: the region a number typed without a country
+    code is read in, its last digits, whether it has letters."""
     parts = []
-    for column in columns:
-        raw = _col(frame, column)
-        keep = raw.notna()
-        parts.append(pd.DataFrame({"connection": frame["connection"][keep], "id": frame[id_col][keep],
-                                   "raw": raw[keep].astype(str), "region": region[keep]}))  # fmt: skip
-    out = (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame(columns=["connection", "id", "raw", "region"])
-    )
+    for raw in raws:
+        keep = raw.notna().to_numpy()
+        parts.append(pd.DataFrame({"row": rows[keep], "raw": raw[keep].astype(str).to_numpy(),
+                                   "region": regions.to_numpy()[keep]}))  # fmt: skip
+    out = pd.concat(parts, ignore_index=True)
     digits = out["raw"].str.replace(r"\D", "", regex=True)
     out["tail"] = digits.str[-PHONE_TAIL:].where(digits.str.len() >= PHONE_TAIL)
     out["letters"] = out["raw"].str.contains(r"[A-Za-z]", regex=True)
     return out
 
 
-def _resolve_phones(b_raw: pd.DataFrame, c_raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each side's phones in E.164, as (connection, id, phone).
+def _resolve_phones(
+    b_raw: pd.DataFrame, c_raw: pd.DataFrame, b_conn: np.ndarray, c_conn: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each side's phones as (row, phone): E.164 where it can matter.
 
     Two numbers can only be equal in E.164 when their last digits are, so phonenumbers (thorough, and
     the slowest step at 40,000 customers) reads only numbers whose last digits occur on the other side
     of the connection (and those typed with letters: "ext. 12", "0800 FLOWERS"). Any other plausible
     number stands as itself, prefixed "?": it can agree with nothing, but the record still has a phone.
     """
-    b_tails = set(zip(b_raw["connection"], b_raw["tail"], strict=True))
-    c_tails = set(zip(c_raw["connection"], c_raw["tail"], strict=True))
+    b_tails = set(zip(b_conn[b_raw["row"].to_numpy()], b_raw["tail"], strict=True))
+    c_tails = set(zip(c_conn[c_raw["row"].to_numpy()], c_raw["tail"], strict=True))
     shared = b_tails & c_tails
     out = []
-    for raw in (b_raw, c_raw):
-        rows = []
-        for conn, rid, text, region, tail, letters in raw[
-            ["connection", "id", "raw", "region", "tail", "letters"]
-        ].itertuples(index=False, name=None):
-            if letters or (conn, tail) in shared:
-                e164 = phone_e164(text, region if isinstance(region, str) else None)
-                if e164 is not None:
-                    rows.append((conn, rid, e164))
-            elif isinstance(tail, str):
-                rows.append((conn, rid, "?" + text))
-        out.append(pd.DataFrame(rows, columns=["connection", "id", "phone"]).drop_duplicates())
-    return out[0].rename(columns={"id": "books_id"}), out[1].rename(columns={"id": "crm_id"})
+    for raw, conn in ((b_raw, b_conn), (c_raw, c_conn)):
+        rows, phones = [], []
+        cols = raw[["row", "raw", "region", "tail", "letters"]].itertuples(index=False, name=None)
+        for row, text, region, tail, letters in cols:
+            if letters or (conn[row], tail) in shared:
+                phone = phone_e164(text, region if isinstance(region, str) else None)
+            else:
+                phone = "?" + text if isinstance(tail, str) else None
+            if phone is not None:
+                rows.append(row)
+                phones.append(phone)
+        out.append(pd.DataFrame({"row": np.asarray(rows, dtype=np.int64), "phone": phones}).drop_duplicates())
+    return out[0], out[1]
 
 
-def _books_features(books: pd.DataFrame) -> pd.DataFrame:
-    supplier = _col(books, "is_supplier").map(lambda v: v is True or v == 1).astype(bool)
-    customer = _col(books, "is_customer").map(lambda v: v is True or v == 1).astype(bool)
-    name = _col(books, "name")
-    email = _col(books, "email")
-    return pd.DataFrame(
-        {
-            "connection": _ids(books["connection"]),
-            "books_id": _ids(books["customer_id"]),
-            "b_name": name,
-            "b_key": map_unique(name, match_key),
-            "b_email": map_unique(email, email_key),
-            "b_domain": map_unique(map_unique(email, email_key), company_domain),
-            "b_tax": map_unique(_col(books, "tax_number"), tax_key),
-            "b_account": map_unique(_col(books, "account_number"), code_key),
-            "b_street": map_unique(_col(books, "street"), street_key),
-            "b_postal": map_unique(_col(books, "postal_code"), postal_key),
-            "b_city": map_unique(_col(books, "city"), city_key),
-            "country": map_unique(_col(books, "country"), country_code),
-            "crm_link": _ids(_col(books, "crm_link")),
-            # a supplier the organisation never sold to is not a CRM customer (nor missing from the CRM)
-            "eligible": ~(supplier & ~customer),
-            "phone": _col(books, "phone"),
-            "mobile": _col(books, "mobile"),
-        },
-        index=books.index,
-    ).dropna(subset=["connection", "books_id"])
+class _Sides:
+    """Both sides' features and the many-valued facts of each record: a CRM account's e-mails, company
+    domains and phones (its own and its contacts'), a books customer's phones."""
 
+    def __init__(self, books: pd.DataFrame, crm: pd.DataFrame, contacts: pd.DataFrame) -> None:
+        b = self.b = _books_features(books)
+        c = self.c = _crm_features(crm, contacts)
+        self.nb, self.nc = len(b), len(c)
+        conn_codes, _ = pd.factorize(pd.concat([b["connection"], c["connection"]], ignore_index=True))
+        self.b_cc, self.c_cc = conn_codes[: self.nb], conn_codes[self.nb :]
+        regions = _default_regions(b, c)
+        b_region = b["country"].where(b["country"].notna(), b["connection"].map(regions))
+        c_region = c["country"].where(c["country"].notna(), c["connection"].map(regions))
 
-def _crm_features(crm: pd.DataFrame, contacts: pd.DataFrame) -> pd.DataFrame:
-    name = _col(crm, "name")
-    feats = pd.DataFrame(
-        {
-            "connection": _ids(crm["connection"]),
-            "crm_id": _ids(crm["account_id"]),
-            "c_name": name,
-            "c_key": map_unique(name, match_key),
-            "c_tax": map_unique(_col(crm, "tax_number"), tax_key),
-            "c_account": map_unique(_col(crm, "account_number"), code_key),
-            "c_street": map_unique(_col(crm, "street"), street_key),
-            "c_postal": map_unique(_col(crm, "postal_code"), postal_key),
-            "c_city": map_unique(_col(crm, "city"), city_key),
-            "country": map_unique(_col(crm, "country"), country_code),
-            "books_link": _ids(_col(crm, "books_link")),
-            "email": _col(crm, "email"),
-            "website": _col(crm, "website"),
-            "phone": _col(crm, "phone"),
-        },
-        index=crm.index,
-    ).dropna(subset=["connection", "crm_id"])
-    created = pd.Series(pd.NaT, index=feats.index, dtype="datetime64[us, UTC]")
-    if len(contacts) and "source_created" in contacts.columns:
-        first = (
-            pd.DataFrame(
-                {
-                    "connection": _ids(contacts["connection"]),
-                    "crm_id": _ids(contacts["account_id"]),
-                    "t": pd.to_datetime(contacts["source_created"], utc=True),
-                }
-            )  # fmt: skip
-            .dropna()
-            .groupby(["connection", "crm_id"])["t"]
-            .min()
+        emails = [pd.DataFrame({"row": np.arange(self.nc), "raw": c["email"]})]
+        c_rows = [np.arange(self.nc)]
+        c_phone_raw = [c["phone"]]
+        c_phone_region = [c_region]
+        if len(contacts):
+            rows = _rows_of(c, contacts)
+            keep = rows >= 0
+            rows = rows[keep]
+            people = contacts[keep]
+            own = map_unique(_col(people, "country"), country_code).to_numpy()
+            region = np.where(pd.notna(own), own, c_region.to_numpy()[rows])
+            for column in ("email", "secondary_email"):
+                emails.append(pd.DataFrame({"row": rows, "raw": _col(people, column).to_numpy()}))
+            for column in ("phone", "mobile"):
+                c_rows.append(rows)
+                c_phone_raw.append(_col(people, column).reset_index(drop=True))
+                c_phone_region.append(pd.Series(region))
+        raw = pd.concat(emails, ignore_index=True).dropna()
+        email = map_unique(raw["raw"], email_key)
+        self.c_emails = pd.DataFrame({"row": raw["row"], "value": email}).dropna().drop_duplicates()
+        domains = pd.concat(
+            [
+                pd.DataFrame({"row": raw["row"], "value": map_unique(email, company_domain)}),
+                pd.DataFrame({"row": np.arange(self.nc), "value": map_unique(c["website"], web_domain)}),
+            ],
+            ignore_index=True,
         )
-        idx = pd.MultiIndex.from_arrays([feats["connection"], feats["crm_id"]])
-        created = pd.Series(first.reindex(idx).to_numpy(), index=feats.index)
-    if "source_modified" in crm.columns:
-        created = created.fillna(pd.to_datetime(crm["source_modified"], utc=True).reindex(feats.index))
-    feats["c_created"] = created
-    return feats
+        self.c_domains = domains.dropna().drop_duplicates()
+
+        b_raw = _raw_phones(np.arange(self.nb), [b["phone"], b["mobile"]], b_region)
+        c_raw = pd.concat(
+            [
+                _raw_phones(r, [p.reset_index(drop=True)], g.reset_index(drop=True))
+                for r, p, g in zip(c_rows, c_phone_raw, c_phone_region, strict=True)
+            ],
+            ignore_index=True,
+        )
+        b_conn, c_conn = b["connection"].to_numpy(), c["connection"].to_numpy()
+        self.b_phones, self.c_phones = _resolve_phones(b_raw, c_raw, b_conn, c_conn)
+
+        # one integer code space per kind of value, shared by both sides
+        self.email_code = _Codes(b["email"], self.c_emails["value"])
+        self.domain_code = _Codes(b["domain"], self.c_domains["value"])
+        self.phone_code = _Codes(self.b_phones["phone"], self.c_phones["phone"])
 
 
-def _crm_contact_sides(
-    feats: pd.DataFrame, contacts: pd.DataFrame, regions: dict[str, str]
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Every e-mail, company domain and phone of each account: its own and its contacts'."""
-    cols = ["connection", "crm_id", "raw"]
-    emails = [feats[["connection", "crm_id", "email"]].set_axis(cols, axis=1)]
-    phones_src = [feats[["connection", "crm_id", "phone", "country"]]]
-    if len(contacts):
-        people = pd.DataFrame(
-            {
-                "connection": _ids(contacts["connection"]),
-                "crm_id": _ids(contacts["account_id"]),
-                "email": _col(contacts, "email"),
-                "secondary_email": _col(contacts, "secondary_email"),
-                "phone": _col(contacts, "phone"),
-                "mobile": _col(contacts, "mobile"),
-                "country": map_unique(_col(contacts, "country"), country_code),
-            }
-        ).dropna(subset=["connection", "crm_id"])
-        account_country = feats.set_index(["connection", "crm_id"])["country"]
-        account_country = account_country[~account_country.index.duplicated()]
-        idx = pd.MultiIndex.from_arrays([people["connection"], people["crm_id"]])
-        people["country"] = people["country"].fillna(
-            pd.Series(account_country.reindex(idx).to_numpy(), index=people.index)
-        )
-        emails += [
-            people[["connection", "crm_id", c]].set_axis(cols, axis=1) for c in ("email", "secondary_email")
-        ]
-        phones_src.append(people[["connection", "crm_id", "phone", "country"]])
-        phones_src.append(
-            people[["connection", "crm_id", "mobile", "country"]].rename(columns={"mobile": "phone"})
-        )
-    raw = pd.concat(emails, ignore_index=True).dropna()
-    email_tbl = pd.DataFrame({"connection": raw["connection"], "crm_id": raw["crm_id"],
-                              "email": map_unique(raw["raw"], email_key)}).dropna().drop_duplicates()  # fmt: skip
-    domains = pd.concat(
-        [
-            pd.DataFrame({"connection": raw["connection"], "crm_id": raw["crm_id"],
-                          "domain": map_unique(raw["raw"], company_domain)}),
-            pd.DataFrame({"connection": feats["connection"], "crm_id": feats["crm_id"],
-                          "domain": map_unique(feats["website"], web_domain)}),
-        ],
-        ignore_index=True,
-    ).dropna().drop_duplicates()  # fmt: skip
-    phone_rows = pd.concat(phones_src, ignore_index=True)
-    return email_tbl, domains, _raw_phones(phone_rows, "crm_id", ["phone"], regions)
+class _Codes:
+    """Integer codes for the values of a books-side and a CRM-side column (-1 for None)."""
+
+    def __init__(self, left: pd.Series, right: pd.Series) -> None:
+        codes, uniques = pd.factorize(pd.concat([left, right], ignore_index=True))
+        self.left, self.right = codes[: len(left)], codes[len(left) :]
+        self.size = len(uniques) + 1
 
 
 # ---------------------------------------------------------------------------------------------
 # Candidates
 
 
-def _limit_shared(table: pd.DataFrame, key: str, id_col: str) -> pd.DataFrame:
-    """Drop key values held by more than SHARED_KEY_LIMIT records of one side (ISPs, switchboards)."""
-    held = table[["connection", key, id_col]].drop_duplicates()
-    sizes = held.groupby(["connection", key]).size()
-    common = sizes[sizes > SHARED_KEY_LIMIT]
-    if common.empty:
-        return table
-    idx = pd.MultiIndex.from_arrays([table["connection"], table[key]])
-    return table[~idx.isin(common.index)]
+def _join(b_rows, b_codes, b_cc, c_rows, c_codes, c_cc, size) -> pd.DataFrame:
+    """(bi, ci) pairs sharing a value within a connection; values held by more than SHARED_KEY_LIMIT
+    records of one side (an ISP's domain, a switchboard) are no evidence of identity and join nothing."""
+    frames = []
+    for rows, codes, cc in ((b_rows, b_codes, b_cc), (c_rows, c_codes, c_cc)):
+        keep = codes >= 0
+        key = cc[rows[keep]].astype(np.int64) * size + codes[keep]
+        held = pd.DataFrame({"row": rows[keep], "key": key}).drop_duplicates()
+        counts = held["key"].value_counts()
+        frames.append(held[~held["key"].isin(counts.index[counts > SHARED_KEY_LIMIT])])
+    joined = frames[0].merge(frames[1], on="key", suffixes=("_b", "_c"))
+    return pd.DataFrame({"bi": joined["row_b"].to_numpy(), "ci": joined["row_c"].to_numpy()})
 
 
-def _key_candidates(b, c, c_emails, c_domains, b_phones, c_phones) -> pd.DataFrame:
-    pair = ["connection", "books_id", "crm_id"]
-    elig = b[b["eligible"]]
-    parts = [
-        b.dropna(subset=["crm_link"]).merge(c[["connection", "crm_id"]], left_on=["connection", "crm_link"],
-                                            right_on=["connection", "crm_id"])[pair],
-        c.dropna(subset=["books_link"]).merge(b[["connection", "books_id"]], left_on=["connection", "books_link"],
-                                              right_on=["connection", "books_id"])[pair],
-    ]  # fmt: skip
-    for b_col, right, r_col in (
-        ("b_tax", c[["connection", "crm_id", "c_tax"]], "c_tax"),
-        ("b_email", c_emails, "email"),
-        ("b_domain", c_domains, "domain"),
-        ("b_key", c[["connection", "crm_id", "c_key"]], "c_key"),
+def _key_candidates(s: _Sides) -> pd.DataFrame:
+    b, c = s.b, s.c
+    parts = []
+    # explicit links, from either side, whatever the record's role
+    b_index = pd.MultiIndex.from_arrays([b["connection"], b["books_id"]])
+    c_index = pd.MultiIndex.from_arrays([c["connection"], c["crm_id"]])
+    target = c_index.get_indexer(pd.MultiIndex.from_arrays([b["connection"], b["link"]]))
+    parts.append(pd.DataFrame({"bi": np.flatnonzero(target >= 0), "ci": target[target >= 0]}))
+    target = b_index.get_indexer(pd.MultiIndex.from_arrays([c["connection"], c["link"]]))
+    parts.append(pd.DataFrame({"bi": target[target >= 0], "ci": np.flatnonzero(target >= 0)}))
+
+    eligible = b["eligible"].to_numpy()
+    b_all, c_all = np.arange(s.nb), np.arange(s.nc)
+    for column in ("tax", "key"):
+        codes = _Codes(b[column], c[column])
+        parts.append(
+            _join(b_all[eligible], codes.left[eligible], s.b_cc, c_all, codes.right, s.c_cc, codes.size)
+        )
+    for codes, b_rows, c_rows in (
+        (s.email_code, b_all, s.c_emails["row"].to_numpy()),
+        (s.domain_code, b_all, s.c_domains["row"].to_numpy()),
+        (s.phone_code, s.b_phones["row"].to_numpy(), s.c_phones["row"].to_numpy()),
     ):
-        left = _limit_shared(elig[["connection", "books_id", b_col]].dropna(), b_col, "books_id")
-        right = _limit_shared(right.dropna(), r_col, "crm_id")
-        parts.append(left.merge(right, left_on=["connection", b_col], right_on=["connection", r_col])[pair])
-    phones = _limit_shared(b_phones[b_phones["books_id"].isin(set(elig["books_id"]))], "phone", "books_id")
-    parts.append(phones.merge(_limit_shared(c_phones, "phone", "crm_id"), on=["connection", "phone"])[pair])
-    return pd.concat(parts, ignore_index=True).drop_duplicates()
+        ok = eligible[b_rows]
+        parts.append(_join(b_rows[ok], codes.left[ok], s.b_cc, c_rows, codes.right, s.c_cc, codes.size))
+    return _unique_pairs(pd.concat(parts, ignore_index=True), s.nc)
 
 
-def _block_letters(keys: pd.Series) -> pd.DataFrame:
-    """Two blocking keys per name: the first letter of its first word and of its last word."""
-    words = keys.str.split(" ")
-    first = words.str[0].str[:1]
-    last = words.str[-1].str[:1]
-    return pd.concat([first, last], ignore_index=False).rename("block").to_frame().reset_index(names="row")
+def _unique_pairs(pairs: pd.DataFrame, nc: int) -> pd.DataFrame:
+    key = pairs["bi"].to_numpy(dtype=np.int64) * max(nc, 1) + pairs["ci"].to_numpy(dtype=np.int64)
+    _, first = np.unique(key, return_index=True)
+    return pairs.iloc[np.sort(first)].reset_index(drop=True)
 
 
-def _fuzzy_candidates(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
-    """Pairs of (books, crm) rows whose normalised names score >= FUZZY_CUTOFF, within blocks."""
+def _fuzzy_candidates(s: _Sides, b_rows: np.ndarray, c_rows: np.ndarray) -> pd.DataFrame:
+    """(bi, ci) pairs whose normalised names score >= FUZZY_CUTOFF, compared within blocks: the same
+    connection and the same first letter of the first word, or of the last word."""
+
+    def blocks(keys: pd.Series, cc: np.ndarray, rows: np.ndarray) -> pd.DataFrame:
+        words = keys.str.split(" ")
+        firsts = pd.DataFrame({"row": rows, "cc": cc[rows], "letter": words.str[0].str[:1].to_numpy()})
+        lasts = firsts.assign(letter=words.str[-1].str[:1].to_numpy())
+        return pd.concat([firsts, lasts], ignore_index=True).drop_duplicates()
+
+    b_keys, c_keys = s.b["key"].to_numpy(), s.c["key"].to_numpy()
+    b_rows = b_rows[pd.notna(b_keys[b_rows])]
+    c_rows = c_rows[pd.notna(c_keys[c_rows])]
+    if not len(b_rows) or not len(c_rows):
+        return pd.DataFrame({"bi": [], "ci": []}, dtype=np.int64)
+    left = blocks(pd.Series(b_keys[b_rows]), s.b_cc, b_rows)
+    right = blocks(pd.Series(c_keys[c_rows]), s.c_cc, c_rows)
+    right_groups = {k: g["row"].to_numpy() for k, g in right.groupby(["cc", "letter"])}
     out = []
-    left = left.dropna(subset=["b_key"]).reset_index(drop=True)
-    right = right.dropna(subset=["c_key"]).reset_index(drop=True)
-    for conn, lgroup in left.groupby("connection"):
-        rgroup = right[right["connection"] == conn]
-        if rgroup.empty:
+    for block, group in left.groupby(["cc", "letter"]):
+        rrows = right_groups.get(block)
+        if rrows is None:
             continue
-        lb = _block_letters(lgroup["b_key"])
-        rb = _block_letters(rgroup["c_key"])
-        for block, lrows in lb.groupby("block"):
-            rrows = rb.loc[rb["block"] == block, "row"].unique()
-            if not len(rrows):
-                continue
-            lrows = lrows["row"].unique()
-            lkeys = left.loc[lrows, "b_key"].tolist()
-            rkeys = right.loc[rrows, "c_key"].tolist()
-            for start in range(0, len(lkeys), 2000):  # bounded memory: 2,000 x n uint8 scores
-                scores = process.cdist(
-                    lkeys[start : start + 2000], rkeys, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF,
-                    dtype=np.uint8, workers=-1,
-                )  # fmt: skip
-                li, ri = np.nonzero(scores)
-                if len(li):
-                    out.append(
-                        pd.DataFrame(
-                            {"connection": conn, "books_id": left.loc[lrows[start + li], "books_id"].to_numpy(),
-                             "crm_id": right.loc[rrows[ri], "crm_id"].to_numpy()}
-                        )
-                    )  # fmt: skip
+        lrows = group["row"].to_numpy()
+        rkeys = c_keys[rrows].tolist()
+        for start in range(0, len(lrows), 2000):  # bounded memory: 2,000 x n uint8 scores
+            chunk = lrows[start : start + 2000]
+            scores = process.cdist(b_keys[chunk].tolist(), rkeys, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF,
+                                   dtype=np.uint8, workers=-1)  # fmt: skip
+            li, ri = np.nonzero(scores)
+            out.append(pd.DataFrame({"bi": chunk[li], "ci": rrows[ri]}))
     if not out:
-        return pd.DataFrame(columns=["connection", "books_id", "crm_id"])
-    return pd.concat(out, ignore_index=True).drop_duplicates()
+        return pd.DataFrame({"bi": [], "ci": []}, dtype=np.int64)
+    return _unique_pairs(pd.concat(out, ignore_index=True), s.nc)
 
 
 # ---------------------------------------------------------------------------------------------
 # Scoring
 
 
-def _keys(*cols: pd.Series) -> pd.Series:
-    out = cols[0].astype(str)
-    for col in cols[1:]:
-        out = out + _SEP + col.astype(str)
-    return out
+def _agree(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """+1 equal, -1 different, 0 where either is unknown."""
+    both = pd.notna(x) & pd.notna(y)
+    return np.where(both, np.where(x == y, 1, -1), 0)
 
 
-def _name_scores(a: pd.Series, b: pd.Series) -> np.ndarray:
-    known = (a.notna() & b.notna()).to_numpy()
+def _member(rows: np.ndarray, codes: np.ndarray, table_rows: np.ndarray, table_codes: np.ndarray, size: int):
+    """Whether (row, code) is one of the table's (row, code) pairs; False where code is -1."""
+    wanted = rows.astype(np.int64) * size + codes
+    held = table_rows.astype(np.int64) * size + table_codes
+    return (codes >= 0) & np.isin(wanted, held)
+
+
+def _name_scores(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    known = pd.notna(a) & pd.notna(b)
     scores = np.full(len(a), np.nan)
     if known.any():
         left, right = a[known].tolist(), b[known].tolist()
@@ -394,73 +443,65 @@ def _name_scores(a: pd.Series, b: pd.Series) -> np.ndarray:
     return scores
 
 
-def _score(pairs, b, c, c_emails, c_domains, b_phones, c_phones) -> pd.DataFrame:
+def _score(pairs: pd.DataFrame, s: _Sides) -> pd.DataFrame:
     """Each evidence kind per pair (+1 agrees, 0 unknown, -1 contradicts; e-mail has two levels),
     the points they add up to and the confidence."""
-    p = pairs.merge(b.drop(columns=["phone", "mobile"]), on=["connection", "books_id"], how="left")
-    p = p.merge(c.drop(columns=["email", "website", "phone"]), on=["connection", "crm_id"], how="left",
-                suffixes=("_b", "_c"))  # fmt: skip
-    p = p.reset_index(drop=True)
-    n = len(p)
-    p["explicit"] = (p["crm_link"] == p["crm_id"]) | (p["books_link"] == p["books_id"])
+    b, c = s.b, s.c
+    bi, ci = pairs["bi"].to_numpy(dtype=np.int64), pairs["ci"].to_numpy(dtype=np.int64)
+    n = len(bi)
 
-    def agree(x: pd.Series, y: pd.Series) -> np.ndarray:
-        both = x.notna() & y.notna()
-        return np.where(both, np.where(x == y, 1, -1), 0)
+    def bcol(name: str) -> np.ndarray:
+        return b[name].to_numpy()[bi]
 
-    p["tax"] = agree(p["b_tax"], p["c_tax"])
-    p["account"] = np.where(agree(p["b_account"], p["c_account"]) == 1, 1, 0)
+    def ccol(name: str) -> np.ndarray:
+        return c[name].to_numpy()[ci]
 
-    crm_key = _keys(p["connection"], p["crm_id"])
-    email_exact = _keys(crm_key, p["b_email"]).isin(set(_keys(c_emails["connection"], c_emails["crm_id"],
-                                                                c_emails["email"])))  # fmt: skip
-    email_exact &= p["b_email"].notna()
-    domain_shared = (
-        _keys(crm_key, p["b_domain"]).isin(
-            set(_keys(c_domains["connection"], c_domains["crm_id"], c_domains["domain"]))
-        )
-        & p["b_domain"].notna()
-    )
-    crm_has_email = crm_key.isin(set(_keys(c_emails["connection"], c_emails["crm_id"])))
-    crm_has_domain = crm_key.isin(set(_keys(c_domains["connection"], c_domains["crm_id"])))
-    differ = p["b_email"].notna() & crm_has_email
+    p = pd.DataFrame({"bi": bi, "ci": ci})
+    p["explicit"] = (bcol("link") == ccol("crm_id")) | (ccol("link") == bcol("books_id"))
+    p["tax"] = _agree(bcol("tax"), ccol("tax"))
+    p["account"] = (_agree(bcol("account"), ccol("account")) == 1).astype(int)
+
+    e, d = s.email_code, s.domain_code
+    email_exact = _member(ci, e.left[bi], s.c_emails["row"].to_numpy(), e.right, e.size)
+    domain_shared = _member(ci, d.left[bi], s.c_domains["row"].to_numpy(), d.right, d.size)
+    crm_has_email = np.isin(ci, s.c_emails["row"].to_numpy())
+    crm_has_domain = np.isin(ci, s.c_domains["row"].to_numpy())
+    differ = (e.left[bi] >= 0) & crm_has_email
     p["email"] = np.select(
-        [email_exact, domain_shared, differ & p["b_domain"].notna() & crm_has_domain, differ],
-        [2, 1, -2, -1],
-        0,
+        [email_exact, domain_shared, differ & (d.left[bi] >= 0) & crm_has_domain, differ], [2, 1, -2, -1], 0
     )
 
-    bp = b_phones.merge(p[["connection", "books_id", "crm_id"]].reset_index(names="pair"),
-                        on=["connection", "books_id"])  # fmt: skip
-    hit = _keys(bp["connection"], bp["crm_id"], bp["phone"]).isin(
-        set(_keys(c_phones["connection"], c_phones["crm_id"], c_phones["phone"]))
+    ph = s.phone_code
+    b_phone_rows = s.b_phones["row"].to_numpy()
+    expanded = pd.DataFrame({"pair": np.arange(n), "bi": bi, "ci": ci}).merge(
+        pd.DataFrame({"bi": b_phone_rows, "code": ph.left}), on="bi"
     )
+    hit = _member(expanded["ci"].to_numpy(), expanded["code"].to_numpy(), s.c_phones["row"].to_numpy(),
+                  ph.right, ph.size)  # fmt: skip
     phone_hit = np.zeros(n, dtype=bool)
-    phone_hit[bp.loc[hit.to_numpy(), "pair"].to_numpy()] = True
-    b_has_phone = _keys(p["connection"], p["books_id"]).isin(
-        set(_keys(b_phones["connection"], b_phones["books_id"]))
-    )
-    c_has_phone = crm_key.isin(set(_keys(c_phones["connection"], c_phones["crm_id"])))
-    p["phone"] = np.where(phone_hit, 1, np.where(b_has_phone & c_has_phone, -1, 0))
+    phone_hit[expanded["pair"].to_numpy()[hit]] = True
+    has_b = np.isin(bi, b_phone_rows)
+    has_c = np.isin(ci, s.c_phones["row"].to_numpy())
+    p["phone"] = np.where(phone_hit, 1, np.where(has_b & has_c, -1, 0))
 
-    p["name_score"] = _name_scores(p["b_key"], p["c_key"])
-    p["name_same"] = (p["b_name"].astype(str).str.strip() == p["c_name"].astype(str).str.strip()) & p[
-        "b_name"
-    ].notna()
+    name = _name_scores(bcol("key"), ccol("key"))
+    p["name_score"] = name
+    b_names, c_names = bcol("name"), ccol("name")
+    p["name_same"] = [isinstance(x, str) and isinstance(y, str) and x.strip() == y.strip()
+                      for x, y in zip(b_names, c_names, strict=True)]  # fmt: skip
 
-    street = agree(p["b_street"], p["c_street"])
-    place = np.maximum(agree(p["b_postal"], p["c_postal"]), agree(p["b_city"], p["c_city"]))
+    street = _agree(bcol("street"), ccol("street"))
+    place = np.maximum(_agree(bcol("postal"), ccol("postal")), _agree(bcol("city"), ccol("city")))
     p["address"] = np.select(
         [(street == 1) & (place == 1), street == 1, (street == -1) & (place == -1)], [2, 1, -1], 0
     )
 
-    name = p["name_score"].to_numpy()
     name_points = np.zeros(n)
     assigned = np.isnan(name)
     for floor, points in NAME_POINTS:
-        hit_now = ~assigned & (name >= floor)
-        name_points[hit_now] = points
-        assigned |= hit_now
+        now = ~assigned & (name >= floor)
+        name_points[now] = points
+        assigned |= now
     points = (
         np.where(p["explicit"], POINTS["explicit"], 0.0)
         + np.select([p["tax"] == 1, p["tax"] == -1], [POINTS["tax_agree"], POINTS["tax_differ"]], 0.0)
@@ -489,6 +530,7 @@ def _score(pairs, b, c, c_emails, c_domains, b_phones, c_phones) -> pd.DataFrame
         & (p["email"] >= -1)
         & (p["tax"] >= 0)
     )
+    p["created"] = ccol("created")
     return p
 
 
@@ -546,8 +588,9 @@ def _evidence(p: pd.DataFrame) -> list[str]:
 # Decisions and assignment
 
 
-def _latest_decisions(decisions: pd.DataFrame | None) -> pd.DataFrame:
-    cols = ["connection", "books_id", "crm_id", "decision", "decided_at", "by"]
+def _latest_decisions(decisions: pd.DataFrame | None, s: _Sides) -> pd.DataFrame:
+    """The latest answer per pair whose records still exist, as (bi, ci, decision, by)."""
+    cols = ["bi", "ci", "decision", "by"]
     if decisions is None or decisions.empty:
         return pd.DataFrame(columns=cols)
     d = decisions.copy()
@@ -557,38 +600,40 @@ def _latest_decisions(decisions: pd.DataFrame | None) -> pd.DataFrame:
     d = d[d["decision"].isin(["accept", "reject"])].dropna(subset=["connection", "books_id", "crm_id"])
     if "decided_at" in d.columns:
         d = d.assign(_t=pd.to_datetime(d["decided_at"], utc=True)).sort_values("_t", kind="stable")
-    if "by" not in d.columns:
-        d["by"] = None
-    return d.drop_duplicates(["connection", "books_id", "crm_id"], keep="last")
+    d = d.drop_duplicates(["connection", "books_id", "crm_id"], keep="last")
+    d["bi"] = pd.MultiIndex.from_arrays([s.b["connection"], s.b["books_id"]]).get_indexer(
+        pd.MultiIndex.from_arrays([d["connection"], d["books_id"]])
+    )
+    d["ci"] = pd.MultiIndex.from_arrays([s.c["connection"], s.c["crm_id"]]).get_indexer(
+        pd.MultiIndex.from_arrays([d["connection"], d["crm_id"]])
+    )
+    d["by"] = d["by"] if "by" in d.columns else None
+    return d[(d["bi"] >= 0) & (d["ci"] >= 0)][cols].reset_index(drop=True)
 
 
-def _assign(scored: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+def _assign(scored: pd.DataFrame, decisions: pd.DataFrame, nb: int, nc: int) -> pd.DataFrame:
     """Statuses by a one-to-one assignment, best first; decisions and explicit links first."""
-    s = scored.copy()
-    s["status"] = None
-    s["decided"] = ""
-    if len(decisions):
-        d = decisions.set_index(["connection", "books_id", "crm_id"])
-        idx = pd.MultiIndex.from_arrays([s["connection"], s["books_id"], s["crm_id"]])
-        s["decision"] = d["decision"].reindex(idx).to_numpy()
-        by = d["by"].reindex(idx).to_numpy()
-        s["decided"] = [f"{dec}ed by {who}" if isinstance(dec, str) else "" for dec, who in
-                        zip(s["decision"], by, strict=True)]  # fmt: skip
-    else:
-        s["decision"] = None
-    s["priority"] = np.select([s["decision"] == "accept", s["explicit"]], [0, 1], 2)
-    s = s.sort_values(["priority", "points", "c_created", "crm_id", "books_id"],
-                      ascending=[True, False, True, True, True], kind="stable")  # fmt: skip
-    taken_b: dict[tuple, str] = {}
-    taken_c: dict[tuple, str] = {}
+    sc = (
+        scored.merge(decisions, on=["bi", "ci"], how="left")
+        if len(decisions)
+        else scored.assign(decision=None, by=None)
+    )
+    sc["decided"] = [
+        f"{d}ed by {who}" if isinstance(d, str) else ""
+        for d, who in zip(sc["decision"], sc["by"], strict=True)
+    ]
+    sc["priority"] = np.select([sc["decision"] == "accept", sc["explicit"]], [0, 1], 2)
+    sc = sc.sort_values(["priority", "points", "created", "ci", "bi"], ascending=[True, False, True, True, True],
+                        kind="stable", na_position="last")  # fmt: skip
+    taken_b: list[str | None] = [None] * nb
+    taken_c: list[str | None] = [None] * nc
     status = []
-    cols = ["connection", "books_id", "crm_id", "decision", "priority", "confidence", "duplicate_ok"]
-    for conn, bid, cid, decision, priority, conf, dup_ok in s[cols].itertuples(index=False, name=None):
-        kb, kc = (conn, bid), (conn, cid)
+    cols = ["bi", "ci", "decision", "priority", "confidence", "duplicate_ok"]
+    for bi, ci, decision, priority, conf, dup_ok in sc[cols].itertuples(index=False, name=None):
         if decision == "reject":
             status.append("rejected")
             continue
-        held_b, held_c = taken_b.get(kb), taken_c.get(kc)
+        held_b, held_c = taken_b[bi], taken_c[ci]
         if priority < 2:
             result = "linked"
         elif held_b is None and held_c is None:
@@ -598,17 +643,17 @@ def _assign(scored: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
         else:
             result = None
         status.append(result)
-        if result is not None:
-            taken_b.setdefault(kb, result)
-            taken_c.setdefault(kc, result)
-            if result == "linked":
-                taken_b[kb] = taken_c[kc] = "linked"
-    s["status"] = status
-    s = s[s["status"].notna()].copy()
-    s.loc[s["decision"].notna(), "method"] = "decision"
-    s.loc[s["decision"] == "accept", "confidence"] = 1.0
-    s.loc[s["explicit"] & s["decision"].isna(), "confidence"] = 1.0
-    return s
+        if result == "linked":
+            taken_b[bi] = taken_c[ci] = "linked"
+        elif result == "review":
+            taken_b[bi] = taken_b[bi] or "review"
+            taken_c[ci] = taken_c[ci] or "review"
+    sc["status"] = status
+    sc = sc[sc["status"].notna()].copy()
+    sc.loc[sc["decision"].notna(), "method"] = "decision"
+    sc.loc[sc["decision"] == "accept", "confidence"] = 1.0
+    sc.loc[sc["explicit"] & sc["decision"].isna(), "confidence"] = 1.0
+    return sc
 
 
 def _empty_links() -> pd.DataFrame:
@@ -635,46 +680,50 @@ def match_customers(
     if books is None or crm is None or books.empty or crm.empty:
         return _empty_links()
     contacts = crm_contacts if crm_contacts is not None else pd.DataFrame()
-    b = _books_features(books)
-    c = _crm_features(crm, contacts)
-    regions = _default_regions(b[["connection", "country"]], c[["connection", "country"]])
-    c_emails, c_domains, c_raw_phones = _crm_contact_sides(c, contacts, regions)
-    b_phones, c_phones = _resolve_phones(
-        _raw_phones(b, "books_id", ["phone", "mobile"], regions), c_raw_phones
-    )
-    sides = (b, c, c_emails, c_domains, b_phones, c_phones)
-    dec = _latest_decisions(decisions)
+    s = _Sides(books, crm, contacts)
+    if not s.nb or not s.nc:
+        return _empty_links()
+    dec = _latest_decisions(decisions, s)
 
-    pairs = _key_candidates(*sides)
-    if len(dec):  # an accepted pair is a candidate whatever its evidence
-        known = dec.merge(b[["connection", "books_id"]]).merge(c[["connection", "crm_id"]])
-        pairs = pd.concat([pairs, known[["connection", "books_id", "crm_id"]]]).drop_duplicates()
-    scored = _score(pairs, *sides)
+    pairs = _key_candidates(s)
+    if len(dec):  # an accepted (or rejected) pair is a candidate whatever its evidence
+        pairs = _unique_pairs(pd.concat([pairs, dec[["bi", "ci"]]], ignore_index=True), s.nc)
+    scored = _score(pairs, s)
 
     # records without a confident candidate yet: compare their names with the other side's
     confident = scored[scored["confidence"] >= MATCH_THRESHOLD]
-    sure_b = set(_keys(confident["connection"], confident["books_id"]))
-    sure_c = set(_keys(confident["connection"], confident["crm_id"]))
-    left = b[b["eligible"] & ~_keys(b["connection"], b["books_id"]).isin(sure_b)]
-    right = c[~_keys(c["connection"], c["crm_id"]).isin(sure_c)]
-    fuzzy = _fuzzy_candidates(left, right)
+    sure_b = np.zeros(s.nb, dtype=bool)
+    sure_b[confident["bi"].to_numpy()] = True
+    sure_c = np.zeros(s.nc, dtype=bool)
+    sure_c[confident["ci"].to_numpy()] = True
+    left = np.flatnonzero(s.b["eligible"].to_numpy() & ~sure_b)
+    fuzzy = _fuzzy_candidates(s, left, np.flatnonzero(~sure_c))
     if len(fuzzy):
-        seen = set(_keys(pairs["connection"], pairs["books_id"], pairs["crm_id"]))
-        fuzzy = fuzzy[~_keys(fuzzy["connection"], fuzzy["books_id"], fuzzy["crm_id"]).isin(seen)]
-        if len(fuzzy):
-            scored = pd.concat([scored, _score(fuzzy, *sides)], ignore_index=True)
+        seen = pairs["bi"].to_numpy(dtype=np.int64) * s.nc + pairs["ci"].to_numpy(dtype=np.int64)
+        fresh = ~np.isin(
+            fuzzy["bi"].to_numpy(dtype=np.int64) * s.nc + fuzzy["ci"].to_numpy(dtype=np.int64), seen
+        )
+        if fresh.any():
+            scored = pd.concat([scored, _score(fuzzy[fresh], s)], ignore_index=True)
 
-    links = _assign(scored, dec)
+    links = _assign(scored, dec, s.nb, s.nc)
     if links.empty:
         return _empty_links()
     evidence = _evidence(links)
-    links["evidence"] = [
-        f"{decided}; {text}" if decided else text
-        for decided, text in zip(links["decided"], evidence, strict=True)
-    ]
-    links["confidence"] = links["confidence"].astype(float).round(6)
-    order = links.sort_values(["connection"], kind="stable")  # keeps the assignment's strength order
-    return order[LINK_COLUMNS].reset_index(drop=True)
+    bi, ci = links["bi"].to_numpy(), links["ci"].to_numpy()
+    out = pd.DataFrame(
+        {
+            "connection": s.b["connection"].to_numpy()[bi],
+            "books_id": s.b["books_id"].to_numpy()[bi],
+            "crm_id": s.c["crm_id"].to_numpy()[ci],
+            "method": links["method"].to_numpy(),
+            "confidence": links["confidence"].astype(float).round(6).to_numpy(),
+            "status": links["status"].to_numpy(),
+            "evidence": [f"{d}; {t}" if d else t for d, t in zip(links["decided"], evidence, strict=True)],
+        }
+    )
+    # connections apart, the assignment's order (strongest first) is kept
+    return out.sort_values("connection", kind="stable")[LINK_COLUMNS].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -322,13 +322,18 @@ def country_code(country: str | None) -> str | None:
 _PHONE_SEPARATORS = re.compile(r"[\s\-().\/\u00a0\u2010-\u2015]")
 
 
+def phone_compact(phone: str) -> str:
+    """A phone as typed minus the separators people put between digits ("(09) 555-0100" -> "095550100")."""
+    return _PHONE_SEPARATORS.sub("", phone.strip())
+
+
 def phone_e164(phone: str | None, region: str | None = None) -> str | None:
     """A phone number in E.164 ("+6495550100"), read with `region` (ISO alpha-2) as the default for
     numbers typed without a country code; None when it cannot be a phone number there."""
     if _blank(phone):
         return None
     text = str(phone).strip()
-    compact = _PHONE_SEPARATORS.sub("", text)
+    compact = phone_compact(text)
     digits = compact[1:] if compact.startswith("+") else compact
     if digits.isdigit() and digits.isascii():
         # Separators carry no meaning to phonenumbers: one parse serves every way of typing a number
