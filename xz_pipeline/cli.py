@@ -53,13 +53,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         report.render(
             outcomes,
             Store(settings.mirror_path()),
-            extra={
-                "Requests the sandbox received": received,
-                f"Disagreements the generator injected (ground truth: {manifest_path})": injected,
-            },
+            extra={"Requests the sandbox received": received},
+            injected=injected,
         )
     )
-    print(f"\nDone in {time.monotonic() - started:.1f}s. State: {home}")
+    print(f"\nGround truth of the injected disagreements: {manifest_path}")
+    print(f"Done in {time.monotonic() - started:.1f}s. State: {home}")
     return 0 if outcomes and all(o.success for o in outcomes) else 1
 
 
@@ -259,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = sub.add_parser("sync", help="materialise the assets in process for the configured connections")
     sync.add_argument("--connection", help="only this connection")
-    sync.add_argument("--only", choices=["mirror"], help="only this stage")
+    sync.add_argument("--only", choices=["mirror", "reconcile"], help="only this stage")
     sync.set_defaults(func=cmd_sync)
 
     from xz_pipeline.sandbox import server

@@ -4,6 +4,7 @@ import dagster as dg
 
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.publish import build_snapshot_asset
+from xz_pipeline.reconcile.assets import RECONCILE_ASSETS, RECONCILE_CHECKS
 from xz_pipeline.schedules import build_schedules, connections_sensor
 from xz_pipeline.views import build_canonical_views_asset
 from xz_pipeline.xero.assets import XERO_ASSETS
@@ -17,13 +18,16 @@ from xz_pipeline.zoho.resources import ZohoResource
 
 EXTRACT_ASSETS = [*XERO_ASSETS, *ZOHO_ASSETS]
 canonical_views = build_canonical_views_asset(EXTRACT_ASSETS, [BOOKS_VIEWS, CRM_VIEWS])
-analytics_snapshot = build_snapshot_asset([canonical_views])
-ASSETS = [*EXTRACT_ASSETS, canonical_views, analytics_snapshot]
-CHECKS = [*XERO_CHECKS, *ZOHO_CHECKS]
+analytics_snapshot = build_snapshot_asset([canonical_views, *RECONCILE_ASSETS])
+ASSETS = [*EXTRACT_ASSETS, canonical_views, *RECONCILE_ASSETS, analytics_snapshot]
+CHECKS = [*XERO_CHECKS, *ZOHO_CHECKS, *RECONCILE_CHECKS]
 
 # `mirror` extracts and publishes; the asset checks of the selection run with it.
 mirror_job = dg.define_asset_job(
-    "mirror", selection=dg.AssetSelection.assets(*EXTRACT_ASSETS, canonical_views, analytics_snapshot)
+    "mirror",
+    selection=dg.AssetSelection.assets(
+        *EXTRACT_ASSETS, canonical_views, *RECONCILE_ASSETS, analytics_snapshot
+    ),
 )
 
 defs = dg.Definitions(

@@ -19,6 +19,8 @@ class SnapshotConfig(dg.Config):
 
 
 def build_snapshot_asset(deps: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
+    deps = [key for d in deps for key in d.keys]
+
     @dg.asset(
         name="analytics_snapshot",
         group_name="analytics",

@@ -32,13 +32,35 @@ def mirror_counts(store: Store) -> list[tuple[str, str, int]]:
     return rows
 
 
+def open_discrepancies(store: Store) -> Counter:
+    """Open discrepancies by kind (empty before reconciliation has run)."""
+    if not Path(store.path).exists():
+        return Counter()
+    with store.read() as con:
+        exists = con.execute(
+            "select count(*) from duckdb_tables() where schema_name = 'recon' and table_name = 'discrepancies'"
+        ).fetchall()[0][0]
+        if not exists:
+            return Counter()
+        rows = con.execute(
+            "select kind, count(*) from recon.discrepancies where resolved_at is null group by 1"
+        ).fetchall()
+    return Counter(dict(rows))
+
+
 def _calls(outcome: RunOutcome, prefix: str) -> int:
     return sum(
         int(m.get("api_calls", 0) or 0) for name, m in outcome.metadata.items() if name.startswith(prefix)
     )
 
 
-def render(outcomes: list[RunOutcome], store: Store, *, extra: dict[str, Counter] | None = None) -> str:
+def render(
+    outcomes: list[RunOutcome],
+    store: Store,
+    *,
+    extra: dict[str, Counter] | None = None,
+    injected: Counter | None = None,
+) -> str:
     lines = ["Runs"]
     lines.append(
         tabulate(
@@ -61,6 +83,18 @@ def render(outcomes: list[RunOutcome], store: Store, *, extra: dict[str, Counter
     lines.append(f"Mirror {store.path}")
     counts = mirror_counts(store)
     lines.append(tabulate(counts, headers=["connection", "table", "rows"]) if counts else "(empty)")
+    found = open_discrepancies(store)
+    if found or injected:
+        lines.append("")
+        lines.append(
+            "Open discrepancies by kind"
+            + (" (and what the sandbox's generator injected)" if injected else "")
+        )
+        kinds = sorted(set(found) | set(injected or {}))
+        rows = [(k, found.get(k, 0), *([injected.get(k, 0)] if injected is not None else [])) for k in kinds]
+        lines.append(
+            tabulate(rows, headers=["kind", "found", *(["injected"] if injected is not None else [])])
+        )
     for title, counter in (extra or {}).items():
         lines.append("")
         lines.append(title)

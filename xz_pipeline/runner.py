@@ -34,7 +34,7 @@ def instance(home: Path | None = None) -> dg.DagsterInstance:
     return dg.DagsterInstance.local_temp(str(dagster_home))
 
 
-STAGES = {"mirror": ("xero", "zoho", "canonical", "analytics")}
+STAGES = {"mirror": ("xero", "zoho", "canonical", "analytics"), "reconcile": ("reconcile", "analytics")}
 
 
 def selected_assets(only: str | None) -> list[dg.AssetsDefinition]:
