@@ -7,10 +7,11 @@ weighed, agreeing *and* contradicting, strongest first: an explicit link (the CR
 phone in E.164, the normalised name with a fuzzy score, the address, the account number.
 
 How it runs, per connection (records of two connections are never compared):
-1. Candidates come from exact keys through pandas merges (explicit ids, tax numbers, e-mails,
-   domains, phones, normalised names). Records that end this step without a confident candidate
-   are then compared by fuzzy name, blocked on the first letter of their first and of their last
-   word, with `rapidfuzz.process.cdist` - so 40,000 customers a side never make 1.6 billion pairs.
+1. Candidates come from exact keys (explicit ids, tax numbers, e-mails, domains, phones,
+   normalised names), joined as integer codes: records are numbered, values factorised. Records
+   that end this step without a confident candidate are then compared by fuzzy name, blocked on
+   the first letter of their first and of their last word, with `rapidfuzz.process.cdist` - so
+   40,000 customers a side never make 1.6 billion pairs.
 2. Each candidate pair is scored in points, like a Fellegi-Sunter log-likelihood ratio: what agrees
    adds, what contradicts subtracts (a different tax number or a different company domain weighs
    heavily: similar names with different domains are lookalikes, not one company). The points
@@ -23,8 +24,6 @@ How it runs, per connection (records of two connections are never compared):
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
@@ -78,15 +77,10 @@ POINTS = {
 # (minimum fuzzy score of the normalised names, points), first that applies.
 NAME_POINTS = ((100.0, 4.0), (92.0, 3.0), (88.0, 2.0), (84.0, 1.0), (75.0, 0.0), (0.0, -3.0))
 _CENTRE, _SLOPE = 4.0, 0.8  # confidence = logistic(_SLOPE * (points - _CENTRE))
-_SEP = "\x1f"
-
-
-def confidence_of(points: float) -> float:
-    """The logistic map from evidence points to a confidence: 4 points (a name alone) is 0.5."""
-    return 1.0 / (1.0 + math.exp(-_SLOPE * (points - _CENTRE)))
 
 
 def _confidence(points: pd.Series) -> pd.Series:
+    """The logistic map from evidence points to a confidence: 4 points (a name alone) is 0.5."""
     return 1.0 / (1.0 + np.exp(-_SLOPE * (points.astype(float) - _CENTRE)))
 
 
