@@ -1,0 +1,147 @@
+"""The inbox: every announced change, stored durably before the receiver answers (`$XZ_HOME/inbox.sqlite`).
+
+SQLite in WAL mode with `synchronous=FULL`: the receiver's insert is on disk when it says 200, readers (the
+sensors) never block it, and each operation opens its own short connection so threads and processes share
+the file safely. A content hash is unique, so a redelivered event is stored once; `seq` orders arrival and
+is the sensors' cursor.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from xz_pipeline import settings
+
+DDL = """
+create table if not exists events (
+    seq integer primary key autoincrement,
+    dedupe text not null unique,
+    received_at text not null,
+    source text not null,          -- xero | zoho
+    connection text,               -- null until a Xero tenant is resolved to a connection
+    tenant_id text,
+    asset text not null,           -- the mirror asset that holds the record
+    record_id text not null,
+    deleted integer not null default 0,
+    event_time text not null       -- when the source says the change happened (ISO, UTC)
+);
+create index if not exists events_lookup on events (connection, asset, record_id);
+"""
+
+
+def inbox_path() -> Path:
+    return settings.xz_home() / "inbox.sqlite"
+
+
+def iso(dt: datetime) -> str:
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class InboxEvent:
+    dedupe: str
+    source: str
+    connection: str | None
+    tenant_id: str | None
+    asset: str
+    record_id: str
+    deleted: bool
+    event_time: str
+    seq: int = 0
+    received_at: str = ""
+
+
+class Inbox:
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else inbox_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            con.execute("pragma journal_mode=wal")
+            con.executescript(DDL)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        try:
+            con.execute("pragma synchronous=full")
+            yield con
+        finally:
+            con.close()
+
+    def add(self, events: Iterable[InboxEvent], *, now: datetime | None = None) -> int:
+        """Store events in one durable transaction; returns how many were new (duplicates are ignored)."""
+        received = iso(now or datetime.now(UTC))
+        rows = [
+            (
+                e.dedupe,
+                received,
+                e.source,
+                e.connection,
+                e.tenant_id,
+                e.asset,
+                e.record_id,
+                int(e.deleted),
+                e.event_time,
+            )
+            for e in events
+        ]
+        if not rows:
+            return 0
+        with self._connect() as con:
+            con.execute("begin immediate")
+            before = con.total_changes
+            con.executemany(
+                "insert or ignore into events (dedupe, received_at, source, connection, tenant_id, asset,"
+                " record_id, deleted, event_time) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            added = con.total_changes - before
+            con.execute("commit")
+        return added
+
+    def after(self, seq: int, limit: int = 5000) -> list[InboxEvent]:
+        """Events stored after `seq`, in arrival order (at most `limit`, so a sensor tick stays short)."""
+        with self._connect() as con:
+            rows = con.execute(
+                "select dedupe, source, connection, tenant_id, asset, record_id, deleted, event_time, seq,"
+                " received_at from events where seq > ? order by seq limit ?",
+                [seq, limit],
+            ).fetchall()
+        return [InboxEvent(*r[:6], bool(r[6]), *r[7:]) for r in rows]
+
+    def unresolved_tenants(self) -> list[str]:
+        with self._connect() as con:
+            rows = con.execute("select distinct tenant_id from events where connection is null").fetchall()
+        return [r[0] for r in rows if r[0]]
+
+    def resolve_tenant(self, tenant_id: str, connection: str) -> None:
+        with self._connect() as con:
+            con.execute("update events set connection = ? where tenant_id = ? and connection is null",
+                        [connection, tenant_id])  # fmt: skip
+
+    def announced(self, connection: str, asset: str, since: datetime) -> dict[str, str]:
+        """Record id → latest announced change time, for changes announced at or after `since`."""
+        with self._connect() as con:
+            rows = con.execute(
+                "select record_id, max(event_time) from events where connection = ? and asset = ?"
+                " and event_time >= ? group by record_id",
+                [connection, asset, iso(since)],
+            ).fetchall()
+        return dict(rows)
+
+    def active(self, connection: str, source: str) -> bool:
+        """Whether this connection's source has ever announced anything (events are expected from it)."""
+        with self._connect() as con:
+            row = con.execute(
+                "select 1 from events where connection = ? and source = ? limit 1", [connection, source]
+            ).fetchone()
+        return row is not None
+
+    def count(self) -> int:
+        with self._connect() as con:
+            return con.execute("select count(*) from events").fetchone()[0]

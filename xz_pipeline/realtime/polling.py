@@ -1,0 +1,137 @@
+"""Polling fallback for what Xero does not announce (payments, items; xero-api.md §10).
+
+One If-Modified-Since call per entity and connection per probe, at an interval derived from the day's
+API budget: a probe spends `len(POLLED)` calls, and probes never spend more than `XZ_POLL_SHARE` (default
+10 %) of the `XZ_XERO_DAY_LIMIT` (default 5,000) calls a tenant may make a day. The watermark starts at the
+mirror's own cursor, so polling only reports what the mirror has not read. A payment also updates its
+invoice, which Xero does announce: the inbox sensor reads payments with every invoice event, so this
+probe is the safety net, not the fast path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from xz_pipeline import settings
+from xz_pipeline.core.resources import MirrorResource
+from xz_pipeline.core.store import StoreBusy
+from xz_pipeline.xero.dates import parse_xero_datetime
+from xz_pipeline.xero.resources import XeroResource
+
+POLLED = {"Payments": "xero_payments", "Items": "xero_items"}
+PROBE_PAGE = 100  # a full first page means "many changed": run the incremental read instead of ids
+
+
+def day_limit() -> int:
+    return int(os.environ.get("XZ_XERO_DAY_LIMIT", "5000"))
+
+
+def poll_share() -> float:
+    return min(1.0, max(0.001, float(os.environ.get("XZ_POLL_SHARE", "0.1"))))
+
+
+def poll_interval_seconds(
+    limit: int | None = None, share: float | None = None, calls_per_probe: int = len(POLLED)
+) -> int:
+    """Seconds between probes so that a day of probes costs at most share × limit calls per tenant."""
+    limit = day_limit() if limit is None else limit
+    share = poll_share() if share is None else share
+    return max(5, math.ceil(86_400 * calls_per_probe / (limit * share)))
+
+
+def _mirror_cursor(mirror: MirrorResource, connection: str, entity: str) -> datetime | None:
+    store = mirror.store()
+    if not store.path.exists():
+        return None
+    with store.read() as con:
+        row = con.execute(
+            "select cursor_value from meta.cursors where connection = ? and vendor = 'xero' and entity = ?",
+            [connection, entity],
+        ).fetchone()
+    return row[0].astimezone(UTC) if row and row[0] is not None else None
+
+
+def probe(client, entity: str, since: datetime) -> tuple[list[str], datetime | None, bool]:
+    """One call: (ids changed after `since`, their latest UpdatedDateUTC, whether the page was full)."""
+    pages = client.iter_pages(entity, modified_since=since, page_size=PROBE_PAGE)
+    rows = next(iter(pages), [])
+    changed, newest = [], None
+    for row in rows:
+        updated = parse_xero_datetime(row.get("UpdatedDateUTC"))
+        if updated is None or updated <= since:
+            continue  # If-Modified-Since is inclusive to the second
+        changed.append(str(row.get("PaymentID") or row.get("ItemID")))
+        newest = updated if newest is None or updated > newest else newest
+    return changed, newest, len(rows) >= PROBE_PAGE
+
+
+def _requests_for(context, xero: XeroResource, mirror: MirrorResource, conn: str, state: dict, now: datetime):
+    requests = []
+    with xero.client(conn) as client:
+        for entity, asset in POLLED.items():
+            mark = state.get(entity)
+            since = datetime.fromisoformat(mark) if mark else None
+            mirrored = _mirror_cursor(mirror, conn, entity)
+            if mirrored is not None and (since is None or mirrored > since):
+                since = mirrored
+            if since is None:
+                continue  # never mirrored: the schedule's first sync comes first
+            ids, newest, full = probe(client, entity, since)
+            if not ids:
+                state[entity] = since.isoformat()
+                continue
+            state[entity] = newest.isoformat()
+            config = {} if full else {"ids": ids}
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"poll:{conn}:{entity}:{newest.isoformat()}",
+                    partition_key=conn,
+                    asset_selection=sorted(
+                        dg.AssetSelection.assets(asset)
+                        .downstream()
+                        .resolve(context.repository_def.asset_graph),
+                        key=lambda k: k.to_user_string(),
+                    ),
+                    run_config={"ops": {asset: {"config": config}}},
+                    tags={"xz/trigger": "poll", "xz/events": str(len(ids))},
+                )
+            )
+    return requests
+
+
+@dg.sensor(
+    name="xero_polling_sensor",
+    job_name="realtime",
+    minimum_interval_seconds=poll_interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Probes Xero payments and items (no webhooks) with If-Modified-Since, one call per entity, "
+    "within a set share of the day's API budget (XZ_POLL_SHARE of XZ_XERO_DAY_LIMIT).",
+)
+def xero_polling_sensor(context: dg.SensorEvaluationContext, xero: XeroResource, mirror: MirrorResource):
+    now = datetime.now(UTC)
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    interval = timedelta(seconds=poll_interval_seconds())
+    requests, probed = [], 0
+    for conn in settings.load_connections():
+        if conn.xero is None:
+            continue
+        state = cursor.setdefault(conn.name, {})
+        last = state.get("at")
+        if last and now - datetime.fromisoformat(last) < interval:
+            continue  # the budget says not yet (settings may have changed since the sensor was defined)
+        try:
+            requests += _requests_for(context, xero, mirror, conn.name, state, now)
+        except StoreBusy:
+            continue  # a writer holds the mirror: try next tick
+        state["at"] = now.isoformat()
+        probed += 1
+    if not requests:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(f"probed {probed} connection(s): no change"), cursor=json.dumps(cursor)
+        )
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))

@@ -1,0 +1,50 @@
+"""Shared arrangements for the realtime tests: a sandbox, its environment, and a receiver in a thread."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+
+from xz_pipeline import settings
+from xz_pipeline.realtime.inbox import Inbox
+from xz_pipeline.realtime.receiver import serve_in_thread
+
+CONNECTION = "sandbox"
+
+
+def use_sandbox_env(monkeypatch, sb) -> settings.Connection:
+    for key, value in sb.env(0).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("XZ_CONNECTION", CONNECTION)
+    (conn,) = settings.load_connections()
+    return conn
+
+
+@contextlib.contextmanager
+def receiver(inbox: Inbox | None = None, port: int = 0) -> Iterator[str]:
+    url, stop = serve_in_thread("127.0.0.1", port, inbox=inbox)
+    try:
+        yield url
+    finally:
+        stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def zoho_client(sb, clock):
+    """A Zoho client on the sandbox's manual clock, so channel expiries agree with the emulator's time."""
+    from xz_pipeline.core.oauth import TokenStore
+    from xz_pipeline.zoho.client import ZohoClient
+
+    env = sb.env(0)
+    return ZohoClient(
+        client_id=env["ZOHO_CLIENT_ID"], client_secret=env["ZOHO_CLIENT_SECRET"],
+        refresh_token=env["ZOHO_REFRESH_TOKEN"], accounts_url=env["ZOHO_ACCOUNTS_URL"],
+        token_store=TokenStore(settings.xz_home() / "tokens"), connection=CONNECTION,
+        api_domain=env["ZOHO_API_DOMAIN"], clock=clock,
+    )  # fmt: skip
