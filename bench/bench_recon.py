@@ -4,7 +4,7 @@
    - demo through the whole pipeline: sandbox emulators over HTTP, `runner.sync --only mirror`, the
      canonical views read back from DuckDB (`persist.read_canonical`);
    - medium (and demo again) from canonical frames built straight from the generated world
-     (`xz_pipeline_tests/reconcile/ledger_frames.py`): the HTTP path takes minutes at 100,000 invoices.
+     (`xz_pipeline_tests.reconcile.world_frames.py`): the HTTP path takes minutes at 100,000 invoices.
 2. Time and peak RSS to reconcile the large organisation (40,000 customers, 1,000,000 invoices; goal
    < 20 s and < 4 GB): frames built from the world in one process and pickled, then reconciled in a
    fresh process whose peak RSS is measured (so generating the world is not counted). "reconcile" is
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from xz_pipeline.reconcile.assets import reconcile  # noqa: E402
 from xz_pipeline.reconcile.rules import KINDS  # noqa: E402
 from xz_pipeline.sandbox.world import generate  # noqa: E402
-from xz_pipeline_tests.reconcile.ledger_frames import frames, score  # noqa: E402
+from xz_pipeline_tests.reconcile.world_frames import frames, score  # noqa: E402
 
 SEED = 7
 

@@ -13,7 +13,7 @@ from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.core.store import Store
 from xz_pipeline.reconcile.assets import RECONCILE_ASSETS, RECONCILE_CHECKS
 from xz_pipeline.sandbox.server import SandboxServer
-from xz_pipeline_tests.reconcile.ledger_frames import score
+from xz_pipeline_tests.reconcile.world_frames import score
 
 SEED = 7
 

@@ -269,7 +269,7 @@ def test_two_connections_with_the_same_ids_reconcile_as_each_alone():
     """The same demo world under two connection names: every id collides, nothing may mix."""
     from xz_pipeline.reconcile.assets import reconcile
     from xz_pipeline.sandbox.world import generate
-    from xz_pipeline_tests.reconcile.ledger_frames import frames, score
+    from xz_pipeline_tests.reconcile.world_frames import frames, score
 
     world = generate(7, "demo")
     one, two = frames(world, "c0"), frames(world, "c1")
