@@ -180,6 +180,39 @@ def _has_column(con, schema: str, table: str, column: str) -> bool:
     )
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    """The review queue: list links waiting for a person, or record an accept/reject that later runs honour."""
+    import getpass
+
+    from tabulate import tabulate
+
+    from xz_pipeline.core.store import Store
+    from xz_pipeline.reconcile import review
+
+    store = Store(settings.mirror_path())
+    if args.action == "list":
+        waiting = review.pending(store, args.connection)
+        if waiting.empty:
+            print("xz review: nothing waiting for a decision")
+            return 0
+        columns = ["connection", "books_id", "books_name", "crm_id", "crm_name", "confidence", "evidence"]
+        print(tabulate(waiting[columns].itertuples(index=False), headers=columns))
+        print("\nDecide with: xz review accept|reject CONNECTION BOOKS_ID CRM_ID")
+        return 0
+    if len(args.target) != 3:
+        print("xz review: accept and reject take CONNECTION BOOKS_ID CRM_ID", file=sys.stderr)
+        return 2
+    try:
+        review.decide(store, *args.target, args.action, by=args.by or getpass.getuser())
+    except (ValueError, KeyError) as exc:
+        print(f"xz review: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"xz review: {args.action}ed {args.target[1]} <-> {args.target[2]}; the next reconciliation honours it"
+    )
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from xz_pipeline.sandbox import server
 
@@ -278,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("vendor", choices=["zoho"])
     setup.add_argument("--connection")
     setup.set_defaults(func=cmd_setup)
+
+    rev = sub.add_parser("review", help="customer links waiting for a decision; accept or reject them")
+    rev.add_argument("action", nargs="?", default="list", choices=["list", "accept", "reject"])
+    rev.add_argument("target", nargs="*", metavar="CONNECTION BOOKS_ID CRM_ID")
+    rev.add_argument("--connection", help="list only this connection")
+    rev.add_argument("--by", help="who decides (default: the login name)")
+    rev.set_defaults(func=cmd_review)
 
     status = sub.add_parser("status", help="connections, tokens' freshness, sync cursors, quarantine")
     status.set_defaults(func=cmd_status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xz_pipeline import cli, runner, settings
 from xz_pipeline.core.store import Store
+from xz_pipeline.reconcile import review
 from xz_pipeline.sandbox.server import SandboxServer
 
 
@@ -42,6 +43,20 @@ def test_two_connections_side_by_side(xz_home, capsys):
         out = capsys.readouterr().out
         assert names[1] in out and "xero.contacts" in out
 
+        store = Store(settings.mirror_path())
+        waiting = review.pending(store)
+        assert cli.main(["review"]) == 0
+        listed = capsys.readouterr().out
+        if waiting.empty:
+            assert "nothing waiting" in listed
+        else:
+            first = waiting.iloc[0]
+            assert first["books_id"] in listed
+            target = [first["connection"], first["books_id"], first["crm_id"]]
+            assert cli.main(["review", "reject", *target, "--by", "test"]) == 0
+            assert first["books_id"] not in set(review.pending(store)["books_id"])
+            assert len(review.decisions(store)) == 1
+        assert cli.main(["review", "accept", names[0]]) == 2
         assert cli.main(["status"]) == 0
         out = capsys.readouterr().out
         assert all(name in out for name in names) and "Invoices" in out and "access token until" in out
