@@ -1,0 +1,478 @@
+"""Apply the write-back plan: guarded, batched, recorded, exactly once; then refresh what was written.
+
+Order: records others refer to first (new CRM accounts, new books contacts), then what refers to them
+(contacts of new accounts, invoices of new contacts, deals pointing at new invoices), then updates and
+tags. Each call carries at most the writer's batch size (Xero 50, Zoho 100). Before each call its intent
+goes into `writeback.ledger` (committed); after it, the outcome, and each change becomes applied or
+rejected with the API's reason. A create whose earlier call never answered (the run was killed, the
+connection dropped) is first looked up by its reference (ContactNumber, invoice Reference, the books id
+a CRM account carries): found, it is recorded as applied and not sent again. Afterwards exactly the
+records written are read back into the mirror, so the next reconciliation sees the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+from xz_pipeline.core.canonical import (
+    Address,
+    AddressKind,
+    Customer,
+    DocumentStatus,
+    DocumentType,
+    Invoice,
+    InvoiceLine,
+    Person,
+    Phone,
+    PhoneKind,
+    Role,
+)
+from xz_pipeline.core.errors import ApiError
+from xz_pipeline.core.store import Store
+from xz_pipeline.writeback import guards, ledger
+from xz_pipeline.writeback.policies import Policies
+from xz_pipeline.writeback.ports import Batch, BooksWriter, CrmWriter, Outcome
+
+DECIMALS = {"amount_paid", "outstanding_balance", "overdue_balance"}
+DATES = {"last_payment_date", "issue_date", "due_date"}
+JSON = {"lines"}
+PHASES = [
+    ("crm", "account", "create"),
+    ("books", "customer", "create"),
+    ("crm", "contact", "create"),
+    ("books", "invoice", "create"),
+    ("books", "invoice", "email"),
+    ("books", "invoice", "update"),
+    ("crm", "deal", "update"),
+    ("crm", "account", "update"),
+    ("crm", "contact", "update"),
+    ("books", "customer", "update"),
+    ("crm", "account", "tag"),
+]
+
+
+class Unresolved(LookupError):
+    """A change refers to a record this plan creates, and that record does not exist yet."""
+
+
+@dataclass
+class Group:
+    """The changes one record write carries."""
+
+    system: str
+    entity: str
+    op: str
+    record: str
+    ref: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    change_ids: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.system}.{self.entity}:{self.record or self.ref}"
+
+
+@dataclass
+class ApplyReport:
+    connection: str
+    pending: int = 0
+    dry_run: bool = False
+    blocked: str = ""
+    fingerprint: str = ""
+    applied: int = 0
+    rejected: int = 0
+    refused: int = 0
+    waiting: int = 0
+    found_by_lookup: int = 0
+    write_calls: dict[str, int] = field(default_factory=lambda: {"books": 0, "crm": 0})
+    calls: dict[str, int] = field(default_factory=lambda: {"books": 0, "crm": 0})
+    refreshed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.blocked:
+            return f"{self.connection}: write-back blocked: {self.blocked}"
+        head = "dry run: would apply" if self.dry_run else "applied"
+        return (
+            f"{self.connection}: {head} {self.applied} change(s) of {self.pending}; rejected {self.rejected}, "
+            f"refused {self.refused}, waiting {self.waiting}, found by lookup {self.found_by_lookup}; write calls "
+            f"books {self.write_calls['books']}, crm {self.write_calls['crm']}; refreshed {self.refreshed} record(s)"
+        )
+
+
+def decode(name: str, value: str | None) -> Any:
+    if value is None:
+        return None
+    if name in DECIMALS:
+        return Decimal(value)
+    if name in DATES:
+        return date.fromisoformat(value)
+    if name in JSON:
+        return json.loads(value)
+    return value
+
+
+def groups_of(rows: pd.DataFrame) -> dict[tuple, Group]:
+    out: dict[tuple, Group] = {}
+    for r in rows.sort_values("change_id").itertuples():
+        key = (r.system, r.entity, r.op, r.record, r.ref)
+        g = out.setdefault(key, Group(r.system, r.entity, r.op, r.record, r.ref))
+        g.fields[r.field] = decode(r.field, r.new)
+        g.change_ids.append(r.change_id)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Canonical records from a group's fields
+
+
+def _address(f: dict) -> tuple[Address, ...]:
+    parts = {k: f.get(k) for k in ("street", "city", "region", "postal_code", "country")}
+    if not any(parts.values()):
+        return ()
+    street = parts.pop("street")
+    return (Address(AddressKind.BILLING, lines=(street,) if street else (), **parts),)
+
+
+def customer(g: Group, role: Role) -> Customer:
+    f = g.fields
+    person = (
+        (
+            Person(
+                first_name=f.get("first_name"),
+                last_name=f.get("last_name"),
+                email=f.get("email"),
+                is_primary=True,
+            ),
+        )
+        if f.get("first_name") or f.get("last_name")
+        else ()
+    )
+    return Customer(
+        role=role,
+        books_id=g.record or None if role is Role.BOOKS else f.get("books_link"),
+        crm_id=g.record or None if role is Role.CRM else f.get("crm_link"),
+        name=f.get("name"),
+        persons=person,
+        emails=(f["email"],) if f.get("email") else (),
+        phones=(Phone(PhoneKind.MAIN, f["phone"]),) if f.get("phone") else (),
+        addresses=_address(f),
+        tax_number=f.get("tax_number"),
+        currency=f.get("currency"),
+        account_number=f.get("account_number"),
+        outstanding=f.get("outstanding_balance"),
+        overdue=f.get("overdue_balance"),
+    )
+
+
+def invoice(g: Group, books: BooksWriter) -> Invoice:
+    f = g.fields
+    defaults = None
+    lines = []
+    for n, line in enumerate(f.get("lines") or [], start=1):
+        if not line.get("account_code") or not line.get("tax_code"):
+            defaults = defaults or books.invoice_defaults()
+        lines.append(InvoiceLine(
+            line_no=n, description=line.get("description"), quantity=Decimal(line.get("quantity", "1")),
+            unit_price=Decimal(line["unit_price"]) if line.get("unit_price") is not None else None,
+            account_code=line.get("account_code") or (defaults.account_code if defaults else None),
+            tax_code=line.get("tax_code") or (defaults.tax_code if defaults else None),
+            item_code=line.get("item_code"),
+        ))  # fmt: skip
+    status = f.get("status")
+    return Invoice(
+        role=Role.BOOKS,
+        books_id=g.record or None,
+        type=DocumentType.SALE,
+        customer_id=f.get("contact"),
+        reference=f.get("reference"),
+        issue_date=f.get("issue_date"),
+        due_date=f.get("due_date"),
+        currency=f.get("currency"),
+        status=None
+        if status is None
+        else (DocumentStatus.OPEN if status == "AUTHORISED" else DocumentStatus.DRAFT),
+        status_raw=status if status in ("DRAFT", "SUBMITTED") else None,
+        amounts_tax=f.get("amounts_tax"),
+        lines=tuple(lines),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Applier:
+    def __init__(
+        self, store: Store, connection: str, books: BooksWriter, crm: CrmWriter, run_id: str | None
+    ) -> None:
+        self.store, self.connection, self.books, self.crm, self.run_id = store, connection, books, crm, run_id
+        self.resolved: dict[str, str] = {}  # "@books.invoice.id:DEAL-1" -> value
+        self.written: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self.report = ApplyReport(connection)
+
+    def remember(self, g: Group, outcome: Outcome) -> None:
+        if g.op == "create" and outcome.record_id:
+            self.resolved[f"@{g.system}.{g.entity}.id:{g.ref}"] = outcome.record_id
+            if outcome.extra.get("number"):
+                self.resolved[f"@{g.system}.{g.entity}.number:{g.ref}"] = str(outcome.extra["number"])
+        target = outcome.record_id or g.record
+        if target and g.op != "email":
+            self.written[(g.system, g.entity)].add(target)
+
+    def load_resolved(self) -> None:
+        """Records earlier runs created: their ids (and invoice numbers) by reference."""
+        with self.store.read() as con:
+            rows = con.execute(
+                "select distinct system, entity, ref, result_id from writeback.plan where connection = ? "
+                "and op = 'create' and status = 'applied' and result_id is not null",
+                [self.connection],
+            ).fetchall()
+        for system, entity, ref, result in rows:
+            rid, _, number = result.partition("|")
+            self.resolved[f"@{system}.{entity}.id:{ref}"] = rid
+            if number:
+                self.resolved[f"@{system}.{entity}.number:{ref}"] = number
+
+    def resolve(self, g: Group) -> Group:
+        fields = {}
+        for k, v in g.fields.items():
+            if isinstance(v, str) and v.startswith("@"):
+                if v not in self.resolved:
+                    raise Unresolved(v)
+                v = self.resolved[v]
+            fields[k] = v
+        return Group(g.system, g.entity, g.op, g.record, g.ref, fields, g.change_ids)
+
+    # -- lookups for creates whose earlier call has no known outcome ---------------------------
+
+    def look_up(self, system: str, entity: str, groups: list[Group]) -> list[Group]:
+        refs = [g.ref for g in groups]
+        found: dict[str, Outcome] = {}
+        if (system, entity) == ("books", "customer"):
+            found = {k: Outcome(True, v) for k, v in self.books.find_customers_by_reference(refs).items()}
+        elif (system, entity) == ("books", "invoice"):
+            found = self.books.find_invoices_by_reference(refs)
+        elif (system, entity) == ("crm", "account"):
+            found = {k: Outcome(True, v) for k, v in self.crm.find_accounts_by_reference(refs).items()}
+        else:
+            return groups  # contacts upsert on their email: resending finds what the first call made
+        left = []
+        for g in groups:
+            hit = found.get(g.ref)
+            if hit is None:
+                left.append(g)
+                continue
+            self.remember(g, hit)
+            number = hit.extra.get("number")
+            result = f"{hit.record_id}|{number}" if number else hit.record_id
+            ledger.set_status(self.store, self.connection, g.change_ids, "applied", None,
+                              dict.fromkeys(g.change_ids, result))  # fmt: skip
+            self.report.found_by_lookup += len(g.change_ids)
+            self.report.applied += len(g.change_ids)
+        ledger.settle_unknown(self.store, self.connection, [c for g in groups for c in g.change_ids],
+                              f"{len(groups) - len(left)} found, {len(left)} absent")  # fmt: skip
+        return left
+
+    # -- one call -------------------------------------------------------------------------------
+
+    def call(self, system: str, entity: str, op: str, batch: list[Group], send: Callable[[], Batch | list[Outcome]],
+             body: object) -> None:  # fmt: skip
+        change_ids = [c for g in batch for c in g.change_ids]
+        key = ledger.digest(*sorted(change_ids))
+        call_id = ledger.record_intent(self.store, self.connection, self.run_id, system, entity, op, key,
+                                       ledger.request_hash(body), change_ids, len(batch))  # fmt: skip
+        self.report.write_calls[system] += 1
+        try:
+            result = send()
+        except ApiError as exc:
+            if exc.status is None or exc.status >= 500 or exc.status == 429:
+                # the call may or may not have happened: leave the changes pending, look up next time
+                ledger.complete_call(self.store, call_id, status="unknown", code=exc.status, failed=len(batch),
+                                     error=str(exc), results=[])  # fmt: skip
+                self.report.errors.append(f"{system}.{entity} {op}: outcome unknown: {exc}")
+                return
+            ledger.complete_call(self.store, call_id, status="error", code=exc.status, failed=len(batch), error=str(exc),
+                                 results=[(g.change_ids, False, None, str(exc)) for g in batch])  # fmt: skip
+            self.report.rejected += len(change_ids)
+            self.report.errors.append(f"{system}.{entity} {op}: {exc}")
+            return
+        except OSError as exc:  # the connection dropped: outcome unknown
+            ledger.complete_call(self.store, call_id, status="unknown", code=None, failed=len(batch), error=str(exc),
+                                 results=[])  # fmt: skip
+            self.report.errors.append(f"{system}.{entity} {op}: outcome unknown: {exc}")
+            return
+        outcomes = result.outcomes if isinstance(result, Batch) else result
+        code = result.status if isinstance(result, Batch) else None
+        results = []
+        for g, o in zip(batch, outcomes, strict=True):
+            number = o.extra.get("number")
+            rid = f"{o.record_id}|{number}" if o.ok and number and o.record_id else o.record_id
+            results.append((g.change_ids, o.ok, rid, o.error or o.code))
+            if o.ok:
+                self.remember(g, o)
+                self.report.applied += len(g.change_ids)
+            else:
+                self.report.rejected += len(g.change_ids)
+        failed = sum(not o.ok for o in outcomes)
+        status = "ok" if not failed else ("partial" if failed < len(outcomes) else "rejected")
+        errors = "; ".join(f"{g.label}: {o.error}" for g, o in zip(batch, outcomes, strict=True) if not o.ok)
+        ledger.complete_call(
+            self.store, call_id, status=status, code=code, failed=failed, error=errors, results=results
+        )
+
+    # -- the phases -----------------------------------------------------------------------------
+
+    def run_phase(self, system: str, entity: str, op: str, groups: list[Group], unknown: set[str]) -> None:
+        ready = []
+        for g in groups:
+            try:
+                ready.append(self.resolve(g))
+            except Unresolved as exc:
+                self.report.waiting += len(g.change_ids)
+                ledger.set_status(self.store, self.connection, g.change_ids, "planned",
+                                  f"waiting for {exc.args[0]} (not created yet)")  # fmt: skip
+        if op == "create":
+            doubtful = [g for g in ready if set(g.change_ids) & unknown]
+            if doubtful:
+                left = {id(g) for g in self.look_up(system, entity, doubtful)}
+                ready = [g for g in ready if g not in doubtful or id(g) in left]
+        if (system, entity, op) == ("books", "invoice", "update") and ready:
+            status = self.books.invoice_status([g.record for g in ready])
+            refused = guards.locked(status, [g.record for g in ready])
+            for g in ready:
+                if g.record in refused:
+                    self.report.refused += len(g.change_ids)
+                    ledger.set_status(self.store, self.connection, g.change_ids, "refused",
+                                      f"books document is {status.get(g.record, 'unreadable')}: posted documents are never edited")  # fmt: skip
+            ready = [g for g in ready if g.record not in refused]
+        if not ready:
+            return
+        writer = self.books if system == "books" else self.crm
+        if op == "tag":
+            by_tag: dict[str, list[Group]] = defaultdict(list)
+            for g in ready:
+                by_tag[g.fields["tags"]].append(g)
+            for tag, members in sorted(by_tag.items()):
+                for batch in _chunks(members, self.crm.batch_size):
+                    ids = [g.record for g in batch]
+                    self.call(system, entity, op, batch, lambda ids=ids, tag=tag: self.crm.add_tags(ids, [tag]),
+                              {"ids": ids, "tags": [tag]})  # fmt: skip
+            return
+        if op == "email":
+            for g in ready:
+                invoice_id = self.resolved.get(f"@books.invoice.id:{g.ref}")
+                if invoice_id is None:
+                    self.report.waiting += len(g.change_ids)
+                    continue
+                self.call(
+                    system,
+                    entity,
+                    op,
+                    [g],
+                    lambda i=invoice_id: [self.books.email_invoice(i)],
+                    {"email": invoice_id},
+                )
+            return
+        for batch in _chunks(ready, writer.batch_size):
+            send, body = self.sender(system, entity, op, batch)
+            self.call(system, entity, op, batch, send, body)
+
+    def sender(
+        self, system: str, entity: str, op: str, batch: list[Group]
+    ) -> tuple[Callable[[], Batch], object]:
+        if (system, entity) == ("crm", "account"):
+            records = [customer(g, Role.CRM) for g in batch]
+            fn = self.crm.upsert_accounts if op == "create" else self.crm.update_accounts
+        elif (system, entity) == ("crm", "contact"):
+            records = [
+                Person(
+                    id=g.record or None,
+                    first_name=g.fields.get("first_name"),
+                    last_name=g.fields.get("last_name"),
+                    email=g.fields.get("email"),
+                    mobile=g.fields.get("mobile"),
+                    phone=g.fields.get("phone"),
+                    customer_id=g.fields.get("account"),
+                )  # fmt: skip
+                for g in batch
+            ]
+            fn = self.crm.upsert_contacts if op == "create" else self.crm.update_contacts
+        elif (system, entity) == ("crm", "deal"):
+            records = [(g.record, dict(g.fields)) for g in batch]
+            fn = self.crm.update_deals
+        elif (system, entity) == ("books", "customer"):
+            records = [customer(g, Role.BOOKS) for g in batch]
+            fn = self.books.create_customers if op == "create" else self.books.update_customers
+        elif (system, entity) == ("books", "invoice"):
+            records = [invoice(g, self.books) for g in batch]
+            fn = self.books.create_invoices if op == "create" else self.books.update_invoices
+        else:
+            raise ValueError(f"no writer for {system}.{entity} {op}")
+        body = [repr(r) for r in records]
+        return (lambda: fn(records)), body
+
+    def refresh(self) -> None:
+        for (system, entity), ids in sorted(self.written.items()):
+            writer = self.books if system == "books" else self.crm
+            try:
+                self.report.refreshed += writer.refresh(self.store, entity, sorted(ids), self.run_id)
+            except ApiError as exc:  # the writes stand; the next sync reads them
+                self.report.errors.append(f"refresh {system}.{entity}: {exc}")
+
+
+def _chunks(items: Sequence, size: int) -> list[list]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def apply(
+    store: Store,
+    connection: str,
+    books: BooksWriter,
+    crm: CrmWriter,
+    policies: Policies,
+    *,
+    approve: bool = False,
+    run_id: str | None = None,
+    check_invariants: bool = True,
+) -> ApplyReport:
+    """Apply the pending plan of `connection` (planned and rejected rows) unless a guard holds it."""
+    pending = ledger.pending(store, connection)
+    report = ApplyReport(connection, pending=len(pending), dry_run=policies.dry_run)
+    if pending.empty:
+        return report
+    failures = guards.invariant_failures(store) if check_invariants else []
+    if failures:
+        report.blocked = "ERROR invariants fail in the mirror: " + ", ".join(failures)
+        return report
+    mass = guards.mass_change(store, connection, pending, policies, approve)
+    report.fingerprint = mass.fingerprint
+    if mass.blocked:
+        report.blocked = (
+            "mass-change guard: " + "; ".join(mass.reasons)
+            + f". Approve this plan with `xz apply --approve` or XZ_WRITEBACK_APPROVE={mass.fingerprint}"
+        )  # fmt: skip
+        return report
+    if policies.dry_run or not policies.enabled:
+        report.dry_run = True
+        report.applied = len(pending)
+        return report
+    applier = Applier(store, connection, books, crm, run_id)
+    applier.report = report
+    applier.load_resolved()
+    unknown = ledger.unknown_changes(store, connection)
+    groups = groups_of(pending)
+    for phase in PHASES:
+        members = [g for key, g in sorted(groups.items()) if key[:3] == phase]
+        if members:
+            applier.run_phase(*phase, members, unknown)
+    applier.refresh()
+    report.calls = {"books": books.calls, "crm": crm.calls}
+    return report

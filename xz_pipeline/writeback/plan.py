@@ -1,0 +1,502 @@
+"""The write-back plan: one row per field change, computed from open discrepancies, links and the
+canonical views. Nothing remote happens here.
+
+Each policy turns the disagreements it owns into changes (`Change`): which system, which record (its id,
+or for a record still to be created its reference: the books id a new CRM account carries, the CRM id a
+new books contact carries, the `DEAL-<id>` a new invoice carries), which field, old and new value, why,
+and the source rows it came from. A value `@<system>.<entity>:<ref>` names a record this same plan
+creates; apply resolves it once that record exists. Ids are content hashes, so replanning the same fix
+finds the same row (and its ledger history) again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import duckdb
+import pandas as pd
+
+from xz_pipeline.core.canonical import DocumentStatus, Invoice, Role, payment_status_of
+from xz_pipeline.core.store import Store
+from xz_pipeline.writeback import ledger
+from xz_pipeline.writeback.policies import BOOKS, CRM, Policies
+
+PAYMENT_CLASS = {"unpaid": "unpaid", "overdue": "unpaid", "partially_paid": "partially_paid", "paid": "paid"}
+LIVE = ("draft", "open", "paid")
+ADDRESS = ("street", "city", "region", "postal_code", "country")
+
+
+@dataclass(frozen=True)
+class Change:
+    system: str  # books | crm
+    entity: str  # customer, invoice (books); account, contact, deal (crm)
+    op: str  # create | update | tag | email
+    record: str  # the target's id ("" for a create)
+    ref: str  # the reference a created record carries (lookups find it by this)
+    field: str
+    old: object
+    new: object
+    policy: str
+    reason: str
+    source: str
+
+    @property
+    def group(self) -> tuple[str, str, str, str, str]:
+        return (self.system, self.entity, self.op, self.record, self.ref)
+
+
+def placeholder(system: str, entity: str, ref: str, attr: str = "id") -> str:
+    return f"@{system}.{entity}.{attr}:{ref}"
+
+
+def text(value: object) -> str | None:
+    """Plan values as text: Decimal exact, dates ISO, lists as JSON."""
+    if value is None:
+        return None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, default=str, sort_keys=True)
+    return str(value)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, args: list) -> list[dict]:
+    cur = con.execute(sql, args)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+class World:
+    """What the policies read for one connection, loaded once (values keep their Decimal/date types)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, connection: str, today: date) -> None:
+        self.connection, self.today = connection, today
+        q = lambda sql: _rows(con, sql, [connection])  # noqa: E731
+        self.books = {
+            r["customer_id"]: r for r in q("select * from canonical.books_customers where connection = ?")
+        }
+        self.accounts = {
+            r["account_id"]: r for r in q("select * from canonical.crm_accounts where connection = ?")
+        }
+        self.contacts = {
+            r["contact_id"]: r for r in q("select * from canonical.crm_contacts where connection = ?")
+        }
+        self.deals = {r["deal_id"]: r for r in q("select * from canonical.crm_deals where connection = ?")}
+        self.invoices = {
+            r["invoice_id"]: r for r in q("select * from canonical.books_invoices where connection = ?")
+        }
+        self.lines = q(
+            "select l.account_code, l.tax_code from canonical.books_invoice_lines l join canonical.books_invoices i "
+            "using (connection, invoice_id) where l.connection = ? and i.type = 'sale'"
+        )
+        self.last_payment: dict[str, date] = {
+            r["invoice_id"]: r["d"]
+            for r in q(
+                "select invoice_id, max(date) as d from canonical.books_payments where connection = ? "
+                "and status = 'active' and invoice_id is not null group by 1"
+            )
+        }
+        has_recon = _exists(con, "recon", "discrepancies")
+        self.open = (
+            q("select * from recon.discrepancies where connection = ? and resolved_at is null order by kind, books_id, crm_id, field")
+            if has_recon
+            else []
+        )  # fmt: skip
+        links = q("select * from recon.customer_links where connection = ?") if has_recon else []
+        self.linked = [r for r in links if r["status"] == "linked"]
+        self.invoice_links = q("select * from recon.invoice_links where connection = ?") if has_recon else []
+        self.crm_of_books: dict[str, str] = {}
+        self.books_of_crm: dict[str, str] = {}
+        for r in sorted(self.linked, key=lambda r: -float(r["confidence"] or 0)):
+            self.crm_of_books.setdefault(r["books_id"], r["crm_id"])
+            self.books_of_crm.setdefault(r["crm_id"], r["books_id"])
+
+    def kind(self, kind: str) -> list[dict]:
+        return [d for d in self.open if d["kind"] == kind]
+
+    def defaults(self) -> tuple[str | None, str | None]:
+        """The organisation's own most used (account code, tax code) on sales lines."""
+        pairs = Counter((r["account_code"], r["tax_code"]) for r in self.lines if r["account_code"])
+        return pairs.most_common(1)[0][0] if pairs else (None, None)
+
+
+def _src(d: dict) -> str:
+    return f"recon.discrepancies({d['kind']}; books={d['books_id'] or '-'}; crm={d['crm_id'] or '-'}; field={d['field'] or '-'})"
+
+
+def _creates(system, entity, ref, values: dict, policy, reason, source) -> list[Change]:
+    return [
+        Change(system, entity, "create", "", ref, f, None, v, policy, reason, source)
+        for f, v in values.items()
+        if v is not None and v != ""
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Policies: each World -> changes
+
+
+def xero_customer_to_crm(w: World, p: Policies) -> list[Change]:
+    out: list[Change] = []
+    for d in w.kind("customer_missing_in_crm"):
+        b = w.books.get(d["books_id"])
+        if b is None or b["status"] not in (None, "active"):
+            continue  # archived or being erased (GDPR): never copied
+        reason = f"books customer {b['name']!r} has no CRM account"
+        values = {
+            "name": b["name"], "phone": b["phone"], **{k: b[k] for k in ADDRESS}, "tax_number": b["tax_number"],
+            "currency": b["currency"], "account_number": b["account_number"], "books_link": b["customer_id"],
+            "outstanding_balance": b["outstanding"], "overdue_balance": b["overdue"],
+        }  # fmt: skip
+        out += _creates(CRM, "account", b["customer_id"], values, "xero_customer_to_crm", reason, _src(d))
+        if b["email"]:
+            person = {
+                "first_name": b["first_name"], "last_name": b["last_name"] or b["name"], "email": b["email"],
+                "mobile": b["mobile"], "account": placeholder(CRM, "account", b["customer_id"]),
+            }  # fmt: skip
+            ref = f"{b['customer_id']}|{b['email'].strip().lower()}"
+            out += _creates(
+                CRM, "contact", ref, person, "xero_customer_to_crm", reason + ": its primary contact", _src(d)
+            )
+    return out
+
+
+def _free_name(name: str, taken: set[str], suffix: str) -> str:
+    """Xero wants active contact names unique: a taken name gets the CRM reference appended."""
+    return name if name.casefold() not in taken else f"{name} ({suffix})"
+
+
+def crm_account_to_xero(w: World, p: Policies) -> list[Change]:
+    taken = {(b["name"] or "").casefold() for b in w.books.values() if b["status"] in (None, "active")}
+    out: list[Change] = []
+    for d in w.kind("customer_missing_in_books"):
+        a = w.accounts.get(d["crm_id"])
+        if a is None or not a["name"]:
+            continue
+        person = w.contacts.get(a["primary_contact_id"] or "") or {}
+        name = _free_name(a["name"], taken, a["account_number"] or a["account_id"])
+        taken.add(name.casefold())
+        reason = f"CRM account {a['name']!r} has won deals and no books contact" + (
+            "" if name == a["name"] else f"; named {name!r} (an active books contact holds the name)"
+        )
+        values = {
+            "name": name, "first_name": person.get("first_name"), "last_name": person.get("last_name"),
+            "email": a["email"], "phone": a["phone"], **{k: a[k] for k in ADDRESS}, "tax_number": a["tax_number"],
+            "currency": a["currency"], "crm_link": a["account_id"],
+        }  # fmt: skip
+        out += _creates(BOOKS, "customer", a["account_id"], values, "crm_account_to_xero", reason, _src(d))
+    return out
+
+
+def won_deal_to_invoice(w: World, p: Policies) -> list[Change]:
+    account_code, tax_code = w.defaults()
+    todo: list[tuple[dict, str, str]] = [
+        (w.deals.get(d["crm_id"]), _src(d), "") for d in w.kind("deal_not_invoiced")
+    ]
+    if p.active("crm_account_to_xero"):  # won deals of accounts this plan creates in the books
+        linked_deals = {r["deal_id"] for r in w.invoice_links}
+        for d in w.kind("customer_missing_in_books"):
+            for deal in w.deals.values():
+                if (
+                    deal["account_id"] == d["crm_id"]
+                    and deal["stage"] == "won"
+                    and deal["deal_id"] not in linked_deals
+                ):
+                    todo.append((deal, _src(d), placeholder(BOOKS, "customer", d["crm_id"])))
+    out: list[Change] = []
+    for deal, source, contact in todo:
+        if deal is None or deal["amount"] is None:
+            continue
+        contact = contact or w.books_of_crm.get(deal["account_id"] or "", "")
+        if not contact:
+            continue
+        ref = f"DEAL-{deal['deal_id']}"
+        issued = deal["close_date"] or w.today
+        line = {
+            "description": deal["name"] or ref, "quantity": "1", "unit_price": text(deal["amount"]),
+            "account_code": account_code, "tax_code": tax_code,
+        }  # fmt: skip
+        values = {
+            "contact": contact, "reference": ref, "issue_date": issued,
+            "due_date": issued + timedelta(days=p.due_days), "currency": deal["currency"],
+            "status": p.invoice_status, "amounts_tax": "inclusive",
+            "lines": [{k: v for k, v in line.items() if v is not None}],
+        }  # fmt: skip
+        reason = f"won deal {deal['name']!r} ({deal['amount']} {deal['currency'] or ''}) has no invoice"
+        out += _creates(BOOKS, "invoice", ref, values, "won_deal_to_invoice", reason, source)
+        for f, attr in (("books_invoice_id", "id"), ("books_invoice_number", "number")):
+            out.append(Change(CRM, "deal", "update", deal["deal_id"], "", f, deal[f],
+                              placeholder(BOOKS, "invoice", ref, attr), "won_deal_to_invoice",
+                              "the deal records the invoice raised for it", source))  # fmt: skip
+        if p.invoice_status == "AUTHORISED" and p.email_invoices:
+            out.append(Change(BOOKS, "invoice", "email", "", ref, "sent", None, "true", "won_deal_to_invoice",
+                              "authorised invoices are emailed when configured", source))  # fmt: skip
+    return out
+
+
+def _invoice(r: dict) -> Invoice:
+    return Invoice(role=Role.BOOKS, books_id=r["invoice_id"], status=DocumentStatus(r["status"]),
+                   due_date=r["due_date"], amount_due=r["amount_due"], amount_paid=r["amount_paid"],
+                   amount_credited=r["amount_credited"])  # fmt: skip
+
+
+def payment_to_crm(w: World, p: Policies) -> list[Change]:
+    out: list[Change] = []
+    for link in w.invoice_links:
+        inv, deal = w.invoices.get(link["invoice_id"]), w.deals.get(link["deal_id"])
+        if inv is None or deal is None or inv["type"] != "sale" or inv["status"] not in ("open", "paid"):
+            continue
+        expected = payment_status_of(_invoice(inv), w.today)
+        source = (
+            f"books invoice {inv['invoice_id']} ({inv['number']}) via recon.invoice_links({link['method']})"
+        )
+        said = PAYMENT_CLASS.get(deal["payment_status"] or "", "unpaid")
+        if expected is not None and PAYMENT_CLASS[expected.value] != said:
+            out.append(Change(CRM, "deal", "update", deal["deal_id"], "", "payment_status",
+                              deal["payment_status_raw"], expected.value, "payment_to_crm",
+                              f"the books say invoice {inv['number']} is {expected.value}", source))  # fmt: skip
+        paid = inv["amount_paid"] or Decimal(0)
+        if (deal["amount_paid"] is not None or paid) and deal["amount_paid"] != paid:
+            out.append(Change(CRM, "deal", "update", deal["deal_id"], "", "amount_paid", deal["amount_paid"], paid,
+                              "payment_to_crm", f"paid on invoice {inv['number']}", source))  # fmt: skip
+        last = w.last_payment.get(inv["invoice_id"])
+        if last is not None and deal["last_payment_date"] != last:
+            out.append(Change(CRM, "deal", "update", deal["deal_id"], "", "last_payment_date",
+                              deal["last_payment_date"], last, "payment_to_crm",
+                              f"last payment on invoice {inv['number']}", source))  # fmt: skip
+    owed: dict[str, Decimal] = defaultdict(Decimal)
+    overdue: dict[str, Decimal] = defaultdict(Decimal)
+    for inv in w.invoices.values():
+        crm = w.crm_of_books.get(inv["customer_id"] or "")
+        if crm and inv["type"] == "sale" and inv["status"] == "open":
+            owed[crm] += inv["amount_due"] or 0
+            if inv["due_date"] is not None and inv["due_date"] < w.today:
+                overdue[crm] += inv["amount_due"] or 0
+    for crm in sorted(w.books_of_crm):
+        a = w.accounts.get(crm)
+        if a is None or a["outstanding"] is None:
+            continue  # a balance field nobody keeps is left alone (the rule skips it too)
+        for f, col, value in (
+            ("outstanding_balance", "outstanding", owed[crm]),
+            ("overdue_balance", "overdue", overdue[crm]),
+        ):
+            if a[col] != value:
+                out.append(Change(CRM, "account", "update", crm, "", f, a[col], value, "payment_to_crm",
+                                  "what the books say the customer owes", f"canonical.books_invoices (open) of {w.books_of_crm[crm]}"))  # fmt: skip
+    return out
+
+
+def bill_tags_to_crm(w: World, p: Policies) -> list[Change]:
+    out: list[Change] = []
+    seen: set[str] = set()
+    for inv in sorted(w.invoices.values(), key=lambda r: r["invoice_id"]):
+        if inv["type"] != "bill" or inv["status"] not in LIVE:
+            continue
+        crm = w.crm_of_books.get(inv["customer_id"] or "")
+        if not crm or crm in seen or crm not in w.accounts:
+            continue
+        seen.add(crm)
+        if p.supplier_tag in (w.accounts[crm]["tags"] or []):
+            continue
+        out.append(Change(CRM, "account", "tag", crm, "", "tags", None, p.supplier_tag, "bill_tags_to_crm",
+                          f"supplier of bill {inv['number'] or inv['invoice_id']}",
+                          f"canonical.books_invoices({inv['invoice_id']})"))  # fmt: skip
+    return out
+
+
+def field_corrections(w: World, p: Policies) -> list[Change]:
+    out: list[Change] = []
+    for d in w.kind("customer_field_mismatch"):
+        b, a = w.books.get(d["books_id"]), w.accounts.get(d["crm_id"])
+        owner = p.owner(d["field"])
+        if b is None or a is None or owner is None or b["status"] == "gdpr_request":
+            continue
+        reason = f"{d['field']} is owned by the {owner}"
+        if d["field"] == "billing_address":  # written whole: a partial address would mix two
+            src, fields = (b, a) if owner == BOOKS else (a, b)
+            pairs = {k: (fields[k], src[k]) for k in ADDRESS if src[k] is not None}
+        elif d["field"] in ("email", "phone", "tax_number"):
+            src, fields = (b, a) if owner == BOOKS else (a, b)
+            pairs = {d["field"]: (fields[d["field"]], src[d["field"]])}
+        else:
+            continue
+        if owner == BOOKS and d["field"] == "email":  # a CRM account's email is its primary contact's
+            if not a["primary_contact_id"]:
+                continue
+            system, entity, record = CRM, "contact", a["primary_contact_id"]
+        elif owner == BOOKS:
+            system, entity, record = CRM, "account", a["account_id"]
+        else:
+            system, entity, record = BOOKS, "customer", b["customer_id"]
+        whole = d["field"] == "billing_address"
+        for f, (old, new) in pairs.items():
+            if new is not None and (old != new or whole):
+                out.append(
+                    Change(
+                        system,
+                        entity,
+                        "update",
+                        record,
+                        "",
+                        f,
+                        old,
+                        new,
+                        "field_corrections",
+                        reason,
+                        _src(d),
+                    )
+                )
+    return out
+
+
+POLICY_FUNCTIONS: dict[str, Callable[[World, Policies], list[Change]]] = {
+    "xero_customer_to_crm": xero_customer_to_crm,
+    "crm_account_to_xero": crm_account_to_xero,
+    "won_deal_to_invoice": won_deal_to_invoice,
+    "payment_to_crm": payment_to_crm,
+    "bill_tags_to_crm": bill_tags_to_crm,
+    "field_corrections": field_corrections,
+}
+
+# What each discrepancy kind is fixed by (None: no policy fixes it, and why).
+FIXED_BY: dict[str, tuple[str | None, str]] = {
+    "customer_missing_in_crm": ("xero_customer_to_crm", ""),
+    "customer_missing_in_books": ("crm_account_to_xero", ""),
+    "deal_not_invoiced": ("won_deal_to_invoice", ""),
+    "payment_status_stale": ("payment_to_crm", ""),
+    "balance_mismatch": ("payment_to_crm", ""),
+    "customer_field_mismatch": ("field_corrections", ""),
+    "customer_duplicate": (None, "merging two records is a person's decision"),
+    "invoice_without_deal": (None, "a deal is a sales forecast: nobody should invent one after the fact"),
+    "amount_mismatch": (None, "which amount is right (discount, scope change, error) needs a person"),
+    "currency_mismatch": (None, "a deal in another currency needs a person to re-quote or re-link it"),
+    "invoice_missing_in_crm": (None, "CRM invoices are the CRM's own documents; not written by write-back"),
+}
+
+
+def changes_frame(connection: str, changes: list[Change]) -> pd.DataFrame:
+    """Rows of `writeback.plan` (without status); one per change, deduplicated by change id."""
+    keys: dict[tuple, str] = {}
+    by_group: dict[tuple, list[Change]] = defaultdict(list)
+    for c in changes:
+        by_group[c.group].append(c)
+    for group, members in by_group.items():
+        keys[group] = ledger.digest(connection, *group, *sorted(f"{c.field}={text(c.new)}" for c in members))
+    rows, seen = [], set()
+    for c in changes:
+        cid = ledger.digest(connection, *c.group, c.field, text(c.new))
+        if cid in seen:
+            continue
+        seen.add(cid)
+        rows.append({
+            "connection": connection, "change_id": cid, "system": c.system, "entity": c.entity, "op": c.op,
+            "record": c.record, "ref": c.ref, "field": c.field, "old": text(c.old), "new": text(c.new),
+            "policy": c.policy, "reason": c.reason, "source": c.source, "idempotency_key": keys[c.group],
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=ledger.PLAN_COLUMNS)
+
+
+def compute(
+    con: duckdb.DuckDBPyConnection, connection: str, policies: Policies, today: date | None = None
+) -> pd.DataFrame:
+    """Every change the active policies want for `connection`, as plan rows. Reads only the mirror."""
+    w = World(con, connection, today or datetime.now(UTC).date())
+    changes = [c for name, fn in POLICY_FUNCTIONS.items() if policies.active(name) for c in fn(w, policies)]
+    return changes_frame(connection, changes)
+
+
+_FETCHED = {
+    ("books", "customer"): ("books_customers", "customer_id"),
+    ("books", "invoice"): ("books_invoices", "invoice_id"),
+    ("crm", "account"): ("crm_accounts", "account_id"),
+    ("crm", "contact"): ("crm_contacts", "contact_id"),
+    ("crm", "deal"): ("crm_deals", "deal_id"),
+}
+
+
+def echoes(con: duckdb.DuckDBPyConnection, connection: str, frame: pd.DataFrame) -> set[str]:
+    """Changes already applied whose target the mirror has not re-read since: proposing them again is
+    our own write not yet seen (an echo), not a new change. A create already applied is always one."""
+    if frame.empty or not _exists(con, "writeback", "plan"):
+        return set()
+    applied = {
+        cid: at
+        for cid, at in con.execute(
+            "select change_id, applied_at from writeback.plan where connection = ? and status = 'applied'",
+            [connection],
+        ).fetchall()
+    }
+    out: set[str] = set()
+    for row in frame.itertuples():
+        at = applied.get(row.change_id)
+        if at is None:
+            continue
+        if row.op in ("create", "email"):
+            out.add(row.change_id)
+            continue
+        view, key = _FETCHED.get((row.system, row.entity), (None, None))
+        fetched = (
+            con.execute(
+                f"select fetched_at from canonical.{view} where connection = ? and {key} = ?",
+                [connection, row.record],
+            ).fetchone()  # fmt: skip
+            if view
+            else None
+        )
+        if fetched is None or fetched[0] is None or fetched[0] <= at:
+            out.add(row.change_id)
+    return out
+
+
+def build_plan(store: Store, connection: str, policies: Policies, today: date | None = None) -> dict:
+    """Compute the plan of `connection` and merge it into `writeback.plan`; counts for the report."""
+    with store.read() as con:
+        frame = compute(con, connection, policies, today)
+        suppressed = echoes(con, connection, frame)
+    with store.write() as con:
+        counts = ledger.merge_plan(con, connection, frame, suppressed)
+    counts.update(changes=len(frame), echoes=len(suppressed), by_policy=dict(Counter(frame["policy"])))
+    return counts
+
+
+def plan_table(store: Store, connection: str | None = None, *, limit: int = 200) -> str:
+    """The pending plan (planned and rejected rows) as a text table, for `xz plan`."""
+    with store.read() as con:
+        ledger_rows = ledger.plan_rows(con, connection)
+    rows = ledger_rows[ledger_rows["status"].isin(ledger.PENDING)] if len(ledger_rows) else ledger_rows
+    if rows.empty:
+        return "write-back plan: nothing to change"
+    cols = [
+        "connection",
+        "status",
+        "policy",
+        "system",
+        "entity",
+        "op",
+        "record",
+        "ref",
+        "field",
+        "old",
+        "new",
+        "error",
+    ]
+    shown = rows[cols].head(limit).fillna("").astype(str).map(lambda v: v if len(v) <= 40 else v[:37] + "...")
+    head = f"write-back plan: {len(rows)} pending change(s)"
+    by = rows.groupby(["system", "policy"]).size()
+    summary = "; ".join(f"{s}/{p}: {n}" for (s, p), n in by.items())
+    more = f"\n... {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"{head} ({summary})\n{shown.to_string(index=False)}{more}"

@@ -1,0 +1,120 @@
+"""The role-level writers write-back reaches vendors through (DESIGN.md §1: roles, not vendors).
+
+`definitions.py` wires a vendor's implementation in (`xero/writer.py` for books, `zoho/writer.py` for
+crm); write-back itself names no vendor field. Every method takes canonical values and returns one
+`Outcome` per input, in order, so a partial failure costs only the records the API rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from xz_pipeline.core.canonical import Customer, Invoice, Person
+from xz_pipeline.core.store import Store
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One record's result: the id the system holds it under, or the API's reason for refusing it."""
+
+    ok: bool
+    record_id: str | None = None
+    error: str = ""
+    code: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. an invoice's number
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one write call returned: per-record outcomes and the HTTP status (207 = some failed)."""
+
+    outcomes: list[Outcome]
+    status: int | None = None
+
+    @property
+    def failed(self) -> int:
+        return sum(not o.ok for o in self.outcomes)
+
+
+@dataclass(frozen=True)
+class InvoiceDefaults:
+    """The books organisation's own codes: what a new sales invoice line is booked to."""
+
+    account_code: str | None
+    tax_code: str | None
+    base_currency: str | None
+    item_codes: frozenset[str] = frozenset()
+
+
+class Writer(Protocol):
+    batch_size: int  # most records one write call carries
+
+    @property
+    def calls(self) -> int:
+        """HTTP calls spent so far (reads included)."""
+        ...
+
+    @property
+    def write_calls(self) -> int:
+        """Write calls spent so far."""
+        ...
+
+    def refresh(self, store: Store, entity: str, ids: Sequence[str], run_id: str | None) -> int:
+        """Read exactly these records back into the mirror (the extract assets' path); rows written."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class BooksWriter(Writer, Protocol):
+    """The accounting system: customers (contacts) and sales invoices."""
+
+    def create_customers(self, customers: Sequence[Customer]) -> Batch: ...
+
+    def update_customers(self, customers: Sequence[Customer]) -> Batch: ...
+
+    def create_invoices(self, invoices: Sequence[Invoice]) -> Batch: ...
+
+    def update_invoices(self, invoices: Sequence[Invoice]) -> Batch: ...
+
+    def email_invoice(self, invoice_id: str) -> Outcome: ...
+
+    def invoice_status(self, invoice_ids: Sequence[str]) -> dict[str, str]:
+        """The current canonical status (draft/open/paid/void/deleted) of each invoice, read fresh."""
+        ...
+
+    def find_customers_by_reference(self, refs: Sequence[str]) -> dict[str, str]:
+        """CRM ids stored on books customers (the customer's reference) -> books customer id."""
+        ...
+
+    def find_invoices_by_reference(self, refs: Sequence[str]) -> dict[str, Outcome]:
+        """Invoice references -> the invoice found (id, extra['number'])."""
+        ...
+
+    def invoice_defaults(self) -> InvoiceDefaults: ...
+
+
+class CrmWriter(Writer, Protocol):
+    """The CRM: accounts, their contacts, deals and tags. Writes run no CRM workflow unless configured."""
+
+    def upsert_accounts(self, accounts: Sequence[Customer]) -> Batch:
+        """Insert or update by the books id the account carries (its unique external reference)."""
+        ...
+
+    def update_accounts(self, accounts: Sequence[Customer]) -> Batch: ...
+
+    def upsert_contacts(self, persons: Sequence[Person]) -> Batch:
+        """Insert or update by email (the CRM's duplicate check for contacts)."""
+        ...
+
+    def update_deals(self, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> Batch:
+        """(deal id, {canonical Deal field: value}) each."""
+        ...
+
+    def add_tags(self, account_ids: Sequence[str], tags: Sequence[str]) -> Batch: ...
+
+    def find_accounts_by_reference(self, books_ids: Sequence[str]) -> dict[str, str]:
+        """Books ids stored on CRM accounts -> CRM account id."""
+        ...

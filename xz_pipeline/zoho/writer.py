@@ -1,0 +1,133 @@
+"""The CRM writer for Zoho: write-back's `CrmWriter` role (writeback/ports.py) over `ZohoClient`.
+
+Canonical records in, Zoho records out through `mapping.py`; every write is one call of at most 100
+records. New accounts are upserted on `Xero_Contact_ID` (unique, the books id they carry) and new contacts
+on `Email`, so a replay finds what the first call made instead of creating it twice. Writes send
+`trigger: []` unless configured: our own corrections must not set off the org's workflows (and loops).
+Refreshing writes the records read back through `core.mirror.write_entity`, as the extract assets do.
+
+(No `from __future__ import annotations`: Dagster inspects resource annotations.)
+"""
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from xz_pipeline.core.canonical import Customer, Person
+from xz_pipeline.core.http import CallMeter
+from xz_pipeline.core.mirror import write_entity
+from xz_pipeline.core.store import Store
+from xz_pipeline.writeback.ports import Batch, Outcome
+from xz_pipeline.zoho import tables
+from xz_pipeline.zoho.client import WRITE_CHUNK, WriteResult, ZohoClient
+from xz_pipeline.zoho.mapping import account_to_zoho, contact_to_zoho, deal_update_to_zoho
+from xz_pipeline.zoho.resources import ZohoResource
+
+MODULES = {"account": "Accounts", "contact": "Contacts", "deal": "Deals"}
+SPECS = {"Accounts": tables.ACCOUNTS, "Contacts": tables.CONTACTS, "Deals": tables.DEALS}
+
+
+def _batch(results: list[WriteResult]) -> Batch:
+    out = [
+        Outcome(
+            ok=r.ok,
+            record_id=r.id,
+            error="" if r.ok else f"{r.code}: {r.message}" + (f" ({r.field})" if r.field else ""),
+            code=r.code,
+        )  # fmt: skip
+        for r in results
+    ]
+    failed = sum(not o.ok for o in out)
+    return Batch(out, 200 if not failed else (207 if failed < len(out) else 400))
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class ZohoCrmWriter:
+    """One connection's CRM writer. `write_calls` counts write calls (each at most 100 records)."""
+
+    batch_size = WRITE_CHUNK
+
+    def __init__(self, client: ZohoClient, connection: str, trigger: Sequence[str] = ()) -> None:
+        self.client, self.connection, self.trigger = client, connection, list(trigger)
+        self.write_calls = 0
+
+    @property
+    def calls(self) -> int:
+        return self.client.meter.snapshot()["calls"]
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _check(self, n: int) -> None:
+        if n > self.batch_size:
+            raise ValueError(f"at most {self.batch_size} records a call")
+        self.write_calls += 1
+
+    def upsert_accounts(self, accounts: Sequence[Customer]) -> Batch:
+        self._check(len(accounts))
+        records = [account_to_zoho(a) for a in accounts]
+        return _batch(self.client.upsert("Accounts", records, ["Xero_Contact_ID"], trigger=self.trigger))
+
+    def update_accounts(self, accounts: Sequence[Customer]) -> Batch:
+        self._check(len(accounts))
+        return _batch(
+            self.client.update("Accounts", [account_to_zoho(a) for a in accounts], trigger=self.trigger)
+        )
+
+    def upsert_contacts(self, persons: Sequence[Person]) -> Batch:
+        self._check(len(persons))
+        records = [contact_to_zoho(p) for p in persons]
+        return _batch(self.client.upsert("Contacts", records, ["Email"], trigger=self.trigger))
+
+    def update_contacts(self, persons: Sequence[Person]) -> Batch:
+        self._check(len(persons))
+        return _batch(
+            self.client.update("Contacts", [contact_to_zoho(p) for p in persons], trigger=self.trigger)
+        )
+
+    def update_deals(self, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> Batch:
+        self._check(len(changes))
+        records = [deal_update_to_zoho(deal_id, fields) for deal_id, fields in changes]
+        return _batch(self.client.update("Deals", records, trigger=self.trigger))
+
+    def add_tags(self, account_ids: Sequence[str], tags: Sequence[str]) -> Batch:
+        self._check(len(account_ids))
+        return _batch(self.client.add_tags("Accounts", account_ids, list(tags)))
+
+    def find_accounts_by_reference(self, books_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        refs = sorted(set(books_ids))
+        for start in range(0, len(refs), 50):
+            chunk = ", ".join(_literal(r) for r in refs[start : start + 50])
+            for row in self.client.coql(
+                f"select id, Xero_Contact_ID from Accounts where Xero_Contact_ID in ({chunk})"
+            ):
+                if row.get("Xero_Contact_ID"):
+                    found[str(row["Xero_Contact_ID"])] = str(row["id"])
+        return found
+
+    def refresh(self, store: Store, entity: str, ids: Sequence[str], run_id: str | None) -> int:
+        module = MODULES[entity]
+        payloads = self.client.get_many(module, sorted(set(ids)), tables.FIELDS[module])
+        if payloads:
+            write_entity(store, SPECS[module], connection=self.connection, payloads=payloads,
+                         fetched_at=datetime.now(UTC), run_id=run_id, advance_cursor=False)  # fmt: skip
+        return len(payloads)
+
+
+class ZohoWriterResource(dg.ConfigurableResource):
+    """The CRM writer for a connection, on the same settings as `ZohoResource`."""
+
+    timeout: float = 30.0
+
+    def writer(
+        self, connection: str, meter: CallMeter | None = None, trigger: Sequence[str] = ()
+    ) -> ZohoCrmWriter:
+        return ZohoCrmWriter(
+            ZohoResource(timeout=self.timeout).client(connection, meter=meter), connection, trigger
+        )
