@@ -48,3 +48,22 @@ def zoho_client(sb, clock):
         token_store=TokenStore(settings.xz_home() / "tokens"), connection=CONNECTION,
         api_domain=env["ZOHO_API_DOMAIN"], clock=clock,
     )  # fmt: skip
+
+
+def pay_some_invoice(sb, client, amount: str = "1.00", skip: int = 0) -> tuple[str, str]:
+    """Pay part of an open sales invoice through the API; returns (invoice id, payment id)."""
+    from datetime import date
+    from decimal import Decimal
+
+    open_invoices = [
+        i for i in sb.xero.dump(sb.tenant_ids[0], "Invoices")
+        if i["Type"] == "ACCREC" and i["Status"] == "AUTHORISED" and Decimal(str(i["AmountDue"])) > Decimal(amount)
+    ]  # fmt: skip
+    invoice = open_invoices[skip]
+    bank = next(a for a in sb.xero.dump(sb.tenant_ids[0], "Accounts") if a["Type"] == "BANK")
+    (result,) = client.create_payments(
+        [{"Invoice": {"InvoiceID": invoice["InvoiceID"]}, "Account": {"AccountID": bank["AccountID"]},
+          "Date": date.today(), "Amount": Decimal(amount)}]
+    )  # fmt: skip
+    assert result.ok, result
+    return invoice["InvoiceID"], result.record_id
