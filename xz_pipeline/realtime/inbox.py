@@ -134,13 +134,14 @@ class Inbox:
             ).fetchall()
         return dict(rows)
 
-    def active(self, connection: str, source: str) -> bool:
-        """Whether this connection's source has ever announced anything (events are expected from it)."""
+    def first_event(self, connection: str, source: str) -> datetime | None:
+        """When this connection's source first announced something (None: never, realtime is off)."""
         with self._connect() as con:
             row = con.execute(
-                "select 1 from events where connection = ? and source = ? limit 1", [connection, source]
+                "select min(received_at) from events where connection = ? and source = ?",
+                [connection, source],
             ).fetchone()
-        return row is not None
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
 
     def count(self) -> int:
         with self._connect() as con:
