@@ -245,6 +245,18 @@ def won_deal_to_invoice(w: World, p: Policies) -> list[Change]:
         if p.invoice_status == "AUTHORISED" and p.email_invoices:
             out.append(Change(BOOKS, "invoice", "email", "", ref, "sent", None, "true", "won_deal_to_invoice",
                               "authorised invoices are emailed when configured", source))  # fmt: skip
+    for d in w.kind("amount_mismatch"):  # a draft raised from a deal follows the deal until it is approved
+        inv, deal = w.invoices.get(d["books_id"]), w.deals.get(d["crm_id"])
+        if inv is None or deal is None or deal["amount"] is None or inv["status"] != "draft":
+            continue  # posted documents (open, paid) are never edited
+        if (inv["reference"] or "") != f"DEAL-{deal['deal_id']}" or inv["currency"] != deal["currency"]:
+            continue
+        line = {"description": deal["name"] or inv["reference"], "quantity": "1", "unit_price": text(deal["amount"]),
+                "account_code": account_code, "tax_code": tax_code}  # fmt: skip
+        out.append(Change(BOOKS, "invoice", "update", inv["invoice_id"], "", "lines", text(inv["total"]),
+                          [{k: v for k, v in line.items() if v is not None}], "won_deal_to_invoice",
+                          f"draft {inv['number']} raised from deal {deal['name']!r} follows its amount {deal['amount']}",
+                          _src(d)))  # fmt: skip
     return out
 
 

@@ -6,9 +6,10 @@ Read from, lowest precedence first:
 2. `$XZ_HOME/connections.toml`, table `[connections."<name>".writeback]` (same keys as the JSON below);
 3. the environment: `XZ_WRITEBACK=off` turns write-back off, `XZ_WRITEBACK_DRY_RUN=1` plans without
    writing, `XZ_WRITEBACK_POLICIES` a JSON object of the same keys (for every connection),
-   `XZ_WRITEBACK_APPROVE` approves a plan the mass-change guard holds (its fingerprint, or `all`).
+   `XZ_WRITEBACK_APPROVE` approves a plan the mass-change guard holds (its fingerprint, or `all`),
+   `XZ_WRITEBACK_APPLY=1` lets scheduled runs and `xz sync` write without `--apply`.
 
-Keys: enabled, dry_run, policies ({name: true|false}), invoice_status (DRAFT|AUTHORISED), email_invoices,
+Keys: enabled, auto_apply (write from scheduled runs / `xz sync` without `--apply`; default off), dry_run, policies ({name: true|false}), invoice_status (DRAFT|AUTHORISED), email_invoices,
 ownership ({field: books|crm}), max_change_share, max_change_count, min_guarded_records, approve,
 supplier_tag, zoho_trigger (list of Zoho triggers; [] = no workflow runs), due_days.
 Ownership is per field, never last-writer-wins: a field owned by one side is only ever written to the other.
@@ -56,6 +57,7 @@ class PolicyError(ValueError):
 @dataclass(frozen=True)
 class Policies:
     enabled: bool = True
+    auto_apply: bool = False
     dry_run: bool = False
     on: Mapping[str, bool] = field(default_factory=lambda: dict.fromkeys(POLICIES, True))
     invoice_status: str = "DRAFT"
@@ -90,7 +92,7 @@ def _bool(value: Any, where: str) -> bool:
 def _merge(base: Policies, doc: Mapping[str, Any], where: str) -> Policies:
     changes: dict[str, Any] = {}
     for key, value in doc.items():
-        if key in ("enabled", "dry_run", "email_invoices"):
+        if key in ("enabled", "auto_apply", "dry_run", "email_invoices"):
             changes[key] = _bool(value, f"{where} {key}")
         elif key == "policies":
             unknown = sorted(set(value) - set(POLICIES))
@@ -143,6 +145,8 @@ def load_policies(connection: str, environ: Mapping[str, str] | None = None) -> 
         policies = _merge(policies, doc, "XZ_WRITEBACK_POLICIES")
     if env.get("XZ_WRITEBACK"):
         policies = replace(policies, enabled=_bool(env["XZ_WRITEBACK"], "XZ_WRITEBACK"))
+    if env.get("XZ_WRITEBACK_APPLY"):
+        policies = replace(policies, auto_apply=_bool(env["XZ_WRITEBACK_APPLY"], "XZ_WRITEBACK_APPLY"))
     if env.get("XZ_WRITEBACK_DRY_RUN"):
         policies = replace(policies, dry_run=_bool(env["XZ_WRITEBACK_DRY_RUN"], "XZ_WRITEBACK_DRY_RUN"))
     if env.get("XZ_WRITEBACK_APPROVE"):

@@ -83,7 +83,13 @@ class XeroBooksWriter:
         return self._write("Invoices", [invoice_to_xero(i) for i in invoices], "PUT")
 
     def update_invoices(self, invoices: Sequence[Invoice]) -> Batch:
-        return self._write("Invoices", [invoice_to_xero(i) for i in invoices], "POST")
+        payloads = []
+        for i in invoices:
+            payload = invoice_to_xero(i)
+            if not payload.get("Contact", {}).get("ContactID"):
+                payload.pop("Contact", None)  # an update keeps its contact
+            payloads.append(payload)
+        return self._write("Invoices", payloads, "POST")
 
     def email_invoice(self, invoice_id: str) -> Outcome:
         self.write_calls += 1

@@ -1,0 +1,157 @@
+"""The write-back stage as Dagster assets: `writeback_plan` (nothing remote) and `writeback_apply`.
+
+Both are partitioned by connection and take the `duckdb` pool. Writers reach the vendors through two
+resource keys the Definitions wire (`books_writer`: xero.writer.XeroWriterResource, `crm_writer`:
+zoho.writer.ZohoWriterResource), each with `.writer(connection)`; write-back names no vendor.
+`writeback_guard` is a blocking check on the plan (ERROR invariants, the mass-change guard): when it
+fails, `writeback_apply` does not run. Remote writes happen only when the run asks (`apply: true` in the
+apply asset's config: `xz apply`, `xz sync --apply`, `xz demo`) or configuration allows it (`auto_apply`);
+otherwise the apply step reports what it would do.
+
+(No `from __future__ import annotations`: Dagster inspects the `context` annotation.)
+"""
+
+import dagster as dg
+
+from xz_pipeline.core.resources import MirrorResource, connections_partitions
+from xz_pipeline.core.store import Store
+from xz_pipeline.writeback import guards, ledger
+from xz_pipeline.writeback.apply import ApplyReport, apply
+from xz_pipeline.writeback.plan import build_plan
+from xz_pipeline.writeback.policies import load_policies
+
+BOOKS_WRITER, CRM_WRITER = "books_writer", "crm_writer"
+PREVIEW_ROWS = 20
+
+
+class ApplyConfig(dg.Config):
+    """`apply`: write for real this run; `approve`: approve a plan the mass-change guard holds."""
+
+    apply: bool = False
+    approve: bool = False
+
+
+def _preview(frame) -> str:
+    cols = ["policy", "system", "entity", "op", "record", "ref", "field", "old", "new", "status", "error"]
+    shown = frame[cols].head(PREVIEW_ROWS).fillna("").astype(str).map(lambda v: v.replace("|", "\\|")[:60])
+    return shown.to_markdown(index=False) if len(shown) else "(nothing to change)"
+
+
+@dg.asset(
+    name="writeback_plan",
+    deps=[dg.AssetKey("discrepancies")],
+    group_name="writeback",
+    kinds={"duckdb"},
+    partitions_def=connections_partitions,
+    pool="duckdb",
+    description="writeback.plan: one row per intended field change (system, record, field, old, new, policy, "
+    "reason, source rows, idempotency key); computed from open discrepancies and links, nothing remote.",
+)
+def writeback_plan(context: dg.AssetExecutionContext, mirror: MirrorResource) -> dg.MaterializeResult:
+    connection = context.partition_key
+    store = mirror.store()
+    counts = build_plan(store, connection, load_policies(connection))
+    pending = ledger.pending(store, connection)
+    context.log.info(f"write-back plan for {connection}: {len(pending)} pending change(s); {counts}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(pending),
+            "new": counts["new"],
+            "obsolete": counts["obsolete"],
+            "echoes_suppressed": counts["echoes"],
+            "by_policy": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in pending["policy"].value_counts().items()} if len(pending) else {}
+            ),
+            "preview": dg.MetadataValue.md(_preview(pending)),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=writeback_plan,
+    name="writeback_guard",
+    blocking=True,
+    description="No ERROR accounting invariant fails, and the plan is within the mass-change limits (or approved).",
+)
+def writeback_guard(context: dg.AssetCheckExecutionContext, mirror: MirrorResource) -> dg.AssetCheckResult:
+    store = mirror.store()
+    failures = guards.invariant_failures(store)
+    reasons, counts, fingerprints = list(failures), {}, {}
+    for connection in _connections(context, store):
+        pending = ledger.pending(store, connection)
+        mass = guards.mass_change(store, connection, pending, load_policies(connection))
+        counts[connection] = {k: list(v) for k, v in mass.counts.items()}
+        fingerprints[connection] = mass.fingerprint
+        if mass.blocked:
+            reasons += [f"{connection}: {r}" for r in mass.reasons]
+    return dg.AssetCheckResult(
+        passed=not reasons,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "reasons": dg.MetadataValue.json(reasons),
+            "changed_records": dg.MetadataValue.json(counts),
+            "fingerprints": dg.MetadataValue.json(fingerprints),
+        },
+    )
+
+
+def _connections(context, store: Store) -> list[str]:
+    with store.read() as con:
+        rows = ledger.plan_rows(con)
+    return sorted(set(rows["connection"])) if len(rows) else []
+
+
+@dg.asset(
+    name="writeback_apply",
+    deps=[writeback_plan],
+    group_name="writeback",
+    kinds={"duckdb", "python"},
+    partitions_def=connections_partitions,
+    pool="duckdb",
+    required_resource_keys={"mirror", BOOKS_WRITER, CRM_WRITER},
+    description="Applies the write-back plan in batches (Zoho ≤ 100, Xero ≤ 50), every call in writeback.ledger, "
+    "then reads exactly the records written back into the mirror.",
+)
+def writeback_apply(context: dg.AssetExecutionContext, config: ApplyConfig) -> dg.MaterializeResult:
+    connection = context.partition_key
+    store = context.resources.mirror.store()
+    policies = load_policies(connection)
+    report = run_apply(store, connection, context.resources, policies, write=config.apply, approve=config.approve,
+                       run_id=context.run_id)  # fmt: skip
+    context.log.info(report.summary())
+    if report.blocked:
+        raise dg.Failure(description=report.blocked, allow_retries=False)
+    return dg.MaterializeResult(
+        metadata={
+            "applied": report.applied,
+            "rejected": report.rejected,
+            "refused": report.refused,
+            "waiting": report.waiting,
+            "found_by_lookup": report.found_by_lookup,
+            "dry_run": report.dry_run,
+            "write_calls": dg.MetadataValue.json(report.write_calls),
+            "api_calls": dg.MetadataValue.json(report.calls),
+            "refreshed_records": report.refreshed,
+            "errors": dg.MetadataValue.json(report.errors[:20]),
+        }
+    )
+
+
+def run_apply(store: Store, connection: str, resources, policies, *, write: bool, approve: bool = False,
+              run_id: str | None = None) -> ApplyReport:  # fmt: skip
+    """Apply through the wired writers; without `write` (and no `auto_apply`) only a dry run."""
+    from dataclasses import replace
+
+    if not (write or policies.auto_apply):
+        policies = replace(policies, dry_run=True)
+    books = getattr(resources, BOOKS_WRITER).writer(connection)
+    crm = getattr(resources, CRM_WRITER).writer(connection, trigger=policies.zoho_trigger)
+    try:
+        return apply(store, connection, books, crm, policies, approve=approve, run_id=run_id)
+    finally:
+        books.close()
+        crm.close()
+
+
+WRITEBACK_ASSETS = [writeback_plan, writeback_apply]
+WRITEBACK_CHECKS = [writeback_guard]
