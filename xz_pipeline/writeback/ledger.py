@@ -246,5 +246,19 @@ def set_status(store: Store, connection: str, change_ids: Iterable[str], status:
             )
 
 
+def skip(
+    store: Store, connection: str, change_ids: Iterable[str], reason: str = "skipped by a person"
+) -> int:
+    """A person gives up on pending changes (e.g. rejected ones that can never succeed): never retried."""
+    ids = list(change_ids)
+    with store.write() as con:
+        ensure(con)
+        return con.execute(
+            "update writeback.plan set status = 'skipped', error = coalesce(error || '; ', '') || ?, updated_at = ? "
+            "where connection = ? and status in ('planned', 'rejected') and change_id in (select unnest(?))",
+            [reason, now(), connection, ids],
+        ).fetchone()[0]
+
+
 def request_hash(body: object) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
