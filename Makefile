@@ -50,3 +50,7 @@ clean:
 .PHONY: bench-recon
 bench-recon: install
 	$(BIN)/python bench/bench_recon.py
+
+.PHONY: bench-latency
+bench-latency: install
+	$(BIN)/python bench/bench_latency.py
