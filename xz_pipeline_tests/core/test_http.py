@@ -275,7 +275,7 @@ def test_minute_budget_waits_instead_of_drawing_429s(env):
         http.request("GET", f"{url}/limited", budget_key="tenant-m")
     assert world.refused == 0
     assert meter.snapshot()["throttled"] == 0
-    assert len(timer.slept) == 4 and all(55 < s <= 61 for s in timer.slept)
+    assert len(timer.slept) == 4 and all(55 < s <= 62 for s in timer.slept)  # the window plus AGE_MARGIN
 
 
 def test_concurrency_cap_holds_across_threads(env):
