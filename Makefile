@@ -54,3 +54,7 @@ bench-recon: install
 .PHONY: bench-latency
 bench-latency: install
 	$(BIN)/python bench/bench_latency.py
+
+.PHONY: bench-writeback
+bench-writeback: install
+	$(BIN)/python bench/bench_writeback.py $(SIZES)
