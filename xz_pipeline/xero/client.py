@@ -12,8 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from xz_pipeline.core.errors import ApiError, AuthError
@@ -27,6 +26,7 @@ from xz_pipeline.core.oauth import (
     exchange_code,
 )
 from xz_pipeline.core.redact import redact, register_secret
+from xz_pipeline.core.wire import jsonable
 from xz_pipeline.xero.dates import if_modified_since
 
 VENDOR = "xero"
@@ -89,23 +89,8 @@ class WriteResult:
 # -- wire helpers -----------------------------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
-    """Request bodies: Decimal as a JSON number, dates as YYYY-MM-DD, datetimes as ISO 8601."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and "E" not in str(value) else float(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
 def canonical_json(body: Any) -> str:
-    return json.dumps(_jsonable(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(jsonable(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def idempotency_key(method: str, path: str, body: Any, tenant_id: str | None) -> str:

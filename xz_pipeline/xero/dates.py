@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from xz_pipeline.core.wire import to_decimal  # noqa: F401 (re-exported: the vendor tables read amounts here)
 
 _MS_DATE = re.compile(r"^\\?/Date\((?P<ms>-?\d+)(?P<offset>[+-]\d{4})?\)\\?/$")
 
@@ -97,20 +98,6 @@ def if_modified_since(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("If-Modified-Since needs an aware datetime")
     return value.astimezone(UTC).replace(microsecond=0).isoformat()
-
-
-def to_decimal(value: Any) -> Decimal | None:
-    """An amount as Decimal, through its shortest text form so 0.1 stays 0.1; None for empty values."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, bool):
-        raise ValueError(f"not an amount: {value!r}")
-    try:
-        return Decimal(repr(value) if isinstance(value, float) else str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"not an amount: {value!r}") from None
 
 
 def request_date(value: date | datetime) -> str:

@@ -13,8 +13,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from itertools import zip_longest
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from xz_pipeline.core.errors import ApiError, AuthError
 from xz_pipeline.core.http import ZOHO_LIMITS, Budgets, CallMeter, HttpClient, Reply, RetryPolicy, Timer
 from xz_pipeline.core.oauth import OAuthSession, TokenStore
 from xz_pipeline.core.redact import get_logger, redact, register_secret
+from xz_pipeline.core.wire import jsonable
 from xz_pipeline.zoho.dates import format_zoho_datetime, if_modified_since, parse_zoho_datetime
 
 log = get_logger(__name__)
@@ -87,24 +87,10 @@ class SearchLimitExceeded(ApiError):
 # -- wire helpers -----------------------------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
-    """Request bodies: Decimal as a JSON number, dates as yyyy-MM-dd, datetimes with an offset."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Decimal):
-        # The shortest float repr of a currency amount (<= 15 significant digits) is its decimal text.
-        return int(value) if value == value.to_integral_value() and "E" not in str(value) else float(value)
-    if isinstance(value, datetime):
-        return format_zoho_datetime(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
 def _body(obj: Any) -> bytes:
-    return json.dumps(_jsonable(obj), separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(
+        jsonable(obj, datetime_text=format_zoho_datetime), separators=(",", ":"), ensure_ascii=False
+    ).encode()
 
 
 def parse_error(reply: Reply, endpoint: str) -> ApiError:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from xz_pipeline.core.wire import to_decimal  # noqa: F401 (re-exported: the vendor tables read amounts here)
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -76,18 +77,3 @@ def if_modified_since(value: datetime) -> str:
 def format_zoho_date(value: date | datetime) -> str:
     """Dates in request bodies are `yyyy-MM-dd`."""
     return (value.date() if isinstance(value, datetime) else value).isoformat()
-
-
-def to_decimal(value: Any) -> Decimal | None:
-    """An amount (currency/decimal fields arrive as JSON numbers) as Decimal, through its shortest
-    text form so 0.1 stays 0.1; None for empty values."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, bool):
-        raise ValueError(f"not an amount: {value!r}")
-    try:
-        return Decimal(repr(value) if isinstance(value, float) else str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"not an amount: {value!r}") from None
