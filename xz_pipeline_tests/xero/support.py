@@ -25,6 +25,7 @@ from xz_pipeline.sandbox.faults import FaultMiddleware
 from xz_pipeline.sandbox.server import LoopbackServer
 from xz_pipeline.sandbox.xero import XeroEmulator, XeroLimits
 from xz_pipeline.xero.client import XeroClient
+from xz_pipeline_tests.timers import ManualTimer, NoWaitTimer  # noqa: F401 (used by the tests)
 
 CLIENT_ID = "A1B2C3D4E5F60718293A4B5C6D7E8F90"
 CLIENT_SECRET = "s3cr3t-xero-client-secret-0123456789abcdef"
@@ -79,36 +80,6 @@ class SpecChecker:
                 self.errors.append(f"{prepared.method} {parts.path}: {type(exc).__name__}: {detail}"[:2000])
         with self._lock:
             self.checked += 1
-
-
-class ManualTimer:
-    """The client's timer in tests: sleeping advances the emulator's manual clock instead of waiting."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        self.clock = clock
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.clock.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        if seconds > 0:
-            self.clock.advance(seconds)
-
-
-class NoWaitTimer:
-    """Real clock, but retries and throttling waits are recorded instead of slept (fault tests)."""
-
-    def __init__(self) -> None:
-        self.slept: list[float] = []
-        self._clock = Clock()
-
-    def monotonic(self) -> float:
-        return self._clock.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
 
 
 class TokenFormRecorder:

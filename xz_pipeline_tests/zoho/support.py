@@ -29,40 +29,11 @@ from xz_pipeline.sandbox.server import LoopbackServer
 from xz_pipeline.sandbox.zoho import ZohoEmulator, ZohoLimits
 from xz_pipeline.zoho.client import ZohoClient
 from xz_pipeline_tests.sandbox.zoho_support import zoho_spec
+from xz_pipeline_tests.timers import ManualTimer, NoWaitTimer  # noqa: F401 (used by the tests)
 
 CLIENT_ID = "1000.ZOHOCLIENTTEST0123456789"
 CLIENT_SECRET = "zoho-client-secret-0123456789abcdef"
 T0 = datetime(2026, 11, 2, 9, 0, 0, tzinfo=UTC)
-
-
-class ManualTimer:
-    """The client's timer in tests: sleeping advances the emulator's manual clock instead of waiting."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        self.clock = clock
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.clock.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        if seconds > 0:
-            self.clock.advance(seconds)
-
-
-class NoWaitTimer:
-    """Real clock, but backoff waits are recorded instead of slept (fault tests)."""
-
-    def __init__(self) -> None:
-        self.slept: list[float] = []
-        self._clock = Clock()
-
-    def monotonic(self) -> float:
-        return self._clock.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
 
 
 class AfterCall:
