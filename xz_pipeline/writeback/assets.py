@@ -11,13 +11,15 @@ otherwise the apply step reports what it would do.
 (No `from __future__ import annotations`: Dagster inspects the `context` annotation.)
 """
 
+from dataclasses import replace
+
 import dagster as dg
 
 from xz_pipeline.core.resources import MirrorResource, connections_partitions
 from xz_pipeline.core.store import Store
 from xz_pipeline.writeback import guards, ledger
 from xz_pipeline.writeback.apply import ApplyReport, apply
-from xz_pipeline.writeback.plan import build_plan
+from xz_pipeline.writeback.plan import build_plan, plan_table
 from xz_pipeline.writeback.policies import load_policies
 
 BOOKS_WRITER, CRM_WRITER = "books_writer", "crm_writer"
@@ -139,18 +141,34 @@ def writeback_apply(context: dg.AssetExecutionContext, config: ApplyConfig) -> d
 
 def run_apply(store: Store, connection: str, resources, policies, *, write: bool, approve: bool = False,
               run_id: str | None = None) -> ApplyReport:  # fmt: skip
-    """Apply through the wired writers; without `write` (and no `auto_apply`) only a dry run."""
-    from dataclasses import replace
-
+    """Apply through the wired writer resources (an object or mapping with `books_writer` and
+    `crm_writer`); without `write` (and no `auto_apply`) only a dry run."""
+    get = resources.get if isinstance(resources, dict) else lambda key: getattr(resources, key)
     if not (write or policies.auto_apply):
         policies = replace(policies, dry_run=True)
-    books = getattr(resources, BOOKS_WRITER).writer(connection)
-    crm = getattr(resources, CRM_WRITER).writer(connection, trigger=policies.zoho_trigger)
+    books = get(BOOKS_WRITER).writer(connection)
+    crm = get(CRM_WRITER).writer(connection, trigger=policies.zoho_trigger)
     try:
         return apply(store, connection, books, crm, policies, approve=approve, run_id=run_id)
     finally:
         books.close()
         crm.close()
+
+
+# -- for the CLI (`xz plan`, `xz apply`) -------------------------------------------------------
+
+
+def plan_connection(store: Store, connection: str) -> str:
+    """`xz plan`: compute the plan of one connection (nothing remote) and return it as a table."""
+    build_plan(store, connection, load_policies(connection))
+    return plan_table(store, connection)
+
+
+def apply_connection(store: Store, connection: str, resources, *, approve: bool = False) -> ApplyReport:
+    """`xz apply [--approve]`: plan again (the mirror may have moved), then apply for real, guards first.
+    `resources` holds the wired writer resources (`definitions.defs.resources` will do)."""
+    build_plan(store, connection, load_policies(connection))
+    return run_apply(store, connection, resources, load_policies(connection), write=True, approve=approve)
 
 
 WRITEBACK_ASSETS = [writeback_plan, writeback_apply]

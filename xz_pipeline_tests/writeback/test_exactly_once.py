@@ -165,3 +165,56 @@ def test_partial_failure_recorded_then_retried_until_success_or_skipped(baseline
         assert ledger.skip(store, CONNECTION, deal_ids) == len(deal_ids)
         books, crm = writers()
         assert apply(store, CONNECTION, books, crm, DEFAULT).write_calls == {"books": 0, "crm": 0}
+
+
+def test_dropped_answer_is_looked_up_not_resent(baseline):
+    # Xero creates the invoices, then the connection drops before the answer arrives
+    sb, store = start(baseline, faults="drop:after@path=/api.xro/2.0/Invoices,method=PUT,nth=1")
+    with sb:
+        build_plan(store, CONNECTION, DEFAULT)
+        books, crm = writers()
+        first = apply(store, CONNECTION, books, crm, DEFAULT)
+        tenant = sb.tenant_ids[0]
+        refs = [
+            i["Reference"]
+            for i in sb.xero.dump(tenant, "Invoices")
+            if (i.get("Reference") or "").startswith("DEAL-")
+        ]
+        books, crm = writers()
+        second = apply(store, CONNECTION, books, crm, DEFAULT)
+        assert first.applied + second.applied == first.pending
+        assert plan_status(store) == {"applied": first.pending}
+        after = [
+            i["Reference"]
+            for i in sb.xero.dump(tenant, "Invoices")
+            if (i.get("Reference") or "").startswith("DEAL-")
+        ]
+        assert sorted(after) == sorted(set(after)) and set(refs) <= set(after)  # one invoice per deal
+        with store.read() as con:
+            wanted = {
+                r
+                for (r,) in con.execute(
+                    "select distinct ref from writeback.plan where entity = 'invoice'"
+                ).fetchall()
+            }
+        assert wanted <= set(after)
+
+
+def test_echo_of_our_own_write_is_not_a_new_change(baseline):
+    """The mirror has not re-read what we wrote (no refresh): the same changes come back from
+    reconciliation, and the ledger says they are ours: nothing is sent twice."""
+    sb, store = start(baseline)
+    with sb:
+        build_plan(store, CONNECTION, DEFAULT)
+        books, crm = writers()
+        books.refresh = crm.refresh = lambda *a, **k: 0  # a stale mirror
+        assert apply(store, CONNECTION, books, crm, DEFAULT).applied > 0
+        from xz_pipeline_tests.writeback.support import reconcile_again
+
+        reconcile_again(store)
+        counts = build_plan(store, CONNECTION, DEFAULT)
+        assert counts["echoes"] > 0 and counts["replanned"] == 0
+        before = writes_received(sb)
+        books, crm = writers()
+        assert apply(store, CONNECTION, books, crm, DEFAULT).write_calls == {"books": 0, "crm": 0}
+        assert writes_received(sb) == before

@@ -26,7 +26,9 @@ def test_defaults_file_and_environment(monkeypatch):
     assert p.invoice_status == "AUTHORISED" and p.email_invoices and not p.active("bill_tags_to_crm")
     assert p.owner("phone") == "books" and load_policies("other").owner("phone") == "crm"
 
-    monkeypatch.setenv("XZ_WRITEBACK_POLICIES", '{"policies": {"bill_tags_to_crm": true}, "max_change_count": 7}')
+    monkeypatch.setenv(
+        "XZ_WRITEBACK_POLICIES", '{"policies": {"bill_tags_to_crm": true}, "max_change_count": 7}'
+    )
     monkeypatch.setenv("XZ_WRITEBACK_DRY_RUN", "yes")
     p = load_policies("c1")
     assert p.active("bill_tags_to_crm") and p.max_change_count == 7 and p.dry_run
