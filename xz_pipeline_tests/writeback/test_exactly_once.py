@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from xz_pipeline.core.http import RetryPolicy
 from xz_pipeline.writeback import ledger
 from xz_pipeline.writeback.apply import apply
 from xz_pipeline.writeback.plan import build_plan
@@ -168,28 +169,34 @@ def test_partial_failure_recorded_then_retried_until_success_or_skipped(baseline
 
 
 def test_dropped_answer_is_looked_up_not_resent(baseline):
-    # Xero creates the invoices, then the connection drops before the answer arrives
-    sb, store = start(baseline, faults="drop:after@path=/api.xro/2.0/Invoices,method=PUT,nth=1")
+    # Xero creates the invoices, then every answer to PUT /Invoices is lost (retries too): outcome unknown
+    sb, store = start(baseline, faults="drop:after@path=/api.xro/2.0/Invoices,method=PUT")
     with sb:
         build_plan(store, CONNECTION, DEFAULT)
         books, crm = writers()
+        books.client.http.retry = RetryPolicy(attempts=2, backoff_factor=0.01)
         first = apply(store, CONNECTION, books, crm, DEFAULT)
+        assert first.waiting > 0  # the deals wait for invoice ids nobody has seen yet
+        assert [r["status"] for r in ledger_rows(store) if r["entity"] == "invoice"] == ["unknown"]
         tenant = sb.tenant_ids[0]
-        refs = [
+        made = [
             i["Reference"]
             for i in sb.xero.dump(tenant, "Invoices")
             if (i.get("Reference") or "").startswith("DEAL-")
         ]
+
         books, crm = writers()
         second = apply(store, CONNECTION, books, crm, DEFAULT)
-        assert first.applied + second.applied == first.pending
+        assert (
+            second.found_by_lookup > 0 and second.write_calls["books"] == 0
+        )  # found by Reference, not resent
         assert plan_status(store) == {"applied": first.pending}
         after = [
             i["Reference"]
             for i in sb.xero.dump(tenant, "Invoices")
             if (i.get("Reference") or "").startswith("DEAL-")
         ]
-        assert sorted(after) == sorted(set(after)) and set(refs) <= set(after)  # one invoice per deal
+        assert sorted(after) == sorted(made) and len(after) == len(set(after))  # one invoice per deal
         with store.read() as con:
             wanted = {
                 r
@@ -197,7 +204,10 @@ def test_dropped_answer_is_looked_up_not_resent(baseline):
                     "select distinct ref from writeback.plan where entity = 'invoice'"
                 ).fetchall()
             }
-        assert wanted <= set(after)
+            deals = con.execute(
+                "select count(*) from writeback.plan where field = 'books_invoice_id' and status = 'applied'"
+            ).fetchone()[0]
+        assert wanted <= set(after) and deals == len(wanted)
 
 
 def test_echo_of_our_own_write_is_not_a_new_change(baseline):
