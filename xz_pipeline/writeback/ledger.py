@@ -2,7 +2,7 @@
 
 The plan keeps its rows across runs (keyed by `change_id`, a hash of what the change is): a row applied
 stays as history, a rejected row keeps the API's reason and is retried by later runs until it succeeds or
-a person skips it (`status = 'skipped'`), and a planned row whose cause went away becomes 'obsolete'.
+a person skips it (`status = 'skipped'`), and a pending row whose cause went away becomes 'obsolete'.
 The ledger has one row per API call, inserted (and committed) *before* the call as an intent and
 completed after it: an intent never completed is a call whose outcome is unknown, and its changes are
 looked up by reference before anything is sent again.
@@ -65,7 +65,8 @@ def merge_plan(
 
     New changes are inserted as planned; pending ones refresh their old value and reason; applied ones
     proposed again (the state we wrote was changed back, or the mirror is stale) are planned again unless
-    `suppressed` (echoes: see plan.echoes); pending rows no longer proposed become obsolete.
+    `suppressed` (echoes: see plan.echoes); pending rows (planned or rejected) no longer proposed become
+    obsolete: their cause went away, and retrying them would write a stale value.
     """
     ensure(con)
     t = now()
@@ -98,7 +99,7 @@ def merge_plan(
         ).fetchone()[0]
         obsolete = con.execute(
             "update writeback.plan p set status = 'obsolete', updated_at = ? where p.connection = ? "
-            "and p.status = 'planned' and not exists (select 1 from wb_incoming i where i.change_id = p.change_id)",
+            "and p.status in ('planned', 'rejected') and not exists (select 1 from wb_incoming i where i.change_id = p.change_id)",
             [t, connection],
         ).fetchone()[0]
     finally:
