@@ -20,6 +20,7 @@ from xz_pipeline.realtime.inbox import Inbox, InboxEvent
 from xz_pipeline.realtime.sensors import REALTIME_JOBS, REALTIME_SENSORS, plan_runs
 from xz_pipeline.sandbox.clock import ManualClock
 from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline.writeback import ledger
 from xz_pipeline.xero.resources import XeroResource
 from xz_pipeline.zoho import webhooks as zoho_hooks
 from xz_pipeline_tests.realtime.support import (
@@ -214,15 +215,24 @@ def test_expired_channel_is_renewed_and_a_vanished_one_re_enabled(world):
 
 def test_echoes_of_our_own_writes_never_reach_write_back(tmp_path):
     con = duckdb.connect(str(tmp_path / "m.duckdb"))
-    assert echoes(con, CONNECTION, "zoho", [("r1", datetime.now(UTC))]) == set()  # no ledger yet
-    con.execute("create schema writeback; create table writeback.ledger (connection varchar, system varchar, "
-                "record_id varchar, status varchar, time timestamptz)")  # fmt: skip
+    assert echoes(con, CONNECTION, "zoho", [("r1", datetime.now(UTC))]) == set()  # no write-back yet
+    ledger.ensure(con)
     at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-    con.execute("insert into writeback.ledger values (?, 'crm', 'r1', 'applied', ?), (?, 'crm', 'r2', 'failed', ?)",
-                [CONNECTION, at, CONNECTION, at])  # fmt: skip
+    for change, record, result, status in (("c1", "r1", None, "applied"), ("c2", "r2", None, "rejected"),
+                                           ("c3", "src-9", "r9", "applied")):  # fmt: skip
+        con.execute(
+            "insert into writeback.plan (connection, change_id, system, entity, op, record, ref, field, policy, "
+            "status, result_id, planned_at, updated_at, applied_at) values (?, ?, 'crm', 'deal', 'update', ?, "
+            "'ref', 'Stage', 'p', ?, ?, ?, ?, ?)",
+            [CONNECTION, change, record, status, result, at, at, at],
+        )
     near, far = at + timedelta(seconds=20), at + timedelta(hours=1)
-    assert echoes(con, CONNECTION, "zoho", [("r1", near), ("r2", near), ("r3", near)]) == {"r1"}
+    assert echoes(con, CONNECTION, "zoho", [("r1", near), ("r2", near), ("r3", near), ("r9", near)]) == {
+        "r1",
+        "r9",
+    }
     assert echoes(con, CONNECTION, "zoho", [("r1", far)]) == set()
+    assert echoes(con, CONNECTION, "xero", [("r1", near)]) == set()  # another system
     assert echoes(con, "other", "zoho", [("r1", near)]) == set()
 
     @dg.asset(group_name="writeback", deps=["xero_contacts"], partitions_def=ASSETS[0].partitions_def)
