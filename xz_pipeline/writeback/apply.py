@@ -304,6 +304,12 @@ class Applier:
             self.report.rejected += len(change_ids)
             self.report.errors.append(f"{system}.{entity} {op}: {exc}")
             return
+        except (KeyError, TypeError, ValueError) as exc:  # refused while building the request: nothing sent
+            ledger.complete_call(self.store, call_id, status="error", code=None, failed=len(batch), error=str(exc),
+                                 results=[(g.change_ids, False, None, f"not sendable: {exc}") for g in batch])  # fmt: skip
+            self.report.rejected += len(change_ids)
+            self.report.errors.append(f"{system}.{entity} {op}: {exc}")
+            return
         except OSError as exc:  # the connection dropped: outcome unknown
             ledger.complete_call(self.store, call_id, status="unknown", code=None, failed=len(batch), error=str(exc),
                                  results=[])  # fmt: skip
