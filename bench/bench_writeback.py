@@ -50,7 +50,7 @@ def bench(size: str, seed: int = 7) -> list[list]:
             sb.write_connections_file(settings.connections_file())
             connection = sb.connection_name(0)
             store = Store(settings.mirror_path())
-            for cycle in (1, 2):
+            for cycle in range(1, int(os.environ.get("XZ_BENCH_CYCLES", "2")) + 1):
                 started = time.monotonic()
                 (outcome,) = runner.sync(inst=runner.instance())
                 assert outcome.success, outcome.error
@@ -73,6 +73,15 @@ def bench(size: str, seed: int = 7) -> list[list]:
                 report = apply(store, connection, books, crm, policies, approve=True)
                 applied = time.monotonic() - started
                 assert not report.blocked, report.blocked
+                if cycle > 1 and report.applied:
+                    with store.read() as con:  # what still changed: a write that did not stick, or news
+                        for row in con.execute(
+                            "select policy, system, entity, op, record, field, old, new, reason from writeback.plan "
+                            "where connection = ? and applied_at >= now() - interval 10 minute and attempts > 0 "
+                            "order by applied_at desc limit 10",
+                            [connection],
+                        ).fetchall():
+                            print("  cycle", cycle, "changed:", row, file=sys.stderr, flush=True)
                 for system, label in (("books", "xero"), ("crm", "zoho")):
                     n, calls = changes.get(system, 0), report.write_calls[system]
                     per = f"{1000 * calls / n:.1f}" if n else "-"

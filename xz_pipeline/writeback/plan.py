@@ -151,6 +151,8 @@ def _creates(system, entity, ref, values: dict, policy, reason, source) -> list[
 
 
 def xero_customer_to_crm(w: World, p: Policies) -> list[Change]:
+    # contacts upsert on their email: one that already exists (at another account) is never moved
+    known = {(c["email"] or "").strip().lower() for c in w.contacts.values()} - {""}
     out: list[Change] = []
     for d in w.kind("customer_missing_in_crm"):
         b = w.books.get(d["books_id"])
@@ -163,7 +165,7 @@ def xero_customer_to_crm(w: World, p: Policies) -> list[Change]:
             "outstanding_balance": b["outstanding"], "overdue_balance": b["overdue"],
         }  # fmt: skip
         out += _creates(CRM, "account", b["customer_id"], values, "xero_customer_to_crm", reason, _src(d))
-        if b["email"]:
+        if b["email"] and b["email"].strip().lower() not in known:
             person = {
                 "first_name": b["first_name"], "last_name": b["last_name"] or b["name"], "email": b["email"],
                 "mobile": b["mobile"], "account": placeholder(CRM, "account", b["customer_id"]),
