@@ -98,6 +98,9 @@ def writeback_guard(context: dg.AssetCheckExecutionContext, mirror: MirrorResour
 
 
 def _connections(context, store: Store) -> list[str]:
+    """This run's connection (its partition); every planned one when the check runs unpartitioned."""
+    if context.has_partition_key:
+        return [context.partition_key]
     with store.read() as con:
         rows = ledger.plan_rows(con)
     return sorted(set(rows["connection"])) if len(rows) else []
