@@ -7,8 +7,11 @@ every 5 s it ticks the inbox sensor and executes the runs it asks for in process
 announced records, then everything downstream). Printed: p50 / p95 / max seconds from the API call that
 made a change to the mirror holding it, and the pipeline's API calls per announced event.
 
-The write-back stage (change → corrected field in the other system) is not measured until its
-payment_to_crm policy lands; the run already includes whatever the `writeback` group holds.
+With write-back on (`XZ_WRITEBACK_APPLY=1`, the default here; `--mirror-only` turns it off) the runs go on
+through reconcile and write-back, and a second figure is printed: from the payment to the linked CRM
+deal's Amount_Paid showing it (payment_to_crm), read from the Zoho emulator itself. Before measuring,
+the world's injected disagreements are settled once (full sync, apply with approval, mirror again), so
+the measured runs carry only the minute's traffic.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     home = tempfile.mkdtemp(prefix="xz-bench-latency-")
     os.environ["XZ_HOME"] = home
     os.environ["XZ_CONNECTION"] = CONNECTION
+    if not args.mirror_only:
+        os.environ["XZ_WRITEBACK_APPLY"] = "1"
 
     import dagster as dg
 
@@ -58,29 +63,43 @@ def main(argv: list[str] | None = None) -> int:
     from xz_pipeline.realtime.channels import ensure_channels, notify_url
     from xz_pipeline.realtime.inbox import Inbox
     from xz_pipeline.realtime.receiver import serve_in_thread
-    from xz_pipeline.realtime.sensors import REALTIME_JOBS, REALTIME_SENSORS
+    from xz_pipeline.realtime.sensors import REALTIME_CHECKS, REALTIME_JOBS, REALTIME_SENSORS
     from xz_pipeline.sandbox.server import SandboxServer
+    from xz_pipeline.writeback.assets import WRITEBACK_ASSETS, WRITEBACK_CHECKS, apply_connection
     from xz_pipeline.xero.resources import XeroResource
+    from xz_pipeline.xero.writer import XeroWriterResource
     from xz_pipeline.zoho import webhooks as zoho_hooks
     from xz_pipeline.zoho.resources import ZohoResource
+    from xz_pipeline.zoho.writer import ZohoWriterResource
 
     rng = random.Random(42)
+    resources = {**defs.resources, "books_writer": XeroWriterResource(), "crm_writer": ZohoWriterResource()}
+    assets = [*ASSETS, *(a for a in WRITEBACK_ASSETS if a not in ASSETS)]
+    checks = [*CHECKS, *(c for c in [*WRITEBACK_CHECKS, *REALTIME_CHECKS] if c not in CHECKS)]
     with SandboxServer(seed=42, size="demo", deliver_every=0.5) as sb:
         os.environ.update(sb.env(0))
         url, stop_receiver = serve_in_thread("127.0.0.1", 0)
         try:
-            sb.xero.set_webhook(f"{url}/webhooks/xero", sb.xero_webhook_key)
-            assert sb.xero.validate_intent_to_receive(), "intent to receive failed"
             t = time.perf_counter()
             inst = runner.instance()
-            runner.sync([CONNECTION], inst=inst, only="mirror")
-            print(f"initial mirror: {time.perf_counter() - t:.1f} s")
+            runner.sync([CONNECTION], inst=inst, only=None if not args.mirror_only else "mirror")
+            if not args.mirror_only:  # settle the world's injected disagreements before measuring
+                store0 = MirrorResource().store()
+                report = apply_connection(store0, CONNECTION, resources, approve=True)
+                print(f"settled: {report.summary()}")
+                runner.sync([CONNECTION], inst=inst, only="mirror")
+            print(f"initial sync: {time.perf_counter() - t:.1f} s")
+            sb.xero.set_webhook(f"{url}/webhooks/xero", sb.xero_webhook_key)
+            assert sb.xero.validate_intent_to_receive(), "intent to receive failed"
             with ZohoResource().client(CONNECTION) as zoho:
                 ensure_channels(zoho, CONNECTION, notify_url(url, sb.zoho_notify_token),
                                 zoho_hooks.channel_token(sb.zoho_notify_token), sb.zoho.clock.now(),
                                 modules=("Accounts", "Deals"))  # fmt: skip
-            d = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, sensors=REALTIME_SENSORS, jobs=REALTIME_JOBS,
-                               resources=defs.resources)  # fmt: skip
+            with MirrorResource().store().read() as con:
+                deal_of = dict(con.execute("select invoice_id, deal_id from recon.invoice_links where connection = ?",
+                                           [CONNECTION]).fetchall()) if not args.mirror_only else {}  # fmt: skip
+            d = dg.Definitions(assets=assets, asset_checks=checks, sensors=REALTIME_SENSORS, jobs=REALTIME_JOBS,
+                               resources=resources)  # fmt: skip
             job = d.resolve_job_def("realtime")
             sensor = d.resolve_sensor_def("inbox_sensor")
 
@@ -91,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             accounts = [a["id"] for a in sb.zoho.dump(org, "Accounts")]
             payments_at: dict[str, float] = {}  # payment id → when its API call returned
             edits_at: dict[tuple[str, str], float] = {}  # (account id, phone) → when
+            crm_due: dict[
+                str, tuple[str, Decimal, float]
+            ] = {}  # payment → (deal, expected Amount_Paid, when)
             xero_before, zoho_before = len(sb.xero.received), len(sb.zoho.received)
             own_calls = {"xero": 0, "zoho": 0}
 
@@ -116,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
                             own_calls["xero"] += 1
                             done = time.perf_counter()
                             payments_at.update({r.record_id: done for r in results if r.ok})
+                            paid = {i["InvoiceID"]: Decimal(str(i["AmountPaid"])) for i in sb.xero.dump(tenant, "Invoices")
+                                    if i["InvoiceID"] in chosen}  # fmt: skip
+                            for r, inv in zip(results, chosen, strict=True):
+                                if r.ok and inv in deal_of:
+                                    crm_due[r.record_id] = (deal_of[inv], paid[inv], done)
                         else:
                             picks = [
                                 (
@@ -133,21 +160,29 @@ def main(argv: list[str] | None = None) -> int:
             worker.start()
             store = MirrorResource().store()
             seen: dict[object, float] = {}
+            corrected: dict[str, float] = {}
+            step_ms: dict[str, list[float]] = {}
+            run_walls: list[float] = []
             cursor, runs, deadline = None, 0, time.perf_counter() + args.seconds + 90
             while time.perf_counter() < deadline:
                 tick_start = time.perf_counter()
                 ctx = dg.build_sensor_context(instance_ref=inst.get_ref(), definitions=d, cursor=cursor,
-                                              resources=defs.resources)  # fmt: skip
+                                              resources=resources)  # fmt: skip
                 result = sensor.evaluate_tick(ctx)
                 cursor = result.cursor or cursor
                 for request in result.run_requests:
                     selection = request.asset_selection
                     if args.mirror_only:
                         selection = [k for k in selection if k.to_user_string() in request.run_config["ops"]]
-                    job.execute_in_process(run_config=request.run_config, instance=inst,
+                    run_start = time.perf_counter()
+                    run = job.execute_in_process(run_config=request.run_config, instance=inst,
                                            partition_key=request.partition_key, asset_selection=selection,
                                            raise_on_error=False)  # fmt: skip
                     runs += 1
+                    run_walls.append(time.perf_counter() - run_start)
+                    for ev in run.all_events:
+                        if ev.event_type_value == "STEP_SUCCESS":
+                            step_ms.setdefault(ev.step_key, []).append(ev.event_specific_data.duration_ms)
                     now = time.perf_counter()
                     with store.read() as con:
                         have = {r[0] for r in con.execute("select payment_id from xero.payments").fetchall()}
@@ -158,7 +193,14 @@ def main(argv: list[str] | None = None) -> int:
                     for key, at in list(edits_at.items()):
                         if key in phones and key not in seen:
                             seen[key] = now - at
-                if not worker.is_alive() and len(seen) >= len(payments_at) + len(edits_at):
+                    if crm_due:
+                        deals = {str(x["id"]): x for x in sb.zoho.dump(org, "Deals")}
+                        for pid, (deal, expected, at) in crm_due.items():
+                            got = deals.get(deal, {}).get("Amount_Paid")
+                            if pid not in corrected and got is not None and Decimal(str(got)) >= expected:
+                                corrected[pid] = now - at
+                if (not worker.is_alive() and len(seen) >= len(payments_at) + len(edits_at)
+                        and len(corrected) >= len(crm_due)):  # fmt: skip
                     break
                 time.sleep(max(0.0, args.tick - (time.perf_counter() - tick_start)))
             worker.join(5)
@@ -176,16 +218,22 @@ def main(argv: list[str] | None = None) -> int:
                                  f"{_pct(values, 0.95):.1f}", f"{max(values):.1f}"])  # fmt: skip
                 else:
                     rows.append([label, f"0/{total}", "-", "-", "-"])
-            print(tabulate(rows, headers=["change → mirror", "seen", "p50 s", "p95 s", "max s"]))
+            fixed = list(corrected.values())
+            if crm_due:
+                figures = [statistics.median(fixed), _pct(fixed, 0.95), max(fixed)] if fixed else []
+                cells = [f"{v:.1f}" for v in figures] or ["-"] * 3
+                rows.append(["payment → CRM deal Amount_Paid", f"{len(fixed)}/{len(crm_due)}", *cells])
+            print(tabulate(rows, headers=["latency", "seen", "p50 s", "p95 s", "max s"]))
             print(f"runs {runs}; inbox events {events}; pipeline API calls {pipeline_calls} "
                   f"({pipeline_calls / max(1, events):.2f} per event; "
                   f"{pipeline_calls / max(1, len(payments_at) + len(edits_at)):.2f} per change); "
                   f"stages: {'mirror only' if args.mirror_only else 'mirror + downstream'}")  # fmt: skip
-            print(
-                "change → corrected field in the other system: not measured (write-back's payment_to_crm "
-                "policy has not landed)"
-            )
-            missing = len(payments_at) + len(edits_at) - len(seen)
+            slow = sorted(((sum(v) / len(v), k) for k, v in step_ms.items()), reverse=True)[:6]
+            steps = sum(sum(v) / len(v) for v in step_ms.values()) / 1000
+            print(f"run wall time: mean {statistics.mean(run_walls or [0]):.1f} s, max {max(run_walls or [0]):.1f} s "
+                  f"({steps:.1f} s in {len(step_ms)} steps); slowest steps: "
+                  + ", ".join(f"{k} {ms / 1000:.1f} s" for ms, k in slow))  # fmt: skip
+            missing = len(payments_at) + len(edits_at) - len(seen) + len(crm_due) - len(corrected)
             return 0 if missing == 0 else 1
         finally:
             stop_receiver()

@@ -20,6 +20,7 @@ import dagster as dg
 from xz_pipeline import settings
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.core.store import StoreBusy
+from xz_pipeline.realtime.runs import blocking_checks
 from xz_pipeline.xero.dates import parse_xero_datetime
 from xz_pipeline.xero.resources import XeroResource
 
@@ -87,16 +88,14 @@ def _requests_for(context, xero: XeroResource, mirror: MirrorResource, conn: str
                 continue
             state[entity] = newest.isoformat()
             config = {} if full else {"ids": ids}
+            graph = context.repository_def.asset_graph
+            selection = dg.AssetSelection.assets(asset).downstream().resolve(graph)
             requests.append(
                 dg.RunRequest(
                     run_key=f"poll:{conn}:{entity}:{newest.isoformat()}",
                     partition_key=conn,
-                    asset_selection=sorted(
-                        dg.AssetSelection.assets(asset)
-                        .downstream()
-                        .resolve(context.repository_def.asset_graph),
-                        key=lambda k: k.to_user_string(),
-                    ),
+                    asset_selection=sorted(selection, key=lambda k: k.to_user_string()),
+                    asset_check_keys=blocking_checks(graph, selection),
                     run_config={"ops": {asset: {"config": config}}},
                     tags={"xz/trigger": "poll", "xz/events": str(len(ids))},
                 )

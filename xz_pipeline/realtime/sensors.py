@@ -25,6 +25,7 @@ from xz_pipeline.realtime.echo import echoes
 from xz_pipeline.realtime.inbox import Inbox, InboxEvent
 from xz_pipeline.realtime.missed import MISSED_EVENT_CHECKS
 from xz_pipeline.realtime.polling import xero_polling_sensor
+from xz_pipeline.realtime.runs import blocking_checks
 from xz_pipeline.xero.resources import XeroResource
 
 MIN_INTERVAL = 5  # the daemon wakes every 5 s anyway (dagster.md §2)
@@ -102,6 +103,7 @@ def plan_runs(events: list[InboxEvent], asset_graph, is_echo=None) -> list[dg.Ru
                 run_key=f"inbox:{conn}:{first}-{last}",
                 partition_key=conn,
                 asset_selection=sorted(selection, key=lambda k: k.to_user_string()),
+                asset_check_keys=blocking_checks(asset_graph, selection),
                 run_config={"ops": config},
                 tags={
                     "xz/trigger": "inbox",

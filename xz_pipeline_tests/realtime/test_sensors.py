@@ -17,7 +17,7 @@ from xz_pipeline.definitions import ASSETS, CHECKS, defs
 from xz_pipeline.realtime.channels import channel_id, ensure_channels, notify_url
 from xz_pipeline.realtime.echo import echoes
 from xz_pipeline.realtime.inbox import Inbox, InboxEvent
-from xz_pipeline.realtime.sensors import REALTIME_JOBS, REALTIME_SENSORS, plan_runs
+from xz_pipeline.realtime.sensors import REALTIME_CHECKS, REALTIME_JOBS, REALTIME_SENSORS, plan_runs
 from xz_pipeline.sandbox.clock import ManualClock
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.writeback import ledger
@@ -31,7 +31,7 @@ from xz_pipeline_tests.realtime.support import (
     zoho_client,
 )
 
-DEFS = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, sensors=REALTIME_SENSORS, jobs=REALTIME_JOBS,
+DEFS = dg.Definitions(assets=ASSETS, asset_checks=[*CHECKS, *REALTIME_CHECKS], sensors=REALTIME_SENSORS, jobs=REALTIME_JOBS,
                       resources=defs.resources)  # fmt: skip
 
 
@@ -101,6 +101,9 @@ def test_duplicate_delivery_runs_once_and_mirrors_the_change(world, monkeypatch)
     assert request.run_config["ops"]["xero_contacts"]["config"] == {"ids": [contact], "deleted_ids": []}
     selected = {k.to_user_string() for k in request.asset_selection}
     assert {"xero_contacts", "canonical_views"} <= selected and "xero_invoices" not in selected
+    checks = {(k.asset_key.to_user_string(), k.name) for k in request.asset_check_keys}
+    assert ("xero_contacts", "contacts_schema") in checks  # blocking: gates the later stages
+    assert ("xero_contacts", "no_missed_events") not in checks  # WARN: runs with scheduled reads
     assert not h.tick("inbox_sensor", first.cursor).run_requests  # nothing new after the cursor
     (again,) = h.tick("inbox_sensor", None).run_requests  # a replayed tick asks for the same key
     assert again.run_key == request.run_key
