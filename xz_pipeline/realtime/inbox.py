@@ -31,6 +31,7 @@ create table if not exists events (
     event_time text not null       -- when the source says the change happened (ISO, UTC)
 );
 create index if not exists events_lookup on events (connection, asset, record_id);
+create index if not exists events_received on events (received_at);
 """
 
 
@@ -142,6 +143,14 @@ class Inbox:
                 [connection, source],
             ).fetchone()
         return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def prune(self, before: datetime, upto_seq: int) -> int:
+        """Forget events received before `before` that the sensor has consumed (<= `upto_seq`)."""
+        with self._connect() as con:
+            cur = con.execute(
+                "delete from events where received_at < ? and seq <= ?", [iso(before), upto_seq]
+            )
+            return cur.rowcount
 
     def count(self) -> int:
         with self._connect() as con:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -30,6 +30,9 @@ from xz_pipeline.xero.resources import XeroResource
 
 MIN_INTERVAL = 5  # the daemon wakes every 5 s anyway (dagster.md §2)
 BATCH = 5000
+RETAIN = timedelta(
+    days=31
+)  # as long as Xero keeps undelivered events; the missed-event check looks back this far
 WRITEBACK_GROUP = "writeback"
 # An invoice changes when a payment lands on it (Xero has no payment webhooks): read payments with it.
 ALSO_INCREMENTAL = {"xero_invoices": "xero_payments"}
@@ -116,7 +119,7 @@ def plan_runs(events: list[InboxEvent], asset_graph, is_echo=None) -> list[dg.Ru
 
 
 def _echo_checker(mirror: MirrorResource, events: list[InboxEvent]):
-    """A predicate over events, backed by one read of the write-back ledger (none yet → never an echo)."""
+    """A predicate over events, backed by one read of `writeback.plan` (none yet → never an echo)."""
     store = mirror.store()
     if not store.path.exists():
         return None
@@ -143,6 +146,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, xero: XeroResource, mirror
     inbox = Inbox()
     _resolve_tenants(inbox, xero)
     after = json.loads(context.cursor)["seq"] if context.cursor else 0
+    inbox.prune(datetime.now(UTC) - RETAIN, after)
     events = inbox.after(after, BATCH)
     if not events:
         return dg.SensorResult(skip_reason=dg.SkipReason("inbox: nothing new"), cursor=context.cursor)

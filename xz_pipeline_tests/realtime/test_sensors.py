@@ -14,9 +14,10 @@ import requests
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.core.store import Store
 from xz_pipeline.definitions import ASSETS, CHECKS, defs
+from xz_pipeline.realtime import sensors
 from xz_pipeline.realtime.channels import channel_id, ensure_channels, notify_url
 from xz_pipeline.realtime.echo import echoes
-from xz_pipeline.realtime.inbox import Inbox, InboxEvent
+from xz_pipeline.realtime.inbox import Inbox, InboxEvent, iso
 from xz_pipeline.realtime.sensors import REALTIME_CHECKS, REALTIME_JOBS, REALTIME_SENSORS, plan_runs
 from xz_pipeline.sandbox.clock import ManualClock
 from xz_pipeline.sandbox.server import SandboxServer
@@ -251,3 +252,30 @@ def test_echoes_of_our_own_writes_never_reach_write_back(tmp_path):
     (echo,) = plan_runs(events, graph, lambda conn, e: e.record_id == "r1")
     assert dg.AssetKey("crm_fields") in plain.asset_selection
     assert dg.AssetKey("crm_fields") not in echo.asset_selection and echo.tags["xz/echo_only"] == "true"
+
+
+def test_unconfigured_tenant_is_resolved_once_and_old_events_pruned(world, monkeypatch):
+    sb, _, h = world
+    monkeypatch.delenv("XERO_TENANT_ID")  # the connection learns its tenant from /connections
+    monkeypatch.setattr(sensors, "_tenants", {})  # the process-wide cache starts empty
+    contact = sb.xero.dump(sb.tenant_ids[0], "Contacts")[0]["ContactID"]
+    with receiver() as url:
+        sb.xero.set_webhook(f"{url}/webhooks/xero", sb.xero_webhook_key)
+        with XeroResource().client(CONNECTION) as xero:
+            xero.update_contacts([{"ContactID": contact, "EmailAddress": "routed@example.com"}])
+        assert sb.xero.flush_webhooks() == 1
+    inbox = Inbox()
+    assert inbox.unresolved_tenants() == [sb.tenant_ids[0]]
+    before = len([r for r in sb.xero.received if r.path == "/connections"])
+    first = h.tick("inbox_sensor")
+    (request,) = first.run_requests
+    assert request.partition_key == CONNECTION
+    assert request.run_config["ops"]["xero_contacts"]["config"]["ids"] == [contact]
+    assert inbox.unresolved_tenants() == []
+    assert len([r for r in sb.xero.received if r.path == "/connections"]) - before == 1
+    # Consumed events older than the retention are forgotten; unconsumed ones never are.
+    old = datetime.now(UTC) - timedelta(days=40)
+    inbox.add([InboxEvent("old", "zoho", CONNECTION, None, "zoho_deals", "d1", False, iso(old))], now=old)
+    assert inbox.prune(datetime.now(UTC) - timedelta(days=31), upto_seq=1) == 0  # seq 2 not consumed yet
+    assert inbox.prune(datetime.now(UTC) - timedelta(days=31), upto_seq=2) == 1
+    assert inbox.count() == 1
