@@ -41,7 +41,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with SandboxServer(seed=args.seed, size=args.size) as sb:
         print(f"  Xero emulator {sb.xero_url}   Zoho emulator {sb.zoho_url}", flush=True)
         _use_sandbox_env(sb)
-        outcomes = runner.sync([DEMO_CONNECTION], inst=runner.instance(home))
+        inst = runner.instance(home)
+        # Cycle 1: mirror, reconcile, write the corrections (default policies); cycle 2 sees the fixes.
+        first = runner.sync([DEMO_CONNECTION], inst=inst, apply=True)
+        found = report.open_discrepancies(Store(settings.mirror_path()))
+        print(
+            "  cycle 1 done (mirror, reconcile, write-back); cycle 2 reconciles the corrected systems",
+            flush=True,
+        )
+        second = runner.sync([DEMO_CONNECTION], inst=inst, apply=True)
+        outcomes = [*first, *second]
         received = Counter({"Xero emulator": len(sb.xero.received), "Zoho emulator": len(sb.zoho.received)})
         injected = Counter(inj.kind for inj in sb.worlds[0].manifest)
         manifest_path = home / "manifest.json"
@@ -54,7 +63,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             outcomes,
             Store(settings.mirror_path()),
             extra={"Requests the sandbox received": received},
-            injected=injected,
+            discrepancies={
+                "injected": injected,
+                "found": found,
+                "open after write-back": report.open_discrepancies(Store(settings.mirror_path())),
+            },
         )
     )
     print(f"\nGround truth of the injected disagreements: {manifest_path}")
@@ -68,7 +81,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from xz_pipeline.core.store import Store
 
     try:
-        outcomes = runner.sync([args.connection] if args.connection else None, only=args.only)
+        outcomes = runner.sync(
+            [args.connection] if args.connection else None,
+            only=args.only,
+            apply=args.apply,
+            approve=args.approve,
+        )
     except settings.SettingsError as exc:
         print(f"xz sync: {exc}", file=sys.stderr)
         return 2
@@ -213,6 +231,45 @@ def cmd_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _connections(args: argparse.Namespace) -> list[str]:
+    return [args.connection] if args.connection else [c.name for c in settings.load_connections()]
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """The write-back plan of each connection, computed from the mirror; nothing is sent."""
+    from xz_pipeline.core.store import Store
+    from xz_pipeline.writeback.assets import plan_connection
+
+    store = Store(settings.mirror_path())
+    for connection in _connections(args):
+        print(f"Write-back plan for {connection}")
+        print(plan_connection(store, connection))
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """Plan again, then apply through the connectors, guards first; every call goes to the ledger."""
+    from xz_pipeline.core.store import Store
+    from xz_pipeline.definitions import defs
+    from xz_pipeline.writeback.assets import apply_connection
+
+    store = Store(settings.mirror_path())
+    failed = False
+    for connection in _connections(args):
+        report = apply_connection(store, connection, defs.resources, approve=args.approve)
+        print(report.summary())
+        for error in report.errors[:20]:
+            print(f"  {error}")
+        failed = failed or bool(report.blocked)
+    return 1 if failed else 0
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    from xz_pipeline.realtime import receiver
+
+    return receiver.run(args)
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from xz_pipeline.sandbox import server
 
@@ -291,7 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = sub.add_parser("sync", help="materialise the assets in process for the configured connections")
     sync.add_argument("--connection", help="only this connection")
-    sync.add_argument("--only", choices=["mirror", "reconcile"], help="only this stage")
+    sync.add_argument("--only", choices=["mirror", "reconcile", "writeback"], help="only this stage")
+    sync.add_argument("--apply", action="store_true", help="let write-back write to Xero and Zoho")
+    sync.add_argument("--approve", action="store_true", help="let a plan past the mass-change guard")
     sync.set_defaults(func=cmd_sync)
 
     from xz_pipeline.sandbox import server
@@ -318,6 +377,25 @@ def build_parser() -> argparse.ArgumentParser:
     rev.add_argument("--connection", help="list only this connection")
     rev.add_argument("--by", help="who decides (default: the login name)")
     rev.set_defaults(func=cmd_review)
+
+    plan = sub.add_parser(
+        "plan", help="the write-back plan (what would change where, and why); sends nothing"
+    )
+    plan.add_argument("--connection")
+    plan.set_defaults(func=cmd_plan)
+
+    apply_ = sub.add_parser(
+        "apply", help="apply the write-back plan (guards first, every call in the ledger)"
+    )
+    apply_.add_argument("--connection")
+    apply_.add_argument("--approve", action="store_true", help="let a plan past the mass-change guard")
+    apply_.set_defaults(func=cmd_apply)
+
+    from xz_pipeline.realtime import receiver
+
+    hooks = sub.add_parser("webhooks", help="serve the Xero webhook and Zoho notification receiver")
+    receiver.add_arguments(hooks)
+    hooks.set_defaults(func=cmd_webhooks)
 
     status = sub.add_parser("status", help="connections, tokens' freshness, sync cursors, quarantine")
     status.set_defaults(func=cmd_status)

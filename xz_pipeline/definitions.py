@@ -4,39 +4,50 @@ import dagster as dg
 
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.publish import build_snapshot_asset
+from xz_pipeline.realtime.sensors import REALTIME_CHECKS, REALTIME_JOBS, REALTIME_SENSORS
 from xz_pipeline.reconcile.assets import RECONCILE_ASSETS, RECONCILE_CHECKS
 from xz_pipeline.schedules import build_schedules, connections_sensor
 from xz_pipeline.views import build_canonical_views_asset
+from xz_pipeline.writeback.assets import WRITEBACK_ASSETS, WRITEBACK_CHECKS
 from xz_pipeline.xero.assets import XERO_ASSETS
 from xz_pipeline.xero.checks import XERO_CHECKS
 from xz_pipeline.xero.mapping import BOOKS_VIEWS
 from xz_pipeline.xero.resources import XeroResource
+from xz_pipeline.xero.writer import XeroWriterResource
 from xz_pipeline.zoho.assets import ZOHO_ASSETS
 from xz_pipeline.zoho.checks import ZOHO_CHECKS
 from xz_pipeline.zoho.mapping import CRM_VIEWS
 from xz_pipeline.zoho.resources import ZohoResource
+from xz_pipeline.zoho.writer import ZohoWriterResource
 
 EXTRACT_ASSETS = [*XERO_ASSETS, *ZOHO_ASSETS]
 canonical_views = build_canonical_views_asset(EXTRACT_ASSETS, [BOOKS_VIEWS, CRM_VIEWS])
 analytics_snapshot = build_snapshot_asset([canonical_views, *RECONCILE_ASSETS])
-ASSETS = [*EXTRACT_ASSETS, canonical_views, *RECONCILE_ASSETS, analytics_snapshot]
-CHECKS = [*XERO_CHECKS, *ZOHO_CHECKS, *RECONCILE_CHECKS]
+ASSETS = [*EXTRACT_ASSETS, canonical_views, *RECONCILE_ASSETS, *WRITEBACK_ASSETS, analytics_snapshot]
+CHECKS = [*XERO_CHECKS, *ZOHO_CHECKS, *RECONCILE_CHECKS, *WRITEBACK_CHECKS, *REALTIME_CHECKS]
 
-# `mirror` extracts and publishes; the asset checks of the selection run with it.
+# `mirror` extracts, reconciles, plans write-back (applied only when configured) and publishes; the asset
+# checks of the selection run with it.
 mirror_job = dg.define_asset_job(
     "mirror",
     selection=dg.AssetSelection.assets(
-        *EXTRACT_ASSETS, canonical_views, *RECONCILE_ASSETS, analytics_snapshot
+        *EXTRACT_ASSETS, canonical_views, *RECONCILE_ASSETS, *WRITEBACK_ASSETS, analytics_snapshot
     ),
 )
 
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
-    jobs=[mirror_job],
+    jobs=[mirror_job, *REALTIME_JOBS],
     schedules=build_schedules(mirror_job, EXTRACT_ASSETS),
-    sensors=[connections_sensor],
-    resources={"xero": XeroResource(), "zoho": ZohoResource(), "mirror": MirrorResource()},
+    sensors=[connections_sensor, *REALTIME_SENSORS],
+    resources={
+        "xero": XeroResource(),
+        "zoho": ZohoResource(),
+        "mirror": MirrorResource(),
+        "books_writer": XeroWriterResource(),
+        "crm_writer": ZohoWriterResource(),
+    },
     # Writers run one at a time anyway (pool `duckdb`), so a subprocess per step would only add ~2 s each.
     executor=dg.in_process_executor,
 )

@@ -9,6 +9,7 @@ from tabulate import tabulate
 
 from xz_pipeline.core.store import Store
 from xz_pipeline.runner import RunOutcome
+from xz_pipeline.writeback.plan import FIXED_BY
 
 MIRROR_SCHEMAS = ("xero", "zoho")
 
@@ -48,6 +49,12 @@ def open_discrepancies(store: Store) -> Counter:
     return Counter(dict(rows))
 
 
+def _why_open(kind: str) -> str:
+    """Why a kind stays open: no write-back policy fixes it (and why), or the policy that would."""
+    policy, reason = FIXED_BY.get(kind, (None, ""))
+    return reason if policy is None else f"{policy} (off, dry run or waiting)"
+
+
 def _calls(outcome: RunOutcome, prefix: str) -> int:
     return sum(
         int(m.get("api_calls", 0) or 0) for name, m in outcome.metadata.items() if name.startswith(prefix)
@@ -59,8 +66,10 @@ def render(
     store: Store,
     *,
     extra: dict[str, Counter] | None = None,
-    injected: Counter | None = None,
+    discrepancies: dict[str, Counter] | None = None,
 ) -> str:
+    """The report: runs, the mirror's tables, discrepancies by kind (columns given by the caller, default:
+    the open ones now), write-back, and any extra counters."""
     lines = ["Runs"]
     lines.append(
         tabulate(
@@ -83,17 +92,46 @@ def render(
     lines.append(f"Mirror {store.path}")
     counts = mirror_counts(store)
     lines.append(tabulate(counts, headers=["connection", "table", "rows"]) if counts else "(empty)")
-    found = open_discrepancies(store)
-    if found or injected:
+    columns = discrepancies or {"open": open_discrepancies(store)}
+    kinds = sorted(set().union(*columns.values()))
+    if kinds:
         lines.append("")
+        lines.append("Discrepancies by kind")
+        last = list(columns.values())[-1]
+        rows = [
+            (k, *(c.get(k, 0) for c in columns.values()), _why_open(k) if last.get(k) else "") for k in kinds
+        ]
+        lines.append(tabulate(rows, headers=["kind", *columns, "why still open"]))
+    writes = [
+        (o.connection, o.metadata["writeback_apply"]) for o in outcomes if "writeback_apply" in o.metadata
+    ]
+    if writes:
+        lines.append("")
+        lines.append("Write-back")
         lines.append(
-            "Open discrepancies by kind"
-            + (" (and what the sandbox's generator injected)" if injected else "")
-        )
-        kinds = sorted(set(found) | set(injected or {}))
-        rows = [(k, found.get(k, 0), *([injected.get(k, 0)] if injected is not None else [])) for k in kinds]
-        lines.append(
-            tabulate(rows, headers=["kind", "found", *(["injected"] if injected is not None else [])])
+            tabulate(
+                [
+                    (
+                        c,
+                        "dry run" if m.get("dry_run") else "applied",
+                        m.get("applied", 0),
+                        m.get("rejected", 0),
+                        m.get("waiting", 0),
+                        m.get("write_calls", {}).get("books", 0),
+                        m.get("write_calls", {}).get("crm", 0),
+                    )
+                    for c, m in writes
+                ],
+                headers=[
+                    "connection",
+                    "mode",
+                    "changes",
+                    "rejected",
+                    "waiting",
+                    "Xero write calls",
+                    "Zoho write calls",
+                ],
+            )  # fmt: skip
         )
     for title, counter in (extra or {}).items():
         lines.append("")

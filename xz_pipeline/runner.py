@@ -34,7 +34,11 @@ def instance(home: Path | None = None) -> dg.DagsterInstance:
     return dg.DagsterInstance.local_temp(str(dagster_home))
 
 
-STAGES = {"mirror": ("xero", "zoho", "canonical", "analytics"), "reconcile": ("reconcile", "analytics")}
+STAGES = {
+    "mirror": ("xero", "zoho", "canonical", "analytics"),
+    "reconcile": ("reconcile", "analytics"),
+    "writeback": ("writeback",),
+}
 
 
 def selected_assets(only: str | None) -> list[dg.AssetsDefinition]:
@@ -48,9 +52,18 @@ def selected_assets(only: str | None) -> list[dg.AssetsDefinition]:
 
 
 def sync(
-    connections: list[str] | None = None, *, inst: dg.DagsterInstance | None = None, only: str | None = None
+    connections: list[str] | None = None,
+    *,
+    inst: dg.DagsterInstance | None = None,
+    only: str | None = None,
+    apply: bool = False,
+    approve: bool = False,
 ) -> list[RunOutcome]:
-    """Materialise every asset (or one stage's) once for each connection (all configured ones by default)."""
+    """Materialise every asset (or one stage's) once for each connection (all configured ones by default).
+
+    Write-back writes to Xero and Zoho only with `apply` (or a connection configured to auto-apply);
+    otherwise its apply step reports what it would do. `approve` lets a plan past the mass-change guard.
+    """
     names = connections or [c.name for c in settings.load_connections()]
     if not names:
         raise settings.SettingsError(
@@ -64,8 +77,19 @@ def sync(
         assets = selected_assets(only)
         keys = {k for a in assets for k in a.keys}
         checks = [c for c in CHECKS if all(spec.asset_key in keys for spec in c.check_specs)]
+        names_in_run = {a.op.name for a in assets}
+        run_config = (
+            {"ops": {"writeback_apply": {"config": {"apply": apply, "approve": approve}}}}
+            if "writeback_apply" in names_in_run
+            else {}
+        )
         result = dg.materialize(
-            [*assets, *checks], partition_key=name, instance=inst, resources=resources, raise_on_error=False
+            [*assets, *checks],
+            partition_key=name,
+            instance=inst,
+            resources=resources,
+            raise_on_error=False,
+            run_config=run_config,
         )
         outcome = RunOutcome(connection=name, success=result.success)
         for evaluation in result.get_asset_check_evaluations():
