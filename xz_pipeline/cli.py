@@ -301,13 +301,20 @@ def cmd_dev(args: argparse.Namespace) -> int:
     def _stop(signum, frame):  # noqa: ARG001
         stop["now"] = True
 
-    with SandboxServer(seed=args.seed, size=args.size) as sb:
+    from xz_pipeline.realtime.receiver import serve_in_thread
+
+    # The sandbox delivers webhooks and notifications every second to the receiver this process serves.
+    with SandboxServer(seed=args.seed, size=args.size, deliver_every=1.0) as sb:
         (home / "tokens").mkdir(parents=True, exist_ok=True)
         for stale in (home / "tokens").glob(f"{DEMO_CONNECTION}-*"):
             stale.unlink()  # a new sandbox issues new tokens
         _use_sandbox_env(sb)
+        receiver_url, stop_receiver = serve_in_thread("127.0.0.1", args.webhook_port)
+        os.environ["XZ_PUBLIC_URL"] = receiver_url  # where the Zoho channel manager points notifications
+        sb.xero.set_webhook(f"{receiver_url}/webhooks/xero", os.environ["XERO_WEBHOOK_KEY"])
         with dg.DagsterInstance.get() as inst:
             inst.add_dynamic_partitions(connections_partitions.name, [DEMO_CONNECTION])
+        print(f"xz dev: webhook receiver {receiver_url}", flush=True)
         print(f"xz dev: Xero emulator {sb.xero_url}, Zoho emulator {sb.zoho_url}", flush=True)
         cmd = [
             sys.executable,
@@ -332,6 +339,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
                     child.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     child.kill()
+            stop_receiver()
     return 0
 
 
@@ -404,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--seed", type=int, default=7)
     dev.add_argument("--size", default="demo", choices=["demo", "medium", "large"])
     dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--webhook-port", type=int, default=0, help="the receiver's port (default: a free one)")
     dev.set_defaults(func=cmd_dev)
     return parser
 

@@ -46,7 +46,7 @@ def test_xz_dev_serves_the_ui_and_stops_on_sigterm(xz_home):
         states = {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]}
         states |= {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
         assert states["mirror_incremental"] == states["mirror_full_sweep"] == "RUNNING"
-        assert states["connections_sensor"] == "RUNNING"
+        assert states["connections_sensor"] == states["inbox_sensor"] == "RUNNING"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
