@@ -116,6 +116,15 @@ class World:
             if has_recon
             else []
         )  # fmt: skip
+        self.ours: set[str] = set()  # books invoices write-back raised itself
+        if _exists(con, "writeback", "plan"):
+            self.ours = {
+                r["id"]
+                for r in q(
+                    "select distinct split_part(result_id, '|', 1) as id from writeback.plan where connection = ? "
+                    "and system = 'books' and entity = 'invoice' and op = 'create' and status = 'applied'"
+                )
+            }
         links = q("select * from recon.customer_links where connection = ?") if has_recon else []
         self.linked = [r for r in links if r["status"] == "linked"]
         self.invoice_links = q("select * from recon.invoice_links where connection = ?") if has_recon else []
@@ -247,10 +256,14 @@ def won_deal_to_invoice(w: World, p: Policies) -> list[Change]:
         if p.invoice_status == "AUTHORISED" and p.email_invoices:
             out.append(Change(BOOKS, "invoice", "email", "", ref, "sent", None, "true", "won_deal_to_invoice",
                               "authorised invoices are emailed when configured", source))  # fmt: skip
-    for d in w.kind("amount_mismatch"):  # a draft raised from a deal follows the deal until it is approved
+    # A draft write-back raised from a deal follows the deal until a person approves it. Any other invoice
+    # is the books' (they own the financial fields); posted documents (open, paid) are never edited.
+    for d in w.kind("amount_mismatch"):
         inv, deal = w.invoices.get(d["books_id"]), w.deals.get(d["crm_id"])
         if inv is None or deal is None or deal["amount"] is None or inv["status"] != "draft":
-            continue  # posted documents (open, paid) are never edited
+            continue
+        if inv["invoice_id"] not in w.ours:
+            continue
         if (inv["reference"] or "") != f"DEAL-{deal['deal_id']}" or inv["currency"] != deal["currency"]:
             continue
         line = {"description": deal["name"] or inv["reference"], "quantity": "1", "unit_price": text(deal["amount"]),
@@ -396,7 +409,11 @@ FIXED_BY: dict[str, tuple[str | None, str]] = {
     "customer_field_mismatch": ("field_corrections", ""),
     "customer_duplicate": (None, "merging two records is a person's decision"),
     "invoice_without_deal": (None, "a deal is a sales forecast: nobody should invent one after the fact"),
-    "amount_mismatch": (None, "which amount is right (discount, scope change, error) needs a person"),
+    "amount_mismatch": (
+        None,
+        "the books own the amounts; which is right (discount, scope change, error) needs "
+        "a person (only a draft write-back raised itself follows its deal)",
+    ),
     "currency_mismatch": (None, "a deal in another currency needs a person to re-quote or re-link it"),
     "invoice_missing_in_crm": (None, "CRM invoices are the CRM's own documents; not written by write-back"),
 }
