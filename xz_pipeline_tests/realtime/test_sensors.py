@@ -42,9 +42,11 @@ class Harness:
         inst.add_dynamic_partitions("connection", [CONNECTION])
 
     def tick(self, name: str, cursor: str | None = None):
-        ctx = dg.build_sensor_context(instance_ref=self.inst.get_ref(), definitions=DEFS, cursor=cursor,
-                                      resources=defs.resources)  # fmt: skip
-        return DEFS.resolve_sensor_def(name).evaluate_tick(ctx)
+        # `with`: the context enters an instance built from the ref, and must leave it (or a later
+        # Definitions load in this process meets the dead instance's storage).
+        with dg.build_sensor_context(instance_ref=self.inst.get_ref(), definitions=DEFS, cursor=cursor,
+                                     resources=defs.resources) as ctx:  # fmt: skip
+            return DEFS.resolve_sensor_def(name).evaluate_tick(ctx)
 
     def run(self, request: dg.RunRequest) -> None:
         """Execute the mirror part of a request (downstream stages have their own tests)."""
