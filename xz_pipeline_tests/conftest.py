@@ -37,3 +37,29 @@ def xz_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
     (home / "dagster").mkdir()
     return home
+
+
+@pytest.fixture(autouse=True)
+def _definitions_load_context():
+    """Every test loads Definitions in a fresh initialisation context.
+
+    Dagster looks up the defs-state storage of the last entered DagsterInstance when it builds a
+    repository; after a test's temporary instance is gone (its folder deleted), a later Definitions load
+    in the same process would open that dead storage ("unable to open database file"). Production
+    processes load Definitions once, so only the suite needs this.
+    """
+    from dagster._core.definitions.definitions_load_context import (
+        DefinitionsLoadContext,
+        DefinitionsLoadType,
+    )
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    previous = DefinitionsLoadContext._instance
+    with set_defs_state_storage(None):
+        DefinitionsLoadContext._instance = DefinitionsLoadContext(
+            load_type=DefinitionsLoadType.INITIALIZATION
+        )
+    try:
+        yield
+    finally:
+        DefinitionsLoadContext._instance = previous
