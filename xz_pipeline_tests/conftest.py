@@ -39,14 +39,13 @@ def xz_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
-@pytest.fixture(autouse=True)
-def _definitions_load_context():
-    """Every test loads Definitions in a fresh initialisation context.
+def _clean_definitions_load_context() -> None:
+    """Install a fresh initialisation context for loading Definitions, with no defs-state storage.
 
     Dagster looks up the defs-state storage of the last entered DagsterInstance when it builds a
-    repository; after a test's temporary instance is gone (its folder deleted), a later Definitions load
-    in the same process would open that dead storage ("unable to open database file"). Production
-    processes load Definitions once, so only the suite needs this.
+    repository; once a test's temporary instance is gone (its folder deleted), a later Definitions load
+    in the same process would open that dead storage ("unable to open database file", "undefined
+    DagsterInstance weakref"). Production processes load Definitions once; only the suite needs this.
     """
     from dagster._core.definitions.definitions_load_context import (
         DefinitionsLoadContext,
@@ -54,12 +53,21 @@ def _definitions_load_context():
     )
     from dagster._core.storage.defs_state.base import set_defs_state_storage
 
-    previous = DefinitionsLoadContext._instance
     with set_defs_state_storage(None):
         DefinitionsLoadContext._instance = DefinitionsLoadContext(
             load_type=DefinitionsLoadType.INITIALIZATION
         )
-    try:
-        yield
-    finally:
-        DefinitionsLoadContext._instance = previous
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _definitions_load_context_for_the_session():
+    _clean_definitions_load_context()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _definitions_load_context():
+    """Before and after every test (so module and session fixtures set up later start clean too)."""
+    _clean_definitions_load_context()
+    yield
+    _clean_definitions_load_context()
