@@ -33,7 +33,7 @@ format: install
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-bench: bench-sandbox bench-connectors bench-mirror
+bench: bench-sandbox bench-connectors bench-mirror bench-recon bench-writeback bench-latency
 
 bench-sandbox: install
 	$(BIN)/python bench/bench_sandbox.py
