@@ -19,13 +19,27 @@ from xz_pipeline.core.mirror import (
     read_sync_state,
     write_entity,
 )
-from xz_pipeline.core.resources import MirrorResource
+from xz_pipeline.core.resources import MirrorResource, connections_partitions
 
 # Modified-since filters are accurate to the second: re-read one second so a write that shared the
 # cursor's second is never missed (re-read rows are recognised by their unchanged payload hash).
 CURSOR_OVERLAP = timedelta(seconds=1)
 
 RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+def extract_asset(name: str, group: str, description: str):
+    """The decorator of an extract asset: one per entity, partitioned per connection, one DuckDB writer
+    at a time (pool `duckdb`), retried on transient failures."""
+    return dg.asset(
+        name=name,
+        group_name=group,
+        kinds={"duckdb", "python"},
+        partitions_def=connections_partitions,
+        pool="duckdb",
+        retry_policy=RETRY,
+        description=description,
+    )
 
 
 class MirrorConfig(dg.Config):

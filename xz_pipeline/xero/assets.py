@@ -7,8 +7,8 @@ import dagster as dg
 
 from xz_pipeline.core.http import CallMeter
 from xz_pipeline.core.mirror import EntityTable
-from xz_pipeline.core.resources import MirrorResource, connections_partitions
-from xz_pipeline.core.sync import RETRY, Fetched, MirrorConfig, ReadPlan, run_extract
+from xz_pipeline.core.resources import MirrorResource
+from xz_pipeline.core.sync import Fetched, MirrorConfig, ReadPlan, extract_asset, run_extract
 from xz_pipeline.xero import tables
 from xz_pipeline.xero.resources import XeroResource
 
@@ -17,15 +17,7 @@ WHOLE = {"Items", "Accounts", "Organisation"}
 
 
 def _xero_asset(name: str, spec: EntityTable, description: str, params: dict | None = None):
-    @dg.asset(
-        name=name,
-        group_name="xero",
-        kinds={"duckdb", "python"},
-        partitions_def=connections_partitions,
-        pool="duckdb",
-        retry_policy=RETRY,
-        description=description,
-    )
+    @extract_asset(name, "xero", description)
     def _asset(
         context: dg.AssetExecutionContext, config: MirrorConfig, xero: XeroResource, mirror: MirrorResource
     ) -> dg.MaterializeResult:

@@ -9,8 +9,8 @@ from xz_pipeline import settings
 from xz_pipeline.core.errors import ApiError
 from xz_pipeline.core.http import CallMeter
 from xz_pipeline.core.mirror import EntityTable
-from xz_pipeline.core.resources import MirrorResource, connections_partitions
-from xz_pipeline.core.sync import RETRY, Fetched, MirrorConfig, ReadPlan, run_extract
+from xz_pipeline.core.resources import MirrorResource
+from xz_pipeline.core.sync import Fetched, MirrorConfig, ReadPlan, extract_asset, run_extract
 from xz_pipeline.zoho import tables
 from xz_pipeline.zoho.resources import ZohoResource
 
@@ -58,15 +58,7 @@ def _modified_after(payload: dict, cursor) -> bool:
 
 
 def _zoho_asset(name: str, spec: EntityTable, description: str):
-    @dg.asset(
-        name=name,
-        group_name="zoho",
-        kinds={"duckdb", "python"},
-        partitions_def=connections_partitions,
-        pool="duckdb",
-        retry_policy=RETRY,
-        description=description,
-    )
+    @extract_asset(name, "zoho", description)
     def _asset(
         context: dg.AssetExecutionContext, config: MirrorConfig, zoho: ZohoResource, mirror: MirrorResource
     ) -> dg.MaterializeResult:
