@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -20,8 +19,6 @@ from xz_pipeline.core.canonical import (
     Role,
     install_views,
 )
-from xz_pipeline.core.mirror import write_entity
-from xz_pipeline.core.store import Store
 from xz_pipeline.sandbox.world import generate
 from xz_pipeline.sandbox.xero import XeroEmulator
 from xz_pipeline.xero import tables
@@ -36,9 +33,13 @@ from xz_pipeline.xero.mapping import (
     payment_from_xero,
     product_from_xero,
 )
+from xz_pipeline_tests.canonical_support import (
+    FETCHED,
+    assert_role_views,
+    mirror_from_dumps,
+    view_rows,
+)
 
-CONNECTION = "demo"
-FETCHED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 SOURCES = {
     "books_customers": "xero.contacts",
     "books_invoices": "xero.invoices",
@@ -53,78 +54,47 @@ EXPECTED_STATUS = {"DRAFT": "draft", "SUBMITTED": "draft", "AUTHORISED": "open",
                    "VOIDED": "void", "DELETED": "deleted"}  # fmt: skip
 
 
-def _mirror(path, dumps: dict[str, list[dict]]) -> Store:
-    store = Store(path)
-    for spec in tables.ENTITIES:
-        if spec.entity in dumps:
-            write_entity(store, spec, connection=CONNECTION, payloads=dumps[spec.entity], fetched_at=FETCHED,
-                         run_id="test", full=True)  # fmt: skip
-    return store
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     xero = XeroEmulator()
     tenant = xero.seed_world(generate(7, "demo"))
     dumps = {spec.entity: xero.dump(tenant, spec.entity) for spec in tables.ENTITIES}
-    store = _mirror(tmp_path_factory.mktemp("books") / "mirror.duckdb", dumps)
+    store = mirror_from_dumps(tmp_path_factory.mktemp("books") / "mirror.duckdb", tables.ENTITIES, dumps)
     with store.write() as con:
         made = install_views(con, BOOKS_VIEWS)
     return store, dumps, made
 
 
-def _type(sql: str) -> str:
-    return re.sub(r"\s", "", sql.upper()).replace("TIMESTAMPTZ", "TIMESTAMPWITHTIMEZONE")
-
-
-def _rows(store: Store, sql: str) -> list[dict]:
-    with store.read() as con:
-        cur = con.execute(sql)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
 def test_every_books_view_has_its_sources_rows_and_the_contract_columns(demo):
     store, _, made = demo
-    assert set(made) == {v for v in CANONICAL_VIEWS if v.startswith("books_")}
-    assert set(made.values()) == {"source"}
-    with store.read() as con:
-        for view, source in SOURCES.items():
-            mirrored = con.execute(f"select count(*) from {source}").fetchone()[0]
-            shown = con.execute(f"select count(*) from canonical.{view}").fetchone()[0]
-            assert shown == mirrored > 0, view
-            described = con.execute(f"describe canonical.{view}").fetchall()
-            assert [(d[0], _type(d[1])) for d in described] == [
-                (n, _type(t)) for n, t in CANONICAL_VIEWS[view]
-            ]
-            assert not [d[0] for d in described if "xero" in d[0] or "zoho" in d[0]]
+    assert_role_views(store, made, "books", SOURCES)
 
 
 def test_statuses_and_types_are_normalised(demo):
     store, dumps, _ = demo
-    pairs = _rows(store, "select distinct status_raw, status, type from canonical.books_invoices")
+    pairs = view_rows(store, "select distinct status_raw, status, type from canonical.books_invoices")
     assert {p["status_raw"] for p in pairs} == {i["Status"] for i in dumps["Invoices"]}
     for p in pairs:
         assert p["status"] == EXPECTED_STATUS[p["status_raw"]]
-    sale_or_bill = _rows(
+    sale_or_bill = view_rows(
         store,
         "select i.type as raw, c.type from canonical.books_invoices c join xero.invoices i using (connection, invoice_id) group by all",
     )
     assert {(r["raw"], r["type"]) for r in sale_or_bill} == {("ACCREC", "sale"), ("ACCPAY", "bill")}
-    notes = _rows(store, "select distinct status_raw, status, type from canonical.books_credit_notes")
+    notes = view_rows(store, "select distinct status_raw, status, type from canonical.books_credit_notes")
     assert {(n["status_raw"], n["status"]) for n in notes} <= {(k, v) for k, v in EXPECTED_STATUS.items()}
     assert {n["type"] for n in notes} == {"sale"}
-    payments = _rows(store, "select p.status as raw, c.status, c.type from canonical.books_payments c join xero.payments p using (connection, payment_id) group by all")  # fmt: skip
+    payments = view_rows(store, "select p.status as raw, c.status, c.type from canonical.books_payments c join xero.payments p using (connection, payment_id) group by all")  # fmt: skip
     assert {(p["raw"], p["status"]) for p in payments} == {("AUTHORISED", "active"), ("DELETED", "deleted")}
     assert {p["type"] for p in payments} == {"sale", "bill"}
-    assert {r["status"] for r in _rows(store, "select distinct status from canonical.books_customers")} == {
-        "active"
-    }
+    assert {
+        r["status"] for r in view_rows(store, "select distinct status from canonical.books_customers")
+    } == {"active"}
 
 
 def test_views_agree_with_the_python_mappings(demo):
     store, dumps, _ = demo
-    rows = {r["customer_id"]: r for r in _rows(store, "select * from canonical.books_customers")}
+    rows = {r["customer_id"]: r for r in view_rows(store, "select * from canonical.books_customers")}
     for payload in dumps["Contacts"]:
         c = customer_from_xero(payload)
         row = rows[c.books_id]
@@ -140,7 +110,7 @@ def test_views_agree_with_the_python_mappings(demo):
         assert row["source_modified"] == c.source_modified and row["fetched_at"] == FETCHED
     assert any(r["crm_link"] for r in rows.values())
 
-    invoices = {r["invoice_id"]: r for r in _rows(store, "select * from canonical.books_invoices")}
+    invoices = {r["invoice_id"]: r for r in view_rows(store, "select * from canonical.books_invoices")}
     for payload in dumps["Invoices"]:
         inv = invoice_from_xero(payload)
         row = invoices[inv.books_id]
@@ -158,7 +128,7 @@ def test_views_agree_with_the_python_mappings(demo):
         assert row["currency"] == inv.currency and row["amounts_tax"] == inv.amounts_tax
         assert row["source_modified"] == inv.source_modified
 
-    payments = {r["payment_id"]: r for r in _rows(store, "select * from canonical.books_payments")}
+    payments = {r["payment_id"]: r for r in view_rows(store, "select * from canonical.books_payments")}
     for payload in dumps["Payments"]:
         pay = payment_from_xero(payload)
         row = payments[pay.id]
@@ -166,7 +136,7 @@ def test_views_agree_with_the_python_mappings(demo):
         assert row["invoice_id"] == pay.allocations[0].invoice_id
         assert (row["status"], row["type"]) == (pay.status, pay.type)
 
-    allocations = _rows(store, "select * from canonical.books_credit_allocations")
+    allocations = view_rows(store, "select * from canonical.books_credit_allocations")
     expected = {
         (a.credit_note_id, a.invoice_id, a.amount, a.date, a.currency)
         for n in dumps["CreditNotes"]
@@ -179,7 +149,11 @@ def test_views_agree_with_the_python_mappings(demo):
 
 def test_a_missing_source_falls_back_or_leaves_an_empty_view(tmp_path, demo):
     _, dumps, _ = demo
-    store = _mirror(tmp_path / "partial.duckdb", {k: dumps[k] for k in ("Contacts", "Invoices", "Payments")})
+    store = mirror_from_dumps(
+        tmp_path / "partial.duckdb",
+        tables.ENTITIES,
+        {k: dumps[k] for k in ("Contacts", "Invoices", "Payments")},
+    )
     with store.write() as con:
         made = install_views(con, BOOKS_VIEWS)
     assert made["books_payments"] == "fallback"  # no credit notes: currency from the invoices alone

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -19,8 +18,6 @@ from xz_pipeline.core.canonical import (
     Role,
     install_views,
 )
-from xz_pipeline.core.mirror import write_entity
-from xz_pipeline.core.store import Store
 from xz_pipeline.sandbox.world import generate
 from xz_pipeline.sandbox.zoho import ZohoEmulator
 from xz_pipeline.zoho import tables
@@ -36,9 +33,14 @@ from xz_pipeline.zoho.mapping import (
     invoice_from_zoho,
     product_from_zoho,
 )
+from xz_pipeline_tests.canonical_support import (
+    FETCHED,
+    assert_role_views,
+    mirror_from_dumps,
+    sql_type,
+    view_rows,
+)
 
-CONNECTION = "demo"
-FETCHED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 SOURCES = {
     "crm_accounts": "zoho.accounts",
     "crm_contacts": "zoho.contacts",
@@ -64,66 +66,35 @@ EXPECTED_INVOICE = {
 }
 
 
-def _mirror(path, dumps: dict[str, list[dict]]) -> Store:
-    store = Store(path)
-    for spec in tables.ENTITIES:
-        if spec.entity in dumps:
-            write_entity(store, spec, connection=CONNECTION, payloads=dumps[spec.entity], fetched_at=FETCHED,
-                         run_id="test", full=True)  # fmt: skip
-    return store
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     zoho = ZohoEmulator()
     org = zoho.seed_world(generate(7, "demo"))
     dumps = {spec.entity: zoho.dump(org, spec.entity) for spec in tables.ENTITIES}
-    store = _mirror(tmp_path_factory.mktemp("crm") / "mirror.duckdb", dumps)
+    store = mirror_from_dumps(tmp_path_factory.mktemp("crm") / "mirror.duckdb", tables.ENTITIES, dumps)
     with store.write() as con:
         made = install_views(con, CRM_VIEWS)
     return store, dumps, made
 
 
-def _type(sql: str) -> str:
-    return re.sub(r"\s", "", sql.upper()).replace("TIMESTAMPTZ", "TIMESTAMPWITHTIMEZONE")
-
-
-def _rows(store: Store, sql: str) -> list[dict]:
-    with store.read() as con:
-        cur = con.execute(sql)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
 def test_every_crm_view_has_its_sources_rows_and_the_contract_columns(demo):
     store, _, made = demo
-    assert set(made) == {v for v in CANONICAL_VIEWS if v.startswith("crm_")}
-    assert set(made.values()) == {"source"}
-    with store.read() as con:
-        for view, source in SOURCES.items():
-            mirrored = con.execute(f"select count(*) from {source}").fetchone()[0]
-            shown = con.execute(f"select count(*) from canonical.{view}").fetchone()[0]
-            assert shown == mirrored > 0, view
-            described = con.execute(f"describe canonical.{view}").fetchall()
-            assert [(d[0], _type(d[1])) for d in described] == [
-                (n, _type(t)) for n, t in CANONICAL_VIEWS[view]
-            ]
-            assert not [d[0] for d in described if "xero" in d[0] or "zoho" in d[0]]
+    assert_role_views(store, made, "crm", SOURCES)
 
 
 def test_stages_payment_and_invoice_statuses_are_normalised(demo):
     store, dumps, _ = demo
-    stages = _rows(store, "select distinct stage_raw, stage from canonical.crm_deals")
+    stages = view_rows(store, "select distinct stage_raw, stage from canonical.crm_deals")
     assert {s["stage_raw"] for s in stages} == {d["Stage"] for d in dumps["Deals"]}
     assert len({s["stage_raw"] for s in stages}) > 3
     for s in stages:
         assert s["stage"] == EXPECTED_STAGE.get(s["stage_raw"], "open"), s
-    payments = _rows(store, "select distinct payment_status_raw, payment_status from canonical.crm_deals")
+    payments = view_rows(store, "select distinct payment_status_raw, payment_status from canonical.crm_deals")
     assert {p["payment_status_raw"]: p["payment_status"] for p in payments} == {
         **EXPECTED_PAYMENT,
         None: None,
     }
-    statuses = _rows(store, "select distinct status_raw, status from canonical.crm_invoices")
+    statuses = view_rows(store, "select distinct status_raw, status from canonical.crm_invoices")
     assert statuses and all(s["status"] == EXPECTED_INVOICE[s["status_raw"]] for s in statuses)
 
 
@@ -132,7 +103,7 @@ def test_views_agree_with_the_python_mappings(demo):
     by_account = defaultdict(list)
     for c in dumps["Contacts"]:
         by_account[(c.get("Account_Name") or {}).get("id")].append(c)
-    accounts = {r["account_id"]: r for r in _rows(store, "select * from canonical.crm_accounts")}
+    accounts = {r["account_id"]: r for r in view_rows(store, "select * from canonical.crm_accounts")}
     for payload in dumps["Accounts"]:
         c = account_from_zoho(payload, by_account[payload["id"]], fetched_at=FETCHED)
         row = accounts[c.crm_id]
@@ -145,7 +116,7 @@ def test_views_agree_with_the_python_mappings(demo):
     assert sum(1 for r in accounts.values() if r["tags"]) > 0
     assert sum(1 for r in accounts.values() if r["books_link"]) > 0
 
-    contacts = {r["contact_id"]: r for r in _rows(store, "select * from canonical.crm_contacts")}
+    contacts = {r["contact_id"]: r for r in view_rows(store, "select * from canonical.crm_contacts")}
     primaries = {
         p.id
         for a in dumps["Accounts"]
@@ -162,7 +133,7 @@ def test_views_agree_with_the_python_mappings(demo):
             p.source_created,
         )
 
-    deals = {r["deal_id"]: r for r in _rows(store, "select * from canonical.crm_deals")}
+    deals = {r["deal_id"]: r for r in view_rows(store, "select * from canonical.crm_deals")}
     for payload in dumps["Deals"]:
         d = deal_from_zoho(payload)
         row = deals[d.id]
@@ -170,9 +141,10 @@ def test_views_agree_with_the_python_mappings(demo):
         assert (row["currency"], row["close_date"], row["books_invoice_id"]) == (d.currency, d.close_date, d.books_invoice_id)  # fmt: skip
         assert (row["account_id"], row["amount_paid"], row["last_payment_date"]) == (d.account_id, d.amount_paid, d.last_payment_date)  # fmt: skip
 
-    invoices = {r["invoice_id"]: r for r in _rows(store, "select * from canonical.crm_invoices")}
+    invoices = {r["invoice_id"]: r for r in view_rows(store, "select * from canonical.crm_invoices")}
     lines = {
-        (r["invoice_id"], r["line_no"]): r for r in _rows(store, "select * from canonical.crm_invoice_lines")
+        (r["invoice_id"], r["line_no"]): r
+        for r in view_rows(store, "select * from canonical.crm_invoice_lines")
     }
     for payload in dumps["Invoices"]:
         inv = invoice_from_zoho(payload)
@@ -201,16 +173,20 @@ def test_the_primary_contact_rule_in_sql_and_python(tmp_path):
     accounts = [
         {"id": a, "Account_Name": a, "Modified_Time": "2024-03-01T00:00:00+00:00"} for a in ("A1", "A2", "A3")
     ]
-    store = _mirror(tmp_path / "m.duckdb", {"Accounts": accounts, "Contacts": contacts})
+    store = mirror_from_dumps(
+        tmp_path / "m.duckdb", tables.ENTITIES, {"Accounts": accounts, "Contacts": contacts}
+    )
     with store.write() as con:
         made = install_views(con, CRM_VIEWS)
     assert made["crm_accounts"] == "source" and made["crm_invoices"] == made["crm_deals"] == "empty"
     got = {
         r["account_id"]: (r["email"], r["primary_contact_id"])
-        for r in _rows(store, "select * from canonical.crm_accounts")
+        for r in view_rows(store, "select * from canonical.crm_accounts")
     }
     assert got == {"A1": ("same-instant@x.example", "998"), "A2": (None, "600"), "A3": (None, None)}
-    primary = {r["contact_id"] for r in _rows(store, "select * from canonical.crm_contacts where is_primary")}
+    primary = {
+        r["contact_id"] for r in view_rows(store, "select * from canonical.crm_contacts where is_primary")
+    }
     assert primary == {"998", "600"}
     for account in accounts:
         c = account_from_zoho(account, contacts)
@@ -219,7 +195,9 @@ def test_the_primary_contact_rule_in_sql_and_python(tmp_path):
 
 def test_missing_modules_leave_empty_views_or_fall_back(tmp_path, demo):
     _, dumps, _ = demo
-    store = _mirror(tmp_path / "no-invoices.duckdb", {k: dumps[k] for k in ("Accounts", "Deals")})
+    store = mirror_from_dumps(
+        tmp_path / "no-invoices.duckdb", tables.ENTITIES, {k: dumps[k] for k in ("Accounts", "Deals")}
+    )
     with store.write() as con:
         made = install_views(con, CRM_VIEWS)
     assert made["crm_accounts"] == "fallback"  # no contacts mirrored: accounts without an email
@@ -228,8 +206,8 @@ def test_missing_modules_leave_empty_views_or_fall_back(tmp_path, demo):
         assert con.execute("select count(*), count(email) from canonical.crm_accounts").fetchone() == (len(dumps["Accounts"]), 0)  # fmt: skip
         assert con.execute("select count(*) from canonical.crm_invoices").fetchone()[0] == 0
         described = con.execute("describe canonical.crm_invoices").fetchall()
-        assert [(d[0], _type(d[1])) for d in described] == [
-            (n, _type(t)) for n, t in CANONICAL_VIEWS["crm_invoices"]
+        assert [(d[0], sql_type(d[1])) for d in described] == [
+            (n, sql_type(t)) for n, t in CANONICAL_VIEWS["crm_invoices"]
         ]
 
 
