@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -177,7 +178,7 @@ def env(server):
         "xero",
         timeout=(2.0, 0.3),
         meter=meter,
-        retry=RetryPolicy(attempts=4, backoff_factor=0.5),
+        retry=RetryPolicy(attempts=4, backoff_factor=0.5, rng=random.Random(7)),
         limits=XERO_LIMITS,
         concurrency=3,
         budgets=Budgets(),
@@ -187,11 +188,13 @@ def env(server):
     http.close()
 
 
-def test_get_is_retried_on_5xx_with_growing_backoff(env):
+def test_get_is_retried_on_5xx_with_jittered_backoff(env):
     url, world, http, timer, meter = env
     reply = http.request("GET", f"{url}/flaky", params={"k": "a", "n": 2})
     assert reply.data == {"ok": True, "hits": 3}
-    assert len(timer.slept) == 2 and 0 < timer.slept[0] < timer.slept[1]
+    # factor * 2**n with +-50% jitter: the first wait in [0.25, 0.75], the second in [0.5, 1.5]
+    assert len(timer.slept) == 2
+    assert 0.25 <= timer.slept[0] <= 0.75 and 0.5 <= timer.slept[1] <= 1.5
     snap = meter.snapshot()
     assert (snap["calls"], snap["retries"], snap["errors"]) == (3, 2, 2)
 
@@ -313,3 +316,11 @@ def test_unreachable_host_is_a_transport_error(env):
         http.request("GET", "http://127.0.0.1:9/nothing?access_token=abcdef123456")
     assert "abcdef123456" not in str(info.value)
     assert meter.calls() == 4
+
+
+def test_backoff_doubles_and_jitter_stays_within_its_band():
+    exact = RetryPolicy(backoff_factor=0.5, backoff_max=3.0, jitter=0.0)
+    assert [exact.backoff(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    jittered = RetryPolicy(backoff_factor=0.5, jitter=0.5, rng=random.Random(3))
+    waits = [jittered.backoff(2) for _ in range(500)]
+    assert 0.5 <= min(waits) < 0.6 and 1.4 < max(waits) <= 1.5
