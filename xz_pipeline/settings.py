@@ -7,6 +7,7 @@ excluded from repr, so a logged settings object never shows them.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -85,6 +86,38 @@ def zoho_subforms(environ: Mapping[str, str] | None = None) -> bool:
     Zoho returns subforms only on single-record reads, so this costs one API credit per such invoice."""
     env = os.environ if environ is None else environ
     return env.get("XZ_ZOHO_SUBFORMS", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+DAY_RESERVE_SHARE = 0.10
+DAY_RESERVE_FLOOR = 50
+
+
+def xero_day_limit(environ: Mapping[str, str] | None = None) -> int:
+    """`XZ_XERO_DAY_LIMIT` (default 5,000): calls a Xero tenant may make a day (1,000 on the Starter tier)."""
+    env = os.environ if environ is None else environ
+    raw = env.get("XZ_XERO_DAY_LIMIT", "5000")
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"XZ_XERO_DAY_LIMIT must be a whole number of calls, not {raw!r}") from None
+
+
+def day_reserve(day_limit: int, environ: Mapping[str, str] | None = None) -> int:
+    """`XZ_DAY_RESERVE`: calls (or credits) of a day's budget that long reads (a first sync, a backfill, a
+    full sweep) leave unspent, so write-back and near-real-time reads still have some. A count ("200") or a
+    share of the day's limit ("10%"); default 10% of `day_limit`, at least 50 calls."""
+    env = os.environ if environ is None else environ
+    raw = env.get("XZ_DAY_RESERVE", "").strip()
+    if not raw:
+        return max(DAY_RESERVE_FLOOR, math.ceil(DAY_RESERVE_SHARE * day_limit))
+    try:
+        if raw.endswith("%"):
+            return max(0, math.ceil(float(raw[:-1]) / 100 * day_limit))
+        return max(0, int(raw))
+    except ValueError:
+        raise SettingsError(
+            f"XZ_DAY_RESERVE must be a number of calls or a share like '10%', not {raw!r}"
+        ) from None
 
 
 def connections_file(environ: Mapping[str, str] | None = None) -> Path:

@@ -85,14 +85,77 @@ class _Counts:
         }
 
 
+@dataclass(frozen=True)
+class DayBudget:
+    """What a day-long limit (Xero's day, Zoho's credits) still allows, as our estimate says.
+
+    `peak` is the largest remaining count the vendor has reported: a lower bound of the day's limit.
+    """
+
+    vendor: str
+    limit: str
+    remaining: int
+    peak: int
+
+
+@dataclass(frozen=True)
+class Paging:
+    """The paging facts of the last list answer: Xero's `pagination` (page, pageCount, itemCount) or
+    Zoho's `info` (page, more_records); None where the answer did not say."""
+
+    page: int | None
+    page_count: int | None
+    item_count: int | None
+    more: bool | None
+
+
 class CallMeter:
-    """Counts every attempt per endpoint: calls, retries, 429s, failed attempts and bytes received."""
+    """Counts every attempt per endpoint: calls, retries, 429s, failed attempts and bytes received.
+
+    The client also shows the meter the rate budgets it spends from and the paging facts of list
+    answers, so whoever holds the meter (an extract asset) can plan a long read against the day's budget
+    without knowing the vendor's client.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._total = _Counts()
         self._by_endpoint: dict[str, _Counts] = {}
         self.waited_seconds = 0.0
+        self._budgets: dict[str, tuple[RateBudget, Timer]] = {}
+        self.budget_calls = 0  # calls sent against a rate budget (token requests spend none)
+        self.paging: Paging | None = None
+
+    def watch(self, budget: RateBudget, timer: Timer, *, spent: bool) -> None:
+        """A call went to `budget` (a tenant's or org's), whose windows tick on `timer`; `spent` when the
+        vendor counted it (a 429 or a 401 for an expired token spends nothing)."""
+        with self._lock:
+            self._budgets.setdefault(budget.key, (budget, timer))
+            self.budget_calls += int(spent)
+
+    def day_budget(self) -> DayBudget | None:
+        """The tightest day-long budget among those the metered calls spent from; None while no answer
+        has reported one (before the first call, or Zoho before half its credits are spent)."""
+        with self._lock:
+            budgets = list(self._budgets.values())
+        known = [d for d in (b.day_budget(t) for b, t in budgets) if d is not None]
+        return min(known, key=lambda d: d.remaining, default=None)
+
+    def saw_paging(self, data: Any) -> None:
+        """Keep the paging facts of a list answer (ignored for answers without any)."""
+        if not isinstance(data, dict):
+            return
+        xero, zoho = data.get("pagination"), data.get("info")
+        if isinstance(xero, dict) and "pageCount" in xero:
+            paging = Paging(
+                _int(xero.get("page")), _int(xero.get("pageCount")), _int(xero.get("itemCount")), None
+            )
+        elif isinstance(zoho, dict) and "more_records" in zoho:
+            paging = Paging(_int(zoho.get("page")), None, None, bool(zoho.get("more_records")))
+        else:
+            return
+        with self._lock:
+            self.paging = paging
 
     def record(
         self,
@@ -129,6 +192,10 @@ class CallMeter:
             out["waited_seconds"] = round(self.waited_seconds, 3)
             out["endpoints"] = {k: v.as_dict() for k, v in sorted(self._by_endpoint.items())}
             return out
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 # -- rate budgets -----------------------------------------------------------------------------------
@@ -176,6 +243,7 @@ class _Window:
         self.base: int | None = None
         self.base_at = 0.0
         self.base_seq = 0
+        self.peak = 0  # the largest remaining count the vendor reported
 
     def add(self, now: float) -> None:
         self.seq += 1
@@ -194,6 +262,7 @@ class _Window:
     def observe(self, value: int, now: float, in_flight_others: int) -> None:
         # Calls still in flight may or may not be counted in `value`: assume not, and stay on the safe side.
         self.base = max(0, value - in_flight_others)
+        self.peak = max(self.peak, value)
         self.base_at = now
         self.base_seq = self.seq
         while self.sent and self.sent[0][0] <= now - self.spec.window:
@@ -257,6 +326,17 @@ class RateBudget:
             with self._lock:
                 for w in probes:  # the vendor's next answer tells us where we stand
                     w.base = None
+
+    def day_budget(self, timer: Timer) -> DayBudget | None:
+        """The tightest of the limits we do not wait for (a day's), estimated now; None until reported."""
+        with self._lock:
+            now = timer.monotonic()
+            found = None
+            for w in self._windows.values():
+                left = None if w.spec.wait else w.remaining(now)
+                if left is not None and (found is None or left < found.remaining):
+                    found = DayBudget(self.key.split(":", 1)[0], w.spec.name, max(0, left), w.peak)
+            return found
 
     def settle(self, headers: Mapping[str, str] | None, timer: Timer) -> None:
         """A call came back (or failed): feed the vendor's remaining counts into the estimate."""
@@ -437,6 +517,7 @@ class HttpClient:
             try:
                 if budget is not None:
                     waited = budget.reserve(self.timer, self.vendor, where, policy.budget_max_wait)
+                    self.meter.watch(budget, self.timer, spent=False)
                     if waited:
                         self.meter.waited(waited)
                 attempt += 1
@@ -480,6 +561,8 @@ class HttpClient:
 
             status = reply.status
             throttled = status == 429
+            if budget is not None:
+                self.meter.watch(budget, self.timer, spent=status not in (401, 429))
             self.meter.record(
                 endpoint,
                 nbytes=len(reply.content),
@@ -538,6 +621,8 @@ class HttpClient:
                         ) from None
             if status >= 400 and raise_for_status:
                 raise self.error_parser(reply, where)
+            if status < 300:
+                self.meter.saw_paging(reply.data)
             log.debug(
                 "%s %s -> %s (%d attempt(s), %d bytes)",
                 self.vendor,

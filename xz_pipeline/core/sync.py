@@ -2,6 +2,10 @@
 fetch through the vendor's client, write to the mirror, report what it cost.
 """
 
+import math
+import queue
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -10,7 +14,8 @@ import dagster as dg
 import pandas as pd
 
 from xz_pipeline import settings
-from xz_pipeline.core.http import CallMeter
+from xz_pipeline.core.errors import RateLimitExhausted
+from xz_pipeline.core.http import CallMeter, DayBudget
 from xz_pipeline.core.mirror import (
     EntityTable,
     MirrorResult,
@@ -124,14 +129,166 @@ class _Totals:
             acc[0], acc[1], acc[2] = acc[0] + c.inserted, acc[1] + c.updated, acc[2] + c.deleted
 
 
-def _chunks(pages: Iterable[list[dict]], size: int) -> Iterator[list[dict]]:
-    buffer: list[dict] = []
-    for page in pages:
-        buffer.extend(page)
-        if len(buffer) >= size:
-            yield buffer
-            buffer = []
-    yield buffer  # possibly empty: the tables and the cursor row exist after every run
+# Limits that come back only the next day: a long read that meets one pauses instead of failing.
+DAY_LIMITS = frozenset({"day", "credits"})
+
+
+class DayBudgetGate:
+    """Plans a long read against the day's budget and stops it, between pages, before it eats into the
+    reserve that write-back and near-real-time reads need (`settings.day_reserve`).
+
+    The budget is what the vendor's remaining-count headers say, as the client's rate budget estimates it
+    (reached through the `CallMeter`); a page is assumed to cost what the pages so far cost. A day limit
+    met anyway (another process spent it, or it was spent before our first answer told us) ends the read
+    the same way. Reads go in modified order, so the pages read are written and the cursor says where
+    the next run resumes.
+    """
+
+    def __init__(self, meter: CallMeter) -> None:
+        self.meter = meter
+        self.start_calls = meter.budget_calls
+        self.pages_read = 0
+        self.paused = ""  # why the read stopped early; empty when it ran to its end
+        self.plan = ""  # "needs ≈N calls, M available", when the API tells the read's size up front
+        self.calls_planned: int | None = None
+        self.calls_available: int | None = None
+        self.left: int | None = None
+        self.reserve: int | None = None
+
+    @staticmethod
+    def reserve_for(day: DayBudget) -> int:
+        nominal = settings.xero_day_limit() if day.vendor == "xero" else 0
+        return settings.day_reserve(max(nominal, day.peak))
+
+    def spent(self) -> int:
+        return self.meter.budget_calls - self.start_calls
+
+    def per_page(self) -> int:
+        return max(1, math.ceil(self.spent() / self.pages_read)) if self.pages_read else 1
+
+    def pages(self, pages: Iterable[list[dict]]) -> Iterator[list[dict]]:
+        it = iter(pages)
+        while True:
+            if self._must_stop():
+                return
+            try:
+                page = next(it)
+            except StopIteration:
+                return
+            except RateLimitExhausted as exc:
+                if exc.limit not in DAY_LIMITS:
+                    raise
+                day = self.meter.day_budget()
+                self.left = 0
+                self.reserve = self.reserve_for(day) if day else settings.day_reserve(0)
+                after = f" (back in about {exc.retry_after:.0f}s)" if exc.retry_after else ""
+                self.paused = f"day budget: 0 left{after}, reserve {self.reserve}; resumes next run"
+                return
+            self.pages_read += 1
+            if self.pages_read == 1:
+                self._make_plan()
+            yield page
+
+    def _last_page_read(self) -> bool:
+        """The API said the page just read was the last: what follows costs no list call."""
+        p = self.meter.paging
+        if p is None or not self.pages_read:
+            return False
+        if p.page is not None and p.page_count is not None:
+            return p.page >= p.page_count
+        return p.more is False
+
+    def _must_stop(self) -> bool:
+        if self._last_page_read():
+            return False
+        day = self.meter.day_budget()
+        if day is None:
+            return False  # not told yet: the first answer will say
+        self.left, self.reserve = day.remaining, self.reserve_for(day)
+        if day.remaining - self.reserve >= self.per_page():
+            return False
+        self.paused = f"day budget: {day.remaining} left, reserve {self.reserve}; resumes next run"
+        return True
+
+    def _make_plan(self) -> None:
+        day, p = self.meter.day_budget(), self.meter.paging
+        if day is None:
+            return
+        reserve = self.reserve_for(day)
+        self.calls_available = max(0, day.remaining + self.spent() - reserve)
+        if p is None or p.page_count is None:
+            return
+        self.calls_planned = p.page_count * self.per_page()
+        self.plan = f"needs ≈{self.calls_planned} calls, {self.calls_available} available"
+        if self.calls_planned > self.calls_available:
+            self.plan += " (pauses at the reserve and resumes next run)"
+
+
+@dataclass
+class ReadTiming:
+    waited: float = 0.0  # seconds the writer waited for pages (the API, or our own reading of it)
+    written: float = 0.0  # seconds spent writing chunks
+
+
+_END = object()
+
+
+def _read_ahead(
+    pages: Iterable[list[dict]], size: int, timing: ReadTiming, depth: int
+) -> Iterator[list[dict]]:
+    """Chunks of at least `size` rows (the last possibly empty), read by a thread while the caller writes
+    the previous one, at most `depth` chunks ahead. Pages read before an error are still delivered, then
+    the error is raised here: a failed read leaves its pages written and its cursor resumable."""
+    chunks: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        buffer: list[dict] = []
+        try:
+            for page in pages:
+                if stop.is_set():
+                    return
+                buffer.extend(page)
+                if len(buffer) >= size:
+                    if not put((buffer, None)):
+                        return
+                    buffer = []
+        except BaseException as exc:  # handed to the caller, after the pages read so far
+            if buffer:
+                put((buffer, None))
+            put((_END, exc))
+            return
+        if put((buffer, None)):
+            put((_END, None))
+
+    reader = threading.Thread(target=produce, name="xz-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            started = time.monotonic()
+            item, error = chunks.get()
+            timing.waited += time.monotonic() - started
+            if item is _END:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=60)
+
+
+# Chunks read ahead while one is written: the API and DuckDB work at the same time; memory stays bounded.
+READ_AHEAD = 1
 
 
 def run_extract(
@@ -163,8 +320,12 @@ def run_extract(
     if config.deleted_ids:
         announced = [(i, {"id": i, "announced": "deleted"}) for i in config.deleted_ids]
         fetched.deleted = lambda: announced
-    totals, seen_ids = _Totals(), []
-    for chunk in _chunks(fetched.pages, CHUNK_ROWS):
+    # Targeted reads (a webhook's records) may spend the reserve: that is what it is kept for.
+    gate = None if config.targeted else DayBudgetGate(meter)
+    pages = gate.pages(fetched.pages) if gate else fetched.pages
+    totals, seen_ids, timing, planned = _Totals(), [], ReadTiming(), False
+    for chunk in _read_ahead(pages, CHUNK_ROWS, timing, READ_AHEAD):
+        started = time.monotonic()
         result = write_entity(
             store,
             spec,
@@ -174,26 +335,63 @@ def run_extract(
             run_id=context.run_id,
             advance_cursor=not config.targeted,
         )
+        timing.written += time.monotonic() - started
         totals.add(result, len(chunk))
         if plan.full:
             seen_ids.extend(str(spec.record_id(p)) for p in chunk)
+        if gate and gate.plan and not planned:
+            planned = True
+            context.log.info(f"{spec.vendor} {spec.entity} for {connection}: {plan.reason} {gate.plan}")
+    paused = gate.paused if gate else ""
     now = datetime.now(UTC)
-    if plan.completes_sweep:
+    if plan.completes_sweep and not paused:
+        # A read cut short saw only part of the entity: records it did not reach are not gone, and the
+        # sweep is not done (a first sync resumes from its cursor; a periodic sweep starts again).
         totals.deleted += finish_full_sweep(
             store, spec, connection=connection, seen_ids=seen_ids, fetched_at=now, detect_deletions=plan.full
         )
+    try:
+        deleted = fetched.deleted()
+    except RateLimitExhausted as exc:
+        if exc.limit not in DAY_LIMITS or not paused:
+            raise
+        deleted = []  # a later run's deletion probe or the next full sweep reflects them
     totals.deleted += delete_records(
-        store, spec, connection=connection, deleted=fetched.deleted(), fetched_at=now, run_id=context.run_id
+        store, spec, connection=connection, deleted=deleted, fetched_at=now, run_id=context.run_id
     )
     calls = meter.snapshot()
+    budget = _budget_metadata(gate, meter)
     context.log.info(
         f"{spec.vendor} {spec.entity} for {connection}: {plan.reason}, fetched {totals.fetched}, "
         f"inserted {totals.inserted}, updated {totals.updated}, deleted {totals.deleted}, "
-        f"api calls {calls['calls']}{fetched.note}"
+        f"api calls {calls['calls']}{fetched.note}" + (f"; paused: {paused}" if paused else "")
     )
-    return dg.MaterializeResult(
-        metadata=_metadata(store, spec, connection, totals, plan, fetched.note, calls)
-    )
+    meta = _metadata(store, spec, connection, totals, plan, fetched.note, calls)
+    meta.update(budget)
+    meta["read_wait_seconds"] = round(timing.waited, 3)
+    meta["write_seconds"] = round(timing.written, 3)
+    return dg.MaterializeResult(metadata=meta)
+
+
+def _budget_metadata(gate: DayBudgetGate | None, meter: CallMeter) -> dict:
+    """The day budget as the run leaves it, and when a read paused, why and what it had planned."""
+    out: dict = {}
+    day = meter.day_budget()
+    if day is not None:
+        out["day_budget_left"] = day.remaining
+    if gate is None:
+        return out
+    if gate.plan:
+        out["budget_plan"] = gate.plan
+    if gate.calls_planned is not None:
+        out["calls_planned"] = gate.calls_planned
+    if gate.calls_available is not None:
+        out["calls_available"] = gate.calls_available
+    if gate.paused:
+        out["paused"] = gate.paused
+        out["calls_left"] = gate.left if gate.left is not None else (day.remaining if day else 0)
+        out["day_reserve"] = gate.reserve
+    return out
 
 
 def _metadata(
