@@ -3,6 +3,7 @@
 import dagster as dg
 
 from xz_pipeline.core.resources import MirrorResource
+from xz_pipeline.dagster_storage import tune_sqlite_storage
 from xz_pipeline.publish import build_snapshot_asset
 from xz_pipeline.realtime.sensors import REALTIME_CHECKS, REALTIME_JOBS, REALTIME_SENSORS
 from xz_pipeline.reconcile.assets import RECONCILE_ASSETS, RECONCILE_CHECKS
@@ -19,6 +20,8 @@ from xz_pipeline.zoho.checks import ZOHO_CHECKS
 from xz_pipeline.zoho.mapping import CRM_VIEWS
 from xz_pipeline.zoho.resources import ZohoResource
 from xz_pipeline.zoho.writer import ZohoWriterResource
+
+tune_sqlite_storage()  # every process that loads the code: webserver, daemon, run workers, `xz`
 
 EXTRACT_ASSETS = [*XERO_ASSETS, *ZOHO_ASSETS]
 canonical_views = build_canonical_views_asset(EXTRACT_ASSETS, [BOOKS_VIEWS, CRM_VIEWS])
