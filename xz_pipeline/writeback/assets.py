@@ -17,6 +17,7 @@ import dagster as dg
 
 from xz_pipeline.core.resources import MirrorResource, connections_partitions
 from xz_pipeline.core.store import Store
+from xz_pipeline.reconcile.invariants import INVARIANTS
 from xz_pipeline.writeback import guards, ledger
 from xz_pipeline.writeback.apply import ApplyReport, apply
 from xz_pipeline.writeback.plan import build_plan, plan_table
@@ -77,7 +78,7 @@ def writeback_plan(context: dg.AssetExecutionContext, mirror: MirrorResource) ->
 )
 def writeback_guard(context: dg.AssetCheckExecutionContext, mirror: MirrorResource) -> dg.AssetCheckResult:
     store = mirror.store()
-    failures = guards.invariant_failures(store)
+    failures = [] if _passed_in_this_run(context, INVARIANT_CHECKS) else guards.invariant_failures(store)
     reasons, counts, fingerprints = list(failures), {}, {}
     for connection in _connections(context, store):
         pending = ledger.pending(store, connection)
@@ -94,6 +95,20 @@ def writeback_guard(context: dg.AssetCheckExecutionContext, mirror: MirrorResour
             "changed_records": dg.MetadataValue.json(counts),
             "fingerprints": dg.MetadataValue.json(fingerprints),
         },
+    )
+
+
+INVARIANTS_ASSET = dg.AssetKey("discrepancies")
+INVARIANT_CHECKS = [dg.AssetCheckKey(INVARIANTS_ASSET, rule.name) for rule in INVARIANTS if rule.blocking]
+
+
+def _passed_in_this_run(context, keys: list[dg.AssetCheckKey]) -> bool:
+    """These blocking checks already passed in this very run (a failing one stops the steps after it):
+    reading the whole mirror again for them would only repeat them — about a second per targeted run."""
+    latest = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    return len(latest) == len(keys) and all(
+        record.run_id == context.run.run_id and record.status.value == "SUCCEEDED"
+        for record in latest.values()
     )
 
 
@@ -121,8 +136,9 @@ def writeback_apply(context: dg.AssetExecutionContext, config: ApplyConfig) -> d
     connection = context.partition_key
     store = context.resources.mirror.store()
     policies = load_policies(connection)
+    guarded = _passed_in_this_run(context, [dg.AssetCheckKey(writeback_plan.key, "writeback_guard")])
     report = run_apply(store, connection, context.resources, policies, write=config.apply, approve=config.approve,
-                       run_id=context.run_id)  # fmt: skip
+                       run_id=context.run_id, check_invariants=not guarded)  # fmt: skip
     context.log.info(report.summary())
     if report.blocked:
         raise dg.Failure(description=report.blocked, allow_retries=False)
@@ -143,7 +159,7 @@ def writeback_apply(context: dg.AssetExecutionContext, config: ApplyConfig) -> d
 
 
 def run_apply(store: Store, connection: str, resources, policies, *, write: bool, approve: bool = False,
-              run_id: str | None = None) -> ApplyReport:  # fmt: skip
+              run_id: str | None = None, check_invariants: bool = True) -> ApplyReport:  # fmt: skip
     """Apply through the wired writer resources (an object or mapping with `books_writer` and
     `crm_writer`); without `write` (and no `auto_apply`) only a dry run."""
     get = resources.get if isinstance(resources, dict) else lambda key: getattr(resources, key)
@@ -152,7 +168,8 @@ def run_apply(store: Store, connection: str, resources, policies, *, write: bool
     books = get(BOOKS_WRITER).writer(connection)
     crm = get(CRM_WRITER).writer(connection, trigger=policies.zoho_trigger)
     try:
-        return apply(store, connection, books, crm, policies, approve=approve, run_id=run_id)
+        return apply(store, connection, books, crm, policies, approve=approve, run_id=run_id,
+                     check_invariants=check_invariants)  # fmt: skip
     finally:
         books.close()
         crm.close()

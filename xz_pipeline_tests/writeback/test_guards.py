@@ -138,3 +138,25 @@ def test_posted_invoice_is_never_edited(baseline):
                 "select status, error from writeback.plan where change_id = ?", [updates[posted]]
             ).fetchone()
         assert status == "refused" and "open" in error and "never edited" in error
+
+
+def test_guard_reuses_invariants_that_passed_in_the_same_run_only(baseline, monkeypatch):
+    from xz_pipeline.reconcile.assets import RECONCILE_ASSETS, RECONCILE_CHECKS
+    from xz_pipeline.writeback import guards
+
+    recomputed = []
+    real = guards.invariant_failures
+    monkeypatch.setattr(guards, "invariant_failures", lambda store: recomputed.append(1) or real(store))
+    sb, _ = start(baseline)
+    with sb, dg.instance_for_test() as inst:
+        inst.add_dynamic_partitions(connections_partitions.name, [CONNECTION])
+        whole = dg.materialize(
+            [*RECONCILE_ASSETS, *RECONCILE_CHECKS, *WRITEBACK_ASSETS, *WRITEBACK_CHECKS],
+            partition_key=CONNECTION, instance=inst, resources=RESOURCES, raise_on_error=False,
+        )  # fmt: skip
+        evaluations = {c.check_name: c.passed for c in whole.get_asset_check_evaluations()}
+        assert evaluations["writeback_guard"] and evaluations["invoice_totals_add_up"]
+        assert recomputed == []  # the invariants passed a moment ago in this run
+        # a run without the invariant checks (the plan alone) reads the mirror for them again
+        assert _run(inst).get_asset_check_evaluations()[0].check_name == "writeback_guard"
+        assert recomputed == [1]
