@@ -556,12 +556,20 @@ CANONICAL_VIEWS: dict[str, Columns] = {
         ("payment_status", VARCHAR), ("payment_status_raw", VARCHAR), ("amount_paid", MONEY),
         ("last_payment_date", DATE), ("owner_id", VARCHAR), ("tags", TAGS), *_TIMES,
     ],
+    # What a deal was sold as: its products (code, quantity, unit price before tax), where the CRM keeps
+    # them. Not every deal has lines; the mirror reads them only for won deals not yet invoiced.
+    "crm_deal_lines": [
+        ("connection", VARCHAR), ("deal_id", VARCHAR), ("line_no", INTEGER), ("product_id", VARCHAR),
+        ("product_code", VARCHAR), ("product_name", VARCHAR), ("quantity", PRICE), ("unit_price", PRICE),
+        *_TIMES,
+    ],
     "crm_invoices": [
         ("connection", VARCHAR), ("invoice_id", VARCHAR), ("number", VARCHAR), ("subject", VARCHAR),
         ("status", VARCHAR), ("status_raw", VARCHAR), ("account_id", VARCHAR), ("account_name", VARCHAR),
         ("contact_id", VARCHAR), ("deal_id", VARCHAR), ("issue_date", DATE), ("due_date", DATE),
         ("currency", VARCHAR), ("subtotal", MONEY), ("discount", MONEY), ("tax", MONEY),
-        ("adjustment", MONEY), ("total", MONEY), ("books_invoice_id", VARCHAR), *_TIMES,
+        ("adjustment", MONEY), ("total", MONEY), ("books_invoice_id", VARCHAR), ("payment_status", VARCHAR),
+        ("payment_status_raw", VARCHAR), ("amount_paid", MONEY), ("last_payment_date", DATE), *_TIMES,
     ],
     # line_amount is after discount and before tax.
     "crm_invoice_lines": [

@@ -290,7 +290,7 @@ class Deal:
     created: datetime
     modified: datetime
     probability: int = 10
-    products: list[DealLine] = field(default_factory=list)
+    products: list[DealLine] = field(default_factory=list)  # its Products related list ([] when none)
     xero_invoice_id: str = ""  # custom fields the write-back keeps
     xero_invoice_number: str = ""
     payment_status: str = ""  # "", Unpaid, Partially Paid, Paid, Overdue
@@ -334,6 +334,9 @@ class CrmInvoice:
     created: datetime
     modified: datetime
     xero_invoice_id: str = ""
+    payment_status: str = ""  # custom fields the write-back keeps, as on deals
+    amount_paid: Decimal | None = None
+    last_payment_date: date | None = None
 
     @property
     def grand_total(self) -> Decimal:

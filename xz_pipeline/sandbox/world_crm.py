@@ -54,6 +54,23 @@ LOST_STAGES = (("Closed Lost", 0), ("Closed Lost to Competition", 0))
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+def attached(deal_id: str, products: list[DealLine]) -> list[DealLine]:
+    """The products a deal carries in its Products related list: two deals in three have them attached,
+    the rest were closed without (decided by the id, so no random draw moves the rest of the world).
+    A product is related once: lines of one product at one price merge; at two prices, none attach."""
+    if not int(deal_id) % 3:
+        return []
+    merged: dict[str, DealLine] = {}
+    for ln in products:
+        prev = merged.get(ln.product_id)
+        if prev is not None and prev.list_price != ln.list_price:
+            return []
+        merged[ln.product_id] = (
+            ln if prev is None else DealLine(ln.product_id, prev.quantity + ln.quantity, ln.list_price)
+        )
+    return list(merged.values())
+
+
 def payment_status(status: int, due_amt: int, settled: int, overdue: bool) -> str:
     """The deal's Payment_Status as an in-sync write-back sets it from the books."""
     if status == AUTHORISED and due_amt == 0:
@@ -415,7 +432,7 @@ class CrmBuilder:
                 )  # fmt: skip
                 pay_status, amount_paid, last_payment = "Unpaid", CENTS(0), None
                 modified = tl.soon_after(invoice_created[i], 120)
-            products = all_lines[l_start[i] : l_start[i] + l_count[i]]
+            products = attached(zid, all_lines[l_start[i] : l_start[i] + l_count[i]])
             closing = tl.date(closing_day[i])
             is_explicit = plan.explicit[i]
             deals.append(
@@ -516,9 +533,10 @@ class CrmBuilder:
             name = f"{base} #{k}"
             k += 1
         self.deal_names.add(name)
+        zid = self.zoho.one()
         return Deal(
-            self.zoho.one(), name, c.crm_id, c.crm_contact_id, stage, amount, c.currency, d, owner_of[c.crm_id],
-            created, modified, probability, products,
+            zid, name, c.crm_id, c.crm_contact_id, stage, amount, c.currency, d, owner_of[c.crm_id],
+            created, modified, probability, attached(zid, products),
         )  # fmt: skip
 
     def crm_invoices(
@@ -549,6 +567,10 @@ class CrmBuilder:
         rate_dec = {pcm: Decimal(pcm) / 1000 for pcm in set(ln.rate_pcm.tolist())}
         lag = self.np_rng.integers(600, 7800, n).tolist()
         with_id = (self.np_rng.random(n) < 0.9).tolist()
+        settled = (ledger.paid + ledger.credited).tolist()
+        paid_dec = decimals(ledger.paid)
+        last_pay = np.where(ledger.p2_day >= 0, ledger.p2_day, ledger.p1_day).tolist()
+        stale_inj = inj.stale.tolist()
         descriptions = [it.description for it in items]
         out: list[CrmInvoice] = []
         for i in range(n):
@@ -578,6 +600,12 @@ class CrmBuilder:
                 else "Delivered"
             )
             created = tl.soon_after(invoice_created[i], lag[i])
+            # payment fields as an in-sync write-back keeps them; a stale deal's invoice is stale too
+            pay_status = payment_status(st, due_amt[i], settled[i], due_day[i] <= tl.end)
+            amount_paid: Decimal | None = paid_dec[i]
+            last_payment: date | None = tl.date(last_pay[i]) if last_pay[i] >= 0 else None
+            if stale_inj[i]:
+                pay_status, amount_paid, last_payment = "Unpaid", CENTS(0), None
             out.append(
                 CrmInvoice(
                     self.zoho.one(),
@@ -595,6 +623,9 @@ class CrmBuilder:
                     created,
                     created,
                     invoice_ids[i] if with_id[i] else "",
+                    pay_status,
+                    amount_paid,
+                    last_payment,
                 )  # fmt: skip
             )
         return out

@@ -161,6 +161,11 @@ class ZohoEmulator:
                 org.load(module, item, now)
             self._remember(org)
 
+    def relate(self, org_id: str, module: str, record_id: str, related_list: str, rows: list[dict]) -> None:
+        """Set a record's related list, e.g. a deal's Products: [{"id", "Quantity", "List_Price"}]."""
+        with self.lock:
+            self._org(org_id).relate(module, record_id, related_list, rows)
+
     def dump(self, org_id: str, module: str) -> list[dict]:
         """Every record of a module as GET by id returns it (with subforms), ordered by id."""
         with self.lock:

@@ -201,6 +201,8 @@ class Api:
             raise bad_method()
         if len(p) == 4 and p[2] == "actions" and p[3] in ("add_tags", "remove_tags"):
             return self._only(m, "POST", Route(self.writes.tags, scope("UPDATE")))
+        if len(p) == 3 and sub != "actions":  # a record's related list
+            return self._only(m, "GET", Route(self.reads.related, scope("READ")))
         raise bad_url()
 
     @staticmethod

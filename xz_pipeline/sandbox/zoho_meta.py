@@ -176,6 +176,13 @@ STANDARD_PIPELINE = "Standard (Standard)"
 INVOICE_STATUSES = ("Created", "Approved", "Delivered", "Cancelled", "Paid")
 PAYMENT_STATUSES = ("-None-", "Unpaid", "Partially Paid", "Paid", "Overdue")
 
+# Related lists served by `GET /{module}/{id}/{related_list}` (Zoho's Related Records API): parent module
+# -> related list API name -> (the related module, the relation's own fields). A deal's Products carry
+# the quantity and list price the deal was sold at, beside the product's own fields.
+RELATED_LISTS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "Deals": {"Products": ("Products", ("Quantity", "List_Price"))},
+}
+
 # Line-item subform of Invoices (zoho-api.md §12).
 INVOICED_ITEMS = [
     _sys("Product_Name", "Product Name", "lookup", mandatory=True, lookup="Products"),
@@ -381,6 +388,9 @@ def standard_modules() -> list[ModuleDef]:
                 length=64,
             ),
             _sys("Deal_Name", "Deal Name", "lookup", custom=True, lookup="Deals"),
+            _sys("Payment_Status", "Payment Status", "picklist", custom=True, picklist=PAYMENT_STATUSES),
+            _sys("Amount_Paid", "Amount Paid", "currency", custom=True),
+            _sys("Last_Payment_Date", "Last Payment Date", "date", custom=True),
         ],
     )
     modules = [accounts, contacts, deals, products, invoices]

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from xz_pipeline.sandbox.zoho_api import ApiError, Call
+from xz_pipeline.sandbox.zoho_meta import RELATED_LISTS
 from xz_pipeline.sandbox.zoho_query import (
     NUMBER_TYPES,
     TEXT_TYPES,
@@ -227,6 +228,39 @@ class Reads:
             return 204, None
         fields = _fields(call, mandatory=False)
         return 200, {"data": [org.render(module, rec, [f for f in fields if f != "id"] if fields else None)]}
+
+    # -- related list --------------------------------------------------------------------------
+
+    def related(self, call: Call) -> tuple[int, Any]:
+        """`GET /{module}/{id}/{related_list}`: the related records with the asked fields (mandatory), the
+        relation's own fields among them; 204 when the record has none; page/per_page as on lists."""
+        org: OrgState = call.org
+        module, rid, name = call.parts
+        target, rel_fields = RELATED_LISTS.get(module, {}).get(name, (None, ()))
+        if target is None:
+            raise _param_error("INVALID_DATA", "The relation name given seems to be invalid", api_name=name)
+        fields = _fields(call, mandatory=True) or []
+        per_page = _int_param(call, "per_page", MAX_PER_PAGE, 1, MAX_PER_PAGE)
+        page = _int_param(call, "page", 1, 1, None)
+        if rid not in org.records[module]:
+            raise _param_error("INVALID_DATA", "the id given seems to be invalid", api_name="id")
+        rows = [
+            (org.records[target][r["id"]], r)
+            for r in org.relations.get((module, rid, name), [])
+            if r["id"] in org.records[target]
+        ]
+        chunk = rows[(page - 1) * per_page : page * per_page]
+        if not chunk:
+            return 204, None
+        own = [f for f in fields if f != "id" and f not in rel_fields]
+        data = []
+        for rec, relation in chunk:
+            out = org.render(target, rec, own, subforms=False)
+            out.update({f: relation.get(f) for f in rel_fields if f in fields})
+            data.append(out)
+        more = page * per_page < len(rows)
+        return 200, {"data": data, "info": {"per_page": per_page, "count": len(data), "page": page,
+                                            "more_records": more}}  # fmt: skip
 
     # -- deleted -------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from xz_pipeline.sandbox.zoho_meta import (
     INVOICED_ITEMS,
+    RELATED_LISTS,
     STAGE_PROBABILITY,
     STANDARD_PIPELINE,
     FieldDef,
@@ -92,6 +93,8 @@ class OrgState:
     deleted: dict[str, list[dict]] = field(default_factory=dict)
     tags: dict[str, dict[str, dict]] = field(default_factory=dict)
     invoice_seq: int = 0
+    # (parent module, parent id, related list) -> [{"id": related record id, relation fields...}]
+    relations: dict[tuple[str, str, str], list[dict]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.modules:
@@ -262,6 +265,23 @@ class OrgState:
             rec["Tag"] = [self.tag_ref(module, t.get("name", "")) for t in rec["Tag"]]
         self.records[module][rid] = rec
         return rec
+
+    # -- related lists -------------------------------------------------------------------------
+
+    def relate(self, module: str, rid: str, related_list: str, rows: list[dict]) -> None:
+        """Set a record's related list (each row: the related record's id and the relation's fields)."""
+        target, rel_fields = RELATED_LISTS[module][related_list]
+        if rid not in self.records[module]:
+            raise KeyError(f"no {module} record {rid}")
+        if len({str(r["id"]) for r in rows}) != len(rows):
+            raise KeyError(f"a record is related once: {module}.{related_list} lists one twice")
+        for row in rows:
+            if str(row["id"]) not in self.records[target]:
+                raise KeyError(f"no {target} record {row['id']}")
+            unknown = set(row) - {"id", *rel_fields}
+            if unknown:
+                raise KeyError(f"{module}.{related_list} has no relation field(s) {sorted(unknown)}")
+        self.relations[(module, rid, related_list)] = [_copy(r) for r in rows]
 
     # -- tags --------------------------------------------------------------------------------
 
@@ -529,6 +549,8 @@ class OrgState:
 
     def delete(self, module: str, rid: str, user: dict, now: datetime) -> Change:
         rec = self.records[module].pop(rid)
+        for key in [k for k in self.relations if k[:2] == (module, rid)]:
+            del self.relations[key]
         self.deleted[module].append(
             {
                 "id": rid,

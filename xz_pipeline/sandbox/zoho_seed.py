@@ -1,4 +1,5 @@
-"""The generated world's CRM side in Zoho's wire shapes: users, accounts, contacts, products, deals, invoices.
+"""The generated world's CRM side in Zoho's wire shapes: users, accounts, contacts, products, deals (and
+their Products related lists), invoices.
 
 The world holds plain Python values (Decimal, aware datetimes, dates); this module turns them into
 records as `GET /crm/v8/{module}/{id}` returns them and stores them through `OrgState.load`.
@@ -132,6 +133,11 @@ def seed_org(org: OrgState, crm: Any, now: datetime) -> None:
             },
             now,
         )
+        if d.products:
+            org.relate("Deals", d.id, "Products", [
+                {"id": ln.product_id, "Quantity": _num(ln.quantity), "List_Price": _num(ln.list_price)}
+                for ln in d.products
+            ])  # fmt: skip
     for inv in crm.invoices:
         lines = []
         sub = tax = Decimal("0")
@@ -169,6 +175,9 @@ def seed_org(org: OrgState, crm: Any, now: datetime) -> None:
                 "Contact_Name": _ref(org, "Contacts", inv.contact_id),
                 "Deal_Name": _ref(org, "Deals", inv.deal_id),
                 "Xero_Invoice_ID": inv.xero_invoice_id or None,
+                "Payment_Status": inv.payment_status or None,
+                "Amount_Paid": _num(inv.amount_paid),
+                "Last_Payment_Date": inv.last_payment_date.isoformat() if inv.last_payment_date else None,
                 "Invoiced_Items": lines,
                 "Sub_Total": float(sub),
                 "Tax": float(tax),

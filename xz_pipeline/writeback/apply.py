@@ -52,6 +52,7 @@ PHASES = [
     ("books", "invoice", "email"),
     ("books", "invoice", "update"),
     ("crm", "deal", "update"),
+    ("crm", "invoice", "update"),
     ("crm", "account", "update"),
     ("crm", "contact", "update"),
     ("books", "customer", "update"),
@@ -178,14 +179,16 @@ def invoice(g: Group, books: BooksWriter) -> Invoice:
     defaults = None
     lines = []
     for n, line in enumerate(f.get("lines") or [], start=1):
-        if not line.get("account_code") or not line.get("tax_code"):
+        account, tax = line.get("account_code"), line.get("tax_code")
+        if not account or not tax:  # an item's own sales codes, else the organisation's
             defaults = defaults or books.invoice_defaults()
+            item_account, item_tax = defaults.item_sales.get(line.get("item_code") or "", (None, None))
+            account = account or item_account or defaults.account_code
+            tax = tax or item_tax or defaults.tax_code
         lines.append(InvoiceLine(
             line_no=n, description=line.get("description"), quantity=Decimal(line.get("quantity", "1")),
             unit_price=Decimal(line["unit_price"]) if line.get("unit_price") is not None else None,
-            account_code=line.get("account_code") or (defaults.account_code if defaults else None),
-            tax_code=line.get("tax_code") or (defaults.tax_code if defaults else None),
-            item_code=line.get("item_code"),
+            account_code=account, tax_code=tax, item_code=line.get("item_code"),
         ))  # fmt: skip
     status = f.get("status")
     return Invoice(
@@ -414,6 +417,9 @@ class Applier:
         elif (system, entity) == ("crm", "deal"):
             records = [(g.record, dict(g.fields)) for g in batch]
             fn = self.crm.update_deals
+        elif (system, entity) == ("crm", "invoice"):
+            records = [(g.record, dict(g.fields)) for g in batch]
+            fn = self.crm.update_invoices
         elif (system, entity) == ("books", "customer"):
             records = [customer(g, Role.BOOKS) for g in batch]
             fn = self.books.create_customers if op == "create" else self.books.update_customers

@@ -29,6 +29,7 @@ TABLES = {
     ("crm", "account"): "crm_accounts",
     ("crm", "contact"): "crm_contacts",
     ("crm", "deal"): "crm_deals",
+    ("crm", "invoice"): "crm_invoices",
 }
 
 

@@ -110,6 +110,33 @@ class World:
                 "and status = 'active' and invoice_id is not null group by 1"
             )
         }
+        self.deal_lines: dict[str, list[dict]] = defaultdict(list)
+        for r in q("select * from canonical.crm_deal_lines where connection = ? order by deal_id, line_no"):
+            self.deal_lines[r["deal_id"]].append(r)
+        self.item_codes = {
+            r["code"]
+            for r in q("select code from canonical.books_items where connection = ? and code is not null")
+        }
+        # The tax the books charge on sales lines, read off their own lines: each tax code's rate (tax / net)
+        # and the tax code each item is mostly sold with. What a deal's products come to with tax.
+        net = "case when i.amounts_tax = 'inclusive' then l.line_amount - l.tax_amount else l.line_amount end"
+        sales = (
+            "from canonical.books_invoice_lines l join canonical.books_invoices i using (connection, invoice_id) "
+            "where l.connection = ? and i.type = 'sale' and i.amounts_tax in ('exclusive', 'inclusive') "
+            "and l.tax_amount is not null and l.line_amount is not null and l.tax_code is not null"
+        )
+        self.tax_rate: dict[str, Decimal] = {
+            r["tax_code"]: r["tax"] / r["net"]
+            for r in q(f"select l.tax_code, sum(l.tax_amount) as tax, sum({net}) as net {sales} group by 1")
+            if r["net"]
+        }
+        self.item_tax: dict[str, str] = {
+            r["item_code"]: r["tax_code"]
+            for r in q(
+                f"select l.item_code, mode(l.tax_code) as tax_code {sales} and l.item_code is not null group by 1"
+            )
+        }
+        self.crm_invoices = q("select * from canonical.crm_invoices where connection = ?")
         has_recon = _exists(con, "recon", "discrepancies")
         self.open = (
             q("select * from recon.discrepancies where connection = ? and resolved_at is null order by kind, books_id, crm_id, field")
@@ -213,6 +240,62 @@ def crm_account_to_xero(w: World, p: Policies) -> list[Change]:
     return out
 
 
+CENT = Decimal("0.01")
+AMOUNT_TOLERANCE = Decimal("0.50")  # reconciliation's: a deal rounded to whole units is not a mismatch
+
+
+def _plain(value: Decimal) -> str:
+    """A quantity or price without trailing zeros or an exponent (2, 12.5, 10)."""
+    return format(value.normalize(), "f")
+
+
+def _clean(line: dict) -> dict:
+    return {k: v for k, v in line.items() if v is not None}
+
+
+def deal_lines(
+    w: World, deal: dict, account_code: str | None, tax_code: str | None
+) -> tuple[list[dict], str, str]:
+    """The invoice lines for a deal: (lines, amounts_tax, what they were built from).
+
+    From the deal's products where it has them: each a line with the product's code as the books item
+    (the books fill in the item's own sales account and tax type), its quantity and its unit price before
+    tax. Only when those come, with the tax the books charge on them, to the deal's amount (within
+    reconciliation's tolerance): otherwise (a discount or a changed scope the products do not show) one
+    line at the deal's amount, tax included, so the invoice never disagrees with its deal.
+    """
+    single = _clean({"description": deal["name"] or f"DEAL-{deal['deal_id']}", "quantity": "1",
+                     "unit_price": text(deal["amount"]), "account_code": account_code, "tax_code": tax_code})  # fmt: skip
+    products = w.deal_lines.get(deal["deal_id"]) or []
+    if not products or any(r["quantity"] is None or r["unit_price"] is None for r in products):
+        return [single], "inclusive", "one line at the deal's amount (no products on the deal)"
+    default_rate = w.tax_rate.get(tax_code or "")
+    lines, total = [], Decimal(0)
+    for r in products:
+        known = r["product_code"] in w.item_codes
+        net = (r["quantity"] * r["unit_price"]).quantize(CENT)
+        rate = w.tax_rate.get(w.item_tax.get(r["product_code"], ""), default_rate) if known else default_rate
+        if rate is None:
+            return (
+                [single],
+                "inclusive",
+                "one line at the deal's amount (the books' tax on its products is unknown)",
+            )
+        total += net + (net * rate).quantize(CENT)
+        lines.append(_clean({
+            "description": r["product_name"], "item_code": r["product_code"] if known else None,
+            "quantity": _plain(r["quantity"]), "unit_price": _plain(r["unit_price"]),
+            "account_code": None if known else account_code, "tax_code": None if known else tax_code,
+        }))  # fmt: skip
+    if abs(total - deal["amount"]) > AMOUNT_TOLERANCE:
+        return (
+            [single],
+            "inclusive",
+            (f"one line at the deal's amount (its products come to {total} with tax, not {deal['amount']})"),
+        )
+    return lines, "exclusive", f"{len(lines)} line(s) from the deal's products"
+
+
 def won_deal_to_invoice(w: World, p: Policies) -> list[Change]:
     account_code, tax_code = w.defaults()
     todo: list[tuple[dict, str, str]] = [
@@ -237,17 +320,15 @@ def won_deal_to_invoice(w: World, p: Policies) -> list[Change]:
             continue
         ref = f"DEAL-{deal['deal_id']}"
         issued = deal["close_date"] or w.today
-        line = {
-            "description": deal["name"] or ref, "quantity": "1", "unit_price": text(deal["amount"]),
-            "account_code": account_code, "tax_code": tax_code,
-        }  # fmt: skip
+        lines, amounts_tax, built = deal_lines(w, deal, account_code, tax_code)
         values = {
             "contact": contact, "reference": ref, "issue_date": issued,
             "due_date": issued + timedelta(days=p.due_days), "currency": deal["currency"],
-            "status": p.invoice_status, "amounts_tax": "inclusive",
-            "lines": [{k: v for k, v in line.items() if v is not None}],
+            "status": p.invoice_status, "amounts_tax": amounts_tax, "lines": lines,
         }  # fmt: skip
-        reason = f"won deal {deal['name']!r} ({deal['amount']} {deal['currency'] or ''}) has no invoice"
+        reason = (
+            f"won deal {deal['name']!r} ({deal['amount']} {deal['currency'] or ''}) has no invoice: {built}"
+        )
         out += _creates(BOOKS, "invoice", ref, values, "won_deal_to_invoice", reason, source)
         for f, attr in (("books_invoice_id", "id"), ("books_invoice_number", "number")):
             out.append(Change(CRM, "deal", "update", deal["deal_id"], "", f, deal[f],
@@ -266,12 +347,13 @@ def won_deal_to_invoice(w: World, p: Policies) -> list[Change]:
             continue
         if (inv["reference"] or "") != f"DEAL-{deal['deal_id']}" or inv["currency"] != deal["currency"]:
             continue
-        line = {"description": deal["name"] or inv["reference"], "quantity": "1", "unit_price": text(deal["amount"]),
-                "account_code": account_code, "tax_code": tax_code}  # fmt: skip
+        lines, amounts_tax, built = deal_lines(w, deal, account_code, tax_code)
+        why = f"draft {inv['number']} raised from deal {deal['name']!r} follows its amount {deal['amount']}: {built}"
         out.append(Change(BOOKS, "invoice", "update", inv["invoice_id"], "", "lines", text(inv["total"]),
-                          [{k: v for k, v in line.items() if v is not None}], "won_deal_to_invoice",
-                          f"draft {inv['number']} raised from deal {deal['name']!r} follows its amount {deal['amount']}",
-                          _src(d)))  # fmt: skip
+                          lines, "won_deal_to_invoice", why, _src(d)))  # fmt: skip
+        if (inv["amounts_tax"] or "") != amounts_tax:
+            out.append(Change(BOOKS, "invoice", "update", inv["invoice_id"], "", "amounts_tax", inv["amounts_tax"],
+                              amounts_tax, "won_deal_to_invoice", why, _src(d)))  # fmt: skip
     return out
 
 
@@ -281,30 +363,67 @@ def _invoice(r: dict) -> Invoice:
                    amount_credited=r["amount_credited"])  # fmt: skip
 
 
+def _payment_fields(w: World, inv: dict, entity: str, record: str, held: dict, source: str) -> list[Change]:
+    """Payment status, amount paid and last payment date of books invoice `inv`, where the CRM record
+    `held` (a deal or a CRM invoice) says otherwise."""
+    out: list[Change] = []
+    expected = payment_status_of(_invoice(inv), w.today)
+    said = PAYMENT_CLASS.get(held["payment_status"] or "", "unpaid")
+    if expected is not None and PAYMENT_CLASS[expected.value] != said:
+        out.append(Change(CRM, entity, "update", record, "", "payment_status", held["payment_status_raw"],
+                          expected.value, "payment_to_crm", f"the books say invoice {inv['number']} is {expected.value}",
+                          source))  # fmt: skip
+    paid = inv["amount_paid"] or Decimal(0)
+    if (held["amount_paid"] is not None or paid) and held["amount_paid"] != paid:
+        out.append(Change(CRM, entity, "update", record, "", "amount_paid", held["amount_paid"], paid,
+                          "payment_to_crm", f"paid on invoice {inv['number']}", source))  # fmt: skip
+    last = w.last_payment.get(inv["invoice_id"])
+    if last is not None and held["last_payment_date"] != last:
+        out.append(Change(CRM, entity, "update", record, "", "last_payment_date", held["last_payment_date"], last,
+                          "payment_to_crm", f"last payment on invoice {inv['number']}", source))  # fmt: skip
+    return out
+
+
+def _crm_invoice_pairs(w: World) -> list[tuple[dict, dict, str]]:
+    """(books invoice, CRM invoice, how they are linked): by the books id the CRM invoice stores, else by
+    its number within the same linked customer (as reconciliation pairs them)."""
+    by_number = {
+        (inv["number"], inv["customer_id"]): inv
+        for inv in w.invoices.values()
+        if inv["type"] == "sale" and inv["number"]
+    }
+    out = []
+    for ci in sorted(w.crm_invoices, key=lambda r: r["invoice_id"]):
+        if ci["status"] == "void":
+            continue
+        inv = w.invoices.get(ci["books_invoice_id"] or "")
+        how = "its stored books id"
+        if inv is None and ci["number"] and ci["account_id"]:
+            books = w.books_of_crm.get(ci["account_id"])
+            inv = by_number.get((ci["number"], books)) if books else None
+            how = "its number"
+        if inv is not None and inv["type"] == "sale":
+            out.append((inv, ci, how))
+    return out
+
+
 def payment_to_crm(w: World, p: Policies) -> list[Change]:
     out: list[Change] = []
     for link in w.invoice_links:
         inv, deal = w.invoices.get(link["invoice_id"]), w.deals.get(link["deal_id"])
         if inv is None or deal is None or inv["type"] != "sale" or inv["status"] not in ("open", "paid"):
             continue
-        expected = payment_status_of(_invoice(inv), w.today)
         source = (
             f"books invoice {inv['invoice_id']} ({inv['number']}) via recon.invoice_links({link['method']})"
         )
-        said = PAYMENT_CLASS.get(deal["payment_status"] or "", "unpaid")
-        if expected is not None and PAYMENT_CLASS[expected.value] != said:
-            out.append(Change(CRM, "deal", "update", deal["deal_id"], "", "payment_status",
-                              deal["payment_status_raw"], expected.value, "payment_to_crm",
-                              f"the books say invoice {inv['number']} is {expected.value}", source))  # fmt: skip
-        paid = inv["amount_paid"] or Decimal(0)
-        if (deal["amount_paid"] is not None or paid) and deal["amount_paid"] != paid:
-            out.append(Change(CRM, "deal", "update", deal["deal_id"], "", "amount_paid", deal["amount_paid"], paid,
-                              "payment_to_crm", f"paid on invoice {inv['number']}", source))  # fmt: skip
-        last = w.last_payment.get(inv["invoice_id"])
-        if last is not None and deal["last_payment_date"] != last:
-            out.append(Change(CRM, "deal", "update", deal["deal_id"], "", "last_payment_date",
-                              deal["last_payment_date"], last, "payment_to_crm",
-                              f"last payment on invoice {inv['number']}", source))  # fmt: skip
+        out += _payment_fields(w, inv, "deal", deal["deal_id"], deal, source)
+    for inv, ci, how in _crm_invoice_pairs(w):
+        if inv["status"] not in ("open", "paid"):
+            continue
+        source = (
+            f"books invoice {inv['invoice_id']} ({inv['number']}) = CRM invoice {ci['invoice_id']} by {how}"
+        )
+        out += _payment_fields(w, inv, "invoice", ci["invoice_id"], ci, source)
     owed: dict[str, Decimal] = defaultdict(Decimal)
     overdue: dict[str, Decimal] = defaultdict(Decimal)
     for inv in w.invoices.values():
@@ -456,6 +575,7 @@ _FETCHED = {
     ("crm", "account"): ("crm_accounts", "account_id"),
     ("crm", "contact"): ("crm_contacts", "contact_id"),
     ("crm", "deal"): ("crm_deals", "deal_id"),
+    ("crm", "invoice"): ("crm_invoices", "invoice_id"),
 }
 
 

@@ -40,12 +40,14 @@ class Batch:
 
 @dataclass(frozen=True)
 class InvoiceDefaults:
-    """The books organisation's own codes: what a new sales invoice line is booked to."""
+    """The books organisation's own codes: what a new sales invoice line is booked to, and each item's
+    own sales (account code, tax code), which a line sold as that item is booked with."""
 
     account_code: str | None
     tax_code: str | None
     base_currency: str | None
     item_codes: frozenset[str] = frozenset()
+    item_sales: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
 
 class Writer(Protocol):
@@ -111,6 +113,10 @@ class CrmWriter(Writer, Protocol):
 
     def update_deals(self, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> Batch:
         """(deal id, {canonical Deal field: value}) each."""
+        ...
+
+    def update_invoices(self, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> Batch:
+        """(CRM invoice id, {canonical field: value}) each: the payment fields write-back keeps."""
         ...
 
     def add_tags(self, account_ids: Sequence[str], tags: Sequence[str]) -> Batch: ...

@@ -132,18 +132,26 @@ class XeroBooksWriter:
 
     def invoice_defaults(self) -> InvoiceDefaults:
         """The sales account ('200' where it exists, else the first revenue account), its tax type, the
-        base currency and the item codes: what a new invoice line is booked with when the plan has none."""
+        base currency and the items' own sales account and tax type: what a new invoice line is booked
+        with when the plan has none (a line sold as an item takes the item's)."""
         if self._defaults is None:
             accounts = [a for a in self.client.accounts() if a.get("Status", "ACTIVE") == "ACTIVE"]
             revenue = [a for a in accounts if a.get("Type") in ("REVENUE", "SALES")]
             pick = next((a for a in revenue if a.get("Code") == "200"), revenue[0] if revenue else None)
             org = self.client.organisation()
-            items = frozenset(i["Code"] for i in self.client.items() if i.get("Code"))
+            items = [i for i in self.client.items() if i.get("Code")]
             self._defaults = InvoiceDefaults(
                 account_code=pick.get("Code") if pick else None,
                 tax_code=pick.get("TaxType") if pick else None,
                 base_currency=org.get("BaseCurrency"),
-                item_codes=items,
+                item_codes=frozenset(i["Code"] for i in items),
+                item_sales={
+                    i["Code"]: (
+                        (i.get("SalesDetails") or {}).get("AccountCode"),
+                        (i.get("SalesDetails") or {}).get("TaxType"),
+                    )
+                    for i in items
+                },  # fmt: skip
             )
         return self._defaults
 

@@ -209,9 +209,28 @@ _INVOICES = {
     "adjustment": "adjustment",
     "total": "grand_total",
     "books_invoice_id": "xero_invoice_id",
+    "payment_status": sql_case("lower(trim(payment_status))", PAYMENT_STATUS),
+    "payment_status_raw": "payment_status",
+    "amount_paid": "amount_paid",
+    "last_payment_date": "last_payment_date",
     "source_modified": "modified_time",
     "fetched_at": "fetched_at",
 }
+
+
+def _deal_lines(modified: str) -> dict[str, str]:
+    return {
+        "connection": "l.connection",
+        "deal_id": "l.deal_id",
+        "line_no": "l.line_no",
+        "product_id": "l.product_id",
+        "product_code": "l.product_code",
+        "product_name": "l.product_name",
+        "quantity": "coalesce(l.quantity, 1)",  # an org without the relation's Quantity sells one
+        "unit_price": "coalesce(l.list_price, l.unit_price)",  # else the product's own price
+        "source_modified": modified,
+        "fetched_at": "l.fetched_at",
+    }
 
 
 def _invoice_lines(modified: str) -> dict[str, str]:
@@ -256,6 +275,11 @@ CRM_VIEWS: dict[str, str | list[str]] = {
     ],
     "crm_contacts": f"select {project('crm_contacts', _CONTACTS)} from ({_RANKED_CONTACTS})",
     "crm_deals": f"select {project('crm_deals', _DEALS)} from zoho.deals",
+    "crm_deal_lines": [
+        f"select {project('crm_deal_lines', _deal_lines('d.modified_time'))} from zoho.deal_products l "
+        "left join zoho.deals d on d.connection = l.connection and d.deal_id = l.deal_id",
+        f"select {project('crm_deal_lines', _deal_lines('null'))} from zoho.deal_products l",
+    ],
     "crm_invoices": f"select {project('crm_invoices', _INVOICES)} from zoho.invoices",
     "crm_invoice_lines": [
         f"select {project('crm_invoice_lines', _invoice_lines('i.modified_time'))} from zoho.invoice_items l "
@@ -583,6 +607,30 @@ def deal_update_to_zoho(deal_id: str, changes: Mapping[str, Any]) -> dict[str, A
     return record
 
 
+# canonical CRM invoice field -> (Zoho API name, how a value is written): what write-back keeps on them.
+INVOICE_FIELDS: dict[str, tuple[str, Any]] = {
+    "books_invoice_id": ("Xero_Invoice_ID", lambda v: v),
+    "payment_status": ("Payment_Status", _payment_status),
+    "amount_paid": ("Amount_Paid", lambda v: v),
+    "last_payment_date": ("Last_Payment_Date", _day),
+}
+
+
+def invoice_update_to_zoho(invoice_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """An Invoices update record from canonical field changes (the payment fields write-back keeps).
+    A None value clears the field; a field the mapping does not know is an error, never dropped."""
+    unknown = sorted(set(changes) - set(INVOICE_FIELDS))
+    if unknown:
+        raise KeyError(f"CRM invoice fields not writable to Zoho: {', '.join(unknown)}")
+    record: dict[str, Any] = {"id": invoice_id}
+    for name, value in changes.items():
+        api_name, write = INVOICE_FIELDS[name]
+        if isinstance(value, float):
+            raise TypeError(f"{name}: amounts are Decimal, never float")
+        record[api_name] = None if value is None else write(value)
+    return record
+
+
 __all__ = [
     "CRM_VIEWS",
     "account_from_zoho",
@@ -592,5 +640,6 @@ __all__ = [
     "deal_from_zoho",
     "deal_update_to_zoho",
     "invoice_from_zoho",
+    "invoice_update_to_zoho",
     "product_from_zoho",
 ]

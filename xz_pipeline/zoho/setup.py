@@ -57,7 +57,12 @@ CUSTOM_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec("Amount_Paid", "Amount Paid", "currency"),
         FieldSpec("Last_Payment_Date", "Last Payment Date", "date"),
     ),
-    "Invoices": (FieldSpec("Xero_Invoice_ID", "Xero Invoice ID", "text", length=64, external=True),),
+    "Invoices": (
+        FieldSpec("Xero_Invoice_ID", "Xero Invoice ID", "text", length=64, external=True),
+        FieldSpec("Payment_Status", "Payment Status", "picklist", picklist=PAYMENT_STATUSES),
+        FieldSpec("Amount_Paid", "Amount Paid", "currency"),
+        FieldSpec("Last_Payment_Date", "Last Payment Date", "date"),
+    ),
 }
 
 

@@ -122,6 +122,19 @@ CONTACTS = _module(
     ],
 )
 
+# A Closed Won deal's Products related list, read by the extract (zoho/assets.py) and carried in the deal's
+# landed payload under this key (Zoho's own keys never start with `$related`).
+RELATED_PRODUCTS = "$related_products"
+DEAL_PRODUCT_FIELDS = ["Product_Name", "Product_Code", "Unit_Price", "Quantity", "List_Price"]
+
+
+def _deal_products(payload: dict) -> list[dict]:
+    return [
+        {**item, "_deal_id": str(payload["id"]), "_n": n}
+        for n, item in enumerate(payload.get(RELATED_PRODUCTS) or [], start=1)
+    ]
+
+
 DEALS = _module(
     "Deals",
     "deals",
@@ -141,6 +154,25 @@ DEALS = _module(
         Col("payment_status", "varchar", text("Payment_Status")),
         Col("amount_paid", MONEY, money("Amount_Paid")),
         Col("last_payment_date", "date", day("Last_Payment_Date")),
+    ],
+    children=[
+        ChildTable(
+            table="deal_products",
+            cols=[
+                Col("deal_id", "varchar not null", lambda p: p["_deal_id"]),
+                Col("product_id", "varchar not null", lambda p: str(p["id"])),
+                Col("line_no", "integer", lambda p: p["_n"]),
+                Col("product_name", "varchar", text("Product_Name")),
+                Col("product_code", "varchar", text("Product_Code")),
+                Col("quantity", PRICE, money("Quantity")),
+                Col("list_price", PRICE, money("List_Price")),
+                Col("unit_price", PRICE, money("Unit_Price")),
+            ],
+            key=["connection", "deal_id", "product_id"],
+            parent_column="deal_id",
+            items=_deal_products,
+            present=lambda p: RELATED_PRODUCTS in p,  # read only for the deals that need it
+        )
     ],
 )
 
@@ -177,6 +209,9 @@ INVOICES = _module(
         Col("adjustment", MONEY, money("Adjustment")),
         Col("grand_total", MONEY, money("Grand_Total")),
         Col("xero_invoice_id", "varchar", text("Xero_Invoice_ID")),
+        Col("payment_status", "varchar", text("Payment_Status")),
+        Col("amount_paid", MONEY, money("Amount_Paid")),
+        Col("last_payment_date", "date", day("Last_Payment_Date")),
     ],
     children=[
         ChildTable(
@@ -233,7 +268,7 @@ _FIELDS = {
               "Amount_Paid", "Last_Payment_Date"],
     "Invoices": ["Subject", "Invoice_Number", "Invoice_Date", "Due_Date", "Status", "Account_Name",
                  "Contact_Name", "Deal_Name", "Currency", "Sub_Total", "Discount", "Tax", "Adjustment",
-                 "Grand_Total", "Xero_Invoice_ID"],
+                 "Grand_Total", "Xero_Invoice_ID", "Payment_Status", "Amount_Paid", "Last_Payment_Date"],
     "Products": ["Product_Name", "Product_Code", "Product_Active", "Unit_Price", "Taxable", "Description"],
 }  # fmt: skip
 SYSTEM_FIELDS = ["Owner", "Tag", "Created_Time", "Modified_Time"]

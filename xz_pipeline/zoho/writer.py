@@ -22,11 +22,21 @@ from xz_pipeline.core.store import Store
 from xz_pipeline.writeback.ports import Batch, Outcome
 from xz_pipeline.zoho import tables
 from xz_pipeline.zoho.client import WRITE_CHUNK, WriteResult, ZohoClient
-from xz_pipeline.zoho.mapping import account_to_zoho, contact_to_zoho, deal_update_to_zoho
+from xz_pipeline.zoho.mapping import (
+    account_to_zoho,
+    contact_to_zoho,
+    deal_update_to_zoho,
+    invoice_update_to_zoho,
+)
 from xz_pipeline.zoho.resources import ZohoResource
 
-MODULES = {"account": "Accounts", "contact": "Contacts", "deal": "Deals"}
-SPECS = {"Accounts": tables.ACCOUNTS, "Contacts": tables.CONTACTS, "Deals": tables.DEALS}
+MODULES = {"account": "Accounts", "contact": "Contacts", "deal": "Deals", "invoice": "Invoices"}
+SPECS = {
+    "Accounts": tables.ACCOUNTS,
+    "Contacts": tables.CONTACTS,
+    "Deals": tables.DEALS,
+    "Invoices": tables.INVOICES,
+}
 
 
 def _batch(results: list[WriteResult]) -> Batch:
@@ -94,6 +104,11 @@ class ZohoCrmWriter:
         self._check(len(changes))
         records = [deal_update_to_zoho(deal_id, fields) for deal_id, fields in changes]
         return _batch(self.client.update("Deals", records, trigger=self.trigger))
+
+    def update_invoices(self, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> Batch:
+        self._check(len(changes))
+        records = [invoice_update_to_zoho(invoice_id, fields) for invoice_id, fields in changes]
+        return _batch(self.client.update("Invoices", records, trigger=self.trigger))
 
     def add_tags(self, account_ids: Sequence[str], tags: Sequence[str]) -> Batch:
         self._check(len(account_ids))

@@ -36,7 +36,13 @@ def test_creates_what_is_missing_and_a_second_run_creates_nothing(tmp_path):
         ]
         paid = {"Payment_Status": "Partially Paid", "Amount_Paid": 10.5, "Last_Payment_Date": "2026-11-01"}
         deal = client.insert("Deals", [{"Deal_Name": "D", "Stage": "Closed Won", **paid}])[0]
-    assert sorted(created) == sorted(ALL) and len(created) == 10
+        line = {
+            "Product_Name": {"id": client.insert("Products", [{"Product_Name": "P"}])[0].id},
+            "Quantity": 1,
+        }
+        inv = client.insert("Invoices", [{"Subject": "I", "Account_Name": {"id": acc.id}, "Invoiced_Items": [line],
+                                          **paid}])[0]  # fmt: skip
+    assert sorted(created) == sorted(ALL) and len(created) == 13
     assert [p.query["module"] for p in posts] == ["Accounts", "Deals", "Invoices"]
     assert accounts["Xero_Contact_ID"]["external"] == {"type": "org", "show": True}
     assert accounts["Outstanding_Balance"]["data_type"] == "currency"
@@ -48,8 +54,13 @@ def test_creates_what_is_missing_and_a_second_run_creates_nothing(tmp_path):
     ]
     assert deals["Last_Payment_Date"]["data_type"] == "date"
     assert invoices["Xero_Invoice_ID"]["unique"]
+    assert (
+        invoices["Payment_Status"]["data_type"] == "picklist"
+        and invoices["Amount_Paid"]["data_type"] == "currency"
+    )
+    assert invoices["Last_Payment_Date"]["data_type"] == "date"
     assert again == [] and second_posts == []
-    assert acc.ok and deal.ok
+    assert acc.ok and deal.ok and inv.ok, inv
 
 
 def test_an_org_that_already_has_them_gets_nothing_and_a_missing_module_is_skipped(tmp_path, caplog):
