@@ -19,12 +19,21 @@ CONNECTION = "sandbox"
 
 def _targeted(instance, asset: str, **config) -> dict:
     (asset_def,) = [a for a in runner.ASSETS if a.op.name == asset]
+    checks = [c for c in runner.CHECKS if c.node_def.name == f"{asset}_checks"]
     result = dg.materialize(
-        [asset_def], partition_key=CONNECTION, instance=instance,
+        [asset_def, *checks], partition_key=CONNECTION, instance=instance,
         resources={"xero": XeroResource(), "zoho": ZohoResource(), "mirror": MirrorResource()},
         run_config={"ops": {asset: {"config": config}}},
     )  # fmt: skip
     assert result.success
+    # the blocking checks read only the announced records, as the near-real-time runs need
+    evaluations = result.get_asset_check_evaluations()
+    assert evaluations and all(
+        e.metadata["scope"].value.startswith(
+            f"the {len(config.get('ids', []) + config.get('deleted_ids', []))} "
+        )
+        for e in evaluations
+    )
     return {k: v.value for k, v in result.asset_materializations_for_node(asset)[0].metadata.items()}
 
 

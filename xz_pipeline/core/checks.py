@@ -80,6 +80,7 @@ class Outcome:
     reasons: dict[tuple[str | None, str | None], str]  # (record id, payload hash) -> reason
     error: str | None = None  # the rows could not be read or validated at all
     quarantine: dict[str, int] = field(default_factory=dict)
+    scope: str = "every row of the connection"
 
     @property
     def passed(self) -> bool:
@@ -104,6 +105,7 @@ class Outcome:
         meta: dict = {
             "table": self.rule.table,
             "rows_checked": self.rows_checked,
+            "scope": self.scope,
             "failing_rows": len(self.failing_rows),
             "failure_cases": len(self.failure_cases),
             "failing_keys": dg.MetadataValue.json(keys[:MAX_KEYS]),
@@ -257,8 +259,23 @@ def _unreadable(rule: Rule, why: str) -> Outcome:
     return Outcome(rule, 0, _empty_cases(), pd.DataFrame(), {}, error=f"cannot read {rule.table}: {why}")
 
 
-def check_rules(store: Store, rules: Sequence[Rule], connection: str) -> list[Outcome]:
-    """Read and validate each rule's rows for one connection, on one short read connection."""
+def scoped_query(rule: Rule, ids: Sequence[str] | None) -> tuple[str, list]:
+    """The rule's rows and their parameters: all of the connection's, or only those of these records."""
+    if ids is None:
+        return rule.query, []
+    column = _quote(rule.record_column)
+    return (
+        f"select * from ({rule.query}) scoped where cast(scoped.{column} as varchar) in "
+        "(select unnest(?::varchar[]))",
+        [list(ids)],
+    )
+
+
+def check_rules(
+    store: Store, rules: Sequence[Rule], connection: str, ids: Sequence[str] | None = None
+) -> list[Outcome]:
+    """Read and validate each rule's rows for one connection (or only `ids`' rows), on one short read
+    connection."""
     if not store.path.exists():
         why = f"the mirror {store.path} does not exist yet (materialise the asset first)"
         return [_unreadable(rule, why) for rule in rules]
@@ -266,11 +283,15 @@ def check_rules(store: Store, rules: Sequence[Rule], connection: str) -> list[Ou
     with store.read() as con:
         for rule in rules:
             try:
-                frame = read_frame(con, rule.query, [connection])
+                sql, extra = scoped_query(rule, ids)
+                frame = read_frame(con, sql, [connection, *extra])
             except (duckdb.CatalogException, duckdb.BinderException) as exc:  # no such table or column
                 outcomes.append(_unreadable(rule, str(exc).splitlines()[0]))
                 continue
-            outcomes.append(evaluate(rule, frame))
+            outcome = evaluate(rule, frame)
+            if ids is not None:
+                outcome.scope = f"the {len(ids)} record(s) a targeted run read"
+            outcomes.append(outcome)
     return outcomes
 
 
@@ -301,6 +322,7 @@ def quarantine(
     entity: str,
     run_id: str | None,
     now: datetime,
+    ids: Sequence[str] | None = None,
 ) -> dict[str, int]:
     """Bring the rule's open quarantine rows for this connection in line with `outcome`.
 
@@ -319,9 +341,10 @@ def quarantine(
     current = {(rid, reason, digest) for (rid, digest), reason in outcome.reasons.items()}
     seen = set(open_rows)
     new = sorted(current - seen, key=str)
+    in_scope = seen if ids is None else {row for row in seen if row[0] in set(ids)}
     gone = (
-        [] if outcome.error else sorted(seen - current, key=str)
-    )  # a rule that could not run resolves nothing
+        [] if outcome.error else sorted(in_scope - current, key=str)
+    )  # a rule that could not run resolves nothing; a scoped check resolves only its records
     columns = ["record_id", "reason", "payload_hash"]
     if new:
         con.register("quarantine_new", pd.DataFrame(new, columns=columns, dtype=object))
@@ -345,7 +368,7 @@ def quarantine(
             )
         finally:
             con.unregister("quarantine_gone")
-    counts = {"new": len(new), "resolved": len(gone), "open": len(current)}
+    counts = {"new": len(new), "resolved": len(gone), "open": len(seen) - len(gone) + len(new)}
     outcome.quarantine = counts
     return counts
 
@@ -363,18 +386,36 @@ def run_checks(
     entity: str,
     run_id: str | None,
     now: datetime | None = None,
+    ids: Sequence[str] | None = None,
 ) -> list[Outcome]:
-    """Validate every rule for one connection, then update the quarantine in one write transaction."""
-    outcomes = check_rules(store, rules, connection)
+    """Validate every rule for one connection (or only `ids`' records), then update the quarantine in
+    one write transaction."""
+    outcomes = check_rules(store, rules, connection, ids)
     if not store.path.exists():
         return outcomes  # nothing to quarantine, and no reason to create an empty mirror
     now = now or datetime.now(UTC)
     with store.write() as con:
         for outcome in outcomes:
             quarantine(
-                con, outcome, connection=connection, vendor=vendor, entity=entity, run_id=run_id, now=now
+                con,
+                outcome,
+                connection=connection,
+                vendor=vendor,
+                entity=entity,
+                run_id=run_id,
+                now=now,
+                ids=ids,
             )
     return outcomes
+
+
+def announced_ids(run_config: dict, op_name: str) -> list[str] | None:
+    """The records a targeted run read for this asset (`ids` and `deleted_ids` of its config), or None
+    for a run that read the table whole or incrementally. A targeted run checks only those: the rest
+    was checked when it was written, and whole-table checks run with the scheduled reads."""
+    config = (run_config or {}).get("ops", {}).get(op_name, {}).get("config") or {}
+    ids = [*config.get("ids", []), *config.get("deleted_ids", [])]
+    return [str(i) for i in ids] if ids else None
 
 
 def _spec(key: dg.AssetKey, rule: Rule, partitions_def: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
@@ -415,6 +456,7 @@ def build_mirror_checks(
     )
     def _checks(context: dg.AssetCheckExecutionContext, mirror: MirrorResource):
         connection = context.partition_key
+        ids = announced_ids(context.run.run_config, key.to_python_identifier())
         outcomes = run_checks(
             mirror.store(),
             rules,
@@ -422,6 +464,7 @@ def build_mirror_checks(
             vendor=vendor,
             entity=entity,
             run_id=context.run.run_id,
+            ids=ids,
         )
         for outcome in outcomes:
             if not outcome.passed:

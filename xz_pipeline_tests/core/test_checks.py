@@ -155,7 +155,7 @@ def test_a_rule_that_cannot_run_fails_and_resolves_nothing(store):
                             run_id="r", now=T0 + timedelta(minutes=1))  # fmt: skip
     assert not outcome.passed
     assert outcome.error.startswith("cannot read xero.invoices_gone: Catalog Error")
-    assert outcome.quarantine == {"new": 0, "resolved": 0, "open": 0}
+    assert outcome.quarantine == {"new": 0, "resolved": 0, "open": 1}  # the open row stays open
     assert len(_open(store, rule="invoices_schema")) == 1
 
 
@@ -302,3 +302,32 @@ def test_checks_pass_on_the_real_extract_assets_against_the_sandbox(monkeypatch)
     checked = {e.check_name: e.metadata["rows_checked"].value for e in evaluations}
     assert checked["invoices_schema"] == served["Invoices"]
     assert checked["contacts_schema"] == served["Contacts"]
+
+
+def test_a_targeted_check_reads_only_its_records_and_resolves_only_theirs(store):
+    bad, other = [
+        r[0] for r in _fetch(store, "select invoice_id from xero.invoices order by invoice_id limit 2")
+    ]
+    execute(store, "update xero.invoices set currency_code = 'XXX' where invoice_id in (?, ?)", [bad, other])
+    whole = check_asset(store, "xero", "xero_invoices", now=T0)["invoices_schema"]
+    total = scalar(store, "select count(*) from xero.invoices where connection = ?", [CONNECTION])
+    assert whole.rows_checked == total and whole.quarantine["open"] == 2
+
+    execute(store, "update xero.invoices set currency_code = 'NZD' where invoice_id in (?, ?)", [bad, other])
+    spec, rules = VENDOR_RULES["xero"]["xero_invoices"]
+    (scoped,) = [o for o in run_checks(store, rules, connection=CONNECTION, vendor="xero", entity=spec.entity,
+                                       run_id="targeted", now=T0 + timedelta(minutes=1), ids=[bad])
+                 if o.rule.name == "invoices_schema"]  # fmt: skip
+    assert scoped.rows_checked == 1 and scoped.metadata()["scope"] == "the 1 record(s) a targeted run read"
+    # only the announced record's quarantine row resolves; the other waits for a check that reads it
+    assert scoped.quarantine == {"new": 0, "resolved": 1, "open": 1}
+    assert [r["record_id"] for r in _open(store, rule="invoices_schema")] == [other]
+
+
+def test_announced_ids_come_from_the_assets_run_config():
+    from xz_pipeline.core.checks import announced_ids
+
+    config = {"ops": {"xero_invoices": {"config": {"ids": ["a"], "deleted_ids": ["b"]}},
+                      "xero_payments": {"config": {}}}}  # fmt: skip
+    assert announced_ids(config, "xero_invoices") == ["a", "b"]
+    assert announced_ids(config, "xero_payments") is None and announced_ids({}, "xero_invoices") is None
