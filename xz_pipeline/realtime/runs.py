@@ -6,8 +6,9 @@ import dagster as dg
 
 
 def blocking_checks(asset_graph, selection) -> list[dg.AssetCheckKey]:
-    """Only the checks that gate later stages run in targeted runs; the WARN ones (whole-table and
-    missed-event checks) run with the scheduled reads, where they have something to say."""
+    """Only the checks that gate later stages run in targeted runs, and those read only the announced
+    records (core.checks.announced_ids); the WARN ones (whole-table and missed-event checks) run with the
+    scheduled reads, where they have something to say."""
     return sorted(
         (
             k
