@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -33,6 +34,12 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CONNECTION = "sandbox"
+
+
+def _shape(path: str) -> str:
+    """A request path with its record ids folded, so calls group by endpoint."""
+    return "/".join("{id}" if any(c.isdigit() for c in part) and len(part) > 8 else part
+                    for part in path.split("/"))  # fmt: skip
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -228,6 +235,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"({pipeline_calls / max(1, events):.2f} per event; "
                   f"{pipeline_calls / max(1, len(payments_at) + len(edits_at)):.2f} per change); "
                   f"stages: {'mirror only' if args.mirror_only else 'mirror + downstream'}")  # fmt: skip
+            endpoints = Counter(
+                f"{name} {r.method} {_shape(r.path)}{' ' + str(r.status) if r.status >= 400 else ''}"
+                for name, received, start in (("xero", sb.xero.received, xero_before),
+                                              ("zoho", sb.zoho.received, zoho_before))
+                for r in received[start:]
+            )  # fmt: skip
+            print("API calls by endpoint (the workload's own included): "
+                  + ", ".join(f"{k} ×{n}" for k, n in endpoints.most_common(8)))  # fmt: skip
             slow = sorted(((sum(v) / len(v), k) for k, v in step_ms.items()), reverse=True)[:6]
             steps = sum(sum(v) / len(v) for v in step_ms.values()) / 1000
             print(f"run wall time: mean {statistics.mean(run_walls or [0]):.1f} s, max {max(run_walls or [0]):.1f} s "
