@@ -4,15 +4,13 @@ Connections come from settings (environment or connections file); the sensor kee
 partitions in step with them, and each schedule asks for one run per connection.
 """
 
-import os
-
 import dagster as dg
 
 from xz_pipeline import settings
 from xz_pipeline.core.resources import connections_partitions
 
-INCREMENTAL_CRON = os.environ.get("XZ_MIRROR_CRON", "*/15 * * * *")
-FULL_SWEEP_CRON = os.environ.get("XZ_FULL_SWEEP_CRON", "30 2 * * *")
+INCREMENTAL_CRON = settings.mirror_cron()
+FULL_SWEEP_CRON = settings.full_sweep_cron()
 
 
 def build_schedules(mirror_job, extract_assets: list[dg.AssetsDefinition]) -> list[dg.ScheduleDefinition]:

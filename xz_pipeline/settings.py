@@ -187,3 +187,31 @@ def get_connection(name: str, environ: Mapping[str, str] | None = None) -> Conne
     raise SettingsError(
         f"connection {name!r} is not configured (set XERO_*/ZOHO_* variables or add it to {connections_file(environ)})"
     )
+
+
+def poll_share(environ: Mapping[str, str] | None = None) -> float:
+    """`XZ_POLL_SHARE` (default 0.1): the share of the Xero day budget change polling may spend."""
+    env = os.environ if environ is None else environ
+    raw = env.get("XZ_POLL_SHARE", "0.1")
+    try:
+        return min(1.0, max(0.001, float(raw)))
+    except ValueError:
+        raise SettingsError(f"XZ_POLL_SHARE must be a share such as 0.1, not {raw!r}") from None
+
+
+def public_url(environ: Mapping[str, str] | None = None) -> str:
+    """`XZ_PUBLIC_URL`: where Zoho can reach this receiver (e.g. https://hooks.example.com); empty = off."""
+    env = os.environ if environ is None else environ
+    return env.get("XZ_PUBLIC_URL", "").strip()
+
+
+def mirror_cron(environ: Mapping[str, str] | None = None) -> str:
+    """`XZ_MIRROR_CRON` (default every 15 minutes): the incremental mirror schedule."""
+    env = os.environ if environ is None else environ
+    return env.get("XZ_MIRROR_CRON", "*/15 * * * *")
+
+
+def full_sweep_cron(environ: Mapping[str, str] | None = None) -> str:
+    """`XZ_FULL_SWEEP_CRON` (default 02:30 daily): the full-sweep schedule."""
+    env = os.environ if environ is None else environ
+    return env.get("XZ_FULL_SWEEP_CRON", "30 2 * * *")

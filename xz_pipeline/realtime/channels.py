@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -75,11 +74,6 @@ def ensure_channels(client, connection: str, url: str, token: str, now: datetime
     return report
 
 
-def public_url() -> str:
-    """`XZ_PUBLIC_URL`: where Zoho can reach this receiver (e.g. https://hooks.example.com); empty = off."""
-    return os.environ.get("XZ_PUBLIC_URL", "").strip()
-
-
 @dg.sensor(
     name="zoho_channels_sensor",
     minimum_interval_seconds=CHECK_EVERY,
@@ -88,7 +82,7 @@ def public_url() -> str:
     "re-enables any that vanished (needs XZ_PUBLIC_URL and ZOHO_NOTIFY_TOKEN).",
 )
 def zoho_channels_sensor(context: dg.SensorEvaluationContext, zoho: ZohoResource):
-    base = public_url()
+    base = settings.public_url()
     if not base:
         return dg.SkipReason(
             "XZ_PUBLIC_URL is not set: Zoho cannot reach the receiver (polling sweeps still run)"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -28,20 +27,12 @@ POLLED = {"Payments": "xero_payments", "Items": "xero_items"}
 PROBE_PAGE = 100  # a full first page means "many changed": run the incremental read instead of ids
 
 
-def day_limit() -> int:
-    return int(os.environ.get("XZ_XERO_DAY_LIMIT", "5000"))
-
-
-def poll_share() -> float:
-    return min(1.0, max(0.001, float(os.environ.get("XZ_POLL_SHARE", "0.1"))))
-
-
 def poll_interval_seconds(
     limit: int | None = None, share: float | None = None, calls_per_probe: int = len(POLLED)
 ) -> int:
     """Seconds between probes so that a day of probes costs at most share × limit calls per tenant."""
-    limit = day_limit() if limit is None else limit
-    share = poll_share() if share is None else share
+    limit = settings.xero_day_limit() if limit is None else limit
+    share = settings.poll_share() if share is None else share
     return max(5, math.ceil(86_400 * calls_per_probe / (limit * share)))
 
 
