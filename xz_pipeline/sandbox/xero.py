@@ -71,6 +71,8 @@ API_PREFIX = "/api.xro/2.0"
 NOT_FOUND = "The resource you're looking for cannot be found"
 IDEMPOTENCY_TTL = timedelta(minutes=6)
 PAGED = {"Contacts", "Invoices", "CreditNotes", "Payments"}
+ORDERS_KEPT = 16  # paged queries whose filtered order is remembered between pages
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 COLLECTIONS = {name.lower(): name for name in (*ID_FIELD, "Organisation")}
 _TRANSACTIONS = {"accounting.transactions", "accounting.transactions.read"}
 READ_SCOPES = {
@@ -164,6 +166,7 @@ class XeroEmulator:
         self.received: list[ReceivedRequest] = []
         self.books: dict[str, Books] = {}
         self._lock = threading.RLock()
+        self._orders: dict[tuple, list[str]] = {}  # paged query -> its ids in order (see _list)
         self._tenant_names: dict[str, tuple[str, str]] = {}
         self.identity = Identity(self.clock, self._tenant_names)
         self.rate = RateLimiter(self.clock, self.limits)
@@ -476,9 +479,11 @@ class XeroEmulator:
             if method == "GET" and sub == "onlineinvoice":
                 return self._online_invoice(b, rid)
             if method == "DELETE" and rid and coll in ("Items", "Accounts"):
+                self._orders = {k: v for k, v in self._orders.items() if k[0] != id(b)}  # see _list
                 return self._delete(b, coll, rid)
             if method not in ("PUT", "POST"):
                 return Reply(404, text=NOT_FOUND)
+            self._orders = {k: v for k, v in self._orders.items() if k[0] != id(b)}  # see _list
             try:
                 data = json.loads(body or b"{}")
             except ValueError:
@@ -500,6 +505,16 @@ class XeroEmulator:
     def _list(self, b: Books, coll: str, q: dict[str, str], headers) -> Reply:
         if coll not in b.records:
             return Reply(404, text=NOT_FOUND)
+        # A paged read asks the same query once per page: page 1 filters and sorts the whole collection
+        # and remembers the order; later pages of that query slice it (rows are rendered fresh). Without
+        # this, a 1,000,000-invoice read re-sorts the collection for every one of its 1,000 pages.
+        # The order is dropped when the collection changes (a write through the API, or its size or
+        # latest UpdatedDateUTC moving), so paging over a changing collection behaves as Xero's does.
+        latest = max((r.get("UpdatedDateUTC") or _EPOCH for r in b.records[coll].values()), default=_EPOCH)
+        order_key = (id(b), coll, len(b.records[coll]), latest, headers.get("if-modified-since"),
+                     tuple(sorted((k, v) for k, v in q.items() if k != "page")))  # fmt: skip
+        if coll in PAGED and str(q.get("page", "1")).strip() not in ("", "1") and order_key in self._orders:
+            return self._page(b, coll, q, self._orders[order_key])
         recs = list(b.records[coll].values())
         ims = _ims(headers["if-modified-since"]) if headers.get("if-modified-since") else None
         if ims is not None:
@@ -534,7 +549,6 @@ class XeroEmulator:
         # Filter and sort on the stored records (they hold the derived amounts and statuses); build
         # views first only when the query reaches into what a view adds (a nested summary, a contact's
         # Balances or IsCustomer, the *String helpers). Full views are rendered only for returned rows.
-        detail = coll != "Invoices" or paged
         query = f"{q.get('where', '')} {q.get('order', '')}".lower()
         view_words = (
             "contact.",
@@ -573,26 +587,35 @@ class XeroEmulator:
                 rows = apply_order(rows, q["order"])
         except QueryError as exc:
             return Reply(400, _error_body(str(exc), number=16, kind="QueryParseException"), envelope=False)
-        payload: dict[str, Any] = {}
+        ids = [r[ID_FIELD[coll]] for r in rows]
         if paged:
+            self._orders[order_key] = ids
+            while len(self._orders) > ORDERS_KEPT:
+                self._orders.pop(next(iter(self._orders)))
+        return self._page(b, coll, q, ids)
+
+    def _page(self, b: Books, coll: str, q: dict[str, str], ids: list[str]) -> Reply:
+        """The rows of `ids` (already filtered and ordered) the request asks for, rendered now."""
+        payload: dict[str, Any] = {}
+        if coll in PAGED and "page" in q:
             try:
                 page = max(1, int(q.get("page") or 1))
                 size = min(1000, max(1, int(q.get("pageSize") or 100)))
             except ValueError:
                 return Reply(400, _error_body("page and pageSize must be integers", number=16, kind="QueryParseException"),
                              envelope=False)  # fmt: skip
-            count = len(rows)
+            count = len(ids)
             payload["pagination"] = {
                 "page": page,
                 "pageSize": size,
                 "pageCount": -(-count // size),
                 "itemCount": count,
             }
-            rows = rows[(page - 1) * size : page * size]
-        id_field = ID_FIELD[coll]
-        views = [
-            b.view(coll, b.records[coll][r[id_field]], detail=detail, summary_only=summary) for r in rows
-        ]
+            ids = ids[(page - 1) * size : page * size]
+        detail = coll != "Invoices" or (coll in PAGED and "page" in q)
+        summary = _bool(q.get("summaryOnly"), False)
+        records = b.records[coll]
+        views = [b.view(coll, records[i], detail=detail, summary_only=summary) for i in ids if i in records]
         payload[coll] = [to_wire(v) for v in views]
         return Reply(200, payload)
 

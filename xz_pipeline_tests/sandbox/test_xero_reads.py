@@ -63,6 +63,24 @@ def test_paging_and_line_items(xero):
     assert default["pagination"]["pageSize"] == 100
 
 
+def test_later_pages_follow_the_collection_as_it_changes(xero):
+    """Page 1 orders the query once for the pages after it; a write in between starts over, as a fresh
+    query against Xero would (the record moves to the end of an UpdatedDateUTC order)."""
+    c = make_contact(xero.api, "Paging Ltd")
+    made = [make_invoice(xero.api, c["ContactID"], amount=10 + i) for i in range(6)]
+
+    def page(n: int) -> list[str]:
+        params = {"page": n, "pageSize": 2, "order": "UpdatedDateUTC ASC"}
+        return [i["InvoiceID"] for i in xero.api.get(f"{API}/Invoices", params=params).json()["Invoices"]]
+
+    ids = [m["InvoiceID"] for m in made]
+    assert page(1) + page(2) + page(3) == ids
+    assert page(1) == ids[:2]
+    xero.clock.advance(1)
+    xero.api.post(f"{API}/Invoices/{ids[2]}", {"Invoices": [{"Reference": "moved"}]})
+    assert page(2) == [ids[3], ids[4]] and page(3) == [ids[5], ids[2]]
+
+
 def test_if_modified_since_to_the_second(xero):
     old = make_contact(xero.api, "Old Co")
     xero.clock.advance(10.4)
