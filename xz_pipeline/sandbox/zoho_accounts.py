@@ -32,7 +32,7 @@ ACCESS_TOKEN_WINDOW = timedelta(minutes=10)
 
 DEFAULT_SCOPES = (
     "ZohoCRM.modules.ALL,ZohoCRM.settings.ALL,ZohoCRM.coql.READ,ZohoCRM.notifications.ALL,"
-    "ZohoCRM.users.READ,ZohoCRM.org.READ,ZohoCRM.bulk.ALL"
+    "ZohoCRM.users.READ,ZohoCRM.org.READ,ZohoCRM.bulk.ALL,ZohoCRM.composite_requests.CUSTOM"
 )
 TOO_MANY = {
     "error": "Access Denied",

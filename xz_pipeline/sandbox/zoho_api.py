@@ -87,12 +87,13 @@ class Api:
     """Resolves a Call to a Route, using the handler modules."""
 
     def __init__(self, emulator) -> None:
-        from xz_pipeline.sandbox import zoho_reads, zoho_settings, zoho_writes
+        from xz_pipeline.sandbox import zoho_composite, zoho_reads, zoho_settings, zoho_writes
 
         self.emu = emulator
         self.reads = zoho_reads.Reads(emulator)
         self.writes = zoho_writes.Writes(emulator)
         self.settings = zoho_settings.Settings(emulator)
+        self.composite = zoho_composite.Composite(emulator)
 
     def route(self, call: Call) -> Route:
         p, m = call.parts, call.method
@@ -103,6 +104,8 @@ class Api:
             return self._only(m, "GET", Route(self.settings.org, [("org", "READ")]))
         if head == "users" and len(p) <= 2:
             return self._only(m, "GET", Route(self.settings.users, [("users", "READ")]))
+        if head == "__composite_requests" and len(p) == 1:
+            return self._only(m, "POST", self.composite.route(call))
         if head == "coql" and len(p) == 1:
             return self._only(m, "POST", self._coql(call))
         if head == "settings" and len(p) >= 2:

@@ -1,8 +1,11 @@
 """Apply the write-back plan: guarded, batched, recorded, exactly once; then refresh what was written.
 
-Order: records others refer to first (new CRM accounts, new books contacts), then what refers to them
-(contacts of new accounts, invoices of new contacts, deals pointing at new invoices), then updates and
-tags. Each call carries at most the writer's batch size (Xero 50, Zoho 100). Before each call its intent
+Order: the books first (new contacts, then their invoices, then updates), since CRM changes refer to
+what they create (a deal records its new invoice's id); then the CRM: new accounts, what refers to them
+(their contacts), updates and tags. Each write carries at most the writer's batch size (Xero 50, Zoho
+100, Zoho tags 500). CRM writes are queued and sent together, up to five in one composite call (Zoho's
+`__composite_requests`), in order; a write that refers to a record created in the same queue (a new
+account's contact) waits for the next call. The ledger holds one row per HTTP call either way. Before each call its intent
 goes into `writeback.ledger` (committed); after it, the outcome, and each change becomes applied or
 rejected with the API's reason. A create whose earlier call never answered (the run was killed, the
 connection dropped) is first looked up by its reference (ContactNumber, invoice Reference, the books id
@@ -44,18 +47,18 @@ from xz_pipeline.writeback.ports import Batch, BooksWriter, CrmWriter, Outcome
 DECIMALS = {"amount_paid", "outstanding_balance", "overdue_balance"}
 DATES = {"last_payment_date", "issue_date", "due_date"}
 JSON = {"lines"}
-PHASES = [
-    ("crm", "account", "create"),
+PHASES = [  # the books first: CRM changes refer to what they create (a deal records its new invoice)
     ("books", "customer", "create"),
-    ("crm", "contact", "create"),
     ("books", "invoice", "create"),
     ("books", "invoice", "email"),
     ("books", "invoice", "update"),
+    ("books", "customer", "update"),
+    ("crm", "account", "create"),
+    ("crm", "contact", "create"),
     ("crm", "deal", "update"),
     ("crm", "invoice", "update"),
     ("crm", "account", "update"),
     ("crm", "contact", "update"),
-    ("books", "customer", "update"),
     ("crm", "account", "tag"),
 ]
 
@@ -79,6 +82,19 @@ class Group:
     @property
     def label(self) -> str:
         return f"{self.system}.{self.entity}:{self.record or self.ref}"
+
+
+@dataclass
+class Pending:
+    """A CRM write waiting to share a composite call: its groups, the writer method and arguments."""
+
+    system: str
+    entity: str
+    op: str
+    batch: list[Group]
+    send: Callable[[], Batch | list[Outcome]]
+    body: object
+    write: tuple[str, tuple]
 
 
 @dataclass
@@ -220,6 +236,8 @@ class Applier:
         self.resolved: dict[str, str] = {}  # "@books.invoice.id:DEAL-1" -> value
         self.written: dict[tuple[str, str], set[str]] = defaultdict(set)
         self.report = ApplyReport(connection)
+        self.queue: list[Pending] = []  # CRM writes for the next composite call(s)
+        self.deferred: dict[tuple[str, str, str], list[Group]] = defaultdict(list)
 
     def remember(self, g: Group, outcome: Outcome) -> None:
         if g.op == "create" and outcome.record_id:
@@ -320,6 +338,14 @@ class Applier:
             return
         outcomes = result.outcomes if isinstance(result, Batch) else result
         code = result.status if isinstance(result, Batch) else None
+        results, failed, errors = self.settle(batch, outcomes)
+        status = "ok" if not failed else ("partial" if failed < len(outcomes) else "rejected")
+        ledger.complete_call(
+            self.store, call_id, status=status, code=code, failed=failed, error=errors, results=results
+        )
+
+    def settle(self, batch: list[Group], outcomes: list[Outcome]) -> tuple[list, int, str]:
+        """Each group's outcome: remembered when it succeeded, counted; (ledger results, failed, errors)."""
         results = []
         for g, o in zip(batch, outcomes, strict=True):
             number = o.extra.get("number")
@@ -331,11 +357,102 @@ class Applier:
             else:
                 self.report.rejected += len(g.change_ids)
         failed = sum(not o.ok for o in outcomes)
-        status = "ok" if not failed else ("partial" if failed < len(outcomes) else "rejected")
         errors = "; ".join(f"{g.label}: {o.error}" for g, o in zip(batch, outcomes, strict=True) if not o.ok)
-        ledger.complete_call(
-            self.store, call_id, status=status, code=code, failed=failed, error=errors, results=results
+        return results, failed, errors
+
+    # -- several CRM writes in one call ---------------------------------------------------------
+
+    def dispatch(self, system: str, entity: str, op: str, batch: list[Group],
+                 send: Callable[[], Batch | list[Outcome]], body: object, write: tuple[str, tuple]) -> None:  # fmt: skip
+        """Books writes go now; CRM writes wait for `flush`, which sends them together."""
+        if system == "crm" and getattr(self.crm, "composite_size", 1) > 1:
+            self.queue.append(Pending(system, entity, op, batch, send, body, write))
+        else:
+            self.call(system, entity, op, batch, send, body)
+
+    def queued(self, placeholder: str) -> bool:
+        """Is `placeholder` (@system.entity.attr:ref) made by a create waiting in the queue?"""
+        head, _, ref = placeholder[1:].partition(":")
+        system, entity = head.split(".")[:2]
+        return any(
+            p.op == "create"
+            and (p.system, p.entity) == (system, entity)
+            and any(g.ref == ref for g in p.batch)
+            for p in self.queue
         )
+
+    def flush(self) -> None:
+        """Send the queued CRM writes, up to `composite_size` of them a call, in the order queued."""
+        queue, self.queue = self.queue, []
+        size = max(1, getattr(self.crm, "composite_size", 1))
+        for start in range(0, len(queue), size):
+            items = queue[start : start + size]
+            if len(items) == 1:
+                p = items[0]
+                self.call(p.system, p.entity, p.op, p.batch, p.send, p.body)
+            else:
+                self.call_composite(items)
+
+    def call_composite(self, items: list[Pending]) -> None:
+        """One composite call: its intent in the ledger first (every change it carries), then each write's
+        outcome. An answer lost leaves them all unknown (creates are looked up next time, updates resent)."""
+        change_ids = [c for p in items for g in p.batch for c in g.change_ids]
+        op = " + ".join(f"{p.entity}.{p.op}" for p in items)
+        key = ledger.digest(*sorted(change_ids))
+        call_id = ledger.record_intent(self.store, self.connection, self.run_id, "crm", "composite", op, key,
+                                       ledger.request_hash([p.body for p in items]), change_ids,
+                                       sum(len(p.batch) for p in items))  # fmt: skip
+        self.report.write_calls["crm"] += 1
+        n = sum(len(p.batch) for p in items)
+        try:
+            answers = self.crm.composite([p.write for p in items])
+        except ApiError as exc:
+            if exc.status in (401, 403) and "SCOPE" in str(exc.code).upper():
+                # the token was granted without the composite scope: nothing ran; send them one by one
+                ledger.complete_call(self.store, call_id, status="refused", code=exc.status, failed=n,
+                                     error=f"composite calls not allowed ({exc}); sent one by one", results=[])  # fmt: skip
+                self.crm.composite_size = 1
+                for p in items:
+                    self.call(p.system, p.entity, p.op, p.batch, p.send, p.body)
+                return
+            if exc.status is None or exc.status >= 500 or exc.status == 429:
+                ledger.complete_call(self.store, call_id, status="unknown", code=exc.status, failed=n,
+                                     error=str(exc), results=[])  # fmt: skip
+                self.report.errors.append(f"crm composite ({op}): outcome unknown: {exc}")
+                return
+            ledger.complete_call(self.store, call_id, status="error", code=exc.status, failed=n, error=str(exc),
+                                 results=[(g.change_ids, False, None, str(exc)) for p in items for g in p.batch])  # fmt: skip
+            self.report.rejected += len(change_ids)
+            self.report.errors.append(f"crm composite ({op}): {exc}")
+            return
+        except (KeyError, TypeError, ValueError) as exc:  # refused while building the request: nothing sent
+            ledger.complete_call(self.store, call_id, status="error", code=None, failed=n, error=str(exc),
+                                 results=[(g.change_ids, False, None, f"not sendable: {exc}") for p in items for g in p.batch])  # fmt: skip
+            self.report.rejected += len(change_ids)
+            self.report.errors.append(f"crm composite ({op}): {exc}")
+            return
+        except OSError as exc:  # the connection dropped: outcome unknown
+            ledger.complete_call(
+                self.store, call_id, status="unknown", code=None, failed=n, error=str(exc), results=[]
+            )
+            self.report.errors.append(f"crm composite ({op}): outcome unknown: {exc}")
+            return
+        results, failed, errors = [], 0, []
+        for p, answer in zip(items, answers, strict=True):
+            if isinstance(answer, Exception):  # this write was refused whole
+                results += [(g.change_ids, False, None, str(answer)) for g in p.batch]
+                failed += len(p.batch)
+                self.report.rejected += sum(len(g.change_ids) for g in p.batch)
+                errors.append(f"{p.entity}.{p.op}: {answer}")
+                continue
+            r, f, e = self.settle(p.batch, answer.outcomes)
+            results += r
+            failed += f
+            if e:
+                errors.append(e)
+        status = "ok" if not failed else ("partial" if failed < n else "rejected")
+        ledger.complete_call(self.store, call_id, status=status, code=200, failed=failed, error="; ".join(errors),
+                             results=results)  # fmt: skip
 
     # -- the phases -----------------------------------------------------------------------------
 
@@ -345,6 +462,9 @@ class Applier:
             try:
                 ready.append(self.resolve(g))
             except Unresolved as exc:
+                if self.queued(exc.args[0]):  # made by a write waiting in the queue: after it is sent
+                    self.deferred[(system, entity, op)].append(g)
+                    continue
                 self.report.waiting += len(g.change_ids)
                 ledger.set_status(self.store, self.connection, g.change_ids, "planned",
                                   f"waiting for {exc.args[0]} (not created yet)")  # fmt: skip
@@ -370,10 +490,10 @@ class Applier:
             for g in ready:
                 by_tag[g.fields["tags"]].append(g)
             for tag, members in sorted(by_tag.items()):
-                for batch in _chunks(members, self.crm.batch_size):
+                for batch in _chunks(members, getattr(self.crm, "tag_batch_size", self.crm.batch_size)):
                     ids = [g.record for g in batch]
-                    self.call(system, entity, op, batch, lambda ids=ids, tag=tag: self.crm.add_tags(ids, [tag]),
-                              {"ids": ids, "tags": [tag]})  # fmt: skip
+                    self.dispatch(system, entity, op, batch, lambda ids=ids, tag=tag: self.crm.add_tags(ids, [tag]),
+                                  {"ids": ids, "tags": [tag]}, ("add_tags", (ids, [tag])))  # fmt: skip
             return
         if op == "email":
             for g in ready:
@@ -391,15 +511,15 @@ class Applier:
                 )
             return
         for batch in _chunks(ready, writer.batch_size):
-            send, body = self.sender(system, entity, op, batch)
-            self.call(system, entity, op, batch, send, body)
+            send, body, write = self.sender(system, entity, op, batch)
+            self.dispatch(system, entity, op, batch, send, body, write)
 
     def sender(
         self, system: str, entity: str, op: str, batch: list[Group]
-    ) -> tuple[Callable[[], Batch], object]:
+    ) -> tuple[Callable[[], Batch], object, tuple[str, tuple]]:
         if (system, entity) == ("crm", "account"):
             records = [customer(g, Role.CRM) for g in batch]
-            fn = self.crm.upsert_accounts if op == "create" else self.crm.update_accounts
+            kind = "upsert_accounts" if op == "create" else "update_accounts"
         elif (system, entity) == ("crm", "contact"):
             records = [
                 Person(
@@ -413,23 +533,24 @@ class Applier:
                 )  # fmt: skip
                 for g in batch
             ]
-            fn = self.crm.upsert_contacts if op == "create" else self.crm.update_contacts
+            kind = "upsert_contacts" if op == "create" else "update_contacts"
         elif (system, entity) == ("crm", "deal"):
             records = [(g.record, dict(g.fields)) for g in batch]
-            fn = self.crm.update_deals
+            kind = "update_deals"
         elif (system, entity) == ("crm", "invoice"):
             records = [(g.record, dict(g.fields)) for g in batch]
-            fn = self.crm.update_invoices
+            kind = "update_invoices"
         elif (system, entity) == ("books", "customer"):
             records = [customer(g, Role.BOOKS) for g in batch]
-            fn = self.books.create_customers if op == "create" else self.books.update_customers
+            kind = "create_customers" if op == "create" else "update_customers"
         elif (system, entity) == ("books", "invoice"):
             records = [invoice(g, self.books) for g in batch]
-            fn = self.books.create_invoices if op == "create" else self.books.update_invoices
+            kind = "create_invoices" if op == "create" else "update_invoices"
         else:
             raise ValueError(f"no writer for {system}.{entity} {op}")
         body = [repr(r) for r in records]
-        return (lambda: fn(records)), body
+        fn = getattr(self.books if system == "books" else self.crm, kind)
+        return (lambda: fn(records)), body, (kind, (records,))
 
     def refresh(self) -> None:
         for (system, entity), ids in sorted(self.written.items()):
@@ -485,6 +606,13 @@ def apply(
         members = [g for key, g in sorted(groups.items()) if key[:3] == phase]
         if members:
             applier.run_phase(*phase, members, unknown)
+    applier.flush()
+    while applier.deferred:  # what waited for a queued create (a new account's contacts): now it exists
+        deferred, applier.deferred = applier.deferred, defaultdict(list)
+        for phase in PHASES:
+            if deferred.get(phase):
+                applier.run_phase(*phase, deferred[phase], unknown)
+        applier.flush()
     applier.refresh()
     report.calls = {"books": books.calls, "crm": crm.calls}
     return report

@@ -124,3 +124,11 @@ class CrmWriter(Writer, Protocol):
     def find_accounts_by_reference(self, books_ids: Sequence[str]) -> dict[str, str]:
         """Books ids stored on CRM accounts -> CRM account id."""
         ...
+
+    composite_size: int  # most writes one composite call carries (1: no composite calls)
+    tag_batch_size: int  # most records one tag write carries
+
+    def composite(self, writes: Sequence[tuple[str, tuple]]) -> list[Any]:
+        """Several writes in one call, run in order: each (name of one of the methods above, its arguments).
+        One Batch per write, or the exception that refused that write whole."""
+        ...

@@ -37,6 +37,7 @@ TOKEN_LIMIT = 100_000  # nothing reaches further than this by listing
 IDS_CHUNK = 100  # `ids=` and writes: at most 100 a call
 WRITE_CHUNK = 100
 TAG_CHUNK = 500
+COMPOSITE_LIMIT = 5  # sub-requests in one `__composite_requests` call
 SEARCH_LIMIT = 2000
 COQL_PAGE = 2000  # 3 credits a call, against 10 for the same rows 200 at a time
 COQL_LIMIT = 100_000
@@ -78,6 +79,19 @@ class Channel:
     channel_id: str
     expiry: datetime | None
     modules: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SubRequest:
+    """One write inside a composite call: what `update`/`upsert`/`add_tags` would send on their own, and
+    how to read its answer (`action` for writes, `key` of the per-record list)."""
+
+    method: str
+    path: str  # under /crm/v8/, e.g. "Deals" or "Accounts/upsert"
+    body: dict
+    records: int
+    action: str
+    key: str = "data"
 
 
 class SearchLimitExceeded(ApiError):
@@ -575,6 +589,77 @@ class ZohoClient:
                 raise parse_error(reply, f"{method} {path}")
             results += _results(reply, len(chunk), start, action)
         return results
+
+    # -- composite -------------------------------------------------------------------------------
+
+    def write_request(
+        self,
+        op: str,
+        module: str,
+        records: Sequence[dict],
+        *,
+        duplicate_check_fields: Sequence[str] | None = None,
+        trigger: Sequence[str] | None = None,
+    ) -> SubRequest:
+        """A write of at most 100 records (op: update | upsert) as a composite sub-request."""
+        if not 0 < len(records) <= WRITE_CHUNK:
+            raise ValueError(f"a sub-request carries 1 to {WRITE_CHUNK} records")
+        body: dict[str, Any] = {
+            "data": list(records),
+            "trigger": list(self.trigger if trigger is None else trigger),
+        }
+        if op == "update":
+            return SubRequest("PUT", module, body, len(records), "update")
+        if op == "upsert":
+            if duplicate_check_fields:
+                body["duplicate_check_fields"] = list(duplicate_check_fields)
+            return SubRequest("POST", f"{module}/upsert", body, len(records), "upsert")
+        raise ValueError(f"no composite sub-request for {op!r}")
+
+    def tags_request(self, module: str, ids: Sequence[str], tags: Sequence[str]) -> SubRequest:
+        if not 0 < len(ids) <= TAG_CHUNK:
+            raise ValueError(f"a tag sub-request carries 1 to {TAG_CHUNK} ids")
+        body = {"tags": [{"name": t} for t in tags], "ids": [str(i) for i in ids], "over_write": False}
+        return SubRequest("POST", f"{module}/actions/add_tags", body, len(ids), "add_tags")
+
+    def composite(self, subs: Sequence[SubRequest]) -> list[list[WriteResult]]:
+        """Up to five writes in one call (`POST __composite_requests`), run in order; one result list per
+        sub-request. Not retried after a lost answer (like `insert`): the caller looks up what is unsure.
+        A sub-request the API refused as a whole comes back as an ApiError in its place."""
+        if not 0 < len(subs) <= COMPOSITE_LIMIT:
+            raise ValueError(f"a composite call carries 1 to {COMPOSITE_LIMIT} sub-requests")
+        body = {
+            "rollback_on_fail": False,
+            "parallel_execution": False,
+            "__composite_requests": [
+                {
+                    "sub_request_id": f"s{i}",
+                    "method": s.method,
+                    "uri": f"{API_PREFIX}/{s.path}",
+                    "body": s.body,
+                }
+                for i, s in enumerate(subs)
+            ],
+        }
+        reply = self._call("POST", "__composite_requests", body=body, endpoint="POST __composite_requests",
+                           raise_for_status=False)  # fmt: skip
+        if reply.status >= 400:
+            raise parse_error(reply, "POST __composite_requests")
+        items = reply.data.get("__composite_requests") if isinstance(reply.data, dict) else None
+        if not isinstance(items, list) or len(items) != len(subs):
+            raise ApiError(VENDOR, reply.status, "UnexpectedBody", "a composite call answered without one item per sub-request")  # fmt: skip
+        by_id = {str(item.get("sub_request_id")): item for item in items if isinstance(item, dict)}
+        out: list[list[WriteResult]] = []
+        for i, sub in enumerate(subs):
+            response = ((by_id.get(f"s{i}") or {}).get("details") or {}).get("response") or {}
+            sub_reply = Reply(int(response.get("status_code") or 0), response.get("headers") or {}, b"",
+                              response.get("body"))  # fmt: skip
+            endpoint = f"{sub.method} {sub.path}"
+            if sub_reply.status >= 400 and not _is_item_list(sub_reply, sub.key):
+                out.append(parse_error(sub_reply, endpoint))  # type: ignore[arg-type]
+                continue
+            out.append(_results(sub_reply, sub.records, 0, sub.action, sub.key))
+        return out
 
     def insert(
         self, module: str, records: Iterable[dict], *, trigger: Sequence[str] | None = None

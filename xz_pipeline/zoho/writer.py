@@ -1,7 +1,7 @@
 """The CRM writer for Zoho: write-back's `CrmWriter` role (writeback/ports.py) over `ZohoClient`.
 
 Canonical records in, Zoho records out through `mapping.py`; every write is one call of at most 100
-records. New accounts are upserted on `Xero_Contact_ID` (unique, the books id they carry) and new contacts
+records, or one sub-request of a composite call carrying up to five such writes (`composite`). New accounts are upserted on `Xero_Contact_ID` (unique, the books id they carry) and new contacts
 on `Email`, so a replay finds what the first call made instead of creating it twice. Writes send
 `trigger: []` unless configured: our own corrections must not set off the org's workflows (and loops).
 Refreshing writes the records read back through `core.mirror.write_entity`, as the extract assets do.
@@ -16,12 +16,20 @@ from typing import Any
 import dagster as dg
 
 from xz_pipeline.core.canonical import Customer, Person
+from xz_pipeline.core.errors import ApiError
 from xz_pipeline.core.http import CallMeter
 from xz_pipeline.core.mirror import write_entity
 from xz_pipeline.core.store import Store
 from xz_pipeline.writeback.ports import Batch, Outcome
 from xz_pipeline.zoho import tables
-from xz_pipeline.zoho.client import WRITE_CHUNK, WriteResult, ZohoClient
+from xz_pipeline.zoho.client import (
+    COMPOSITE_LIMIT,
+    TAG_CHUNK,
+    WRITE_CHUNK,
+    SubRequest,
+    WriteResult,
+    ZohoClient,
+)
 from xz_pipeline.zoho.mapping import (
     account_to_zoho,
     contact_to_zoho,
@@ -113,6 +121,41 @@ class ZohoCrmWriter:
     def add_tags(self, account_ids: Sequence[str], tags: Sequence[str]) -> Batch:
         self._check(len(account_ids))
         return _batch(self.client.add_tags("Accounts", account_ids, list(tags)))
+
+    # -- several writes in one call ---------------------------------------------------------------
+
+    composite_size = COMPOSITE_LIMIT
+    tag_batch_size = TAG_CHUNK
+
+    def _request(self, kind: str, args: tuple) -> SubRequest:
+        c, t = self.client, self.trigger
+        if kind == "upsert_accounts":
+            return c.write_request("upsert", "Accounts", [account_to_zoho(a) for a in args[0]],
+                                   duplicate_check_fields=["Xero_Contact_ID"], trigger=t)  # fmt: skip
+        if kind == "update_accounts":
+            return c.write_request("update", "Accounts", [account_to_zoho(a) for a in args[0]], trigger=t)
+        if kind == "upsert_contacts":
+            return c.write_request("upsert", "Contacts", [contact_to_zoho(p) for p in args[0]],
+                                   duplicate_check_fields=["Email"], trigger=t)  # fmt: skip
+        if kind == "update_contacts":
+            return c.write_request("update", "Contacts", [contact_to_zoho(p) for p in args[0]], trigger=t)
+        if kind == "update_deals":
+            return c.write_request(
+                "update", "Deals", [deal_update_to_zoho(i, f) for i, f in args[0]], trigger=t
+            )
+        if kind == "update_invoices":
+            return c.write_request("update", "Invoices", [invoice_update_to_zoho(i, f) for i, f in args[0]],
+                                   trigger=t)  # fmt: skip
+        if kind == "add_tags":
+            return c.tags_request("Accounts", list(args[0]), list(args[1]))
+        raise ValueError(f"no CRM write {kind!r}")
+
+    def composite(self, writes: Sequence[tuple[str, tuple]]) -> list[Batch | ApiError]:
+        """Several writes (each what one of this writer's methods would send: (method name, its arguments))
+        in one composite call, run in order; one Batch per write, or the ApiError that refused it whole."""
+        requests = [self._request(kind, args) for kind, args in writes]
+        self.write_calls += 1
+        return [r if isinstance(r, ApiError) else _batch(r) for r in self.client.composite(requests)]
 
     def find_accounts_by_reference(self, books_ids: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}

@@ -8,10 +8,12 @@ import dagster as dg
 import pytest
 
 from xz_pipeline import settings
+from xz_pipeline.core.canonical import install_views
 from xz_pipeline.core.resources import MirrorResource, connections_partitions
 from xz_pipeline.core.store import Store
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.zoho.assets import ZOHO_ASSETS
+from xz_pipeline.zoho.mapping import CRM_VIEWS
 from xz_pipeline.zoho.resources import ZohoResource
 
 CONNECTION = "sandbox"
@@ -104,3 +106,51 @@ def test_full_idle_changes_and_deletions(sandbox, env):
                 [accounts[-1]["id"]],
             ).fetchone()[0]
         assert closed == 1 and notice == 1
+
+
+def _related_reads(sandbox, since: int = 0) -> list[str]:
+    return [r.path.split("/")[-2] for r in sandbox.zoho.received[since:] if r.path.endswith("/Products")
+            and "/Deals/" in r.path]  # fmt: skip
+
+
+def test_deal_products_are_read_for_won_deals_not_invoiced_and_only_when_they_change(sandbox, env):
+    org = sandbox.org_ids[0]
+    emu = sandbox.zoho
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(connections_partitions.name, [CONNECTION])
+        before = len(emu.received)
+        _materialize(instance, ("zoho_deals",))
+        deals = {d["id"]: d for d in emu.dump(org, "Deals")}
+        need = {i for i, d in deals.items() if d["Stage"] == "Closed Won" and not d.get("Xero_Invoice_ID")}
+        read = _related_reads(sandbox, before)
+        assert sorted(read) == sorted(need) and len(read) < len(deals) / 2  # one call each, no other deal
+        store = Store(settings.mirror_path())
+        related = emu.orgs[org].relations
+        with store.write() as con:
+            install_views(con, CRM_VIEWS)
+            rows = con.execute(
+                "select deal_id, product_code, quantity, unit_price from canonical.crm_deal_lines "
+                "order by deal_id, line_no"
+            ).fetchall()
+        want = []
+        codes = {p["id"]: p["Product_Code"] for p in emu.dump(org, "Products")}
+        for deal_id in sorted(need):
+            for r in related.get(("Deals", deal_id, "Products"), []):
+                want.append(
+                    (deal_id, codes[r["id"]], Decimal(str(r["Quantity"])), Decimal(str(r["List_Price"])))
+                )
+        assert sorted(rows) == sorted(want) and rows
+
+        # an idle read asks for no products; a changed won deal has its products read again, alone
+        before = len(emu.received)
+        _materialize(instance, ("zoho_deals",))
+        assert _related_reads(sandbox, before) == []
+        changed = sorted(need)[0]
+        with emu.lock:
+            o = emu.orgs[org]
+            o.update(
+                "Deals", o.records["Deals"][changed], {"Description": "re-read"}, o.api_user, emu.clock.now()
+            )
+        before = len(emu.received)
+        _materialize(instance, ("zoho_deals",))
+        assert _related_reads(sandbox, before) == [changed]

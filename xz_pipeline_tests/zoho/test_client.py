@@ -630,3 +630,33 @@ def test_every_request_conforms_to_the_official_v8_spec(store_dir, specs):
         "POST",
         "PATCH",
     }  # tags and watch only (see SPEC_DEFECTS)
+
+
+def test_related_list_pages_and_composite_writes_in_one_call(store_dir):
+    with ZohoSandbox() as sb:
+        client = sb.client(store_dir)
+        products = client.insert(
+            "Products", [{"Product_Name": f"P{i}", "Product_Code": f"C{i}"} for i in range(3)]
+        )
+        deal = client.insert("Deals", [{"Deal_Name": "D", "Stage": "Closed Won"}])[0].id
+        sb.emulator.relate(sb.org_id, "Deals", deal, "Products",
+                           [{"id": p.id, "Quantity": 2, "List_Price": 5.5} for p in products])  # fmt: skip
+        rows = client.related("Deals", deal, "Products", ["Product_Code", "Quantity", "List_Price"])
+        assert [(r["Product_Code"], r["Quantity"], r["List_Price"]) for r in rows] == [
+            ("C0", 2, 5.5), ("C1", 2, 5.5), ("C2", 2, 5.5)
+        ]  # fmt: skip
+        assert client.related("Deals", client.insert("Deals", [{"Deal_Name": "E", "Stage": "Qualification"}])[0].id,
+                              "Products", ["Product_Code"]) == []  # fmt: skip
+
+        before = len(sb.emulator.received)
+        answers = client.composite([
+            client.write_request("upsert", "Accounts", [{"Account_Name": "A", "Xero_Contact_ID": "x1"}],
+                                 duplicate_check_fields=["Xero_Contact_ID"]),
+            client.write_request("update", "Deals", [{"id": deal, "Amount_Paid": 3}, {"id": "1", "Amount_Paid": 1}]),
+            client.write_request("update", "Nope", [{"id": "1"}]),
+        ])  # fmt: skip
+        assert len(sb.emulator.received) == before + 1  # one HTTP call
+        upserted, updated, refused = answers
+        assert upserted[0].ok and upserted[0].action == "insert"
+        assert [r.ok for r in updated] == [True, False] and updated[1].code == "INVALID_DATA"
+        assert isinstance(refused, ApiError) and refused.code == "INVALID_MODULE"
