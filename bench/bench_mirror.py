@@ -60,6 +60,20 @@ def child() -> None:
                 "fetched": sum(m.get("fetched", 0) for m in meta.values()),
                 "written": sum(m.get("inserted", 0) + m.get("updated", 0) for m in meta.values()),
                 "modes": sorted({m.get("mode", "") for m in meta.values()} - {""}),
+                "assets": {
+                    name: [
+                        m.get(k, 0)
+                        for k in (
+                            "fetched",
+                            "api_seconds",
+                            "read_wait_seconds",
+                            "write_seconds",
+                            "reader_held_seconds",
+                        )
+                    ]
+                    for name, m in meta.items()
+                    if "api_seconds" in m
+                },
             }
         )
     )
@@ -151,6 +165,10 @@ def bench(size: str, seed: int) -> list[list]:
                 ]
             )
             print(f"{size} {label}: {rows[-1]}", file=sys.stderr, flush=True)
+            if label == "full":  # where the time went, per asset
+                for name, (n, api, waited, written, held) in sorted(r["assets"].items()):
+                    print(f"  {name:20} rows {n:>7,}  api {api:6.1f}s  writer waited {waited:6.1f}s  "
+                          f"wrote {written:5.1f}s  reader held {held:5.1f}s", file=sys.stderr, flush=True)  # fmt: skip
     return rows
 
 

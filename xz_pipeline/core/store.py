@@ -95,9 +95,13 @@ class MergeCounts:
         return self.inserted + self.updated + self.unchanged
 
 
+# One encoder for every payload: `json.dumps` with non-default options builds a new one per call.
+_JSON = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False)
+
+
 def payload_json(payload: dict) -> str:
     """The payload as stored in `landing`: compact JSON in the API's own key order."""
-    return json.dumps(payload, separators=(",", ":"), default=str, ensure_ascii=False)
+    return _JSON.encode(payload)
 
 
 def payload_hash(payload: dict | str) -> str:
@@ -276,37 +280,23 @@ class Store:
     ) -> int:
         """Append verbatim payloads (record id, source-modified time, payload JSON, its hash). Nothing is ever
         lost."""
-        frame = pd.DataFrame(
-            [
-                {
-                    "connection": connection,
-                    "vendor": vendor,
-                    "entity": entity,
-                    "record_id": record_id,
-                    "source_modified": modified,
-                    "fetched_at": fetched_at,
-                    "payload_hash": digest,
-                    "run_id": run_id,
-                    "payload": payload,
-                }
-                for record_id, modified, payload, digest in rows
-            ],
-            columns=[
-                "connection",
-                "vendor",
-                "entity",
-                "record_id",
-                "source_modified",
-                "fetched_at",
-                "payload_hash",
-                "run_id",
-                "payload",
-            ],
-        )
-        if frame.empty:
+        rows = list(rows)
+        if not rows:
             return 0
-        frame["source_modified"] = pd.to_datetime(frame["source_modified"], utc=True)
-        frame["fetched_at"] = pd.to_datetime(frame["fetched_at"], utc=True)
+        record_ids, modified, payloads, digests = (list(c) for c in zip(*rows, strict=True))
+        frame = pd.DataFrame(
+            {
+                "connection": connection,
+                "vendor": vendor,
+                "entity": entity,
+                "record_id": record_ids,
+                "source_modified": pd.to_datetime(pd.Series(modified, dtype=object), utc=True),
+                "fetched_at": pd.to_datetime(fetched_at, utc=True),
+                "payload_hash": digests,
+                "run_id": run_id,
+                "payload": payloads,
+            }
+        )
         con.register("incoming_landing", frame)
         try:
             con.execute("insert into landing.records by name select * from incoming_landing")
@@ -341,24 +331,26 @@ class Store:
                 f"from incoming_rows i left join {target} t on {on}"
             )
             counts = dict(con.execute("select _status, count(*) from merge_status group by 1").fetchall())
-            con.execute(
-                "create or replace temp table merge_changed as select * exclude (_status) from merge_status where _status <> 'same'"
-            )
-            con.execute(f"delete from {target} t using merge_changed i where {on}")
-            con.execute(f"insert into {target} by name select * from merge_changed")
-            con.execute(
-                f"update {target}_history t set valid_to = ? from merge_changed i where {on} and t.valid_to is null",
-                [valid_from],
-            )
-            con.execute(
-                f"insert into {target}_history by name "
-                "select *, ?::timestamptz as valid_from, null::timestamptz as valid_to from merge_changed",
-                [valid_from],
-            )
+            # Only what changed is written; statements with nothing to do are not run (a first sync only
+            # inserts, an idle re-read only matches).
+            changed = "(select * exclude (_status) from merge_status where _status <> 'same')"
+            updated = "(select * from merge_status where _status = 'update')"
+            if counts.get("update"):
+                con.execute(f"delete from {target} t using {updated} i where {on}")
+                con.execute(
+                    f"update {target}_history t set valid_to = ? from {updated} i where {on} and t.valid_to is null",
+                    [valid_from],
+                )
+            if counts.get("update") or counts.get("insert"):
+                con.execute(f"insert into {target} by name select * from {changed}")
+                con.execute(
+                    f"insert into {target}_history by name "
+                    f"select *, ?::timestamptz as valid_from, null::timestamptz as valid_to from {changed}",
+                    [valid_from],
+                )
         finally:
             con.unregister("incoming_rows")
             con.execute("drop table if exists merge_status")
-            con.execute("drop table if exists merge_changed")
         return MergeCounts(
             inserted=counts.get("insert", 0), updated=counts.get("update", 0), unchanged=counts.get("same", 0)
         )

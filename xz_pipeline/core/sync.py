@@ -228,6 +228,7 @@ class DayBudgetGate:
 class ReadTiming:
     waited: float = 0.0  # seconds the writer waited for pages (the API, or our own reading of it)
     written: float = 0.0  # seconds spent writing chunks
+    held: float = 0.0  # seconds the reader, ahead by `depth` chunks, waited for the writer
 
 
 _END = object()
@@ -243,13 +244,17 @@ def _read_ahead(
     stop = threading.Event()
 
     def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                chunks.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        started = time.monotonic()
+        try:
+            while not stop.is_set():
+                try:
+                    chunks.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+        finally:
+            timing.held += time.monotonic() - started
 
     def produce() -> None:
         buffer: list[dict] = []
@@ -370,6 +375,7 @@ def run_extract(
     meta.update(budget)
     meta["read_wait_seconds"] = round(timing.waited, 3)
     meta["write_seconds"] = round(timing.written, 3)
+    meta["reader_held_seconds"] = round(timing.held, 3)
     return dg.MaterializeResult(metadata=meta)
 
 
