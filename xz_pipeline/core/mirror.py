@@ -196,7 +196,7 @@ def write_entity(
                 "payload_hash, run_id, quarantined_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [connection, spec.vendor, spec.entity, record_id, rule, reason, digest, run_id, fetched_at],
             )
-        frame = _frame(rows)
+        frame = pd.DataFrame(rows)
         if full:
             everything = pd.DataFrame({"connection": [connection]})
             counts = store.replace_children(
@@ -210,7 +210,7 @@ def write_entity(
         for child in spec.children:
             parents = pd.DataFrame({"connection": connection, child.parent_column: whole[child.table]})
             child_counts[child.table] = store.replace_children(
-                con, spec.schema, child.table, _frame(children[child.table]), list(child.key),
+                con, spec.schema, child.table, pd.DataFrame(children[child.table]), list(child.key),
                 parents=parents, valid_from=fetched_at,
             )  # fmt: skip
         previous = store.get_cursor(con, connection, spec.vendor, spec.entity)
@@ -229,14 +229,6 @@ def write_entity(
         counts=counts, landed=landed, quarantined=len(quarantine), cursor=cursor, total_rows=total,
         child_counts=child_counts, preview=preview,
     )  # fmt: skip
-
-
-def _frame(rows: list[dict]) -> pd.DataFrame:
-    """Rows sharing their keys as a DataFrame, built column by column (pandas' list-of-dicts path is
-    several times slower on wide tables)."""
-    if not rows:
-        return pd.DataFrame()
-    return pd.DataFrame({name: [row[name] for row in rows] for name in rows[0]})
 
 
 def finish_full_sweep(
