@@ -81,9 +81,10 @@ class ZohoCrmWriter:
     def close(self) -> None:
         self.client.close()
 
-    def _check(self, n: int) -> None:
-        if n > self.batch_size:
-            raise ValueError(f"at most {self.batch_size} records a call")
+    def _check(self, n: int, limit: int | None = None) -> None:
+        limit = limit or self.batch_size
+        if n > limit:
+            raise ValueError(f"at most {limit} records a call")
         self.write_calls += 1
 
     def upsert_accounts(self, accounts: Sequence[Customer]) -> Batch:
@@ -119,7 +120,7 @@ class ZohoCrmWriter:
         return _batch(self.client.update("Invoices", records, trigger=self.trigger))
 
     def add_tags(self, account_ids: Sequence[str], tags: Sequence[str]) -> Batch:
-        self._check(len(account_ids))
+        self._check(len(account_ids), self.tag_batch_size)
         return _batch(self.client.add_tags("Accounts", account_ids, list(tags)))
 
     # -- several writes in one call ---------------------------------------------------------------

@@ -106,7 +106,10 @@ def test_policies_end_to_end_then_quiet(baseline):
         for d in not_invoiced:
             (inv,) = invoices[f"DEAL-{d['crm_id']}"]
             assert inv["Status"] == "DRAFT"
-            assert Decimal(str(inv["Total"])) == Decimal(str(deals[d["crm_id"]]["Amount"]))
+            # one line at the deal's amount, or its products with the tax the books add (rounded per line):
+            # within reconciliation's tolerance either way
+            off = abs(Decimal(str(inv["Total"])) - Decimal(str(deals[d["crm_id"]]["Amount"])))
+            assert off == 0 if inv["LineAmountTypes"] == "Inclusive" else off <= Decimal("0.50")
             assert deals[d["crm_id"]]["Xero_Invoice_ID"] == inv["InvoiceID"]
             assert deals[d["crm_id"]]["Xero_Invoice_Number"] == inv["InvoiceNumber"]
         # payment_to_crm: the deal now says what the books say

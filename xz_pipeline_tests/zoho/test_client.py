@@ -660,3 +660,23 @@ def test_related_list_pages_and_composite_writes_in_one_call(store_dir):
         assert upserted[0].ok and upserted[0].action == "insert"
         assert [r.ok for r in updated] == [True, False] and updated[1].code == "INVALID_DATA"
         assert isinstance(refused, ApiError) and refused.code == "INVALID_MODULE"
+
+
+def test_the_crm_writer_tags_up_to_500_accounts_in_one_call(store_dir):
+    from xz_pipeline.zoho.writer import ZohoCrmWriter
+
+    with ZohoSandbox() as sb:
+        client = sb.client(store_dir)
+        ids = [
+            r.id for r in client.insert("Accounts", [{"Account_Name": f"Supplier {i}"} for i in range(150)])
+        ]
+        writer = ZohoCrmWriter(client, "c")
+        before = len(sb.emulator.received)
+        batch = writer.add_tags(ids, ["Xero Supplier"])
+        assert batch.failed == 0 and len(batch.outcomes) == 150
+        assert len(sb.emulator.received) == before + 1 and writer.write_calls == 1
+        assert all(
+            t["name"] == "Xero Supplier" for a in sb.emulator.dump(sb.org_id, "Accounts") for t in a["Tag"]
+        )
+        with pytest.raises(ValueError, match="at most 500"):
+            writer.add_tags([str(i) for i in range(501)], ["T"])
