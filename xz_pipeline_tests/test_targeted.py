@@ -66,6 +66,17 @@ def test_targeted_runs_read_only_the_announced_records(monkeypatch):
         assert emails[first["ContactID"]] == "announced@example.com"
         assert emails[second["ContactID"]] == "unannounced@example.com"
 
+        # Zoho too: a targeted read costs one call for the announced record, not a read of the module
+        edited, other = (str(a["id"]) for a in sb.zoho.dump(org, "Accounts")[:2])
+        with ZohoResource().client(CONNECTION) as zoho:
+            zoho.update("Accounts", [{"id": edited, "Phone": "+64 9 555 0101"},
+                                     {"id": other, "Phone": "+64 9 555 0102"}])  # fmt: skip
+        meta = _targeted(inst, "zoho_accounts", ids=[edited])
+        assert meta["fetched"] == 1 and meta["updated"] == 1 and meta["api_calls"] == 1
+        with store.read() as con:
+            phones = dict(con.execute("select account_id, phone from zoho.accounts").fetchall())
+        assert phones[edited] == "+64 9 555 0101" and phones[other] != "+64 9 555 0102"
+
         account = sb.zoho.dump(org, "Accounts")[0]["id"]
         with ZohoResource().client(CONNECTION) as zoho:
             zoho.delete("Accounts", [account])

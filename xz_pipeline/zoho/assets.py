@@ -40,7 +40,10 @@ def fetch_module(client, spec: EntityTable, plan: ReadPlan) -> Fetched:
     def _pages():
         try:
             listing = client.iter_pages(
-                spec.entity, fields=tables.FIELDS[spec.entity], modified_since=plan.since
+                spec.entity,
+                fields=tables.FIELDS[spec.entity],
+                modified_since=plan.since,
+                ids=plan.ids or None,  # a targeted read: exactly the announced records
             )
             for page in listing:
                 if spec.entity == "Invoices" and settings.zoho_subforms():
