@@ -23,7 +23,7 @@ from xz_pipeline.xero.client import XeroClient, complete_consent, consent_reques
 DEFAULT_REDIRECT_URI = "http://localhost:8765/callback"
 ZOHO_SCOPES = (
     "ZohoCRM.modules.ALL,ZohoCRM.settings.ALL,ZohoCRM.coql.READ,ZohoCRM.notifications.ALL,"
-    "ZohoCRM.users.READ,ZohoCRM.org.READ"
+    "ZohoCRM.users.READ,ZohoCRM.org.READ,ZohoCRM.composite_requests.CUSTOM"
 )
 
 
