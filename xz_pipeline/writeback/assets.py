@@ -47,13 +47,17 @@ def _preview(frame) -> str:
     kinds={"duckdb"},
     partitions_def=connections_partitions,
     pool="duckdb",
+    required_resource_keys={"mirror", CRM_WRITER},
     description="writeback.plan: one row per intended field change (system, record, field, old, new, policy, "
-    "reason, source rows, idempotency key); computed from open discrepancies and links, nothing remote.",
+    "reason, source rows, idempotency key); computed from open discrepancies and links. Writes nothing remote "
+    "(it reads the products of the won deals it will invoice).",
 )
-def writeback_plan(context: dg.AssetExecutionContext, mirror: MirrorResource) -> dg.MaterializeResult:
+def writeback_plan(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     connection = context.partition_key
-    store = mirror.store()
-    counts = build_plan(store, connection, load_policies(connection))
+    store = context.resources.mirror.store()
+    policies = load_policies(connection)
+    product_calls = read_products_to_invoice(store, connection, policies, context.resources, context.run_id)
+    counts = build_plan(store, connection, policies)
     pending = ledger.pending(store, connection)
     context.log.info(f"write-back plan for {connection}: {len(pending)} pending change(s); {counts}")
     return dg.MaterializeResult(
@@ -66,8 +70,29 @@ def writeback_plan(context: dg.AssetExecutionContext, mirror: MirrorResource) ->
                 {str(k): int(v) for k, v in pending["policy"].value_counts().items()} if len(pending) else {}
             ),
             "preview": dg.MetadataValue.md(_preview(pending)),
+            "deal_product_calls": product_calls,
         }
     )
+
+
+def read_products_to_invoice(store: Store, connection: str, policies, resources, run_id: str | None) -> int:
+    """Mirror the products of the won deals about to be invoiced (open `deal_not_invoiced`), so their
+    invoices get product lines: one CRM call per such deal and version, instead of reading every won
+    deal's related list while mirroring. Returns the calls spent."""
+    if not policies.active("won_deal_to_invoice"):
+        return 0
+    with store.read() as con:
+        deals = [r[0] for r in con.execute(
+            "select distinct crm_id from recon.discrepancies where connection = ? and kind = 'deal_not_invoiced' "
+            "and resolved_at is null and crm_id is not null", [connection]).fetchall()]  # fmt: skip
+    if not deals:
+        return 0
+    get = resources.get if isinstance(resources, dict) else lambda key: getattr(resources, key)
+    crm = get(CRM_WRITER).writer(connection)
+    try:
+        return crm.read_deal_products(store, deals, run_id)
+    finally:
+        crm.close()
 
 
 @dg.asset_check(
@@ -187,6 +212,7 @@ def plan_connection(store: Store, connection: str) -> str:
 def apply_connection(store: Store, connection: str, resources, *, approve: bool = False) -> ApplyReport:
     """`xz apply [--approve]`: plan again (the mirror may have moved), then apply for real, guards first.
     `resources` holds the wired writer resources (`definitions.defs.resources` will do)."""
+    read_products_to_invoice(store, connection, load_policies(connection), resources, None)
     build_plan(store, connection, load_policies(connection))
     return run_apply(store, connection, resources, load_policies(connection), write=True, approve=approve)
 

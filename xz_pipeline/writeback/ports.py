@@ -125,6 +125,11 @@ class CrmWriter(Writer, Protocol):
         """Books ids stored on CRM accounts -> CRM account id."""
         ...
 
+    def read_deal_products(self, store: Store, deal_ids: Sequence[str], run_id: str | None) -> int:
+        """Mirror the products of these deals (the lines of the invoices write-back will draft), skipping
+        deals whose stored version already carries them; returns the API calls spent."""
+        ...
+
     composite_size: int  # most writes one composite call carries (1: no composite calls)
     tag_batch_size: int  # most records one tag write carries
 

@@ -3,22 +3,16 @@
 (No `from __future__ import annotations` here: Dagster inspects the `context` annotation.)
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
 import dagster as dg
 
 from xz_pipeline import settings
-from xz_pipeline.core.canonical import DealStage
 from xz_pipeline.core.errors import ApiError
 from xz_pipeline.core.http import CallMeter
 from xz_pipeline.core.mirror import EntityTable
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.core.sync import Fetched, MirrorConfig, ReadPlan, extract_asset, run_extract
 from xz_pipeline.zoho import tables
-from xz_pipeline.zoho.mapping import deal_stage
 from xz_pipeline.zoho.resources import ZohoResource
-
-RELATED_WORKERS = 4  # below the client's 5 calls in flight per org, the smallest edition's limit
 
 
 def fetch_module(client, spec: EntityTable, plan: ReadPlan) -> Fetched:
@@ -26,18 +20,12 @@ def fetch_module(client, spec: EntityTable, plan: ReadPlan) -> Fetched:
     cursor (the `/deleted` probe: one call when nothing was deleted).
 
     Modules with subforms (Invoices' Invoiced_Items) are listed, then each new or changed record is read by
-    id, because Zoho returns subforms only on a single-record GET. A Closed Won deal not yet invoiced that
-    is new or changed in this read also has its Products related list read (one call each), which
-    write-back turns into invoice lines; no other deal costs a call.
+    id, because Zoho returns subforms only on a single-record GET. Deals' Products related lists are not
+    read here (one call per deal): write-back reads them for the deals it is about to invoice
+    (`ZohoCrmWriter.read_deal_products`).
     """
 
     def pages():
-        try:
-            yield from _pages()
-        finally:
-            pool.shutdown(wait=True)
-
-    def _pages():
         try:
             listing = client.iter_pages(
                 spec.entity,
@@ -48,8 +36,6 @@ def fetch_module(client, spec: EntityTable, plan: ReadPlan) -> Fetched:
             for page in listing:
                 if spec.entity == "Invoices" and settings.zoho_subforms():
                     page = [_with_subforms(client, spec, p, plan) for p in page]
-                elif spec.entity == "Deals":
-                    page = list(pool.map(lambda p: _with_products(client, p, plan), page))
                 yield page
         except ApiError as exc:
             if exc.code != "INVALID_MODULE":  # e.g. Invoices in an edition without inventory modules
@@ -61,8 +47,6 @@ def fetch_module(client, spec: EntityTable, plan: ReadPlan) -> Fetched:
             return []
         return [(str(d["id"]), d) for d in client.deleted(spec.entity, since=plan.cursor)]
 
-    # related-list reads of one page in parallel, within the client's own concurrency cap per org
-    pool = ThreadPoolExecutor(max_workers=RELATED_WORKERS, thread_name_prefix="zoho-related")
     fetched = Fetched(pages(), deleted)
     return fetched
 
@@ -71,17 +55,6 @@ def _with_subforms(client, spec: EntityTable, payload: dict, plan: ReadPlan) -> 
     if not plan.ids and plan.cursor is not None and not _modified_after(payload, plan.cursor):
         return payload  # re-read from the cursor's own second: unchanged, its stored subforms stand
     return client.get(spec.entity, str(payload["id"])) or payload
-
-
-def _with_products(client, payload: dict, plan: ReadPlan) -> dict:
-    """The deal with its Products related list under `tables.RELATED_PRODUCTS`, when write-back may need it:
-    Closed Won, no Xero invoice recorded yet, and new or changed since the cursor."""
-    if deal_stage(payload.get("Stage")) is not DealStage.WON or payload.get("Xero_Invoice_ID"):
-        return payload
-    if not plan.ids and plan.cursor is not None and not _modified_after(payload, plan.cursor):
-        return payload  # unchanged: its stored products stand
-    rows = client.related("Deals", str(payload["id"]), "Products", tables.DEAL_PRODUCT_FIELDS)
-    return {**payload, tables.RELATED_PRODUCTS: rows}
 
 
 def _modified_after(payload: dict, cursor) -> bool:
@@ -118,8 +91,8 @@ zoho_deals = _zoho_asset(
     "zoho_deals",
     tables.DEALS,
     "Deals as `zoho.deals` (+ `_history`): stage, amount and currency, closing date, account, the Xero "
-    "invoice it became and its payment status; `zoho.deal_products`: the Products related list of Closed Won "
-    "deals not yet invoiced (read when such a deal is new or changed).",
+    "invoice it became and its payment status. (`zoho.deal_products`, the Products related list of the won "
+    "deals write-back invoices, is filled by write-back when it needs them.)",
 )
 zoho_invoices = _zoho_asset(
     "zoho_invoices",

@@ -178,6 +178,40 @@ class ZohoCrmWriter:
                          fetched_at=datetime.now(UTC), run_id=run_id, advance_cursor=False)  # fmt: skip
         return len(payloads)
 
+    def read_deal_products(self, store: Store, deal_ids: Sequence[str], run_id: str | None) -> int:
+        """The Products related list of each deal (one call each), written with the deal through
+        `write_entity`, so `zoho.deal_products` holds them; a deal read with its products since its stored
+        version changed (a landing payload carrying them, fetched no earlier) costs nothing again."""
+        wanted = sorted({str(i) for i in deal_ids})
+        if not wanted:
+            return 0
+        with store.read() as con:
+            done = {
+                r[0]
+                for r in con.execute(
+                    "select d.deal_id from zoho.deals d join landing.records l on l.connection = d.connection "
+                    "and l.vendor = 'zoho' and l.entity = 'Deals' and l.record_id = d.deal_id "
+                    "and l.fetched_at >= d.fetched_at where d.connection = ? "
+                    "and d.deal_id in (select unnest(?::varchar[])) "
+                    "and json_extract(l.payload, ?) is not null",
+                    [self.connection, wanted, f'$."{tables.RELATED_PRODUCTS}"'],
+                ).fetchall()
+            }
+        todo = [i for i in wanted if i not in done]
+        if not todo:
+            return 0
+        before = self.client.meter.snapshot()["calls"]
+        deals = self.client.get_many("Deals", todo, tables.FIELDS["Deals"])
+        payloads = [
+            {**d, tables.RELATED_PRODUCTS: self.client.related("Deals", str(d["id"]), "Products",
+                                                               tables.DEAL_PRODUCT_FIELDS)}
+            for d in deals
+        ]  # fmt: skip
+        if payloads:
+            write_entity(store, SPECS["Deals"], connection=self.connection, payloads=payloads,
+                         fetched_at=datetime.now(UTC), run_id=run_id, advance_cursor=False)  # fmt: skip
+        return self.client.meter.snapshot()["calls"] - before
+
 
 class ZohoWriterResource(dg.ConfigurableResource):
     """The CRM writer for a connection, on the same settings as `ZohoResource`."""

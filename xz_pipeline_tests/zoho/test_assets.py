@@ -15,6 +15,7 @@ from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.zoho.assets import ZOHO_ASSETS
 from xz_pipeline.zoho.mapping import CRM_VIEWS
 from xz_pipeline.zoho.resources import ZohoResource
+from xz_pipeline.zoho.writer import ZohoWriterResource
 
 CONNECTION = "sandbox"
 TABLES = {
@@ -113,44 +114,51 @@ def _related_reads(sandbox, since: int = 0) -> list[str]:
             and "/Deals/" in r.path]  # fmt: skip
 
 
-def test_deal_products_are_read_for_won_deals_not_invoiced_and_only_when_they_change(sandbox, env):
+def test_deal_products_are_read_only_for_the_deals_asked_once_per_version(sandbox, env):
+    """Mirroring deals reads no related lists; write-back asks for the deals it will invoice, each read
+    once per version of the deal (a deal that changes is read again, alone)."""
     org = sandbox.org_ids[0]
     emu = sandbox.zoho
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(connections_partitions.name, [CONNECTION])
         before = len(emu.received)
         _materialize(instance, ("zoho_deals",))
-        deals = {d["id"]: d for d in emu.dump(org, "Deals")}
-        need = {i for i, d in deals.items() if d["Stage"] == "Closed Won" and not d.get("Xero_Invoice_ID")}
-        read = _related_reads(sandbox, before)
-        assert sorted(read) == sorted(need) and len(read) < len(deals) / 2  # one call each, no other deal
-        store = Store(settings.mirror_path())
-        related = emu.orgs[org].relations
-        with store.write() as con:
-            install_views(con, CRM_VIEWS)
-            rows = con.execute(
-                "select deal_id, product_code, quantity, unit_price from canonical.crm_deal_lines "
-                "order by deal_id, line_no"
-            ).fetchall()
-        want = []
-        codes = {p["id"]: p["Product_Code"] for p in emu.dump(org, "Products")}
-        for deal_id in sorted(need):
-            for r in related.get(("Deals", deal_id, "Products"), []):
-                want.append(
-                    (deal_id, codes[r["id"]], Decimal(str(r["Quantity"])), Decimal(str(r["List_Price"])))
-                )
-        assert sorted(rows) == sorted(want) and rows
-
-        # an idle read asks for no products; a changed won deal has its products read again, alone
-        before = len(emu.received)
-        _materialize(instance, ("zoho_deals",))
         assert _related_reads(sandbox, before) == []
-        changed = sorted(need)[0]
-        with emu.lock:
-            o = emu.orgs[org]
-            o.update(
-                "Deals", o.records["Deals"][changed], {"Description": "re-read"}, o.api_user, emu.clock.now()
-            )
-        before = len(emu.received)
-        _materialize(instance, ("zoho_deals",))
-        assert _related_reads(sandbox, before) == [changed]
+        related = emu.orgs[org].relations
+        deals = {d["id"]: d for d in emu.dump(org, "Deals")}
+        asked = sorted(i for i in deals if related.get(("Deals", i, "Products")))[:3]
+        store = Store(settings.mirror_path())
+        writer = ZohoWriterResource().writer(CONNECTION)
+        try:
+            before = len(emu.received)
+            assert writer.read_deal_products(store, asked, run_id="t") == len(asked) + 1  # + the deals by id
+            assert sorted(_related_reads(sandbox, before)) == asked
+            with store.write() as con:
+                install_views(con, CRM_VIEWS)
+                rows = con.execute(
+                    "select deal_id, product_code, quantity, unit_price from canonical.crm_deal_lines "
+                    "order by deal_id, line_no"
+                ).fetchall()
+            codes = {p["id"]: p["Product_Code"] for p in emu.dump(org, "Products")}
+            want = [(deal_id, codes[r["id"]], Decimal(str(r["Quantity"])), Decimal(str(r["List_Price"])))
+                    for deal_id in asked for r in related[("Deals", deal_id, "Products")]]  # fmt: skip
+            assert sorted(rows) == sorted(want) and rows
+
+            # asked again: nothing to read; a deal that changed (and was mirrored since) is read again, alone
+            assert writer.read_deal_products(store, asked, run_id="t") == 0
+            changed = asked[0]
+            with emu.lock:
+                o = emu.orgs[org]
+                o.update(
+                    "Deals", o.records["Deals"][changed], {"Amount": 1234.5}, o.api_user, emu.clock.now()
+                )
+            _materialize(instance, ("zoho_deals",))
+            before = len(emu.received)
+            assert writer.read_deal_products(store, asked, run_id="t") == 2
+            assert _related_reads(sandbox, before) == [changed]
+            with store.read() as con:  # the products stayed in the mirror while the deal was re-listed
+                assert (
+                    con.execute("select count(distinct deal_id) from zoho.deal_products").fetchone()[0] == 3
+                )
+        finally:
+            writer.close()
