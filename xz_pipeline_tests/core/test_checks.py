@@ -331,3 +331,21 @@ def test_announced_ids_come_from_the_assets_run_config():
                       "xero_payments": {"config": {}}}}  # fmt: skip
     assert announced_ids(config, "xero_invoices") == ["a", "b"]
     assert announced_ids(config, "xero_payments") is None and announced_ids({}, "xero_invoices") is None
+
+
+def test_checks_read_in_slices_find_what_one_read_finds(store, monkeypatch):
+    from xz_pipeline.core import checks
+
+    ids = [r[0] for r in _fetch(store, "select invoice_id from xero.invoices order by invoice_id")]
+    assert len(ids) > 2048  # more than one slice of 2,048 rows
+    bad = [ids[0], ids[-1]]
+    execute(store, "update xero.invoices set currency_code = 'XXX' where invoice_id in (?, ?)", bad)
+    spec, rules = VENDOR_RULES["xero"]["xero_invoices"]
+    whole = {o.rule.name: o for o in check_rules(store, rules, CONNECTION, None)}
+    monkeypatch.setattr(checks, "CHECK_VECTORS", 1)
+    sliced = {o.rule.name: o for o in check_rules(store, rules, CONNECTION, None)}
+    for name, one in whole.items():
+        assert sliced[name].rows_checked == one.rows_checked
+        assert sliced[name].reasons == one.reasons and sliced[name].passed == one.passed
+    assert whole["invoices_schema"].rows_checked == len(ids)
+    assert sorted(rid for rid, _ in sliced["invoices_schema"].reasons) == sorted(bad)
