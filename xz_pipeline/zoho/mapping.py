@@ -593,14 +593,21 @@ def deal_update_to_zoho(deal_id: str, changes: Mapping[str, Any]) -> dict[str, A
     """A Deals update record: `{"id": deal_id, <Zoho field>: value, ...}` from canonical field changes
     (e.g. `{"payment_status": "paid", "amount_paid": Decimal("10.00")}`), as a write-back plan holds them.
     A None value clears the field; a field the mapping does not know is an error, never dropped."""
-    unknown = sorted(set(changes) - set(DEAL_FIELDS))
-    if unknown:
-        raise KeyError(f"deal fields not writable to Zoho: {', '.join(unknown)}")
     if "stage" in changes and "stage_raw" in changes:
         raise ValueError("give stage or stage_raw, not both")
-    record: dict[str, Any] = {"id": deal_id}
+    return _update_record(deal_id, changes, DEAL_FIELDS, "deal")
+
+
+def _update_record(
+    record_id: str, changes: Mapping[str, Any], fields: Mapping[str, tuple[str, Any]], what: str
+) -> dict[str, Any]:
+    """`{"id": record_id, <Zoho field>: value, ...}`: unknown fields and float amounts are errors."""
+    unknown = sorted(set(changes) - set(fields))
+    if unknown:
+        raise KeyError(f"{what} fields not writable to Zoho: {', '.join(unknown)}")
+    record: dict[str, Any] = {"id": record_id}
     for name, value in changes.items():
-        api_name, write = DEAL_FIELDS[name]
+        api_name, write = fields[name]
         if isinstance(value, float):
             raise TypeError(f"{name}: amounts are Decimal, never float")
         record[api_name] = None if value is None else write(value)
@@ -619,16 +626,7 @@ INVOICE_FIELDS: dict[str, tuple[str, Any]] = {
 def invoice_update_to_zoho(invoice_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
     """An Invoices update record from canonical field changes (the payment fields write-back keeps).
     A None value clears the field; a field the mapping does not know is an error, never dropped."""
-    unknown = sorted(set(changes) - set(INVOICE_FIELDS))
-    if unknown:
-        raise KeyError(f"CRM invoice fields not writable to Zoho: {', '.join(unknown)}")
-    record: dict[str, Any] = {"id": invoice_id}
-    for name, value in changes.items():
-        api_name, write = INVOICE_FIELDS[name]
-        if isinstance(value, float):
-            raise TypeError(f"{name}: amounts are Decimal, never float")
-        record[api_name] = None if value is None else write(value)
-    return record
+    return _update_record(invoice_id, changes, INVOICE_FIELDS, "CRM invoice")
 
 
 __all__ = [
