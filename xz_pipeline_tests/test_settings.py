@@ -50,7 +50,9 @@ def test_realtime_and_schedule_knobs_are_read_here_with_clear_errors():
     assert settings.poll_share({}) == 0.1 and settings.poll_share({"XZ_POLL_SHARE": "5"}) == 1.0
     with pytest.raises(settings.SettingsError, match="XZ_POLL_SHARE"):
         settings.poll_share({"XZ_POLL_SHARE": "lots"})
-    assert settings.public_url({"XZ_PUBLIC_URL": " https://hooks.example.com "}) == "https://hooks.example.com"
+    assert (
+        settings.public_url({"XZ_PUBLIC_URL": " https://hooks.example.com "}) == "https://hooks.example.com"
+    )
     assert settings.public_url({}) == ""
     assert settings.mirror_cron({}) == "*/15 * * * *"
     assert settings.full_sweep_cron({"XZ_FULL_SWEEP_CRON": "0 3 * * *"}) == "0 3 * * *"
