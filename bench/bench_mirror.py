@@ -65,6 +65,19 @@ def vendor_sync(vendor: str) -> tuple[bool, dict[str, dict], str]:
     return result.success, meta, ", ".join(str(f) for f in failures)
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not `ru_maxrss`: Linux keeps the forking parent's high-water
+    mark across exec, so a child of the 10 GB large sandbox reported 10 GB whatever it used itself."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(vendor: str | None) -> None:
     """Run inside the measured process: one in-process mirror sync, figures as JSON on the last line."""
     from xz_pipeline import runner
@@ -84,7 +97,7 @@ def child(vendor: str | None) -> None:
         json.dumps(
             {
                 "wall": wall,
-                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "rss_mb": peak_rss_mb(),
                 "xero_calls": sum(m.get("api_calls", 0) for m in xero),
                 "zoho_calls": sum(m.get("api_calls", 0) for m in zoho),
                 "api_seconds": sum(m.get("api_seconds", 0.0) for m in meta.values()),
