@@ -21,23 +21,9 @@ from xz_pipeline.core.redact import register_secret
 from xz_pipeline.sandbox.clock import ManualClock
 from xz_pipeline.sandbox.faults import FaultMiddleware
 from xz_pipeline.sandbox.server import LoopbackServer
+from xz_pipeline_tests.timers import ManualTimer
 
 SECRET = "tok-0123456789-very-secret-access-token"
-
-
-class Timer:
-    """Sleeps advance a manual clock shared with the test server: no real waiting."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        self.clock = clock
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.clock.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.clock.advance(seconds)
 
 
 class World:
@@ -172,7 +158,7 @@ def env(server):
     world.hits.clear()
     world.window.clear()
     world.refused = 0
-    timer = Timer(world.clock)
+    timer = ManualTimer(world.clock)
     meter = CallMeter()
     http = HttpClient(
         "xero",
