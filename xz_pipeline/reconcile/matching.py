@@ -128,12 +128,7 @@ def _books_features(books: pd.DataFrame) -> pd.DataFrame:
             "key": map_unique(name, match_key),
             "email": email,
             "domain": map_unique(email, company_domain),
-            "tax": map_unique(_col(books, "tax_number"), tax_key),
-            "account": map_unique(_col(books, "account_number"), code_key),
-            "street": map_unique(_col(books, "street"), street_key),
-            "postal": map_unique(_col(books, "postal_code"), postal_key),
-            "city": map_unique(_col(books, "city"), city_key),
-            "country": map_unique(_col(books, "country"), country_code),
+            **_registry_features(books),
             "link": _ids(_col(books, "crm_link")),
             # a supplier the organisation never sold to is not a CRM customer (nor missing from the CRM)
             "eligible": ~(supplier & ~customer),
@@ -146,6 +141,18 @@ def _books_features(books: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def _registry_features(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """The keys both sides carry alike: tax and account numbers, the address parts."""
+    return {
+        "tax": map_unique(_col(frame, "tax_number"), tax_key),
+        "account": map_unique(_col(frame, "account_number"), code_key),
+        "street": map_unique(_col(frame, "street"), street_key),
+        "postal": map_unique(_col(frame, "postal_code"), postal_key),
+        "city": map_unique(_col(frame, "city"), city_key),
+        "country": map_unique(_col(frame, "country"), country_code),
+    }
+
+
 def _crm_features(crm: pd.DataFrame, contacts: pd.DataFrame) -> pd.DataFrame:
     name = _col(crm, "name")
     frame = pd.DataFrame(
@@ -154,12 +161,7 @@ def _crm_features(crm: pd.DataFrame, contacts: pd.DataFrame) -> pd.DataFrame:
             "crm_id": _ids(crm["account_id"]),
             "name": name,
             "key": map_unique(name, match_key),
-            "tax": map_unique(_col(crm, "tax_number"), tax_key),
-            "account": map_unique(_col(crm, "account_number"), code_key),
-            "street": map_unique(_col(crm, "street"), street_key),
-            "postal": map_unique(_col(crm, "postal_code"), postal_key),
-            "city": map_unique(_col(crm, "city"), city_key),
-            "country": map_unique(_col(crm, "country"), country_code),
+            **_registry_features(crm),
             "link": _ids(_col(crm, "books_link")),
             "email": _col(crm, "email"),
             "website": _col(crm, "website"),
