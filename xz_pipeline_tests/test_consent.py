@@ -10,6 +10,7 @@ import requests
 from xz_pipeline import consent
 from xz_pipeline.core.oauth import TokenStore
 from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline_tests.sandbox_env import export_sandbox
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +21,7 @@ def sandbox():
 
 @pytest.fixture
 def env_without_refresh_tokens(sandbox, monkeypatch):
-    for key, value in sandbox.env(0).items():
-        monkeypatch.setenv(key, value)
+    export_sandbox(monkeypatch, sandbox)
     monkeypatch.delenv("XERO_REFRESH_TOKEN")
     monkeypatch.delenv("ZOHO_REFRESH_TOKEN")
     monkeypatch.setenv("XZ_CONNECTION", "fresh")

@@ -12,6 +12,7 @@ from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.xero.assets import xero_invoices
 from xz_pipeline.xero.client import XeroClient
 from xz_pipeline.xero.resources import XeroResource
+from xz_pipeline_tests.sandbox_env import export_sandbox
 
 CONNECTION = "sandbox"
 
@@ -30,9 +31,7 @@ def test_interrupted_first_sync_resumes_without_duplicates_or_gaps(monkeypatch):
 
     monkeypatch.setattr(XeroClient, "iter_pages", dying_iter_pages)
     with SandboxServer(seed=17, size="demo") as sb:
-        for key, value in sb.env(0).items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("XZ_CONNECTION", CONNECTION)
+        export_sandbox(monkeypatch, sb, CONNECTION)
         expected = {i["InvoiceID"] for i in sb.xero.dump(sb.tenant_ids[0], "Invoices")}
         assert len(expected) > 2_000
         with dg.instance_for_test() as instance:

@@ -13,6 +13,7 @@ from xz_pipeline.definitions import defs
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.xero.resources import XeroResource
 from xz_pipeline.zoho.resources import ZohoResource
+from xz_pipeline_tests.sandbox_env import export_sandbox
 
 CONNECTION = "sandbox"
 
@@ -40,9 +41,7 @@ def _targeted(instance, asset: str, **config) -> dict:
 def test_targeted_runs_read_only_the_announced_records(monkeypatch):
     assert defs is not None
     with SandboxServer(seed=19, size="demo") as sb:
-        for key, value in sb.env(0).items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("XZ_CONNECTION", CONNECTION)
+        export_sandbox(monkeypatch, sb, CONNECTION)
         inst = runner.instance()
         runner.sync([CONNECTION], inst=inst, only="mirror")
         store = Store(settings.mirror_path())

@@ -36,6 +36,7 @@ from xz_pipeline_tests.core.checks_support import (
     scalar,
     write_mirror,
 )
+from xz_pipeline_tests.sandbox_env import export_sandbox
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
@@ -282,9 +283,7 @@ def test_check_rules_reads_only_the_partition(store, payloads):
 
 def test_checks_pass_on_the_real_extract_assets_against_the_sandbox(monkeypatch):
     with SandboxServer(seed=11, size="demo") as sandbox:
-        for key, value in sandbox.env(0).items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("XZ_CONNECTION", "sandbox")
+        export_sandbox(monkeypatch, sandbox, "sandbox")
         assets = [a for a in XERO_ASSETS if a.key.to_user_string() in ("xero_contacts", "xero_invoices")]
         checks = [_checks_for(a.key.to_user_string(), XERO_CHECKS) for a in assets]
         with dg.instance_for_test() as instance:

@@ -23,6 +23,7 @@ from xz_pipeline.sandbox.xero import XeroLimits
 from xz_pipeline.xero.assets import xero_invoices
 from xz_pipeline.xero.client import XeroClient
 from xz_pipeline.xero.resources import XeroResource
+from xz_pipeline_tests.sandbox_env import export_sandbox
 
 CONNECTION = "sandbox"
 DAY = 86_400
@@ -69,9 +70,7 @@ def _invoice_calls(sb: SandboxServer, since: int) -> int:
 @pytest.fixture
 def env(monkeypatch):
     def configure(sb: SandboxServer, reserve: int) -> None:
-        for key, value in sb.env(0).items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("XZ_CONNECTION", CONNECTION)
+        export_sandbox(monkeypatch, sb, CONNECTION)
         monkeypatch.setenv("XZ_DAY_RESERVE", str(reserve))
 
     return configure

@@ -9,14 +9,13 @@ from collections.abc import Iterator
 from xz_pipeline import settings
 from xz_pipeline.realtime.inbox import Inbox
 from xz_pipeline.realtime.receiver import serve_in_thread
+from xz_pipeline_tests.sandbox_env import export_sandbox
 
 CONNECTION = "sandbox"
 
 
 def use_sandbox_env(monkeypatch, sb) -> settings.Connection:
-    for key, value in sb.env(0).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("XZ_CONNECTION", CONNECTION)
+    export_sandbox(monkeypatch, sb, CONNECTION)
     (conn,) = settings.load_connections()
     return conn
 

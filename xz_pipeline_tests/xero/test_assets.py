@@ -12,6 +12,7 @@ from xz_pipeline.definitions import defs
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.xero.assets import XERO_ASSETS
 from xz_pipeline.xero.resources import XeroResource
+from xz_pipeline_tests.sandbox_env import export_sandbox
 
 CONNECTION = "sandbox"
 TABLES = {
@@ -33,9 +34,7 @@ def sandbox():
 
 @pytest.fixture
 def env(sandbox, monkeypatch):
-    for key, value in sandbox.env(0).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("XZ_CONNECTION", CONNECTION)
+    export_sandbox(monkeypatch, sandbox, CONNECTION)
     return sandbox.env(0)
 
 

@@ -16,6 +16,7 @@ from xz_pipeline.zoho.assets import ZOHO_ASSETS
 from xz_pipeline.zoho.mapping import CRM_VIEWS
 from xz_pipeline.zoho.resources import ZohoResource
 from xz_pipeline.zoho.writer import ZohoWriterResource
+from xz_pipeline_tests.sandbox_env import export_sandbox
 
 CONNECTION = "sandbox"
 TABLES = {
@@ -35,9 +36,7 @@ def sandbox():
 
 @pytest.fixture
 def env(sandbox, monkeypatch):
-    for key, value in sandbox.env(0).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("XZ_CONNECTION", CONNECTION)
+    export_sandbox(monkeypatch, sandbox, CONNECTION)
 
 
 def _materialize(instance, names=tuple(TABLES)) -> dict[str, dict]:
