@@ -510,11 +510,15 @@ class XeroEmulator:
         # this, a 1,000,000-invoice read re-sorts the collection for every one of its 1,000 pages.
         # The order is dropped when the collection changes (a write through the API, or its size or
         # latest UpdatedDateUTC moving), so paging over a changing collection behaves as Xero's does.
-        latest = max((r.get("UpdatedDateUTC") or _EPOCH for r in b.records[coll].values()), default=_EPOCH)
-        order_key = (id(b), coll, len(b.records[coll]), latest, headers.get("if-modified-since"),
-                     tuple(sorted((k, v) for k, v in q.items() if k != "page")))  # fmt: skip
-        if coll in PAGED and str(q.get("page", "1")).strip() not in ("", "1") and order_key in self._orders:
-            return self._page(b, coll, q, self._orders[order_key])
+        order_key = None
+        if coll in PAGED and "page" in q:
+            latest = max(
+                (r.get("UpdatedDateUTC") or _EPOCH for r in b.records[coll].values()), default=_EPOCH
+            )
+            order_key = (id(b), coll, len(b.records[coll]), latest, headers.get("if-modified-since"),
+                         tuple(sorted((k, v) for k, v in q.items() if k != "page")))  # fmt: skip
+            if str(q.get("page")).strip() not in ("", "1") and order_key in self._orders:
+                return self._page(b, coll, q, self._orders[order_key])
         recs = list(b.records[coll].values())
         ims = _ims(headers["if-modified-since"]) if headers.get("if-modified-since") else None
         if ims is not None:
@@ -544,7 +548,6 @@ class XeroEmulator:
                 else ("InvoiceNumber", "Reference")
             )
             recs = [r for r in recs if any(term in str(r.get(f) or "").lower() for f in fields)]
-        paged = coll in PAGED and "page" in q
         summary = _bool(q.get("summaryOnly"), False)
         # Filter and sort on the stored records (they hold the derived amounts and statuses); build
         # views first only when the query reaches into what a view adds (a nested summary, a contact's
@@ -588,7 +591,7 @@ class XeroEmulator:
         except QueryError as exc:
             return Reply(400, _error_body(str(exc), number=16, kind="QueryParseException"), envelope=False)
         ids = [r[ID_FIELD[coll]] for r in rows]
-        if paged:
+        if order_key is not None:
             self._orders[order_key] = ids
             while len(self._orders) > ORDERS_KEPT:
                 self._orders.pop(next(iter(self._orders)))
