@@ -75,6 +75,11 @@ def writeback_plan(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     )
 
 
+def _resource(resources, key: str):
+    """A wired writer resource from Dagster's resources (attributes) or a plain mapping (the CLI)."""
+    return resources[key] if isinstance(resources, dict) else getattr(resources, key)
+
+
 def read_products_to_invoice(store: Store, connection: str, policies, resources, run_id: str | None) -> int:
     """Mirror the products of the won deals about to be invoiced (open `deal_not_invoiced`), so their
     invoices get product lines: one CRM call per such deal and version, instead of reading every won
@@ -87,8 +92,7 @@ def read_products_to_invoice(store: Store, connection: str, policies, resources,
             "and resolved_at is null and crm_id is not null", [connection]).fetchall()]  # fmt: skip
     if not deals:
         return 0
-    get = resources.get if isinstance(resources, dict) else lambda key: getattr(resources, key)
-    crm = get(CRM_WRITER).writer(connection)
+    crm = _resource(resources, CRM_WRITER).writer(connection)
     try:
         return crm.read_deal_products(store, deals, run_id)
     finally:
@@ -187,11 +191,10 @@ def run_apply(store: Store, connection: str, resources, policies, *, write: bool
               run_id: str | None = None, check_invariants: bool = True) -> ApplyReport:  # fmt: skip
     """Apply through the wired writer resources (an object or mapping with `books_writer` and
     `crm_writer`); without `write` (and no `auto_apply`) only a dry run."""
-    get = resources.get if isinstance(resources, dict) else lambda key: getattr(resources, key)
     if not (write or policies.auto_apply):
         policies = replace(policies, dry_run=True)
-    books = get(BOOKS_WRITER).writer(connection)
-    crm = get(CRM_WRITER).writer(connection, trigger=policies.zoho_trigger)
+    books = _resource(resources, BOOKS_WRITER).writer(connection)
+    crm = _resource(resources, CRM_WRITER).writer(connection, trigger=policies.zoho_trigger)
     try:
         return apply(store, connection, books, crm, policies, approve=approve, run_id=run_id,
                      check_invariants=check_invariants)  # fmt: skip
