@@ -209,8 +209,8 @@ def evaluate(rule: Rule, frame: pd.DataFrame) -> Outcome:
         rule.model.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases.copy()
-    else:
-        return Outcome(rule, len(frame), _empty_cases(), frame.iloc[0:0], {})
+    else:  # a copy: an empty slice of `frame` is a view that would keep the whole slice alive
+        return Outcome(rule, len(frame), _empty_cases(), frame.iloc[0:0].copy(), {})
     cases["check"] = cases["check"].astype(str)
     # A row-level check reports every column of the row: keep the fields it is about.
     about = [ROW_CHECK_FIELDS.get(check) for check in cases["check"]]
@@ -224,7 +224,7 @@ def evaluate(rule: Rule, frame: pd.DataFrame) -> Outcome:
         whole_table.append(f"{column} is {frame[column].dtype}, not DECIMAL")
         cases = cases[~((cases["column"] == column) & cases["check"].str.startswith("dtype("))]
     rows = cases["index"].dropna().astype(int)
-    failing = frame.loc[sorted(set(rows))] if len(rows) else frame.iloc[0:0]
+    failing = frame.loc[sorted(set(rows))] if len(rows) else frame.iloc[0:0].copy()
     record = rule.record_column
     cases["record_id"] = [
         frame.at[int(i), record] if pd.notna(i) and record in frame else None for i in cases["index"]

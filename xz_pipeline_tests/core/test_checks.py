@@ -348,3 +348,30 @@ def test_checks_read_in_slices_find_what_one_read_finds(store, monkeypatch):
         assert sliced[name].reasons == one.reasons and sliced[name].passed == one.passed
     assert whole["invoices_schema"].rows_checked == len(ids)
     assert sorted(rid for rid, _ in sliced["invoices_schema"].reasons) == sorted(bad)
+
+
+def _root(array):
+    while getattr(array, "base", None) is not None:
+        array = array.base
+    return array
+
+
+def test_an_outcome_holds_no_reference_to_the_slice_it_validated(store):
+    """A check keeps every slice's outcome until it combines them: an outcome that held a view of its
+    slice kept the whole table in memory (5 GB for the large organisation)."""
+    from xz_pipeline.core.checks import evaluate, read_frame
+
+    spec, rules = VENDOR_RULES["xero"]["xero_invoices"]
+    rule = next(r for r in rules if r.name == "invoices_schema")
+    with store.read() as con:
+        frame = read_frame(con, rule.query, [CONNECTION])
+    passing = evaluate(rule, frame)
+    assert passing.passed and len(frame) > 100
+    bad = frame.copy()
+    bad.loc[0, "currency_code"] = "XXX"
+    failing = evaluate(rule, bad)
+    assert not failing.passed and len(failing.failing_rows) == 1
+    for outcome, source in ((passing, frame), (failing, bad)):
+        for column in source.columns:
+            held = outcome.failing_rows[column].to_numpy()
+            assert _root(held) is not _root(source[column].to_numpy()), column
