@@ -375,7 +375,9 @@ class XeroEmulator:
         segments = [s for s in request.path_params["path"].split("/") if s]
         coll = COLLECTIONS.get(segments[0].lower()) if segments else None
         if coll is None:
-            return self._with_limits(Response(NOT_FOUND, 404, media_type="text/plain"), tenant)
+            return self._with_limits(
+                Response(NOT_FOUND, 404, media_type="text/plain"), tenant, app=tok.client_id
+            )
         scopes = set(tok.scopes)
         needed = (
             READ_SCOPES[coll]
@@ -383,8 +385,10 @@ class XeroEmulator:
             else {s for s in READ_SCOPES[coll] if not s.endswith(".read")}
         )
         if not scopes & needed:
-            return self._with_limits(problem_response(401, "AuthorizationUnsuccessful"), tenant)
-        decision = self.rate.admit(tenant)
+            return self._with_limits(
+                problem_response(401, "AuthorizationUnsuccessful"), tenant, app=tok.client_id
+            )
+        decision = self.rate.admit(tenant, tok.client_id)
         if not decision.admitted:
             headers = dict(decision.headers)
             headers.update(
@@ -400,11 +404,13 @@ class XeroEmulator:
                 reply = await run_in_threadpool(self._dispatch, request, tenant, coll, segments, body)
             response = self._render(reply, request)
         finally:
-            self.rate.release(tenant)
+            self.rate.release(tenant, tok.client_id)
         return self._with_limits(response, tenant, decision.headers)
 
-    def _with_limits(self, response: Response, tenant: str | None, headers=None) -> Response:
-        for name, value in headers or self.rate.headers(tenant):
+    def _with_limits(
+        self, response: Response, tenant: str | None, headers=None, *, app: str = ""
+    ) -> Response:
+        for name, value in headers or self.rate.headers(tenant, app):
             response.headers[name] = value
         return response
 

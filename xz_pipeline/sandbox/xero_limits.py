@@ -36,16 +36,18 @@ class Decision:
 
 
 class RateLimiter:
-    """Sliding windows per tenant and per app; `admit()` reserves a slot, `release()` frees the in-flight one."""
+    """Sliding windows per app and tenant, and per app; `admit()` reserves a slot, `release()` frees the
+    in-flight one. Xero counts "the API calls your application can make against a particular tenant": another
+    app's calls to the same organisation (a bank feed, a bookkeeper's tool) do not spend ours."""
 
     def __init__(self, clock: Clock, limits: XeroLimits) -> None:
         self.clock = clock
         self.limits = limits
         self._lock = threading.Lock()
-        self._minute: dict[str, deque[float]] = {}
-        self._day: dict[str, deque[float]] = {}
-        self._app: deque[float] = deque()
-        self._in_flight: dict[str, int] = {}
+        self._minute: dict[tuple[str, str], deque[float]] = {}
+        self._day: dict[tuple[str, str], deque[float]] = {}
+        self._app: dict[str, deque[float]] = {}
+        self._in_flight: dict[tuple[str, str], int] = {}
 
     def _now(self) -> float:
         return self.clock.now().timestamp()
@@ -55,15 +57,16 @@ class RateLimiter:
         while window and window[0] <= now - span:
             window.popleft()
 
-    def _remaining(self, tenant: str | None, now: float) -> tuple[tuple[str, str], ...]:
+    def _remaining(self, tenant: str | None, app: str, now: float) -> tuple[tuple[str, str], ...]:
         lim = self.limits
-        self._trim(self._app, now, MINUTE)
-        app_left = max(0, lim.app_per_minute - len(self._app))
+        calls = self._app.setdefault(app, deque())
+        self._trim(calls, now, MINUTE)
+        app_left = max(0, lim.app_per_minute - len(calls))
         if tenant is None:
             minute_left, day_left = lim.per_minute, lim.per_day
         else:
-            m = self._minute.setdefault(tenant, deque())
-            d = self._day.setdefault(tenant, deque())
+            m = self._minute.setdefault((app, tenant), deque())
+            d = self._day.setdefault((app, tenant), deque())
             self._trim(m, now, MINUTE)
             self._trim(d, now, DAY)
             minute_left, day_left = max(0, lim.per_minute - len(m)), max(0, lim.per_day - len(d))
@@ -73,39 +76,44 @@ class RateLimiter:
             ("X-AppMinLimit-Remaining", str(app_left)),
         )
 
-    def headers(self, tenant: str | None) -> tuple[tuple[str, str], ...]:
+    def headers(self, tenant: str | None, app: str = "") -> tuple[tuple[str, str], ...]:
         """The three remaining-count headers, without spending a call (for responses refused before admission)."""
         with self._lock:
-            return self._remaining(tenant, self._now())
+            return self._remaining(tenant, app, self._now())
 
-    def admit(self, tenant: str) -> Decision:
+    def admit(self, tenant: str, app: str = "") -> Decision:
         lim = self.limits
         with self._lock:
             now = self._now()
-            headers = self._remaining(tenant, now)
-            m, d = self._minute[tenant], self._day[tenant]
+            headers = self._remaining(tenant, app, now)
+            m, d, calls, key = (
+                self._minute[app, tenant],
+                self._day[app, tenant],
+                self._app[app],
+                (app, tenant),
+            )
 
             def wait(window: deque[float], span: float) -> int:
                 return max(1, math.ceil(window[0] + span - now))
 
             if len(d) >= lim.per_day:
                 return Decision(False, "day", wait(d, DAY), headers)
-            if len(self._app) >= lim.app_per_minute:
-                return Decision(False, "appminute", wait(self._app, MINUTE), headers)
+            if len(calls) >= lim.app_per_minute:
+                return Decision(False, "appminute", wait(calls, MINUTE), headers)
             if len(m) >= lim.per_minute:
                 return Decision(False, "minute", wait(m, MINUTE), headers)
-            if self._in_flight.get(tenant, 0) >= lim.concurrent:
+            if self._in_flight.get(key, 0) >= lim.concurrent:
                 return Decision(False, "concurrent", 1, headers)
             m.append(now)
             d.append(now)
-            self._app.append(now)
-            self._in_flight[tenant] = self._in_flight.get(tenant, 0) + 1
-            return Decision(True, headers=self._remaining(tenant, now))
+            calls.append(now)
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+            return Decision(True, headers=self._remaining(tenant, app, now))
 
-    def release(self, tenant: str) -> None:
+    def release(self, tenant: str, app: str = "") -> None:
         with self._lock:
-            self._in_flight[tenant] = max(0, self._in_flight.get(tenant, 0) - 1)
+            self._in_flight[app, tenant] = max(0, self._in_flight.get((app, tenant), 0) - 1)
 
-    def in_flight(self, tenant: str) -> int:
+    def in_flight(self, tenant: str, app: str = "") -> int:
         with self._lock:
-            return self._in_flight.get(tenant, 0)
+            return self._in_flight.get((app, tenant), 0)

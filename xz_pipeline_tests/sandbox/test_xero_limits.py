@@ -51,13 +51,16 @@ def test_day_limit(small):
 
 def test_concurrent_and_app_limits(small):
     # two calls in flight for this tenant (held directly on the limiter) leave no room for a third
-    assert small.emu.rate.admit(small.tenant).admitted and small.emu.rate.admit(small.tenant).admitted
+    app = small.client_id
+    assert (
+        small.emu.rate.admit(small.tenant, app).admitted and small.emu.rate.admit(small.tenant, app).admitted
+    )
     refused = small.api.get(f"{API}/Contacts")
     assert refused.status_code == 429 and refused.headers["X-Rate-Limit-Problem"] == "concurrent"
     assert refused.headers["Retry-After"] == "1"
-    small.emu.rate.release(small.tenant)
-    small.emu.rate.release(small.tenant)
-    assert small.emu.rate.in_flight(small.tenant) == 0
+    small.emu.rate.release(small.tenant, app)
+    small.emu.rate.release(small.tenant, app)
+    assert small.emu.rate.in_flight(small.tenant, app) == 0
     # the app-wide minute spans tenants (the two held calls count too, so start a fresh minute)
     small.clock.advance(61)
     small.emu.limits.app_per_minute = 3
@@ -74,8 +77,26 @@ def test_errors_carry_limit_headers_and_fault_hook(small):
     resp = small.api.get(f"{API}/Invoices/00000000-0000-0000-0000-0000000000aa")
     assert resp.status_code == 404 and resp.headers["X-MinLimit-Remaining"] == "2"
     unauth = small.api.get(f"{API}/Contacts", headers={"Authorization": "Bearer nope"})
-    assert unauth.status_code == 401 and unauth.headers["X-MinLimit-Remaining"] == "2"
+    assert unauth.status_code == 401  # no app is known: its window is untouched
+    assert unauth.headers["X-MinLimit-Remaining"] == "3"
     hook = small.emu.rate_limit_response("day")
     assert hook.status_code == 429
     assert hook.headers["X-Rate-Limit-Problem"] == "day" and hook.headers["Retry-After"] == "86400"
     assert hook.headers["X-DayLimit-Remaining"] == "0"
+
+
+def test_another_apps_calls_do_not_spend_this_apps_limits(small):
+    """Xero limits "the API calls your application can make against a particular tenant": a bank feed or
+    a bookkeeper's tool calling the same organisation has its own windows."""
+    small.emu.register_client("CLIENT2", "secret-2", ["http://localhost:8765/callback"])
+    refresh = small.emu.grant_refresh_token("CLIENT2", [small.tenant])
+    resp = small.api.http.post("/connect/token", data={"grant_type": "refresh_token", "refresh_token": refresh},
+                               auth=("CLIENT2", "secret-2"))  # fmt: skip
+    other = {"Authorization": f"Bearer {resp.json()['access_token']}"}
+    for _ in range(3):
+        assert small.api.get(f"{API}/Contacts", headers=other).status_code == 200
+    assert (
+        small.api.get(f"{API}/Contacts", headers=other).status_code == 429
+    )  # the other app's minute is spent
+    ours = small.api.get(f"{API}/Contacts")
+    assert ours.status_code == 200 and ours.headers["X-MinLimit-Remaining"] == "2"
