@@ -22,6 +22,7 @@ and organisation, so they do not spend the pipeline's 60 calls a minute.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
 import random
 import statistics
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--settle-wait", type=float, default=60.0, help="seconds between settling and measuring"
     )
+    parser.add_argument("--profile", metavar="PATH", help="cProfile the measured runs into PATH (pstats)")
     args = parser.parse_args(argv)
 
     home = tempfile.mkdtemp(prefix="xz-bench-latency-")
@@ -204,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                                     digits = "".join(c for c in phone if c.isdigit())
                                     books_due[account, phone] = (contact_of[account], digits[-7:], done)
 
+            profiler = cProfile.Profile() if args.profile else None
             worker = threading.Thread(target=workload, daemon=True)
             worker.start()
             store = MirrorResource().store()
@@ -223,9 +226,15 @@ def main(argv: list[str] | None = None) -> int:
                     if args.mirror_only:
                         selection = [k for k in selection if k.to_user_string() in request.run_config["ops"]]
                     run_start = time.perf_counter()
-                    run = job.execute_in_process(run_config=request.run_config, instance=inst,
-                                           partition_key=request.partition_key, asset_selection=selection,
-                                           raise_on_error=False)  # fmt: skip
+                    if profiler:
+                        profiler.enable()
+                    # exactly what the daemon would launch: the request's assets and its checks
+                    checks = {c for c in request.asset_check_keys or [] if c.asset_key in set(selection)}
+                    subset = job.get_subset(asset_selection=set(selection), asset_check_selection=checks)
+                    run = subset.execute_in_process(run_config=request.run_config, instance=inst,
+                                                    partition_key=request.partition_key, raise_on_error=False)  # fmt: skip
+                    if profiler:
+                        profiler.disable()
                     runs += 1
                     run_walls.append(time.perf_counter() - run_start)
                     for ev in run.all_events:
@@ -260,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 time.sleep(max(0.0, args.tick - (time.perf_counter() - tick_start)))
             worker.join(5)
+            if profiler:
+                profiler.dump_stats(args.profile)
 
             pay = [v for k, v in seen.items() if isinstance(k, str)]
             edit = [v for k, v in seen.items() if isinstance(k, tuple)]

@@ -18,6 +18,7 @@ and its payload is in `landing.records` under the same payload hash, untouched.
 
 import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -466,6 +467,12 @@ def announced_ids(run_config: dict, op_name: str) -> list[str] | None:
     return [str(i) for i in ids] if ids else None
 
 
+def selected_rules(context: dg.AssetCheckExecutionContext, rules: Sequence[Rule]) -> list[Rule]:
+    """The rules of a multi-check step that this run selected (all of them unless it chose some)."""
+    names = {k.name for k in context.selected_asset_check_keys}
+    return [rule for rule in rules if rule.name in names]
+
+
 def _spec(key: dg.AssetKey, rule: Rule, partitions_def: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         rule.name,
@@ -501,19 +508,24 @@ def build_mirror_checks(
         description=f"pandera models over {key.to_user_string()}'s rows of one connection; failures "
         "are quarantined in meta.quarantine.",
         pool="duckdb",
+        can_subset=True,  # a targeted run selects only the blocking rules
     )
     def _checks(context: dg.AssetCheckExecutionContext, mirror: MirrorResource):
         connection = context.partition_key
         ids = announced_ids(context.run.run_config, key.to_python_identifier())
-        outcomes = run_checks(
-            mirror.store(),
-            rules,
-            connection=connection,
-            vendor=vendor,
-            entity=entity,
-            run_id=context.run.run_id,
-            ids=ids,
-        )
+        store = mirror.store()
+        # A targeted run's check reads a few records: one connection for its read and its write. A
+        # whole-table check may take a while, and other writers may go between its read and its write.
+        with store.session() if ids is not None else nullcontext():
+            outcomes = run_checks(
+                store,
+                selected_rules(context, rules),
+                connection=connection,
+                vendor=vendor,
+                entity=entity,
+                run_id=context.run.run_id,
+                ids=ids,
+            )
         for outcome in outcomes:
             if not outcome.passed:
                 context.log.warning(

@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -308,8 +309,14 @@ def run_extract(
 ) -> dg.MaterializeResult:
     """Plan, fetch, write chunk by chunk; the MaterializeResult says rows inserted/updated/deleted and
     API calls spent."""
-    connection = context.partition_key
     store = mirror.store()
+    # A targeted read (a webhook's few records) is short: one connection for all its reads and writes.
+    with store.session() if config.targeted else nullcontext():
+        return _run_extract(context, spec, store, config, meter, fetch, always_full)
+
+
+def _run_extract(context, spec, store, config, meter, fetch, always_full) -> dg.MaterializeResult:
+    connection = context.partition_key
     cursor, last_full = read_sync_state(store, connection, spec.vendor, spec.entity)
     if config.targeted:
         plan = ReadPlan(False, None, cursor, f"targeted: {len(config.ids)} id(s)", ids=tuple(config.ids))

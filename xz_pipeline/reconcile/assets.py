@@ -108,18 +108,19 @@ SPECS = [
 @dg.multi_asset(specs=SPECS, name="reconcile", pool="duckdb")
 def reconcile_assets(context: dg.AssetExecutionContext, mirror: MirrorResource):
     store = mirror.store()
-    with store.read() as con:
-        frames = read_canonical(con)
-        decisions = read_decisions(con)
-    result = reconcile(frames, decisions)
-    connections = sorted(
-        set(frames["books_customers"]["connection"]) | set(frames["crm_accounts"]["connection"])
-    )
-    now = datetime.now(UTC)
-    with store.write() as con:
-        write_links(con, result.customer_links, result.invoice_links, connections, now)
-        counts = persist_discrepancies(con, result.discrepancies, connections, now)
-        views = install_analytics(con)
+    with store.session():
+        with store.read() as con:
+            frames = read_canonical(con)
+            decisions = read_decisions(con)
+        result = reconcile(frames, decisions)
+        connections = sorted(
+            set(frames["books_customers"]["connection"]) | set(frames["crm_accounts"]["connection"])
+        )
+        now = datetime.now(UTC)
+        with store.write() as con:
+            write_links(con, result.customer_links, result.invoice_links, connections, now)
+            counts = persist_discrepancies(con, result.discrepancies, connections, now)
+            views = install_analytics(con)
     links = result.customer_links
     context.log.info(
         f"reconciled {len(connections)} connection(s): {len(links)} customer links, "

@@ -18,7 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from xz_pipeline.core.checks import ERROR, Rule, evaluate, read_frame
+from xz_pipeline.core.checks import ERROR, Rule, evaluate, read_frame, selected_rules
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.core.schemas import (
     LINES_SUM_TO_SUB_TOTAL,
@@ -178,9 +178,10 @@ def build_invariant_checks(asset: dg.AssetKey | str, rules=INVARIANTS) -> dg.Ass
         name="accounting_invariants",
         description="Accounting invariants over the canonical views (every connection); ERROR ones block "
         "write-back.",
+        can_subset=True,
     )
     def _checks(context: dg.AssetCheckExecutionContext, mirror: MirrorResource):
-        for outcome in check_invariants(mirror.store(), rules):
+        for outcome in check_invariants(mirror.store(), selected_rules(context, rules)):
             if not outcome.passed:
                 context.log.warning(
                     f"invariant {outcome.rule.name}: {len(outcome.reasons)} failing records"

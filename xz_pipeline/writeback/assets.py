@@ -56,9 +56,12 @@ def writeback_plan(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     connection = context.partition_key
     store = context.resources.mirror.store()
     policies = load_policies(connection)
-    product_calls = read_products_to_invoice(store, connection, policies, context.resources, context.run_id)
-    counts = build_plan(store, connection, policies)
-    pending = ledger.pending(store, connection)
+    with store.session():
+        product_calls = read_products_to_invoice(
+            store, connection, policies, context.resources, context.run_id
+        )
+        counts = build_plan(store, connection, policies)
+        pending = ledger.pending(store, connection)
     context.log.info(f"write-back plan for {connection}: {len(pending)} pending change(s); {counts}")
     return dg.MaterializeResult(
         metadata={
@@ -107,15 +110,16 @@ def read_products_to_invoice(store: Store, connection: str, policies, resources,
 )
 def writeback_guard(context: dg.AssetCheckExecutionContext, mirror: MirrorResource) -> dg.AssetCheckResult:
     store = mirror.store()
-    failures = [] if _passed_in_this_run(context, INVARIANT_CHECKS) else guards.invariant_failures(store)
-    reasons, counts, fingerprints = list(failures), {}, {}
-    for connection in _connections(context, store):
-        pending = ledger.pending(store, connection)
-        mass = guards.mass_change(store, connection, pending, load_policies(connection))
-        counts[connection] = {k: list(v) for k, v in mass.counts.items()}
-        fingerprints[connection] = mass.fingerprint
-        if mass.blocked:
-            reasons += [f"{connection}: {r}" for r in mass.reasons]
+    with store.session():
+        failures = [] if _passed_in_this_run(context, INVARIANT_CHECKS) else guards.invariant_failures(store)
+        reasons, counts, fingerprints = list(failures), {}, {}
+        for connection in _connections(context, store):
+            pending = ledger.pending(store, connection)
+            mass = guards.mass_change(store, connection, pending, load_policies(connection))
+            counts[connection] = {k: list(v) for k, v in mass.counts.items()}
+            fingerprints[connection] = mass.fingerprint
+            if mass.blocked:
+                reasons += [f"{connection}: {r}" for r in mass.reasons]
     return dg.AssetCheckResult(
         passed=not reasons,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -166,8 +170,9 @@ def writeback_apply(context: dg.AssetExecutionContext, config: ApplyConfig) -> d
     store = context.resources.mirror.store()
     policies = load_policies(connection)
     guarded = _passed_in_this_run(context, [dg.AssetCheckKey(writeback_plan.key, "writeback_guard")])
-    report = run_apply(store, connection, context.resources, policies, write=config.apply, approve=config.approve,
-                       run_id=context.run_id, check_invariants=not guarded)  # fmt: skip
+    with store.session():  # the writes' calls take a second or two: held as briefly as a chunk of a sync
+        report = run_apply(store, connection, context.resources, policies, write=config.apply,
+                           approve=config.approve, run_id=context.run_id, check_invariants=not guarded)  # fmt: skip
     context.log.info(report.summary())
     if report.blocked:
         raise dg.Failure(description=report.blocked, allow_retries=False)

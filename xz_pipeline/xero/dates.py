@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from xz_pipeline.core.wire import to_decimal  # noqa: F401 (re-exported: the vendor tables read amounts here)
@@ -27,7 +28,9 @@ def _offset(text: str | None) -> timezone:
     return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
 
+@lru_cache(maxsize=1 << 16)
 def _parse_ms(text: str) -> tuple[datetime, timezone] | None:
+    """Cached: a million invoices carry far fewer distinct dates (Date and DueDate repeat by the day)."""
     m = _MS_DATE.match(text.strip())
     if not m:
         return None

@@ -257,3 +257,40 @@ def test_a_column_added_later_migrates_the_table_and_is_recorded(tmp_path):
         ]
     assert rows == [("a", None), ("b", "red")]
     assert "added demo.things.colour" in changes and "added demo.things_history.weight" in changes
+
+
+def test_a_session_shares_one_connection_and_holds_the_writers_lock(tmp_path, monkeypatch):
+    store = Store(tmp_path / "m.duckdb", lock_timeout=0.2)
+    with store.session():  # no mirror yet: the session holds nothing and creates nothing
+        assert not store.path.exists()
+    with store.write() as con:
+        store.ensure_base(con)
+    opened = []
+    real_connect = duckdb.connect
+    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: opened.append(a) or real_connect(*a, **k))
+    with store.session():
+        with store.write() as con:
+            con.execute("insert into meta.schema_version values (7, now(), 'kept')")
+        with pytest.raises(RuntimeError), store.write() as con:
+            con.execute("insert into meta.schema_version values (8, now(), 'rolled back')")
+            raise RuntimeError("boom")
+        with store.read() as con:  # sees what the session committed, not what it rolled back
+            versions = {r[0] for r in con.execute("select version from meta.schema_version").fetchall()}
+        assert 7 in versions and 8 not in versions
+        # another process (or thread) waits for the lock the session holds, then gives up clearly
+        failed = []
+        other = threading.Thread(target=lambda: failed.append(_busy(Store(store.path, lock_timeout=0.2))))
+        other.start()
+        other.join()
+        assert failed == [True]
+    assert len(opened) == 1  # one opening for the whole session
+    with Store(store.path, lock_timeout=0.2).write():  # released afterwards
+        pass
+
+
+def _busy(store: Store) -> bool:
+    try:
+        with store.write():
+            return False
+    except StoreBusy:
+        return True

@@ -116,6 +116,34 @@ def test_duplicate_delivery_runs_once_and_mirrors_the_change(world, monkeypatch)
     ]
 
 
+def test_a_request_runs_as_the_daemon_launches_it_with_only_its_blocking_checks(world):
+    """The daemon executes a request's assets and exactly its checks. The checks of an asset are one step
+    of several rules, so the step must accept a subset, and it evaluates only the rules selected."""
+    sb, _, h = world
+    contact = sb.xero.dump(sb.tenant_ids[0], "Contacts")[0]["ContactID"]
+    with receiver() as url:
+        sb.xero.set_webhook(f"{url}/webhooks/xero", sb.xero_webhook_key)
+        with XeroResource().client(CONNECTION) as xero:
+            xero.update_contacts([{"ContactID": contact, "EmailAddress": "daemon@example.com"}])
+        assert sb.xero.flush_webhooks() == 1
+    (request,) = h.tick("inbox_sensor").run_requests
+    job = DEFS.resolve_job_def("realtime").get_subset(
+        asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys)
+    )
+    result = job.execute_in_process(run_config=request.run_config, instance=h.inst,
+                                    partition_key=request.partition_key)  # fmt: skip
+    assert result.success
+    evaluated = {(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations()}
+    assert evaluated == {(k.asset_key.to_user_string(), k.name) for k in request.asset_check_keys}
+    assert ("xero_contacts", "contacts_schema") in evaluated
+    assert ("xero_contacts", "no_missed_events") not in evaluated
+    assert h.mirror("select email from xero.contacts where contact_id = ?", [contact]) == [
+        ("daemon@example.com",)
+    ]
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"xero_contacts", "canonical_views", "customer_links", "discrepancies"} <= materialized
+
+
 def test_out_of_order_events_settle_on_the_latest_change(world, monkeypatch):
     sb, clock, h = world
     org, tenant = sb.org_ids[0], sb.tenant_ids[0]
