@@ -320,10 +320,14 @@ def scoped_query(rule: Rule, ids: Sequence[str] | None) -> tuple[str, list]:
 
 
 def check_rules(
-    store: Store, rules: Sequence[Rule], connection: str, ids: Sequence[str] | None = None
+    store: Store,
+    rules: Sequence[Rule],
+    connection: str,
+    ids: Sequence[str] | None = None,
+    scope: str = "a targeted run read",
 ) -> list[Outcome]:
-    """Read and validate each rule's rows for one connection (or only `ids`' rows), on one short read
-    connection."""
+    """Read and validate each rule's rows for one connection (or only `ids`' rows, which `scope` names),
+    on one short read connection."""
     if not store.path.exists():
         why = f"the mirror {store.path} does not exist yet (materialise the asset first)"
         return [_unreadable(rule, why) for rule in rules]
@@ -339,7 +343,7 @@ def check_rules(
                 continue
             outcome = combine(parts)
             if ids is not None:
-                outcome.scope = f"the {len(ids)} record(s) a targeted run read"
+                outcome.scope = f"the {len(ids)} record(s) {scope}"
             outcomes.append(outcome)
     return outcomes
 
@@ -436,10 +440,11 @@ def run_checks(
     run_id: str | None,
     now: datetime | None = None,
     ids: Sequence[str] | None = None,
+    scope: str = "a targeted run read",
 ) -> list[Outcome]:
-    """Validate every rule for one connection (or only `ids`' records), then update the quarantine in
-    one write transaction."""
-    outcomes = check_rules(store, rules, connection, ids)
+    """Validate every rule for one connection (or only `ids`' records, which `scope` names), then update
+    the quarantine in one write transaction."""
+    outcomes = check_rules(store, rules, connection, ids, scope)
     if not store.path.exists():
         return outcomes  # nothing to quarantine, and no reason to create an empty mirror
     now = now or datetime.now(UTC)
@@ -461,7 +466,7 @@ def run_checks(
 def announced_ids(run_config: dict, op_name: str) -> list[str] | None:
     """The records a targeted run read for this asset (`ids` and `deleted_ids` of its config), or None
     for a run that read the table whole or incrementally. A targeted run checks only those: the rest
-    was checked when it was written, and whole-table checks run with the scheduled reads."""
+    was checked when it was written, and whole-table checks run with first syncs and full sweeps."""
     config = (run_config or {}).get("ops", {}).get(op_name, {}).get("config") or {}
     ids = [*config.get("ids", []), *config.get("deleted_ids", [])]
     return [str(i) for i in ids] if ids else None
@@ -471,6 +476,40 @@ def selected_rules(context: dg.AssetCheckExecutionContext, rules: Sequence[Rule]
     """The rules of a multi-check step that this run selected (all of them unless it chose some)."""
     names = {k.name for k in context.selected_asset_check_keys}
     return [rule for rule in rules if rule.name in names]
+
+
+WRITTEN = "an incremental read of this run wrote"
+
+
+def written_in_this_run(
+    context: dg.AssetCheckExecutionContext, key: dg.AssetKey, store: Store, rules: Sequence[Rule]
+) -> list[str] | None:
+    """The records an incremental read in this very run wrote (new or changed rows), or None for the
+    whole table: after a first sync or a full sweep, or when the asset was not materialised in this run
+    (a check launched on its own). Rows a run leaves unchanged keep their `fetched_at`, and were checked
+    when they were written; the full sweeps check every row again (a rule added since included)."""
+    latest = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[context.partition_key]), limit=1
+    ).records
+    if not latest or latest[0].run_id != context.run.run_id:
+        return None
+    mode = latest[0].asset_materialization.metadata.get("mode")
+    run = context.instance.get_run_record_by_id(context.run.run_id)
+    if mode is None or mode.value != "incremental" or run is None or run.start_time is None:
+        return None
+    since = datetime.fromtimestamp(run.start_time, UTC)
+    ids: set[str] = set()
+    with store.read() as con:
+        # the tables' own rules name their id column; derived rules rename the same ids
+        for table, column in sorted({(rule.table, rule.record_column) for rule in rules if rule.sql is None}):
+            ids.update(
+                str(r[0])
+                for r in con.execute(
+                    f"select distinct {_quote(column)} from {table} where connection = ? and fetched_at >= ?",
+                    [context.partition_key, since],
+                ).fetchall()
+            )
+    return sorted(ids)
 
 
 def _spec(key: dg.AssetKey, rule: Rule, partitions_def: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
@@ -514,8 +553,11 @@ def build_mirror_checks(
         connection = context.partition_key
         ids = announced_ids(context.run.run_config, key.to_python_identifier())
         store = mirror.store()
-        # A targeted run's check reads a few records: one connection for its read and its write. A
-        # whole-table check may take a while, and other writers may go between its read and its write.
+        scope = "a targeted run read"
+        if ids is None and store.path.exists():
+            ids, scope = written_in_this_run(context, key, store, rules), WRITTEN
+        # A scoped check reads a few records: one connection for its read and its write. A whole-table
+        # check may take a while, and other writers may go between its read and its write.
         with store.session() if ids is not None else nullcontext():
             outcomes = run_checks(
                 store,
@@ -525,6 +567,7 @@ def build_mirror_checks(
                 entity=entity,
                 run_id=context.run.run_id,
                 ids=ids,
+                scope=scope,
             )
         for outcome in outcomes:
             if not outcome.passed:

@@ -303,6 +303,40 @@ def test_checks_pass_on_the_real_extract_assets_against_the_sandbox(monkeypatch)
     assert checked["contacts_schema"] == served["Contacts"]
 
 
+def test_an_incremental_run_checks_the_rows_it_wrote_and_a_first_sync_every_row(monkeypatch):
+    """A scheduled incremental read checks only what it wrote (the rest was checked when written), so an
+    idle run of a million-invoice organisation reads no table whole; a first sync checks every row."""
+    with SandboxServer(seed=11, size="demo") as sandbox:
+        export_sandbox(monkeypatch, sandbox, "sandbox")
+        assets = [a for a in XERO_ASSETS if a.key.to_user_string() in ("xero_contacts", "xero_invoices")]
+        checks = [_checks_for(a.key.to_user_string(), XERO_CHECKS) for a in assets]
+        tenant = sandbox.env(0)["XERO_TENANT_ID"]
+        invoice = next(
+            i["InvoiceID"] for i in sandbox.xero.dump(tenant, "Invoices") if i["Status"] == "DRAFT"
+        )
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions(connections_partitions.name, ["sandbox"])
+
+            def run() -> dict[str, dict]:
+                result = dg.materialize([*assets, *checks], partition_key="sandbox", instance=instance,
+                                        resources={"xero": XeroResource(), "mirror": MirrorResource()})  # fmt: skip
+                assert result.success
+                return {e.check_name: {k: v.value for k, v in e.metadata.items()}
+                        for e in result.get_asset_check_evaluations()}  # fmt: skip
+
+            first = run()
+            with XeroResource().client("sandbox") as xero:
+                xero.update_invoices([{"InvoiceID": invoice, "Reference": "changed"}])
+            second = run()
+    assert first["invoices_schema"]["scope"] == "every row of the connection"
+    assert first["invoices_schema"]["rows_checked"] > 1000
+    assert second["invoices_schema"]["scope"] == "the 1 record(s) an incremental read of this run wrote"
+    assert second["invoices_schema"]["rows_checked"] == 1
+    assert second["invoice_lines_schema"]["rows_checked"] >= 1  # the changed invoice's lines
+    assert second["contacts_schema"]["scope"] == "the 0 record(s) an incremental read of this run wrote"
+    assert second["contacts_schema"]["rows_checked"] == 0
+
+
 def test_a_targeted_check_reads_only_its_records_and_resolves_only_theirs(store):
     bad, other = [
         r[0] for r in _fetch(store, "select invoice_id from xero.invoices order by invoice_id limit 2")
