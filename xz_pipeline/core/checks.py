@@ -30,7 +30,7 @@ import pandera.pandas as pa
 
 from xz_pipeline.core.resources import MirrorResource, connections_partitions
 from xz_pipeline.core.schemas import ROW_CHECK_FIELDS
-from xz_pipeline.core.store import SCHEMA_VERSION, Store
+from xz_pipeline.core.store import Store
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
@@ -352,20 +352,6 @@ def check_rules(
 # Quarantine
 
 
-def ensure_resolved_at(con: duckdb.DuckDBPyConnection) -> None:
-    """Add `meta.quarantine.resolved_at` to a mirror made before it existed (recorded like other additions)."""
-    present = con.execute(
-        "select count(*) from duckdb_columns() where schema_name = 'meta' and table_name = 'quarantine' "
-        "and column_name = 'resolved_at'"
-    ).fetchone()[0]
-    if not present:
-        con.execute("alter table meta.quarantine add column resolved_at timestamptz")
-        con.execute(
-            "insert into meta.schema_version values (?, ?, ?)",
-            [SCHEMA_VERSION, datetime.now(UTC), "added meta.quarantine.resolved_at"],
-        )
-
-
 def quarantine(
     con: duckdb.DuckDBPyConnection,
     outcome: Outcome,
@@ -384,7 +370,6 @@ def quarantine(
     (`outcome.error`) resolves nothing.
     """
     Store.ensure_base(con)
-    ensure_resolved_at(con)
     scope = [connection, vendor, entity, outcome.rule.name]
     open_rows = con.execute(
         "select record_id, reason, payload_hash from meta.quarantine where connection = ? and vendor = ? "

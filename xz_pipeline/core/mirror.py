@@ -118,6 +118,7 @@ class MirrorResult:
     quarantined: int
     cursor: datetime | None
     total_rows: int
+    latest: datetime | None = None  # the latest source-modified time among the payloads written
     child_counts: dict[str, MergeCounts] = field(default_factory=dict)
     preview: list[dict] = field(default_factory=list)  # a few fetched rows, a few columns, for the UI
 
@@ -215,8 +216,8 @@ def write_entity(
             )  # fmt: skip
         previous = store.get_cursor(con, connection, spec.vendor, spec.entity)
         cursor = previous
+        seen = [m for _, m, _, _ in landing if m is not None]
         if advance_cursor:
-            seen = [m for _, m, _, _ in landing if m is not None]
             cursor = max([*seen, *([previous] if previous else [])], default=None)
             store.set_cursor(
                 con, connection, spec.vendor, spec.entity, cursor, full_sweep_at=fetched_at if full else None
@@ -227,7 +228,7 @@ def write_entity(
     preview = [{c.name: row[c.name] for c in spec.cols[:PREVIEW_COLUMNS]} for row in rows[:PREVIEW_ROWS]]
     return MirrorResult(
         counts=counts, landed=landed, quarantined=len(quarantine), cursor=cursor, total_rows=total,
-        child_counts=child_counts, preview=preview,
+        latest=max(seen, default=None), child_counts=child_counts, preview=preview,
     )  # fmt: skip
 
 
@@ -236,19 +237,25 @@ def finish_full_sweep(
     spec: EntityTable,
     *,
     connection: str,
-    seen_ids: list[str],
+    started: datetime,
     fetched_at: datetime,
     detect_deletions: bool,
 ) -> int:
-    """Close a full read written in chunks: records (and their children) not seen are gone at the source
-    (when `detect_deletions`), and the sweep's time is recorded so the next one is planned from it."""
+    """Close a full read written in chunks, in one run or several: records (and their children) that did
+    not land since the sweep `started` are gone at the source (when `detect_deletions`), and the sweep's
+    time is recorded so the next one is planned from it. Landing keeps every payload read, so a sweep
+    resumed the next day knows what its first part saw without keeping the ids anywhere else."""
     id_col = spec.key[-1]
     deleted = 0
     with store.write() as con:
         ensure_tables(store, con, spec)
         if detect_deletions:
             everything = pd.DataFrame({"connection": [connection]})
-            seen = pd.DataFrame({"connection": connection, id_col: seen_ids})
+            seen = con.execute(
+                f"select distinct connection, record_id as {id_col} from landing.records where connection = ? "
+                "and vendor = ? and entity = ? and fetched_at >= ?",
+                [connection, spec.vendor, spec.entity, started],
+            ).df()
             deleted = store.delete_missing(
                 con, spec.schema, spec.table, ["connection", id_col], present=seen, parents=everything,
                 valid_from=fetched_at,
@@ -261,6 +268,7 @@ def finish_full_sweep(
                 )  # fmt: skip
         cursor = store.get_cursor(con, connection, spec.vendor, spec.entity)
         store.set_cursor(con, connection, spec.vendor, spec.entity, cursor, full_sweep_at=fetched_at)
+        store.set_sweep(con, connection, spec.vendor, spec.entity, None)
     return deleted
 
 
@@ -273,6 +281,24 @@ def read_sync_state(
     with store.write() as con:
         store.ensure_base(con)
         return store.get_sync_state(con, connection, vendor, entity)
+
+
+def read_sweep(store: Store, connection: str, vendor: str, entity: str) -> tuple[datetime, datetime] | None:
+    """(started, position) of this entity's full sweep cut short, if one is waiting to be resumed."""
+    if not store.path.exists():
+        return None
+    with store.write() as con:
+        store.ensure_base(con)
+        return store.get_sweep(con, connection, vendor, entity)
+
+
+def record_sweep_progress(
+    store: Store, spec: EntityTable, *, connection: str, started: datetime, position: datetime | None
+) -> None:
+    """A full sweep stopped before its end (the day's budget): where the next run carries on from."""
+    with store.write() as con:
+        ensure_tables(store, con, spec)
+        store.set_sweep(con, connection, spec.vendor, spec.entity, (started, position))
 
 
 def delete_records(

@@ -79,6 +79,13 @@ create table if not exists meta.schema_version (
 );
 """
 
+# Columns added to the meta tables after mirrors existed: each is added once, and recorded.
+ADDED_META_COLUMNS = (
+    ("quarantine", "resolved_at", "timestamptz"),
+    ("cursors", "sweep_started_at", "timestamptz"),  # a full sweep cut short: when it started
+    ("cursors", "sweep_position", "timestamptz"),  # and the last source-modified time it had read
+)
+
 
 class StoreBusy(RuntimeError):
     """Another process holds the mirror for writing (or an analyst holds it open)."""
@@ -269,6 +276,18 @@ class Store:
                 "insert into meta.schema_version values (?, ?, ?)",
                 [SCHEMA_VERSION, datetime.now(UTC), "created"],
             )
+        present = set(
+            con.execute(
+                "select table_name, column_name from duckdb_columns() where schema_name = 'meta'"
+            ).fetchall()
+        )
+        for table, column, sql_type in ADDED_META_COLUMNS:
+            if (table, column) not in present:
+                con.execute(f"alter table meta.{table} add column {column} {sql_type}")
+                con.execute(
+                    "insert into meta.schema_version values (?, ?, ?)",
+                    [SCHEMA_VERSION, datetime.now(UTC), f"added meta.{table}.{column}"],
+                )
 
     @staticmethod
     def ensure_table(
@@ -484,6 +503,34 @@ class Store:
             [connection, vendor, entity],
         ).fetchone()
         return (row[0], row[1]) if row else (None, None)
+
+    @staticmethod
+    def get_sweep(
+        con: duckdb.DuckDBPyConnection, connection: str, vendor: str, entity: str
+    ) -> tuple[datetime, datetime] | None:
+        """(started, position) of a full sweep cut short and not yet completed, else None."""
+        row = con.execute(
+            "select sweep_started_at, sweep_position from meta.cursors where connection = ? and vendor = ? "
+            "and entity = ? and sweep_started_at is not null",
+            [connection, vendor, entity],
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    @staticmethod
+    def set_sweep(
+        con: duckdb.DuckDBPyConnection,
+        connection: str,
+        vendor: str,
+        entity: str,
+        sweep: tuple[datetime, datetime | None] | None,
+    ) -> None:
+        """Record how far a full sweep cut short got (None: no sweep in progress)."""
+        started, position = sweep or (None, None)
+        con.execute(
+            "update meta.cursors set sweep_started_at = ?, sweep_position = ? where connection = ? and vendor = ? "
+            "and entity = ?",
+            [started, position, connection, vendor, entity],
+        )
 
     @staticmethod
     def set_cursor(

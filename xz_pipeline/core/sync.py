@@ -22,7 +22,9 @@ from xz_pipeline.core.mirror import (
     MirrorResult,
     delete_records,
     finish_full_sweep,
+    read_sweep,
     read_sync_state,
+    record_sweep_progress,
     write_entity,
 )
 from xz_pipeline.core.resources import MirrorResource, connections_partitions
@@ -73,6 +75,12 @@ class ReadPlan:
     reason: str
     completes_sweep: bool = False  # record a full sweep when this read ends (first sync, resumed or not)
     ids: tuple[str, ...] = ()  # a targeted read: exactly these records, cursor left alone
+    sweep_started: datetime | None = None  # a full read (maybe resumed): when it began
+
+    @property
+    def detects_deletions(self) -> bool:
+        """Records that did not land since the full read began are gone at the source."""
+        return self.sweep_started is not None
 
 
 def plan_read(
@@ -82,17 +90,27 @@ def plan_read(
     now: datetime,
     sweep_every: timedelta,
     forced: bool,
+    sweep: tuple[datetime, datetime | None] | None = None,
 ) -> ReadPlan:
+    """`sweep` is a periodic sweep cut short (when it started, the last modified time it read)."""
     if forced:
-        return ReadPlan(True, None, cursor, "full sweep requested", True)
+        return ReadPlan(True, None, cursor, "full sweep requested", True, sweep_started=now)
     if cursor is None:
-        return ReadPlan(True, None, cursor, "first sync", True)
+        return ReadPlan(True, None, cursor, "first sync", True, sweep_started=now)
     if last_full is None:
         # A first sync stopped midway: its chunks are written and the cursor says how far it got
         # (reads go in modified order), so carry on from there instead of starting over.
         return ReadPlan(False, cursor - CURSOR_OVERLAP, cursor, "resuming the first sync", True)
+    if sweep is not None:
+        # The same for a sweep: what changed during the pause moved past its position, so reading on from
+        # there in modified order still meets every record.
+        started, position = sweep
+        since = position - CURSOR_OVERLAP if position else None
+        reason = f"resuming the full sweep started {started:%Y-%m-%d %H:%M} UTC"
+        return ReadPlan(since is None, since, cursor, reason, True, sweep_started=started)
     if sweep_every > timedelta(0) and now - last_full >= sweep_every:
-        return ReadPlan(True, None, cursor, f"periodic full sweep (every {sweep_every})", True)
+        reason = f"periodic full sweep (every {sweep_every})"
+        return ReadPlan(True, None, cursor, reason, True, sweep_started=now)
     return ReadPlan(False, cursor - CURSOR_OVERLAP, cursor, "incremental")
 
 
@@ -327,6 +345,7 @@ def _run_extract(context, spec, store, config, meter, fetch, always_full) -> dg.
             now=datetime.now(UTC),
             sweep_every=timedelta(hours=settings.full_sweep_hours()),
             forced=config.full_sweep or always_full,
+            sweep=read_sweep(store, connection, spec.vendor, spec.entity),
         )
     fetched = fetch(plan) if plan.ids or not config.targeted else Fetched([])
     if config.deleted_ids:
@@ -335,7 +354,8 @@ def _run_extract(context, spec, store, config, meter, fetch, always_full) -> dg.
     # Targeted reads (a webhook's records) may spend the reserve: that is what it is kept for.
     gate = None if config.targeted else DayBudgetGate(meter)
     pages = gate.pages(fetched.pages) if gate else fetched.pages
-    totals, seen_ids, timing, planned = _Totals(), [], ReadTiming(), False
+    totals, timing, planned = _Totals(), ReadTiming(), False
+    position = plan.since + CURSOR_OVERLAP if plan.sweep_started and plan.since else None
     for chunk in _read_ahead(pages, CHUNK_ROWS, timing, READ_AHEAD):
         started = time.monotonic()
         result = write_entity(
@@ -349,18 +369,23 @@ def _run_extract(context, spec, store, config, meter, fetch, always_full) -> dg.
         )
         timing.written += time.monotonic() - started
         totals.add(result, len(chunk))
-        if plan.full:
-            seen_ids.extend(str(spec.record_id(p)) for p in chunk)
+        position = max(filter(None, (position, result.latest)), default=None)
         if gate and gate.plan and not planned:
             planned = True
             context.log.info(f"{spec.vendor} {spec.entity} for {connection}: {plan.reason} {gate.plan}")
     paused = gate.paused if gate else ""
     now = datetime.now(UTC)
     if plan.completes_sweep and not paused:
-        # A read cut short saw only part of the entity: records it did not reach are not gone, and the
-        # sweep is not done (a first sync resumes from its cursor; a periodic sweep starts again).
         totals.deleted += finish_full_sweep(
-            store, spec, connection=connection, seen_ids=seen_ids, fetched_at=now, detect_deletions=plan.full
+            store, spec, connection=connection, started=plan.sweep_started or now, fetched_at=now,
+            detect_deletions=plan.detects_deletions,
+        )  # fmt: skip
+    elif plan.sweep_started and paused:
+        # A read cut short saw only part of the entity: records it did not reach are not gone, and the
+        # sweep is not done. The next run carries on from where this one stopped (a first sync does the
+        # same from its cursor).
+        record_sweep_progress(
+            store, spec, connection=connection, started=plan.sweep_started, position=position
         )
     try:
         deleted = fetched.deleted()

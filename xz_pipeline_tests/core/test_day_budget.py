@@ -1,7 +1,7 @@
 """Long reads plan against the day's API budget: a first sync under a small day limit pauses at the
 reserve without failing, keeps what it read, and the next day's run resumes with no duplicate, no gap and
-nothing deleted; a full sweep cut short deletes nothing; a day limit met mid-read (spent by someone else)
-ends the same way. Also the read-ahead thread and the reserve setting."""
+nothing deleted; a full sweep cut short deletes nothing and resumes the next day where it stopped; a day
+limit met mid-read (spent by someone else) ends the same way. Also the read-ahead thread and the reserve setting."""
 
 from __future__ import annotations
 
@@ -121,6 +121,27 @@ def test_first_sync_pauses_at_the_reserve_and_resumes_next_day(env, monkeypatch)
             ids_after, open_after, swept_after = _mirror()
             assert set(ids_after) == expected and open_after == len(expected)
             assert swept_after == swept
+
+            # The next day it carries on where it stopped, and still finds what went missing meanwhile in
+            # the part it had not read (a deletion no probe reports: what sweeps are for).
+            books = sb.xero.books[sb.tenant_ids[0]]  # gone without a trace (the emulator's own storage)
+            gone = max(
+                books.records["Invoices"].values(), key=lambda r: (r["UpdatedDateUTC"], r["InvoiceID"])
+            )
+            last = gone["InvoiceID"]
+            del books.records["Invoices"][last]
+            books.docs_of[gone["Contact"]["ContactID"]].discard(("Invoices", last))
+            clock.advance(DAY)
+            before = len(sb.xero.received)
+            resumed = _run(instance, monkeypatch)
+            assert resumed["mode"].startswith("resuming the full sweep started ")
+            assert "paused" not in resumed
+            assert _invoice_calls(sb, before) < 4  # it did not start over
+            assert resumed["deleted"] == 1
+            ids_done, open_done, swept_done = _mirror()
+            assert set(ids_done) == expected - {last} and open_done == len(expected) - 1
+            assert swept_done is not None and swept_done > swept_after  # the sweep is complete
+            assert _run(instance, monkeypatch)["mode"] == "incremental"
 
 
 def test_day_limit_spent_elsewhere_mid_read_keeps_the_pages_read(env, monkeypatch):
