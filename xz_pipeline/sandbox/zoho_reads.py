@@ -60,6 +60,10 @@ class PageToken:
     page: int
     expiry: datetime
     modified_since: str
+    # The ids the first page filtered and sorted, in order, for the later pages to slice: without it a
+    # 300,000-record module is sorted again for each of its pages (most of an hour at the large size).
+    # Records deleted meanwhile are skipped; those changed keep their place and show their new values.
+    order: tuple[str, ...] = ()
 
 
 def _param_error(code: str, message: str, **details) -> ApiError:
@@ -158,8 +162,9 @@ class Reads:
                     "the parameters do not match the page token",
                     param_name="page_token",
                 )
-            start, page = tok.start, tok.page
+            start, page, order = tok.start, tok.page, tok.order
         else:
+            order = ()
             page = _int_param(call, "page", 1, 1, None)
             start = (page - 1) * per_page
             if start + per_page > DISCRETE_LIMIT:
@@ -172,23 +177,26 @@ class Reads:
             raise _param_error(
                 "PAGINATION_LIMIT_EXCEEDED", "you cannot fetch more than 100000 records", limit=TOKEN_LIMIT
             )
-        records = list(org.records[module].values())
         ids = [i for i in call.query.get("ids", "").split(",") if i]
         if len(ids) > MAX_IDS:
             raise _param_error("LIMIT_EXCEEDED", "Record count exceeded", limit=MAX_IDS, param_name="ids")
-        if ids:
-            wanted = set(ids)
-            records = [r for r in records if r["id"] in wanted]
         since = _modified_since(call)
-        if since is not None:
-            records = [r for r in records if r["_Modified_Time"] >= since.replace(microsecond=0)]
-        records.sort(key=_sort_key(sort_by), reverse=sort_order == "desc")
-        if not records:
-            return (304 if since is not None else 204), None
-        chunk = records[start : start + per_page]
+        if not order:
+            records = list(org.records[module].values())
+            if ids:
+                wanted = set(ids)
+                records = [r for r in records if r["id"] in wanted]
+            if since is not None:
+                records = [r for r in records if r["_Modified_Time"] >= since.replace(microsecond=0)]
+            records.sort(key=_sort_key(sort_by), reverse=sort_order == "desc")
+            if not records:
+                return (304 if since is not None else 204), None
+            order = tuple(r["id"] for r in records)
+        stored = org.records[module]
+        chunk = [stored[i] for i in order[start : start + per_page] if i in stored]
         if not chunk:
             return 204, None
-        more = start + per_page < len(records)
+        more = start + per_page < len(order)
         info: dict = {
             "per_page": per_page,
             "count": len(chunk),
@@ -201,7 +209,15 @@ class Reads:
             new = secrets.token_hex(24)
             expiry = now + PAGE_TOKEN_LIFETIME
             self.tokens[new] = PageToken(
-                org.org_id, call.token.user_id, module, bound, start + per_page, page + 1, expiry, since_raw
+                org.org_id,
+                call.token.user_id,
+                module,
+                bound,
+                start + per_page,
+                page + 1,
+                expiry,
+                since_raw,
+                order,
             )
             info["next_page_token"] = new
             info["page_token_expiry"] = org.fmt(expiry)

@@ -171,3 +171,31 @@ def test_external_id_lookup_ids_filter_deleted_and_version_aliases():
     assert org.client.get("/crm/v9/Accounts", headers=org.headers).status_code == 404
     bad = org.get("Leadz", params={"fields": "x"})
     assert bad.status_code == 400 and bad.json()["code"] == "INVALID_MODULE"
+
+
+def test_later_pages_of_a_token_keep_its_order_skip_the_deleted_and_show_the_edited():
+    """A page token remembers the order its first page sorted (a large module is not sorted again for each
+    page): records deleted meanwhile are skipped, records edited meanwhile keep their place and show their
+    new values, and nothing is read twice."""
+    org = make_org()
+    org.emu.load(
+        org.org_id,
+        "Accounts",
+        [{"id": str(5725767000000100000 + i), **a} for i, a in enumerate(accounts(2401))],
+    )
+    params = {"fields": "Account_Name", "per_page": 200, "sort_order": "asc"}
+    seen: list[dict] = []
+    r = org.get("Accounts", params={**params, "page": 10})  # the last discrete page hands over a token
+    token = r.json()["info"]["next_page_token"]
+    gone, edited = str(5725767000000100000 + 2300), str(5725767000000100000 + 2100)
+    assert org.delete("Accounts", params={"ids": gone}).status_code == 200
+    body = {"data": [{"id": edited, "Account_Name": "Renamed Ltd"}]}
+    assert org.put("Accounts", json=body).status_code == 200
+    while token:
+        page = org.get("Accounts", params={**params, "page_token": token}).json()
+        seen += page["data"]
+        token = page["info"].get("next_page_token")
+    ids = [d["id"] for d in seen]
+    assert len(ids) == len(set(ids)) == 400  # 2,401 less the first 2,000 less the deleted one
+    assert gone not in ids and ids == sorted(ids, key=int)
+    assert next(d["Account_Name"] for d in seen if d["id"] == edited) == "Renamed Ltd"
