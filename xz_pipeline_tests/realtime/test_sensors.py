@@ -83,6 +83,17 @@ def _capture_xero_bodies(sb, monkeypatch) -> list[tuple[bytes, str]]:
     return sent
 
 
+def _announce_email(sb, email: str) -> str:
+    """Change the first contact's email in Xero with the receiver up: its CONTACT event lands in the inbox."""
+    contact = sb.xero.dump(sb.tenant_ids[0], "Contacts")[0]["ContactID"]
+    with receiver() as url:
+        sb.xero.set_webhook(f"{url}/webhooks/xero", sb.xero_webhook_key)
+        with XeroResource().client(CONNECTION) as xero:
+            xero.update_contacts([{"ContactID": contact, "EmailAddress": email}])
+        assert sb.xero.flush_webhooks() == 1
+    return contact
+
+
 def test_duplicate_delivery_runs_once_and_mirrors_the_change(world, monkeypatch):
     sb, _, h = world
     contact = sb.xero.dump(sb.tenant_ids[0], "Contacts")[0]["ContactID"]
@@ -120,12 +131,7 @@ def test_a_request_runs_as_the_daemon_launches_it_with_only_its_blocking_checks(
     """The daemon executes a request's assets and exactly its checks. The checks of an asset are one step
     of several rules, so the step must accept a subset, and it evaluates only the rules selected."""
     sb, _, h = world
-    contact = sb.xero.dump(sb.tenant_ids[0], "Contacts")[0]["ContactID"]
-    with receiver() as url:
-        sb.xero.set_webhook(f"{url}/webhooks/xero", sb.xero_webhook_key)
-        with XeroResource().client(CONNECTION) as xero:
-            xero.update_contacts([{"ContactID": contact, "EmailAddress": "daemon@example.com"}])
-        assert sb.xero.flush_webhooks() == 1
+    contact = _announce_email(sb, "daemon@example.com")
     (request,) = h.tick("inbox_sensor").run_requests
     job = DEFS.resolve_job_def("realtime").get_subset(
         asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys)
@@ -288,12 +294,7 @@ def test_unconfigured_tenant_is_resolved_once_and_old_events_pruned(world, monke
     sb, _, h = world
     monkeypatch.delenv("XERO_TENANT_ID")  # the connection learns its tenant from /connections
     monkeypatch.setattr(sensors, "_tenants", {})  # the process-wide cache starts empty
-    contact = sb.xero.dump(sb.tenant_ids[0], "Contacts")[0]["ContactID"]
-    with receiver() as url:
-        sb.xero.set_webhook(f"{url}/webhooks/xero", sb.xero_webhook_key)
-        with XeroResource().client(CONNECTION) as xero:
-            xero.update_contacts([{"ContactID": contact, "EmailAddress": "routed@example.com"}])
-        assert sb.xero.flush_webhooks() == 1
+    contact = _announce_email(sb, "routed@example.com")
     inbox = Inbox()
     assert inbox.unresolved_tenants() == [sb.tenant_ids[0]]
     before = len([r for r in sb.xero.received if r.path == "/connections"])
