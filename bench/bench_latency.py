@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                     # exactly what the daemon would launch: the request's assets and its checks
                     checks = {c for c in request.asset_check_keys or [] if c.asset_key in set(selection)}
                     subset = job.get_subset(asset_selection=set(selection), asset_check_selection=checks)
-                    run = subset.execute_in_process(run_config=request.run_config, instance=inst,
+                    run = subset.execute_in_process(run_config=request.run_config, instance=inst, tags=request.tags,
                                                     partition_key=request.partition_key, raise_on_error=False)  # fmt: skip
                     if profiler:
                         profiler.disable()

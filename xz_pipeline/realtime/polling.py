@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from xz_pipeline import settings
-from xz_pipeline.core.resources import MirrorResource
+from xz_pipeline.core.resources import TRIGGER_TAG, MirrorResource
 from xz_pipeline.core.store import StoreBusy
 from xz_pipeline.realtime.runs import blocking_checks
 from xz_pipeline.xero.dates import parse_xero_datetime
@@ -88,7 +88,7 @@ def _requests_for(context, xero: XeroResource, mirror: MirrorResource, conn: str
                     asset_selection=sorted(selection, key=lambda k: k.to_user_string()),
                     asset_check_keys=blocking_checks(graph, selection),
                     run_config={"ops": {asset: {"config": config}}},
-                    tags={"xz/trigger": "poll", "xz/events": str(len(ids))},
+                    tags={TRIGGER_TAG: "poll", "xz/events": str(len(ids))},
                 )
             )
     return requests

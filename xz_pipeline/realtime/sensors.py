@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from xz_pipeline import settings
-from xz_pipeline.core.resources import MirrorResource, connections_partitions
+from xz_pipeline.core.resources import TRIGGER_TAG, MirrorResource, connections_partitions
 from xz_pipeline.realtime.channels import zoho_channels_sensor
 from xz_pipeline.realtime.echo import echoes
 from xz_pipeline.realtime.inbox import Inbox, InboxEvent
@@ -109,7 +109,7 @@ def plan_runs(events: list[InboxEvent], asset_graph, is_echo=None) -> list[dg.Ru
                 asset_check_keys=blocking_checks(asset_graph, selection),
                 run_config={"ops": config},
                 tags={
-                    "xz/trigger": "inbox",
+                    TRIGGER_TAG: "inbox",
                     "xz/events": str(len(evs)),
                     "xz/echo_only": str(echo_only).lower(),
                 },

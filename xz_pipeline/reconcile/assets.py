@@ -108,7 +108,7 @@ SPECS = [
 @dg.multi_asset(specs=SPECS, name="reconcile", pool="duckdb")
 def reconcile_assets(context: dg.AssetExecutionContext, mirror: MirrorResource):
     store = mirror.store()
-    with store.session():
+    with mirror.step_session(context):
         with store.read() as con:
             frames = read_canonical(con)
             decisions = read_decisions(con)

@@ -56,7 +56,7 @@ def writeback_plan(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     connection = context.partition_key
     store = context.resources.mirror.store()
     policies = load_policies(connection)
-    with store.session():
+    with context.resources.mirror.step_session(context):
         product_calls = read_products_to_invoice(
             store, connection, policies, context.resources, context.run_id
         )
@@ -110,7 +110,7 @@ def read_products_to_invoice(store: Store, connection: str, policies, resources,
 )
 def writeback_guard(context: dg.AssetCheckExecutionContext, mirror: MirrorResource) -> dg.AssetCheckResult:
     store = mirror.store()
-    with store.session():
+    with mirror.step_session(context):
         failures = [] if _passed_in_this_run(context, INVARIANT_CHECKS) else guards.invariant_failures(store)
         reasons, counts, fingerprints = list(failures), {}, {}
         for connection in _connections(context, store):
@@ -170,7 +170,7 @@ def writeback_apply(context: dg.AssetExecutionContext, config: ApplyConfig) -> d
     store = context.resources.mirror.store()
     policies = load_policies(connection)
     guarded = _passed_in_this_run(context, [dg.AssetCheckKey(writeback_plan.key, "writeback_guard")])
-    with store.session():  # the writes' calls take a second or two: held as briefly as a chunk of a sync
+    with context.resources.mirror.step_session(context):
         report = run_apply(store, connection, context.resources, policies, write=config.apply,
                            approve=config.approve, run_id=context.run_id, check_invariants=not guarded)  # fmt: skip
     context.log.info(report.summary())

@@ -294,3 +294,31 @@ def _busy(store: Store) -> bool:
             return False
     except StoreBusy:
         return True
+
+
+def test_step_sessions_hold_the_mirror_only_for_targeted_runs(tmp_path):
+    """A sensor's run holds one connection per step; a scheduled step (a large reconcile, a paced apply)
+    leaves the lock free between its reads and writes for other runs' writers."""
+    from types import SimpleNamespace
+
+    from xz_pipeline.core.resources import TRIGGER_TAG, MirrorResource
+
+    mirror = MirrorResource(path=str(tmp_path / "m.duckdb"), lock_timeout=0.2)
+    with mirror.store().write() as con:
+        Store.ensure_base(con)
+
+    def other_writer_busy() -> bool:
+        busy = []
+        thread = threading.Thread(target=lambda: busy.append(_busy(mirror.store())))
+        thread.start()
+        thread.join()
+        return busy == [True]
+
+    with mirror.step_session(SimpleNamespace(run=SimpleNamespace(tags={TRIGGER_TAG: "inbox"}))):
+        with mirror.store().read():
+            pass
+        assert other_writer_busy()
+    with mirror.step_session(SimpleNamespace(run=SimpleNamespace(tags={}))):
+        with mirror.store().read():
+            pass
+        assert not other_writer_busy()

@@ -136,7 +136,7 @@ def test_a_request_runs_as_the_daemon_launches_it_with_only_its_blocking_checks(
     job = DEFS.resolve_job_def("realtime").get_subset(
         asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys)
     )
-    result = job.execute_in_process(run_config=request.run_config, instance=h.inst,
+    result = job.execute_in_process(run_config=request.run_config, instance=h.inst, tags=request.tags,
                                     partition_key=request.partition_key)  # fmt: skip
     assert result.success
     evaluated = {(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations()}
