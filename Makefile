@@ -53,7 +53,7 @@ bench-recon: install
 
 .PHONY: bench-latency
 bench-latency: install
-	$(BIN)/python bench/bench_latency.py
+	$(BIN)/python bench/bench_latency.py $(ARGS)
 
 .PHONY: bench-writeback
 bench-writeback: install
