@@ -283,13 +283,22 @@ def read_sync_state(
         return store.get_sync_state(con, connection, vendor, entity)
 
 
-def read_sweep(store: Store, connection: str, vendor: str, entity: str) -> tuple[datetime, datetime] | None:
-    """(started, position) of this entity's full sweep cut short, if one is waiting to be resumed."""
+def read_progress(
+    store: Store, connection: str, vendor: str, entity: str
+) -> tuple[tuple[datetime, datetime] | None, datetime | None]:
+    """(the full sweep cut short, if one is waiting to be resumed; when a read last caught up)."""
     if not store.path.exists():
-        return None
+        return None, None
     with store.write() as con:
         store.ensure_base(con)
-        return store.get_sweep(con, connection, vendor, entity)
+        return store.get_progress(con, connection, vendor, entity)
+
+
+def record_caught_up(store: Store, spec: EntityTable, *, connection: str, at: datetime) -> None:
+    """An incremental or full read reached its end: what changed up to the cursor has all been read."""
+    with store.write() as con:
+        ensure_tables(store, con, spec)
+        store.set_caught_up(con, connection, spec.vendor, spec.entity, at)
 
 
 def record_sweep_progress(

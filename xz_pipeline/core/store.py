@@ -84,6 +84,7 @@ ADDED_META_COLUMNS = (
     ("quarantine", "resolved_at", "timestamptz"),
     ("cursors", "sweep_started_at", "timestamptz"),  # a full sweep cut short: when it started
     ("cursors", "sweep_position", "timestamptz"),  # and the last source-modified time it had read
+    ("cursors", "caught_up_at", "timestamptz"),  # when a read last reached the end with the cursor as it is
 )
 
 
@@ -505,16 +506,28 @@ class Store:
         return (row[0], row[1]) if row else (None, None)
 
     @staticmethod
-    def get_sweep(
+    def get_progress(
         con: duckdb.DuckDBPyConnection, connection: str, vendor: str, entity: str
-    ) -> tuple[datetime, datetime] | None:
-        """(started, position) of a full sweep cut short and not yet completed, else None."""
+    ) -> tuple[tuple[datetime, datetime] | None, datetime | None]:
+        """(the (started, position) of a full sweep cut short, or None; when a read last caught up)."""
         row = con.execute(
-            "select sweep_started_at, sweep_position from meta.cursors where connection = ? and vendor = ? "
-            "and entity = ? and sweep_started_at is not null",
+            "select sweep_started_at, sweep_position, caught_up_at from meta.cursors where connection = ? "
+            "and vendor = ? and entity = ?",
             [connection, vendor, entity],
         ).fetchone()
-        return (row[0], row[1]) if row else None
+        if row is None:
+            return None, None
+        return ((row[0], row[1]) if row[0] is not None else None), row[2]
+
+    @staticmethod
+    def set_caught_up(
+        con: duckdb.DuckDBPyConnection, connection: str, vendor: str, entity: str, at: datetime
+    ) -> None:
+        """A read reached the end of what changed: every record up to the cursor has been read."""
+        con.execute(
+            "update meta.cursors set caught_up_at = ? where connection = ? and vendor = ? and entity = ?",
+            [at, connection, vendor, entity],
+        )
 
     @staticmethod
     def set_sweep(
@@ -545,6 +558,8 @@ class Store:
         con.execute(
             "insert into meta.cursors (connection, vendor, entity, cursor_value, last_full_sweep, updated_at) "
             "values (?, ?, ?, ?, ?, ?) on conflict (connection, vendor, entity) do update set "
+            "caught_up_at = case when meta.cursors.cursor_value is not distinct from excluded.cursor_value "
+            "then meta.cursors.caught_up_at end, "
             "cursor_value = excluded.cursor_value, updated_at = excluded.updated_at, "
             "last_full_sweep = coalesce(excluded.last_full_sweep, meta.cursors.last_full_sweep)",
             [connection, vendor, entity, value, full_sweep_at, datetime.now(UTC)],

@@ -22,8 +22,9 @@ from xz_pipeline.core.mirror import (
     MirrorResult,
     delete_records,
     finish_full_sweep,
-    read_sweep,
+    read_progress,
     read_sync_state,
+    record_caught_up,
     record_sweep_progress,
     write_entity,
 )
@@ -32,6 +33,11 @@ from xz_pipeline.core.resources import MirrorResource, connections_partitions
 # Modified-since filters are accurate to the second: re-read one second so a write that shared the
 # cursor's second is never missed (re-read rows are recognised by their unchanged payload hash).
 CURSOR_OVERLAP = timedelta(seconds=1)
+# Once a read that reached the end ran this long after the cursor's second (clock skew included), nothing
+# can still join that second: the next read starts after it instead of re-reading it. Without this an org
+# whose last change was a bulk update of 20,000 records re-read them on every run (112 calls an idle run
+# at the large size instead of one an entity).
+SETTLED = timedelta(seconds=60)
 
 RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
@@ -91,8 +97,10 @@ def plan_read(
     sweep_every: timedelta,
     forced: bool,
     sweep: tuple[datetime, datetime | None] | None = None,
+    caught_up: datetime | None = None,
 ) -> ReadPlan:
-    """`sweep` is a periodic sweep cut short (when it started, the last modified time it read)."""
+    """`sweep` is a periodic sweep cut short (when it started, the last modified time it read);
+    `caught_up` when a read last reached the end with the cursor as it is."""
     if forced:
         return ReadPlan(True, None, cursor, "full sweep requested", True, sweep_started=now)
     if cursor is None:
@@ -111,6 +119,8 @@ def plan_read(
     if sweep_every > timedelta(0) and now - last_full >= sweep_every:
         reason = f"periodic full sweep (every {sweep_every})"
         return ReadPlan(True, None, cursor, reason, True, sweep_started=now)
+    if caught_up is not None and caught_up - cursor >= SETTLED:
+        return ReadPlan(False, cursor.replace(microsecond=0) + timedelta(seconds=1), cursor, "incremental")
     return ReadPlan(False, cursor - CURSOR_OVERLAP, cursor, "incremental")
 
 
@@ -336,6 +346,9 @@ def run_extract(
 def _run_extract(context, spec, store, config, meter, fetch, always_full) -> dg.MaterializeResult:
     connection = context.partition_key
     cursor, last_full = read_sync_state(store, connection, spec.vendor, spec.entity)
+    sweep, caught_up = (
+        (None, None) if config.targeted else read_progress(store, connection, spec.vendor, spec.entity)
+    )
     if config.targeted:
         plan = ReadPlan(False, None, cursor, f"targeted: {len(config.ids)} id(s)", ids=tuple(config.ids))
     else:
@@ -345,7 +358,8 @@ def _run_extract(context, spec, store, config, meter, fetch, always_full) -> dg.
             now=datetime.now(UTC),
             sweep_every=timedelta(hours=settings.full_sweep_hours()),
             forced=config.full_sweep or always_full,
-            sweep=read_sweep(store, connection, spec.vendor, spec.entity),
+            sweep=sweep,
+            caught_up=caught_up,
         )
     fetched = fetch(plan) if plan.ids or not config.targeted else Fetched([])
     if config.deleted_ids:
@@ -380,7 +394,9 @@ def _run_extract(context, spec, store, config, meter, fetch, always_full) -> dg.
             store, spec, connection=connection, started=plan.sweep_started or now, fetched_at=now,
             detect_deletions=plan.detects_deletions,
         )  # fmt: skip
-    elif plan.sweep_started and paused:
+    if not config.targeted and not paused:
+        record_caught_up(store, spec, connection=connection, at=now)
+    if plan.sweep_started and paused:
         # A read cut short saw only part of the entity: records it did not reach are not gone, and the
         # sweep is not done. The next run carries on from where this one stopped (a first sync does the
         # same from its cursor).
