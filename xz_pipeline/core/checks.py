@@ -18,7 +18,6 @@ and its payload is in `landing.records` under the same payload hash, untouched.
 
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -547,9 +546,7 @@ def build_mirror_checks(
         scope = "a targeted run read"
         if ids is None and store.path.exists():
             ids, scope = written_in_this_run(context, key, store, rules), WRITTEN
-        # A scoped check reads a few records: one connection for its read and its write. A whole-table
-        # check may take a while, and other writers may go between its read and its write.
-        with store.session() if ids is not None else nullcontext():
+        with mirror.step_session(context):
             outcomes = run_checks(
                 store,
                 selected_rules(context, rules),

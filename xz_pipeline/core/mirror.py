@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from xz_pipeline.core.store import MergeCounts, Store, payload_hash, payload_json, row_hash
+from xz_pipeline.core.store import MergeCounts, Store, SyncState, payload_hash, payload_json, row_hash
 
 MONEY = "decimal(18, 2)"
 PRICE = "decimal(18, 4)"  # quantities and unit prices
@@ -272,26 +272,29 @@ def finish_full_sweep(
     return deleted
 
 
+def read_state(store: Store, connection: str, vendor: str, entity: str) -> SyncState:
+    """Where an entity's reads stand; all None before its first run or before the mirror exists."""
+    if not store.path.exists():
+        return SyncState()
+    with store.write() as con:
+        store.ensure_base(con)
+        return store.get_state(con, connection, vendor, entity)
+
+
 def read_sync_state(
     store: Store, connection: str, vendor: str, entity: str
 ) -> tuple[datetime | None, datetime | None]:
     """(cursor, last full sweep) of an entity; (None, None) before its first run or before the mirror exists."""
-    if not store.path.exists():
-        return None, None
-    with store.write() as con:
-        store.ensure_base(con)
-        return store.get_sync_state(con, connection, vendor, entity)
+    state = read_state(store, connection, vendor, entity)
+    return state.cursor, state.last_full
 
 
 def read_progress(
     store: Store, connection: str, vendor: str, entity: str
-) -> tuple[tuple[datetime, datetime] | None, datetime | None]:
+) -> tuple[tuple[datetime, datetime | None] | None, datetime | None]:
     """(the full sweep cut short, if one is waiting to be resumed; when a read last caught up)."""
-    if not store.path.exists():
-        return None, None
-    with store.write() as con:
-        store.ensure_base(con)
-        return store.get_progress(con, connection, vendor, entity)
+    state = read_state(store, connection, vendor, entity)
+    return state.sweep, state.caught_up
 
 
 def record_caught_up(store: Store, spec: EntityTable, *, connection: str, at: datetime) -> None:

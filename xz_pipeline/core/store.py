@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import pandas as pd
@@ -86,6 +87,15 @@ ADDED_META_COLUMNS = (
     ("cursors", "sweep_position", "timestamptz"),  # and the last source-modified time it had read
     ("cursors", "caught_up_at", "timestamptz"),  # when a read last reached the end with the cursor as it is
 )
+
+
+class SyncState(NamedTuple):
+    """Where an entity's reads stand (one row of `meta.cursors`)."""
+
+    cursor: datetime | None = None
+    last_full: datetime | None = None
+    sweep: tuple[datetime, datetime | None] | None = None  # a full sweep cut short: (started, position)
+    caught_up: datetime | None = None  # when a read last reached the end with the cursor as it is
 
 
 class StoreBusy(RuntimeError):
@@ -495,29 +505,25 @@ class Store:
         return Store.get_sync_state(con, connection, vendor, entity)[0]
 
     @staticmethod
+    def get_state(con: duckdb.DuckDBPyConnection, connection: str, vendor: str, entity: str) -> SyncState:
+        """Where an entity's reads stand; all None before its first run."""
+        row = con.execute(
+            "select cursor_value, last_full_sweep, sweep_started_at, sweep_position, caught_up_at from meta.cursors "
+            "where connection = ? and vendor = ? and entity = ?",
+            [connection, vendor, entity],
+        ).fetchone()
+        if row is None:
+            return SyncState()
+        cursor, last_full, started, position, caught_up = row
+        return SyncState(cursor, last_full, (started, position) if started is not None else None, caught_up)
+
+    @staticmethod
     def get_sync_state(
         con: duckdb.DuckDBPyConnection, connection: str, vendor: str, entity: str
     ) -> tuple[datetime | None, datetime | None]:
         """(cursor, time of the last full sweep) of an entity; (None, None) before its first run."""
-        row = con.execute(
-            "select cursor_value, last_full_sweep from meta.cursors where connection = ? and vendor = ? and entity = ?",
-            [connection, vendor, entity],
-        ).fetchone()
-        return (row[0], row[1]) if row else (None, None)
-
-    @staticmethod
-    def get_progress(
-        con: duckdb.DuckDBPyConnection, connection: str, vendor: str, entity: str
-    ) -> tuple[tuple[datetime, datetime] | None, datetime | None]:
-        """(the (started, position) of a full sweep cut short, or None; when a read last caught up)."""
-        row = con.execute(
-            "select sweep_started_at, sweep_position, caught_up_at from meta.cursors where connection = ? "
-            "and vendor = ? and entity = ?",
-            [connection, vendor, entity],
-        ).fetchone()
-        if row is None:
-            return None, None
-        return ((row[0], row[1]) if row[0] is not None else None), row[2]
+        state = Store.get_state(con, connection, vendor, entity)
+        return state.cursor, state.last_full
 
     @staticmethod
     def set_caught_up(

@@ -7,7 +7,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -22,8 +21,7 @@ from xz_pipeline.core.mirror import (
     MirrorResult,
     delete_records,
     finish_full_sweep,
-    read_progress,
-    read_sync_state,
+    read_state,
     record_caught_up,
     record_sweep_progress,
     write_entity,
@@ -339,29 +337,26 @@ def run_extract(
 ) -> dg.MaterializeResult:
     """Plan, fetch, write chunk by chunk; the MaterializeResult says rows inserted/updated/deleted and
     API calls spent."""
-    store = mirror.store()
-    # A targeted read (a webhook's few records) is short: one connection for all its reads and writes.
-    with store.session() if config.targeted else nullcontext():
-        return _run_extract(context, spec, store, config, meter, fetch, always_full)
+    with mirror.step_session(context):
+        return _run_extract(context, spec, mirror.store(), config, meter, fetch, always_full)
 
 
 def _run_extract(context, spec, store, config, meter, fetch, always_full) -> dg.MaterializeResult:
     connection = context.partition_key
-    cursor, last_full = read_sync_state(store, connection, spec.vendor, spec.entity)
-    sweep, caught_up = (
-        (None, None) if config.targeted else read_progress(store, connection, spec.vendor, spec.entity)
-    )
+    state = read_state(store, connection, spec.vendor, spec.entity)
     if config.targeted:
-        plan = ReadPlan(False, None, cursor, f"targeted: {len(config.ids)} id(s)", ids=tuple(config.ids))
+        plan = ReadPlan(
+            False, None, state.cursor, f"targeted: {len(config.ids)} id(s)", ids=tuple(config.ids)
+        )
     else:
         plan = plan_read(
-            cursor,
-            last_full,
+            state.cursor,
+            state.last_full,
             now=datetime.now(UTC),
             sweep_every=timedelta(hours=settings.full_sweep_hours()),
             forced=config.full_sweep or always_full,
-            sweep=sweep,
-            caught_up=caught_up,
+            sweep=state.sweep,
+            caught_up=state.caught_up,
         )
     fetched = fetch(plan) if plan.ids or not config.targeted else Fetched([])
     if config.deleted_ids:
