@@ -28,7 +28,7 @@ from xz_pipeline.sandbox.faults import FaultMiddleware
 from xz_pipeline.sandbox.server import LoopbackServer
 from xz_pipeline.sandbox.zoho import ZohoEmulator, ZohoLimits
 from xz_pipeline.zoho.client import ZohoClient
-from xz_pipeline_tests.sandbox.zoho_support import zoho_spec
+from xz_pipeline_tests.sandbox.zoho.support import zoho_spec
 from xz_pipeline_tests.timers import ManualTimer, NoWaitTimer  # noqa: F401 (used by the tests)
 
 CLIENT_ID = "1000.ZOHOCLIENTTEST0123456789"

@@ -17,7 +17,7 @@ from xz_pipeline.core.errors import ApiError, AuthError, RateLimitExhausted
 from xz_pipeline.core.http import CallMeter, RetryPolicy
 from xz_pipeline.sandbox.server import LoopbackServer
 from xz_pipeline.sandbox.zoho import ZohoLimits
-from xz_pipeline.sandbox.zoho_meta import FieldDef
+from xz_pipeline.sandbox.zoho.meta import FieldDef
 from xz_pipeline.zoho.client import SearchLimitExceeded
 from xz_pipeline.zoho.dates import (
     format_zoho_date,

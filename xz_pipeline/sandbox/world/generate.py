@@ -1,0 +1,131 @@
+"""Generating a world from a seed, and its ground-truth manifest as JSON."""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from pathlib import Path
+
+from xz_pipeline.sandbox.world.build import build
+from xz_pipeline.sandbox.world.model import DISCREPANCY_KINDS, SIZES, World
+
+
+def generate(seed: int = 7, size: str = "demo", index: int = 0) -> World:
+    """The world for (seed, size, index): the same arguments always give the same records.
+
+    `index` is the connection number: worlds of different indexes are different organisations
+    whose ids never collide.
+
+    Every created/updated/payment/invoice time is before `as_of`; only plans (due dates, open
+    deals' closing dates) may lie after it. The manifest lists each root cause once: the invoices
+    of a customer missing in the CRM are not also listed as invoice_without_deal, nor the won
+    deals of a customer missing in the books as deal_not_invoiced. Invoices VOIDED or DELETED
+    take part in nothing. `world.truth` also lists prospects (CRM-only accounts that never
+    bought: hard_case "prospect"), which no books contact should be matched to.
+    """
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; choose one of {sorted(SIZES)}")
+    # Millions of small records and no reference cycles: the cyclic collector would only rescan
+    # the growing heap again and again (a third of the time at large size).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return build(seed, size, SIZES[size], index)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def timed_generate(size: str, seed: int = 7) -> tuple[World, float]:
+    """The world and the seconds it took to generate (for bench/bench_sandbox.py)."""
+    start = time.perf_counter()
+    world = generate(seed, size)
+    return world, time.perf_counter() - start
+
+
+def record_counts(world: World) -> dict[str, int]:
+    """Records per entity on each side, injections per kind, hard cases per label."""
+    b, c = world.books, world.crm
+    counts = {
+        "books.accounts": len(b.accounts),
+        "books.tax_rates": len(b.tax_rates),
+        "books.items": len(b.items),
+        "books.contacts": len(b.contacts),
+        "books.invoices": sum(1 for i in b.invoices if i.type == "ACCREC"),
+        "books.bills": sum(1 for i in b.invoices if i.type == "ACCPAY"),
+        "books.invoice_lines": sum(len(i.lines) for i in b.invoices),
+        "books.payments": len(b.payments),
+        "books.credit_notes": len(b.credit_notes),
+        "crm.users": len(c.users),
+        "crm.accounts": len(c.accounts),
+        "crm.contacts": len(c.contacts),
+        "crm.products": len(c.products),
+        "crm.deals": len(c.deals),
+        "crm.invoices": len(c.invoices),
+        "truth.customers": len(world.truth),
+    }
+    for kind in DISCREPANCY_KINDS:
+        counts[f"manifest.{kind}"] = sum(1 for m in world.manifest if m.kind == kind)
+    for t in world.truth:
+        if t.hard_case:
+            key = f"hard_case.{t.hard_case}"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def generation_stats(size: str, seed: int = 7) -> dict[str, object]:
+    """Seconds to generate `size` and the record counts (what the benchmark prints)."""
+    world, seconds = timed_generate(size, seed)
+    return {"size": size, "seed": seed, "seconds": round(seconds, 3), "counts": record_counts(world)}
+
+
+def manifest_document(world: World) -> dict[str, object]:
+    """The manifest as plain JSON-able data: injections, customer truth and counts."""
+    return {
+        "seed": world.seed,
+        "size": world.size,
+        "index": world.index,
+        "as_of": world.as_of.isoformat(),
+        "books_tenant_id": world.books.tenant_id,
+        "crm_org_id": world.crm.org_id,
+        "counts": record_counts(world),
+        "manifest": [
+            {
+                "kind": m.kind,
+                "books_id": m.books_id,
+                "crm_id": m.crm_id,
+                "field": m.field,
+                "books_value": m.books_value,
+                "crm_value": m.crm_value,
+                "note": m.note,
+            }
+            for m in world.manifest
+        ],
+        "truth": [
+            {
+                "customer_key": t.customer_key,
+                "books_ids": t.books_ids,
+                "crm_ids": t.crm_ids,
+                "hard_case": t.hard_case,
+            }
+            for t in world.truth
+        ],
+    }
+
+
+def write_manifest(world: World, path: str | Path) -> Path:
+    """Write the ground truth as JSON; the same world always gives byte-identical files."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(manifest_document(world), ensure_ascii=False, indent=1, sort_keys=True)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":  # python -m xz_pipeline.sandbox.world.generate [size ...]
+    import sys
+
+    for name in sys.argv[1:] or ["demo"]:
+        stats = generation_stats(name)
+        print(json.dumps(stats, indent=1))
