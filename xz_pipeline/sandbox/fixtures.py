@@ -54,8 +54,10 @@ def _read(path: Path, key: str) -> list[dict] | None:
     return records
 
 
-def load_fixture_dir(path: str | Path, xero: Any, zoho: Any) -> tuple[str, str]:
-    """Create one Xero tenant and one Zoho org from `path`; returns (tenant_id, org_id)."""
+def load_fixture_dir(path: str | Path, xero: Any, zoho: Any, profile: Any = None) -> tuple[str, str]:
+    """Create one Xero tenant and one Zoho org of `profile` (default full) from `path`; returns
+    (tenant_id, org_id). A CRM record carrying a field the profile's org lacks is refused, naming the file
+    and the field: the profile sets the org's metadata, the fixture only its records."""
     root = Path(path)
     if not root.is_dir():
         raise FixtureError(f"{root}: fixture folder not found")
@@ -82,12 +84,28 @@ def load_fixture_dir(path: str | Path, xero: Any, zoho: Any) -> tuple[str, str]:
         org_kwargs["timezone"] = crm["time_zone"]
     if crm.get("iso_code"):
         org_kwargs["currency"] = crm["iso_code"]
-    org_id = zoho.add_org(crm.get("company_name") or DEFAULT_ORG_NAME, **org_kwargs)
+    org_id = zoho.add_org(crm.get("company_name") or DEFAULT_ORG_NAME, profile=profile, **org_kwargs)
     for module in ZOHO_MODULES:
-        records = _read(zdir / f"{module}.json", "data")
-        if records:
-            zoho.load(org_id, module, records)
+        file = zdir / f"{module}.json"
+        records = _read(file, "data")
+        if not records:
+            continue
+        known = zoho.field_names(org_id, module)
+        if known is None:
+            raise FixtureError(f"{file}: this org has no {module} module (profile {_name(profile)})")
+        for i, record in enumerate(records):
+            extra = sorted(k for k in record if k != "id" and not k.startswith("$") and k not in known)
+            if extra:
+                raise FixtureError(
+                    f"{file}: record {record.get('id') or i} carries {extra[0]}, a field the "
+                    f"{_name(profile)} org's {module} does not have"
+                )
+        zoho.load(org_id, module, records)
     return tenant_id, org_id
+
+
+def _name(profile: Any) -> str:
+    return getattr(profile, "name", None) or profile or "full"
 
 
 def dump_fixture_dir(path: str | Path, xero: Any, tenant_id: str, zoho: Any, org_id: str) -> Path:
@@ -100,7 +118,8 @@ def dump_fixture_dir(path: str | Path, xero: Any, tenant_id: str, zoho: Any, org
     for collection in XERO_COLLECTIONS:
         _write(xdir / f"{collection}.json", collection, xero.dump(tenant_id, collection))
     for module in ZOHO_MODULES:
-        _write(zdir / f"{module}.json", "data", zoho.dump(org_id, module))
+        if zoho.field_names(org_id, module) is not None:  # an edition without the module has no file
+            _write(zdir / f"{module}.json", "data", zoho.dump(org_id, module))
     return root
 
 

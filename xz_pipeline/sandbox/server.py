@@ -30,8 +30,9 @@ import uvicorn
 
 from xz_pipeline.sandbox.clock import Clock
 from xz_pipeline.sandbox.faults import FAULTS_HELP, Fault, FaultMiddleware, coerce_faults
+from xz_pipeline.sandbox.profiles import DEFAULT_PROFILE, PROFILE_NAMES, PROFILES, get_profile
 
-SIZES = ("demo", "medium", "large")
+SIZES = ("tiny", "demo", "medium", "large")
 START_TIMEOUT = 15.0
 # Where a local `xz auth` may send the browser back to after consent.
 REDIRECT_URIS = ("http://localhost:8765/callback", "http://127.0.0.1:8765/callback")
@@ -116,6 +117,7 @@ class SandboxServer:
         *,
         seed: int = 7,
         size: str = "demo",
+        profile: str = DEFAULT_PROFILE,
         connections: int = 1,
         fixture_dir: str | Path | None = None,
         faults: str | Iterable[Fault] | None = None,
@@ -133,6 +135,7 @@ class SandboxServer:
         if fixture_dir is not None and connections != 1:
             raise ValueError("a fixture folder describes one connection; use connections=1")
         self.seed, self.size, self.connections = seed, size, connections
+        self.profile = get_profile(profile)  # an unknown name fails here, before anything starts
         self.fixture_dir = Path(fixture_dir) if fixture_dir is not None else None
         self.faults = coerce_faults(faults)  # parse now: a bad spec fails before anything starts
         self.clock = clock
@@ -156,6 +159,7 @@ class SandboxServer:
         self._servers: dict[str, LoopbackServer] = {}
         self.xero_faults: FaultMiddleware | None = None
         self.zoho_faults: FaultMiddleware | None = None
+        self.zoho_accounts_faults: FaultMiddleware | None = None  # a separate accounts server's
         self._delivery_stop = threading.Event()
         self._delivery: threading.Thread | None = None
         self._started = False
@@ -174,17 +178,32 @@ class SandboxServer:
         self.xero_faults = FaultMiddleware(
             self._xero.app, self.faults, self._xero, vendor="xero", seed=self.seed
         )
+        split = self.profile.separate_accounts_server
         self.zoho_faults = FaultMiddleware(
-            self._zoho.app, self.faults, self._zoho, vendor="zoho", seed=self.seed
+            self._zoho.api_app if split else self._zoho.app,
+            self.faults,
+            self._zoho,
+            vendor="zoho",
+            seed=self.seed,
         )
+        served = [
+            ("xero", self.xero_faults, self.xero_port, self._xero),
+            ("zoho", self.zoho_faults, self.zoho_port, self._zoho),
+        ]
+        if split:  # a non-US data centre: the accounts server on its own origin, the API on another
+            self._zoho.location = self.profile.data_centre
+            self.zoho_accounts_faults = FaultMiddleware(
+                self._zoho.accounts_app, self.faults, self._zoho, vendor="zoho", seed=self.seed
+            )
+            served.append(("zoho-accounts", self.zoho_accounts_faults, 0, None))
         try:
-            for name, mw, port, emulator in (
-                ("xero", self.xero_faults, self.xero_port, self._xero),
-                ("zoho", self.zoho_faults, self.zoho_port, self._zoho),
-            ):
+            for name, mw, port, emulator in served:
                 server = LoopbackServer(mw, host=self.host, port=port, name=f"{name}-emulator").start()
                 self._servers[name] = server
-                emulator.base_url = server.url
+                if emulator is not None:
+                    emulator.base_url = server.url
+            if split:
+                self._zoho.accounts_url = self._servers["zoho-accounts"].url
             if self.webhook_url:
                 self._xero.set_webhook(self.webhook_url, self.xero_webhook_key)
             if self.deliver_every:
@@ -205,14 +224,14 @@ class SandboxServer:
         if self.fixture_dir is not None:
             from xz_pipeline.sandbox.fixtures import load_fixture_dir
 
-            tenant_id, org_id = load_fixture_dir(self.fixture_dir, xero, zoho)
+            tenant_id, org_id = load_fixture_dir(self.fixture_dir, xero, zoho, self.profile)
             self._tenants.append(tenant_id)
             self._orgs.append(org_id)
         else:
             from xz_pipeline.sandbox.world import generate
 
             for index in range(self.connections):
-                world = generate(seed=self.seed, size=self.size, index=index)
+                world = generate(seed=self.seed, size=self.size, index=index, profile=self.profile)
                 self._worlds.append(world)
                 self._tenants.append(xero.seed_world(world))
                 self._orgs.append(zoho.seed_world(world))
@@ -233,7 +252,7 @@ class SandboxServer:
         self._delivery_stop.set()
         if self._delivery is not None:
             self._delivery.join(5)
-        for mw in (self.xero_faults, self.zoho_faults):
+        for mw in (self.xero_faults, self.zoho_faults, self.zoho_accounts_faults):
             if mw is not None:
                 mw.close()
         for server in self._servers.values():
@@ -276,7 +295,13 @@ class SandboxServer:
 
     @property
     def zoho_url(self) -> str:
+        """The Zoho API's origin (with a separate accounts server, only the API answers here)."""
         return self._server("zoho").url
+
+    @property
+    def zoho_accounts_url(self) -> str:
+        """The Zoho accounts server's origin: the API's own unless the profile's data centre splits them."""
+        return self._server("zoho-accounts" if self.profile.separate_accounts_server else "zoho").url
 
     def _server(self, name: str) -> LoopbackServer:
         if name not in self._servers:
@@ -291,7 +316,7 @@ class SandboxServer:
         xero_url, zoho_url = self.xero_url, self.zoho_url
         if not 0 <= index < len(self._tenants):
             raise IndexError(f"connection {index} does not exist (0..{len(self._tenants) - 1})")
-        return {
+        env = {
             "XERO_CLIENT_ID": self.xero_client_id,
             "XERO_CLIENT_SECRET": self.xero_client_secret,
             "XERO_REFRESH_TOKEN": self._xero_tokens[index],
@@ -303,10 +328,15 @@ class SandboxServer:
             "ZOHO_CLIENT_ID": self.zoho_client_id,
             "ZOHO_CLIENT_SECRET": self.zoho_client_secret,
             "ZOHO_REFRESH_TOKEN": self._zoho_tokens[index],
-            "ZOHO_ACCOUNTS_URL": zoho_url,
+            "ZOHO_ACCOUNTS_URL": self.zoho_accounts_url,
             "ZOHO_API_DOMAIN": zoho_url,
             "ZOHO_NOTIFY_TOKEN": self.zoho_notify_token,
         }
+        if self.profile.separate_accounts_server:
+            # As a person connects a non-US org: only the accounts server is configured; the API's origin
+            # comes from the token response's api_domain (DESIGN.md §4).
+            del env["ZOHO_API_DOMAIN"]
+        return env
 
     def export_lines(self, index: int = 0) -> list[str]:
         return [f"export {k}={shlex.quote(v)}" for k, v in self.env(index).items()]
@@ -355,6 +385,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = FAULTS_HELP
     parser.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     parser.add_argument("--size", choices=SIZES, default="demo", help="world size (default demo)")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILE_NAMES,
+        default=DEFAULT_PROFILE,
+        help="organisation profile (default full): "
+        + "; ".join(f"{name}: {p.summary}" for name, p in PROFILES.items()),
+    )
     parser.add_argument("--connections", type=int, default=1, help="how many org pairs (default 1)")
     parser.add_argument(
         "--fixture", metavar="DIR", help="seed from a fixture folder instead of the generator"
@@ -386,6 +423,7 @@ def run(args: argparse.Namespace) -> int:
         sandbox = SandboxServer(
             seed=args.seed,
             size=args.size,
+            profile=getattr(args, "profile", DEFAULT_PROFILE),
             connections=args.connections,
             fixture_dir=args.fixture,
             faults=args.faults,
@@ -414,7 +452,13 @@ def run(args: argparse.Namespace) -> int:
                     sandbox.write_manifests(args.manifest)
                 print(f"# manifest: {args.manifest}", file=sys.stderr, flush=True)
             print(
-                f"# xz sandbox: Xero emulator {sandbox.xero_url}, Zoho emulator {sandbox.zoho_url}",
+                f"# xz sandbox ({sandbox.profile.name}): Xero emulator {sandbox.xero_url}, "
+                f"Zoho emulator {sandbox.zoho_url}"
+                + (
+                    f" (accounts server {sandbox.zoho_accounts_url})"
+                    if sandbox.profile.separate_accounts_server
+                    else ""
+                ),
                 file=sys.stderr,
                 flush=True,
             )

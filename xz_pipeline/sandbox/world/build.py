@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from xz_pipeline.sandbox.profiles import Profile
 from xz_pipeline.sandbox.world.books import (
     build_bills,
     build_contacts,
@@ -24,6 +25,7 @@ from xz_pipeline.sandbox.world.books import (
 )
 from xz_pipeline.sandbox.world.crm import CrmBuilder, build_crm_org, plan_deals
 from xz_pipeline.sandbox.world.customers import HABITS, Customer, CustomerPlanner
+from xz_pipeline.sandbox.world.fit import fit_profile
 from xz_pipeline.sandbox.world.ids import XeroIds, ZohoIds, zoho_prefix
 from xz_pipeline.sandbox.world.inject import choose
 from xz_pipeline.sandbox.world.ledger import AUTHORISED, build_ledger
@@ -45,12 +47,17 @@ def _streams(
     return random.Random(py_seed), np.random.default_rng(np_seq), np.random.default_rng(id_seq)
 
 
-def build(seed: int, size_name: str, size: Size, index: int) -> World:
+def build(seed: int, size_name: str, size: Size, index: int, profile: Profile) -> World:
     rng, np_rng, id_rng = _streams(seed, size_name, index)
     tl = Timeline(AS_OF, size.window_days)
     xero, zoho = XeroIds(id_rng), ZohoIds(seed, index)
+    skip = frozenset(profile.undetectable())
 
-    org_country = COUNTRIES[rng.choice(ORG_COUNTRIES)]
+    org_country = COUNTRIES[
+        rng.choice(ORG_COUNTRIES)
+    ]  # drawn always: a profile's country moves no other draw
+    if profile.country:
+        org_country = COUNTRIES[profile.country]
     _kind, org_names, catalogue = rng.choice(CATALOGUES)
     org_name = rng.choice(org_names)
     scheme = tax_scheme(org_country.code)
@@ -58,8 +65,13 @@ def build(seed: int, size_name: str, size: Size, index: int) -> World:
     books.accounts = chart_of_accounts(xero, org_country, scheme)
     books.items = build_items(catalogue, scheme, xero, tl, rng)
 
-    customers = CustomerPlanner(rng, org_country, size.customers, size.window_days).plan()
-    crm = CrmBuilder(rng, np_rng, zoho, tl, org_country, scheme, _currencies(customers, org_country.currency))
+    customers = CustomerPlanner(
+        rng, org_country, size.customers, size.window_days, single_currency=profile.single_currency, skip=skip
+    ).plan()
+    currencies = (
+        [org_country.currency] if profile.single_currency else _currencies(customers, org_country.currency)
+    )
+    crm = CrmBuilder(rng, np_rng, zoho, tl, org_country, scheme, currencies)
     org_domain = f"{ascii_slug(org_name)}.{org_country.tld}"
     users = crm.users(min(40, 3 + size.customers // 800), org_domain)
     owner_ids = [u.id for u in users]
@@ -95,7 +107,7 @@ def build(seed: int, size_name: str, size: Size, index: int) -> World:
         item_weight=1.0 / np.arange(1, len(catalogue) + 1) ** 0.7,
     )
     _customer_totals(bc, ledger, tl.end)
-    inj = choose(np_rng, ledger, bc)
+    inj = choose(np_rng, ledger, bc, skip)
     plan = plan_deals(ledger, bc, inj, books.items, zoho, tl, np_rng)
 
     # ---- books records
@@ -150,7 +162,8 @@ def build(seed: int, size_name: str, size: Size, index: int) -> World:
     ]
     order = {k: i for i, k in enumerate(DISCREPANCY_KINDS)}
     manifest.sort(key=lambda m: (order[m.kind], m.books_id, m.crm_id))
-    return World(seed, size_name, index, AS_OF, books, crm_org, manifest, _truth(customers))
+    fit_profile(crm_org, profile)
+    return World(seed, size_name, index, AS_OF, books, crm_org, manifest, _truth(customers), profile.name)
 
 
 def _currencies(customers: list[Customer], base: str) -> list[str]:

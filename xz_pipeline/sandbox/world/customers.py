@@ -253,9 +253,20 @@ def _email_case_variant(email: str, rng: random.Random) -> str:
 class CustomerPlanner:
     """Decides every customer of one world; `plan()` returns them in books-creation order."""
 
-    def __init__(self, rng: random.Random, org_country: Country, n_customers: int, window_days: int) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        org_country: Country,
+        n_customers: int,
+        window_days: int,
+        *,
+        single_currency: bool = False,
+        skip: frozenset[str] = frozenset(),
+    ) -> None:
         self.rng = rng
         self.org = org_country
+        self.single_currency = single_currency  # every customer billed in the organisation's currency
+        self.skip = skip  # injection kinds the organisation's profile cannot show
         self.n = n_customers
         self.window_days = window_days
         self.namer = _Namer(rng)
@@ -272,7 +283,7 @@ class CustomerPlanner:
         return COUNTRIES[self.rng.choices(self._foreign_codes, self._foreign_weights)[0]]
 
     def _currency(self, country: Country) -> str:
-        if country.code == self.org.code:
+        if country.code == self.org.code or self.single_currency:
             return self.org.currency
         # most foreign customers are billed in their own currency, some in the organisation's
         return country.currency if self.rng.random() < 0.8 else self.org.currency
@@ -533,6 +544,8 @@ class CustomerPlanner:
         r.shuffle(plain)
         pool = iter(plain)
         for kind, share, minimum in CUSTOMER_INJECTIONS:
+            if kind in self.skip:
+                continue
             count = _quota(share, minimum, n)
             if kind == "customer_missing_in_crm":
                 # the hardest variant: one half of a lookalike pair is absent from the CRM

@@ -7,12 +7,19 @@ import json
 import time
 from pathlib import Path
 
+from xz_pipeline.sandbox.profiles import Profile, get_profile
 from xz_pipeline.sandbox.world.build import build
 from xz_pipeline.sandbox.world.model import DISCREPANCY_KINDS, SIZES, World
 
 
-def generate(seed: int = 7, size: str = "demo", index: int = 0) -> World:
-    """The world for (seed, size, index): the same arguments always give the same records.
+def generate(
+    seed: int = 7, size: str = "demo", index: int = 0, profile: str | Profile | None = None
+) -> World:
+    """The world for (seed, size, index, profile): the same arguments always give the same records.
+
+    `profile` (sandbox.profiles; default "full") shapes the organisations: their currencies, CRM edition,
+    custom fields and names. Its records fit it, and it injects only the discrepancy kinds that can
+    exist there (`undetectable` in the manifest says why the others cannot).
 
     `index` is the connection number: worlds of different indexes are different organisations
     whose ids never collide.
@@ -31,16 +38,16 @@ def generate(seed: int = 7, size: str = "demo", index: int = 0) -> World:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return build(seed, size, SIZES[size], index)
+        return build(seed, size, SIZES[size], index, get_profile(profile))
     finally:
         if was_enabled:
             gc.enable()
 
 
-def timed_generate(size: str, seed: int = 7) -> tuple[World, float]:
+def timed_generate(size: str, seed: int = 7, profile: str | None = None) -> tuple[World, float]:
     """The world and the seconds it took to generate (for bench/bench_sandbox.py)."""
     start = time.perf_counter()
-    world = generate(seed, size)
+    world = generate(seed, size, profile=profile)
     return world, time.perf_counter() - start
 
 
@@ -81,10 +88,15 @@ def generation_stats(size: str, seed: int = 7) -> dict[str, object]:
 
 
 def manifest_document(world: World) -> dict[str, object]:
-    """The manifest as plain JSON-able data: injections, customer truth and counts."""
+    """The manifest as plain JSON-able data: injections, customer truth and counts, and which
+    discrepancy kinds the profile lets exist (`detectable`) or not (`undetectable`, with the reason)."""
+    undetectable = get_profile(world.profile).undetectable()
     return {
         "seed": world.seed,
         "size": world.size,
+        "profile": world.profile,
+        "detectable": [k for k in DISCREPANCY_KINDS if k not in undetectable],
+        "undetectable": undetectable,
         "index": world.index,
         "as_of": world.as_of.isoformat(),
         "books_tenant_id": world.books.tenant_id,

@@ -44,12 +44,19 @@ class InvoiceInjections:
         }
 
 
-def _pick(rng: np.random.Generator, candidates: np.ndarray, share: float, base: int) -> np.ndarray:
+def _pick(
+    rng: np.random.Generator, candidates: np.ndarray, share: float, base: int, skip: bool = False
+) -> np.ndarray:
+    if skip:
+        return candidates[:0]
     k = min(len(candidates), max(MINIMUM, round(share * base)))
     return rng.choice(candidates, size=k, replace=False) if k else candidates[:0]
 
 
-def choose(rng: np.random.Generator, ledger: Ledger, customers: list[Customer]) -> InvoiceInjections:
+def choose(
+    rng: np.random.Generator, ledger: Ledger, customers: list[Customer], skip: frozenset[str] = frozenset()
+) -> InvoiceInjections:
+    """The invoices of each kind; kinds in `skip` (those the org's profile cannot show) get none."""
     n = ledger.n
     linked = np.array([c.linked for c in customers], dtype=bool)[ledger.cust]
     crm_invoicing = np.array([c.crm_invoicing for c in customers], dtype=bool)[ledger.cust]
@@ -58,7 +65,7 @@ def choose(rng: np.random.Generator, ledger: Ledger, customers: list[Customer]) 
     taken = np.zeros(n, dtype=bool)
     masks = {}
     for kind in ("invoice_without_deal", "amount_mismatch", "currency_mismatch"):
-        idx = _pick(rng, np.flatnonzero(eligible & ~taken), SHARES[kind], base)
+        idx = _pick(rng, np.flatnonzero(eligible & ~taken), SHARES[kind], base, kind in skip)
         mask = np.zeros(n, dtype=bool)
         mask[idx] = True
         taken |= mask
@@ -66,7 +73,7 @@ def choose(rng: np.random.Generator, ledger: Ledger, customers: list[Customer]) 
     # stale: a PAID invoice whose deal still says Unpaid (customers without CRM invoices, so the
     # deal is the only CRM record that speaks of the payment)
     stale_pool = np.flatnonzero(eligible & ~taken & ledger.paid_by_payment & ~crm_invoicing)
-    idx = _pick(rng, stale_pool, SHARES["payment_status_stale"], base)
+    idx = _pick(rng, stale_pool, SHARES["payment_status_stale"], base, "payment_status_stale" in skip)
     stale = np.zeros(n, dtype=bool)
     stale[idx] = True
     taken |= stale
@@ -77,7 +84,9 @@ def choose(rng: np.random.Generator, ledger: Ledger, customers: list[Customer]) 
     pool = rng.permutation(pool)
     _, first = np.unique(ledger.cust[pool], return_index=True)
     pool = np.sort(pool[first])
-    idx = _pick(rng, pool, SHARES["invoice_missing_in_crm"], int(live_crm.sum()))
+    idx = _pick(
+        rng, pool, SHARES["invoice_missing_in_crm"], int(live_crm.sum()), "invoice_missing_in_crm" in skip
+    )
     missing = np.zeros(n, dtype=bool)
     missing[idx] = True
     return InvoiceInjections(

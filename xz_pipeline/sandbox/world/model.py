@@ -407,6 +407,7 @@ class World:
     crm: CrmOrg
     manifest: list[Injection] = field(default_factory=list)
     truth: list[CustomerTruth] = field(default_factory=list)
+    profile: str = "full"  # the organisation profile (sandbox.profiles) the records were drawn for
 
 
 # --------------------------------------------------------------------------------------------
@@ -424,6 +425,8 @@ class Size:
 
 
 SIZES: dict[str, Size] = {
+    # a whole pipeline cycle per profile in seconds: enough customers for every hard case and injection
+    "tiny": Size(customers=60, invoices=400, suppliers=8, window_days=730),
     "demo": Size(customers=300, invoices=3_000, suppliers=30),
     "medium": Size(customers=6_000, invoices=100_000, suppliers=300),
     "large": Size(customers=40_000, invoices=1_000_000, suppliers=1_500),

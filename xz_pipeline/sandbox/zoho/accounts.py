@@ -87,10 +87,12 @@ class Code:
 class ZohoAccounts:
     """Token state. `user_of(org_id)` names the org's API user (the emulator supplies it)."""
 
-    def __init__(self, clock: Clock, user_of, base_url) -> None:
+    def __init__(self, clock: Clock, user_of, base_url, accounts_url=None, location=None) -> None:
         self.clock = clock
         self._user_of = user_of
-        self._base_url = base_url  # a callable: the emulator's URL once bound
+        self._base_url = base_url  # a callable: the API's URL once bound (the token's api_domain)
+        self._accounts_url = accounts_url or base_url  # a callable: this accounts server's own URL
+        self._location = location or (lambda: "us")  # a callable: the data centre the redirect names
         self.lock = threading.RLock()
         self.clients: dict[str, Client] = {}
         self.grants: dict[str, Grant] = {}
@@ -267,7 +269,7 @@ class ZohoAccounts:
 
     def redirect_for(self, params: dict[str, str], org_id: str) -> str:
         code = self.issue_code(params, org_id)
-        query = {"code": code, "location": "us", "accounts-server": self._base_url()}
+        query = {"code": code, "location": self._location(), "accounts-server": self._accounts_url()}
         if params.get("state"):
             query["state"] = params["state"]
         parts = urlsplit(params["redirect_uri"])

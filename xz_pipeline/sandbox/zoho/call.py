@@ -77,3 +77,8 @@ def bad_method() -> ApiError:
 
 def bad_url() -> ApiError:
     return ApiError(404, "INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one")
+
+
+def feature_not_supported(feature: str) -> ApiError:
+    """What Zoho answers for a feature the org's edition lacks (v8 record.json: FEATURE_NOT_SUPPORTED)."""
+    return ApiError(400, "FEATURE_NOT_SUPPORTED", f"{feature} feature is not available in your edition")

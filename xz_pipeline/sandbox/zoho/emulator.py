@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from xz_pipeline.sandbox.clock import Clock
+from xz_pipeline.sandbox.profiles import Profile, get_profile
 from xz_pipeline.sandbox.zoho.accounts import (
     DEFAULT_SCOPES,
     AccessToken,
@@ -64,31 +65,40 @@ class ZohoEmulator:
     def __init__(self, *, clock: Clock | None = None, limits: ZohoLimits | None = None) -> None:
         self.clock = clock or Clock()
         self.limits = limits or ZohoLimits()
-        self.base_url = "http://testserver"
+        self.base_url = "http://testserver"  # the API's origin: the token response's api_domain
+        self.accounts_url: str | None = None  # a separate accounts server's origin (non-US data centres)
+        self.location = "us"  # the data centre the consent redirect names
         self.lock = threading.RLock()
         self.orgs: dict[str, OrgState] = {}
         self.received: list[Received] = []
         self.workflow_runs: list[tuple[str, str, str]] = []
         self.meter = Meter()
         self.notifier = Notifier(self.clock)
-        self.accounts = ZohoAccounts(self.clock, self._api_user_of, lambda: self.base_url)
+        self.accounts = ZohoAccounts(
+            self.clock,
+            self._api_user_of,
+            lambda: self.base_url,
+            lambda: self.accounts_url or self.base_url,
+            lambda: self.location,
+        )
         self._ids = itertools.count(ID_START)
         self._known_ids: set[str] = set()
         self._org_seq = itertools.count(1)
         self.api = Api(self)
-        self.app = Starlette(
-            routes=[
-                Route("/oauth/v2/token", self._token, methods=["POST"]),
-                Route("/oauth/v2/token/revoke", self._revoke, methods=["POST"]),
-                Route("/oauth/v2/auth", self._auth, methods=["GET", "POST"]),
-                Route(
-                    "/crm/{version}/{rest:path}",
-                    self._crm,
-                    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                ),
-                Route("/{rest:path}", self._not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-            ]
-        )
+        oauth = [
+            Route("/oauth/v2/token", self._token, methods=["POST"]),
+            Route("/oauth/v2/token/revoke", self._revoke, methods=["POST"]),
+            Route("/oauth/v2/auth", self._auth, methods=["GET", "POST"]),
+        ]
+        crm = [
+            Route("/crm/{version}/{rest:path}", self._crm, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+        ]
+        rest = [Route("/{rest:path}", self._not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])]
+        self.app = Starlette(routes=oauth + crm + rest)  # one origin for both, as a test double may want
+        # A data centre as Zoho runs it: the accounts server and the API on two origins (accounts.zoho.eu,
+        # www.zohoapis.eu), each answering 404 for the other's paths.
+        self.accounts_app = Starlette(routes=oauth + rest)
+        self.api_app = Starlette(routes=crm + rest)
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -111,7 +121,10 @@ class ZohoEmulator:
         timezone: str = "Pacific/Auckland",
         currency: str = "NZD",
         edition: str | None = None,
+        profile: str | Profile | None = None,
     ) -> str:
+        """A new org; `profile` (sandbox.profiles, default full) sets its modules, fields and features."""
+        prof = get_profile(profile)
         with self.lock:
             oid = str(org_id or f"{800000000 + next(self._org_seq)}")
             if oid in self.orgs:
@@ -121,9 +134,10 @@ class ZohoEmulator:
                 company_name,
                 timezone,
                 currency,
-                edition or self.limits.edition,
+                prof.edition or edition or self.limits.edition,
                 self.clock.now(),
                 self._tracked_id,
+                profile=prof,
             )
             slug = "".join(ch for ch in company_name.lower() if ch.isascii() and ch.isalnum())[:20] or "org"
             org.add_user(self.new_id(), "Sandbox Admin", f"admin@{slug}.example")
@@ -142,6 +156,7 @@ class ZohoEmulator:
             timezone=crm.timezone,
             currency=crm.currency,
             edition=crm.edition,
+            profile=getattr(world, "profile", None),
         )
         with self.lock:
             org = self.orgs[oid]
@@ -161,6 +176,12 @@ class ZohoEmulator:
             for item in records:
                 org.load(module, item, now)
             self._remember(org)
+
+    def field_names(self, org_id: str, module: str) -> set[str] | None:
+        """The API names of a module's fields in this org (None: the org has no such module)."""
+        with self.lock:
+            mdef = self._org(org_id).module(module)
+            return None if mdef is None else {f.api_name for f in mdef.fields}
 
     def relate(self, org_id: str, module: str, record_id: str, related_list: str, rows: list[dict]) -> None:
         """Set a record's related list, e.g. a deal's Products: [{"id", "Quantity", "List_Price"}]."""

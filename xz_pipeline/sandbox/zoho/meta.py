@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from xz_pipeline.sandbox.profiles import WON_STAGE, Profile
+
 # data_type -> json_type, as the fields API reports them.
 JSON_TYPES = {
     "text": "string",
@@ -89,6 +91,9 @@ class FieldDef:
     length: int | None = None
     subform: str = ""  # subform api name (line items)
     id: str = ""
+    forecast: tuple[
+        str, ...
+    ] = ()  # a stage picklist's forecast_type per value (Open, Closed Won, Closed Lost)
 
     @property
     def json_type(self) -> str:
@@ -172,6 +177,8 @@ STAGE_PROBABILITY = {
     "Closed Lost": 0,
     "Closed Lost to Competition": 0,
 }
+STAGE_FORECAST = ("Open",) * 6 + ("Closed Won", "Closed Lost", "Closed Lost")
+FORECAST_PROBABILITY = {"Closed Won": 100, "Closed Lost": 0}
 STANDARD_PIPELINE = "Standard (Standard)"
 INVOICE_STATUSES = ("Created", "Approved", "Delivered", "Cancelled", "Paid")
 PAYMENT_STATUSES = ("-None-", "Unpaid", "Partially Paid", "Paid", "Overdue")
@@ -309,7 +316,7 @@ def standard_modules() -> list[ModuleDef]:
         "Deal_Name",
         [
             _sys("Deal_Name", "Deal Name", "text", mandatory=True, length=120),
-            _sys("Stage", "Stage", "picklist", mandatory=True, picklist=DEAL_STAGES),
+            _sys("Stage", "Stage", "picklist", mandatory=True, picklist=DEAL_STAGES, forecast=STAGE_FORECAST),
             _sys("Pipeline", "Pipeline", "picklist", mandatory=True, picklist=(STANDARD_PIPELINE,)),
             _sys("Closing_Date", "Closing Date", "date"),
             _sys("Amount", "Amount", "currency"),
@@ -443,6 +450,12 @@ def field_json(f: FieldDef) -> dict:
             for i, v in enumerate(f.picklist)
         ],
     }
+    for i, kind in enumerate(f.forecast):  # a stage: what the value means, whatever the org calls it
+        out["pick_list_values"][i].update(
+            forecast_type=kind,
+            sequence_number=i + 1,
+            probability=STAGE_PROBABILITY.get(f.picklist[i], FORECAST_PROBABILITY.get(kind, 50)),
+        )
     if f.data_type == "subform":
         out["subform"] = {"module": f.subform or f.api_name, "id": f.id}
     return out
@@ -470,3 +483,42 @@ def module_json(m: ModuleDef) -> dict:
 
 def copy_modules(modules: list[ModuleDef]) -> list[ModuleDef]:
     return [replace(m, fields=[replace(f) for f in m.fields]) for m in modules]
+
+
+def profile_modules(profile: Profile) -> list[ModuleDef]:
+    """The modules and fields of an org of this profile: its edition's modules, the custom fields it has
+    (under its own names), its stage and Account_Type picklists, Currency only in a multi-currency org."""
+    modules = [m for m in copy_modules(_STANDARD) if m.api_name not in profile.absent_modules]
+    for m in modules:
+        kept = []
+        for f in m.fields:
+            if not profile.has_field(m.api_name, f.api_name) or (
+                f.api_name == "Deal_Name" and m.api_name == "Invoices" and not profile.custom_fields
+            ):
+                continue
+            rename = profile.renames.get((m.api_name, f.api_name))
+            if rename:
+                f.api_name, f.label = rename.api_name, rename.label
+                words = dict(rename.values)
+                f.picklist = tuple(words.get(v, v) for v in f.picklist)
+            if f.api_name == "Stage":
+                f.picklist = tuple(profile.won_stage if v == WON_STAGE else v for v in f.picklist)
+            if f.api_name == "Account_Type" and profile.extra_account_types:
+                f.picklist = (*f.picklist, *profile.extra_account_types)
+            kept.append(f)
+        m.fields = kept
+    return modules
+
+
+def stage_probabilities(mdef: ModuleDef | None) -> dict[str, int]:
+    """Stage value -> the probability Zoho sets when a deal enters it (by forecast type for renamed stages)."""
+    stage = mdef.field("Stage") if mdef else None
+    if stage is None:
+        return dict(STAGE_PROBABILITY)
+    return {
+        v: STAGE_PROBABILITY.get(v, FORECAST_PROBABILITY.get(kind, 50))
+        for v, kind in zip(stage.picklist, stage.forecast, strict=False)
+    }
+
+
+_STANDARD = standard_modules()

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from xz_pipeline.sandbox.zoho.call import ApiError, Call
-from xz_pipeline.sandbox.zoho.meta import RELATED_LISTS
 from xz_pipeline.sandbox.zoho.query import (
     NUMBER_TYPES,
     TEXT_TYPES,
@@ -83,7 +82,11 @@ def _int_param(call: Call, name: str, default: int, lo: int, hi: int | None) -> 
     return value
 
 
-def _fields(call: Call, mandatory: bool) -> list[str] | None:
+def _fields(
+    call: Call, mandatory: bool, module: str | None = None, also: tuple[str, ...] = ()
+) -> list[str] | None:
+    """The `fields` asked for; a field the org's module does not have is refused (400 INVALID_DATA naming
+    it) as Zoho refuses it: an org without Currency or our custom fields does not serve them empty."""
     raw = call.query.get("fields")
     if not raw:
         if mandatory:
@@ -96,6 +99,10 @@ def _fields(call: Call, mandatory: bool) -> list[str] | None:
         raise _param_error(
             "LIMIT_EXCEEDED", "Max field limit exceeded", limit=MAX_FIELDS, param_name="fields"
         )
+    mdef = call.org.module(module or call.parts[0])
+    for name in names:
+        if name != "id" and name not in also and mdef.field(name) is None:
+            raise _param_error("INVALID_DATA", "invalid data", api_name=name, param_name="fields")
     return names
 
 
@@ -252,10 +259,10 @@ class Reads:
         relation's own fields among them; 204 when the record has none; page/per_page as on lists."""
         org: OrgState = call.org
         module, rid, name = call.parts
-        target, rel_fields = RELATED_LISTS.get(module, {}).get(name, (None, ()))
+        target, rel_fields = org.related_list(module, name)
         if target is None:
             raise _param_error("INVALID_DATA", "The relation name given seems to be invalid", api_name=name)
-        fields = _fields(call, mandatory=True) or []
+        fields = _fields(call, mandatory=True, module=target, also=rel_fields) or []
         per_page = _int_param(call, "per_page", MAX_PER_PAGE, 1, MAX_PER_PAGE)
         page = _int_param(call, "page", 1, 1, None)
         if rid not in org.records[module]:

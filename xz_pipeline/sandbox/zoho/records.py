@@ -14,14 +14,16 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from xz_pipeline.sandbox.profiles import Profile, get_profile
 from xz_pipeline.sandbox.zoho.meta import (
     INVOICED_ITEMS,
     RELATED_LISTS,
-    STAGE_PROBABILITY,
     STANDARD_PIPELINE,
     FieldDef,
     ModuleDef,
     copy_modules,
+    profile_modules,
+    stage_probabilities,
     standard_modules,
 )
 
@@ -95,10 +97,15 @@ class OrgState:
     invoice_seq: int = 0
     # (parent module, parent id, related list) -> [{"id": related record id, relation fields...}]
     relations: dict[tuple[str, str, str], list[dict]] = field(default_factory=dict)
+    profile: Profile = field(default_factory=lambda: get_profile(None))
 
     def __post_init__(self) -> None:
         if not self.modules:
-            self.modules = {m.api_name: m for m in copy_modules(_BASE_MODULES)}
+            if self.profile.name == "full":
+                self.modules = {m.api_name: m for m in copy_modules(_BASE_MODULES)}
+            else:
+                self.modules = {m.api_name: m for m in profile_modules(self.profile)}
+        self.stage_probability = stage_probabilities(self.modules.get("Deals"))
         for name in self.modules:
             self.records.setdefault(name, {})
             self.deleted.setdefault(name, [])
@@ -268,9 +275,17 @@ class OrgState:
 
     # -- related lists -------------------------------------------------------------------------
 
+    def related_list(self, module: str, name: str) -> tuple[str | None, tuple[str, ...]]:
+        """(target module, relation fields) of a related list this org has, or (None, ())."""
+        if module == "Deals" and name == "Products" and not self.profile.deal_products:
+            return None, ()
+        return RELATED_LISTS.get(module, {}).get(name, (None, ()))
+
     def relate(self, module: str, rid: str, related_list: str, rows: list[dict]) -> None:
         """Set a record's related list (each row: the related record's id and the relation's fields)."""
-        target, rel_fields = RELATED_LISTS[module][related_list]
+        target, rel_fields = self.related_list(module, related_list)
+        if target is None:
+            raise KeyError(f"this org has no {module}.{related_list} related list")
         if rid not in self.records[module]:
             raise KeyError(f"no {module} record {rid}")
         if len({str(r["id"]) for r in rows}) != len(rows):
@@ -497,8 +512,9 @@ class OrgState:
     def derive(self, module: str, rec: dict, changed: dict) -> None:
         """Fields Zoho computes: deal probability and expected revenue, invoice totals and numbers."""
         if module == "Deals":
-            if "Stage" in changed and "Probability" not in changed and rec.get("Stage") in STAGE_PROBABILITY:
-                rec["Probability"] = STAGE_PROBABILITY[rec["Stage"]]
+            stage = rec.get("Stage")
+            if "Stage" in changed and "Probability" not in changed and stage in self.stage_probability:
+                rec["Probability"] = self.stage_probability[stage]
             if rec.get("Amount") is not None and rec.get("Probability") is not None:
                 rec["Expected_Revenue"] = round(rec["Amount"] * rec["Probability"] / 100, 2)
         if module == "Invoices":

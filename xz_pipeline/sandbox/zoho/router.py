@@ -6,7 +6,15 @@ cost of a call can depend on its body (records in a write, LIMIT of a COQL query
 
 from __future__ import annotations
 
-from xz_pipeline.sandbox.zoho.call import ApiError, Call, Route, bad_method, bad_url, invalid_module
+from xz_pipeline.sandbox.zoho.call import (
+    ApiError,
+    Call,
+    Route,
+    bad_method,
+    bad_url,
+    feature_not_supported,
+    invalid_module,
+)
 from xz_pipeline.sandbox.zoho.composite import Composite
 from xz_pipeline.sandbox.zoho.limits import coql_cost, tag_cost, write_cost
 from xz_pipeline.sandbox.zoho.query import QueryError, parse_coql
@@ -35,6 +43,8 @@ class Api:
         if head == "users" and len(p) <= 2:
             return self._only(m, "GET", Route(self.settings.users, [("users", "READ")]))
         if head == "__composite_requests" and len(p) == 1:
+            if not call.org.profile.composite:
+                raise feature_not_supported("Composite API")
             return self._only(m, "POST", self.composite.route(call))
         if head == "coql" and len(p) == 1:
             return self._only(m, "POST", self._coql(call))

@@ -47,6 +47,11 @@ def _address(prefix: str, addr: Any, code: str = "Code") -> dict:
     }
 
 
+def _named(org: OrgState, module: str, record: dict) -> dict:
+    """The record under the org's own field names (a profile may rename our custom fields)."""
+    return {org.profile.api_name(module, k): v for k, v in record.items()}
+
+
 def seed_org(org: OrgState, crm: Any, now: datetime) -> None:
     for u in crm.users:
         org.add_user(u.id, u.name, u.email)
@@ -71,22 +76,26 @@ def seed_org(org: OrgState, crm: Any, now: datetime) -> None:
     for a in crm.accounts:
         org.load(
             "Accounts",
-            {
-                "id": a.id,
-                "Account_Name": a.name,
-                "Account_Number": a.account_number or None,
-                "Phone": a.phone or None,
-                "Website": a.website or None,
-                **_address("Billing", a.billing),
-                "Currency": a.currency or None,
-                "Xero_Contact_ID": a.xero_contact_id or None,
-                "Tax_Number": a.tax_number or None,
-                "Outstanding_Balance": _num(a.outstanding_balance),
-                "Overdue_Balance": _num(a.overdue_balance),
-                "Tag": [{"name": t} for t in a.tags],
-                "Owner": _owner(org, a.owner_id),
-                **_times(a.created, a.modified),
-            },
+            _named(
+                org,
+                "Accounts",
+                {
+                    "id": a.id,
+                    "Account_Name": a.name,
+                    "Account_Number": a.account_number or None,
+                    "Phone": a.phone or None,
+                    "Website": a.website or None,
+                    **_address("Billing", a.billing),
+                    "Currency": a.currency or None,
+                    "Xero_Contact_ID": a.xero_contact_id or None,
+                    "Tax_Number": a.tax_number or None,
+                    "Outstanding_Balance": _num(a.outstanding_balance),
+                    "Overdue_Balance": _num(a.overdue_balance),
+                    "Tag": [{"name": t} for t in a.tags],
+                    "Owner": _owner(org, a.owner_id),
+                    **_times(a.created, a.modified),
+                },
+            ),
             now,
         )
     for c in crm.contacts:
@@ -111,29 +120,33 @@ def seed_org(org: OrgState, crm: Any, now: datetime) -> None:
         probability = d.probability
         org.load(
             "Deals",
-            {
-                "id": d.id,
-                "Deal_Name": d.name,
-                "Stage": d.stage,
-                "Pipeline": "Standard (Standard)",
-                "Amount": _num(d.amount),
-                "Probability": probability,
-                "Expected_Revenue": round(float(d.amount) * probability / 100, 2),
-                "Currency": d.currency or None,
-                "Closing_Date": d.closing_date.isoformat(),
-                "Account_Name": _ref(org, "Accounts", d.account_id),
-                "Contact_Name": _ref(org, "Contacts", d.contact_id),
-                "Xero_Invoice_ID": d.xero_invoice_id or None,
-                "Xero_Invoice_Number": d.xero_invoice_number or None,
-                "Payment_Status": d.payment_status or None,
-                "Amount_Paid": _num(d.amount_paid),
-                "Last_Payment_Date": d.last_payment_date.isoformat() if d.last_payment_date else None,
-                "Owner": _owner(org, d.owner_id),
-                **_times(d.created, d.modified),
-            },
+            _named(
+                org,
+                "Deals",
+                {
+                    "id": d.id,
+                    "Deal_Name": d.name,
+                    "Stage": d.stage,
+                    "Pipeline": "Standard (Standard)",
+                    "Amount": _num(d.amount),
+                    "Probability": probability,
+                    "Expected_Revenue": round(float(d.amount) * probability / 100, 2),
+                    "Currency": d.currency or None,
+                    "Closing_Date": d.closing_date.isoformat(),
+                    "Account_Name": _ref(org, "Accounts", d.account_id),
+                    "Contact_Name": _ref(org, "Contacts", d.contact_id),
+                    "Xero_Invoice_ID": d.xero_invoice_id or None,
+                    "Xero_Invoice_Number": d.xero_invoice_number or None,
+                    "Payment_Status": d.payment_status or None,
+                    "Amount_Paid": _num(d.amount_paid),
+                    "Last_Payment_Date": d.last_payment_date.isoformat() if d.last_payment_date else None,
+                    "Owner": _owner(org, d.owner_id),
+                    **_times(d.created, d.modified),
+                },
+            ),
             now,
         )
-        if d.products:
+        if d.products and org.related_list("Deals", "Products")[0]:
             org.relate("Deals", d.id, "Products", [
                 {"id": ln.product_id, "Quantity": _num(ln.quantity), "List_Price": _num(ln.list_price)}
                 for ln in d.products
@@ -163,27 +176,31 @@ def seed_org(org: OrgState, crm: Any, now: datetime) -> None:
             )
         org.load(
             "Invoices",
-            {
-                "id": inv.id,
-                "Subject": inv.subject,
-                "Invoice_Number": inv.number or None,
-                "Invoice_Date": inv.date.isoformat(),
-                "Due_Date": inv.due_date.isoformat(),
-                "Status": inv.status,
-                "Currency": inv.currency or None,
-                "Account_Name": _ref(org, "Accounts", inv.account_id),
-                "Contact_Name": _ref(org, "Contacts", inv.contact_id),
-                "Deal_Name": _ref(org, "Deals", inv.deal_id),
-                "Xero_Invoice_ID": inv.xero_invoice_id or None,
-                "Payment_Status": inv.payment_status or None,
-                "Amount_Paid": _num(inv.amount_paid),
-                "Last_Payment_Date": inv.last_payment_date.isoformat() if inv.last_payment_date else None,
-                "Invoiced_Items": lines,
-                "Sub_Total": float(sub),
-                "Tax": float(tax),
-                "Grand_Total": float(inv.grand_total),
-                "Owner": _owner(org, inv.owner_id),
-                **_times(inv.created, inv.modified),
-            },
+            _named(
+                org,
+                "Invoices",
+                {
+                    "id": inv.id,
+                    "Subject": inv.subject,
+                    "Invoice_Number": inv.number or None,
+                    "Invoice_Date": inv.date.isoformat(),
+                    "Due_Date": inv.due_date.isoformat(),
+                    "Status": inv.status,
+                    "Currency": inv.currency or None,
+                    "Account_Name": _ref(org, "Accounts", inv.account_id),
+                    "Contact_Name": _ref(org, "Contacts", inv.contact_id),
+                    "Deal_Name": _ref(org, "Deals", inv.deal_id),
+                    "Xero_Invoice_ID": inv.xero_invoice_id or None,
+                    "Payment_Status": inv.payment_status or None,
+                    "Amount_Paid": _num(inv.amount_paid),
+                    "Last_Payment_Date": inv.last_payment_date.isoformat() if inv.last_payment_date else None,
+                    "Invoiced_Items": lines,
+                    "Sub_Total": float(sub),
+                    "Tax": float(tax),
+                    "Grand_Total": float(inv.grand_total),
+                    "Owner": _owner(org, inv.owner_id),
+                    **_times(inv.created, inv.modified),
+                },
+            ),
             now,
         )

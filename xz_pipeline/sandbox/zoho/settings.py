@@ -22,6 +22,14 @@ from xz_pipeline.sandbox.zoho.notify import MAX_CHANNELS_PER_REQUEST, Channel, W
 from xz_pipeline.sandbox.zoho.records import OrgState
 
 MAX_FIELDS_PER_CALL = 5
+# home currency -> (currency_symbol, currency_locale, country_code, country) as /org reports them
+LOCALES = {
+    "NZD": ("$", "en_NZ", "NZ", "New Zealand"),
+    "AUD": ("$", "en_AU", "AU", "Australia"),
+    "GBP": ("£", "en_GB", "GB", "United Kingdom"),
+    "USD": ("$", "en_US", "US", "United States"),
+    "EUR": ("€", "de_DE", "DE", "Germany"),
+}
 MAX_UNIQUE_FIELDS = 2
 
 
@@ -55,6 +63,9 @@ class Settings:
         org: OrgState = call.org
         admin = org.api_user
         limits = self.emu.org_limits(org)
+        symbol, locale, country_code, country = LOCALES.get(org.currency, LOCALES["NZD"])
+        # multi-currency exactly when the org serves Currency fields (a single-currency org has none)
+        multi = any(m.field("Currency") is not None for m in org.modules.values())
         return 200, {
             "org": [
                 {
@@ -66,15 +77,15 @@ class Settings:
                     "primary_email": admin["email"],
                     "currency": org.currency,
                     "iso_code": org.currency,
-                    "currency_symbol": "$",
-                    "currency_locale": "en_NZ",
+                    "currency_symbol": symbol,
+                    "currency_locale": locale,
                     "time_zone": org.timezone,
-                    "country_code": "NZ",
-                    "mc_status": False,
+                    "country_code": country_code,
+                    "mc_status": multi,
                     "gapps_enabled": False,
                     "type": "Production",
                     "created_time": org.fmt(org.created),
-                    "country": "New Zealand",
+                    "country": country,
                     "photo_id": None,
                     "city": None,
                     "description": None,
