@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from xz_pipeline import settings
+from xz_pipeline.sandbox.profiles import PROFILE_NAMES
 
 DEMO_CONNECTION = "sandbox"
 
@@ -38,7 +39,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"xz demo: generating the '{args.size}' world (seed {args.seed}) and starting the sandbox...",
         flush=True,
     )
-    with SandboxServer(seed=args.seed, size=args.size) as sb:
+    with SandboxServer(seed=args.seed, size=args.size, profile=args.profile) as sb:
         print(f"  Xero emulator {sb.xero_url}   Zoho emulator {sb.zoho_url}", flush=True)
         _use_sandbox_env(sb)
         inst = runner.instance(home)
@@ -304,7 +305,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from xz_pipeline.realtime.receiver import serve_in_thread
 
     # The sandbox delivers webhooks and notifications every second to the receiver this process serves.
-    with SandboxServer(seed=args.seed, size=args.size, deliver_every=1.0) as sb:
+    with SandboxServer(seed=args.seed, size=args.size, profile=args.profile, deliver_every=1.0) as sb:
         (home / "tokens").mkdir(parents=True, exist_ok=True)
         for stale in (home / "tokens").glob(f"{DEMO_CONNECTION}-*"):
             stale.unlink()  # a new sandbox issues new tokens
@@ -351,7 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole pipeline once against the sandbox and print a report")
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--size", default="demo", choices=["demo", "medium", "large"])
+    demo.add_argument("--size", default="demo", choices=["tiny", "demo", "medium", "large"])
+    demo.add_argument(
+        "--profile", default="full", choices=PROFILE_NAMES, help="organisation profile (docs/sandbox.md)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     sync = sub.add_parser("sync", help="materialise the assets in process for the configured connections")
@@ -410,7 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = sub.add_parser("dev", help="sandbox + dagster dev (UI, sensors, schedules)")
     dev.add_argument("--seed", type=int, default=7)
-    dev.add_argument("--size", default="demo", choices=["demo", "medium", "large"])
+    dev.add_argument("--size", default="demo", choices=["tiny", "demo", "medium", "large"])
+    dev.add_argument(
+        "--profile", default="full", choices=PROFILE_NAMES, help="organisation profile (docs/sandbox.md)"
+    )
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--webhook-port", type=int, default=0, help="the receiver's port (default: a free one)")
     dev.set_defaults(func=cmd_dev)
