@@ -7,6 +7,7 @@ excluded from repr, so a logged settings object never shows them.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tomllib
@@ -215,3 +216,29 @@ def full_sweep_cron(environ: Mapping[str, str] | None = None) -> str:
     """`XZ_FULL_SWEEP_CRON` (default 02:30 daily): the full-sweep schedule."""
     env = os.environ if environ is None else environ
     return env.get("XZ_FULL_SWEEP_CRON", "30 2 * * *")
+
+
+def zoho_mapping_doc(connection: str, environ: Mapping[str, str] | None = None) -> tuple[dict, str]:
+    """The raw field mapping of a connection's Zoho org, and where it was read (`zoho/fieldmap.py` parses
+    it): `[connections.<name>.zoho]` in the connections file (`fields`, `values`, `customer_types`), else
+    for the environment's connection `XZ_ZOHO_FIELDS`, a JSON object of the same keys (or of `fields` alone)."""
+    env = os.environ if environ is None else environ
+    path = connections_file(env)
+    if path.exists():
+        try:
+            doc = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path} is not valid TOML: {exc}") from None
+        table = doc.get("connections", {}).get(connection, {}).get("zoho")
+        return (dict(table) if isinstance(table, dict) else {}), f"{path} [connections.{connection}.zoho]"
+    raw = env.get("XZ_ZOHO_FIELDS", "").strip()
+    if not raw:
+        return {}, "XZ_ZOHO_FIELDS"
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"XZ_ZOHO_FIELDS is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise SettingsError("XZ_ZOHO_FIELDS must be a JSON object")
+    structured = any(k in doc for k in ("fields", "values", "customer_types"))
+    return (doc if structured else {"fields": doc}), "XZ_ZOHO_FIELDS"

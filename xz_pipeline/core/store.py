@@ -78,6 +78,17 @@ create table if not exists meta.schema_version (
     applied_at timestamptz not null,
     change varchar
 );
+create table if not exists meta.vendor_schema (
+    connection varchar not null,
+    vendor varchar not null,
+    module varchar not null,  -- a module, or '@org' (org facts), '@endpoint' (not offered), '@mapping'
+    field varchar not null,  -- '' for the module's own row
+    type varchar,
+    picklist json,  -- [{actual_value, display_value, forecast_type, forecast_category}, ...]
+    value varchar,
+    read_at timestamptz not null,
+    primary key (connection, vendor, module, field)
+);
 """
 
 # Columns added to the meta tables after mirrors existed: each is added once, and recorded.

@@ -245,6 +245,8 @@ class ZohoClient:
         )
         self._client_id = client_id
         self._api_domain = (api_domain or "").rstrip("/") or None
+        # The org's schema (zoho/schema.py OrgSchema) once read: lists ask only for the fields it has.
+        self.schema: Any = None
 
     def __repr__(self) -> str:
         return f"ZohoClient(connection={self.connection!r}, api_domain={self._api_domain!r})"
@@ -333,7 +335,7 @@ class ZohoClient:
         so when one is seen the listing is checked once more (ids only, one field) and what slipped
         past is read by id. With no writes during the read this costs nothing.
         """
-        groups = _field_groups(fields)
+        groups = _field_groups(self._asked(module, fields))
         size = max(1, min(PER_PAGE, per_page))
         id_list = None if ids is None else [str(i) for i in ids]
         seen: set[str] = set()
@@ -429,9 +431,10 @@ class ZohoClient:
         ids: list[str] | None,
     ) -> Iterator[list[dict]]:
         if ids is not None:
+            base = {"fields": ",".join(fields)}
             for _, chunk in _chunks(ids, IDS_CHUNK):
-                params = {"fields": ",".join(fields), "ids": ",".join(chunk), "per_page": PER_PAGE}
-                reply = self._call("GET", module, params=params)
+                params = {"fields": base["fields"], "ids": ",".join(chunk), "per_page": PER_PAGE}
+                reply = self._list_call(module, module, base, params)
                 rows = _rows(reply)
                 if rows:
                     yield rows
@@ -446,7 +449,7 @@ class ZohoClient:
         skip: set[str] = set()
         while True:
             query = {**params, "page_token": token} if token else {**params, "page": page}
-            reply = self._call("GET", module, params=query, headers=headers)
+            reply = self._list_call(module, module, params, query, headers=headers)
             raw = _rows(reply)
             rows = [r for r in raw if str(r["id"]) not in skip] if skip else raw
             if rows:
@@ -482,6 +485,37 @@ class ZohoClient:
             else:
                 page += 1
 
+    def _asked(self, module: str, fields: Iterable[str]) -> list[str]:
+        """The fields of `module` the org has (all of them before its schema is known)."""
+        names = list(fields)
+        return self.schema.keep(module, names) if self.schema is not None else names
+
+    def _list_call(
+        self,
+        module: str,
+        path: str,
+        base: dict[str, Any],
+        query: dict[str, Any],
+        *,
+        headers: dict[str, str] | None = None,
+        endpoint: str | None = None,
+    ) -> Reply:
+        """A GET with `fields`; a field the org reports unknown (400 INVALID_DATA naming it) is dropped from
+        this listing (`base`, the params of its later pages, too), forgotten by the schema, and the call
+        made again without it."""
+        while True:
+            try:
+                return self._call("GET", path, params=query, headers=headers, endpoint=endpoint)
+            except ApiError as exc:
+                names = str(query.get("fields") or "").split(",")
+                if exc.code != "INVALID_DATA" or not exc.field or exc.field not in names or len(names) < 2:
+                    raise
+                log.warning("zoho %s: the org has no field %s; asked without it", module, exc.field)
+                if self.schema is not None:
+                    self.schema.forget(module, exc.field)
+                kept = ",".join(n for n in names if n != exc.field)
+                query["fields"] = base["fields"] = kept
+
     def iter_records(self, module: str, **kw: Any) -> Iterator[dict]:
         for page in self.iter_pages(module, **kw):
             yield from page
@@ -508,7 +542,10 @@ class ZohoClient:
         page = 1
         while True:
             params = {"fields": ",".join(names), "page": page, "per_page": PER_PAGE}
-            reply = self._call("GET", path, params=params, endpoint=f"GET {module}/id/{related_list}")
+            reply = self._list_call(
+                related_list, path, params, params, endpoint=f"GET {module}/id/{related_list}"
+            )
+            names = params["fields"].split(",")
             rows = _rows(reply)
             out += rows
             info = reply.data.get("info") if isinstance(reply.data, dict) else None
@@ -727,14 +764,14 @@ class ZohoClient:
             raise ValueError("search takes exactly one of criteria, email, phone or word")
         params: dict[str, Any] = {**given, "per_page": PER_PAGE}
         if fields is not None:
-            groups = _field_groups(fields)
+            groups = _field_groups(self._asked(module, fields))
             if len(groups) > 1:
                 raise ValueError(f"search returns at most {MAX_FIELDS} fields; use get_many() for more")
             params["fields"] = ",".join(groups[0])
         found: list[dict] = []
         for page in range(1, SEARCH_LIMIT // PER_PAGE + 1):
-            reply = self._call("GET", f"{module}/search", params={**params, "page": page},
-                               endpoint=f"GET {module}/search")  # fmt: skip
+            reply = self._list_call(module, f"{module}/search", params, {**params, "page": page},
+                                    endpoint=f"GET {module}/search")  # fmt: skip
             rows = _rows(reply)
             found += rows
             info = reply.data.get("info") if isinstance(reply.data, dict) else None
