@@ -18,6 +18,7 @@ import os
 import secrets
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from urllib.parse import urlencode
 
 from filelock import FileLock
 
-from xz_pipeline.core.errors import ApiError, AuthError
+from xz_pipeline.core.errors import ApiError, AuthError, grant_hint
 from xz_pipeline.core.http import HttpClient
 from xz_pipeline.core.redact import get_logger, register_secret
 
@@ -35,6 +36,9 @@ log = get_logger(__name__)
 
 DEFAULT_LEEWAY = timedelta(seconds=60)
 LOCK_TIMEOUT = 120.0  # a refresh is one HTTP call; two minutes means a stuck process, not contention
+# A token request refused for good (wrong secret, dead refresh token) is not sent again by this process for
+# this long: every asset of a run would otherwise repeat it (and Zoho limits token requests per minute).
+REFUSAL_MEMORY = 300.0
 
 
 @dataclass
@@ -166,6 +170,34 @@ class TokenStore:
                 lock = FileLock(str(self.directory / f".{name}.lock"), timeout=timeout, mode=0o600)
                 self._locks[name] = lock
         return lock
+
+
+_refusals: dict[str, tuple[float, AuthError]] = {}
+_refusals_lock = threading.Lock()
+
+
+def _remember_refusal(key: str, error: AuthError) -> None:
+    with _refusals_lock:
+        _refusals[key] = (time.monotonic() + REFUSAL_MEMORY, error)
+
+
+def _refused_recently(key: str) -> AuthError | None:
+    """The refusal this process met for the same request less than REFUSAL_MEMORY seconds ago, if any."""
+    with _refusals_lock:
+        found = _refusals.get(key)
+        if found is None:
+            return None
+        until, error = found
+        if time.monotonic() >= until:
+            del _refusals[key]
+            return None
+    return AuthError(error.vendor, error.status, error.code, error.message, endpoint=error.endpoint)
+
+
+def forget_refusals() -> None:
+    """Send refused token requests again (after a configuration change in a long-lived process, or a test)."""
+    with _refusals_lock:
+        _refusals.clear()
 
 
 def _fingerprint(token: str) -> str:
@@ -339,6 +371,10 @@ class OAuthSession:
             headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         else:
             form = {**form, "client_id": self.client_id, "client_secret": self._client_secret}
+        key = self._refusal_key(form)
+        remembered = _refused_recently(key)
+        if remembered is not None:
+            raise remembered
         self.refreshes += 1
         try:
             reply = self.http.request(
@@ -356,13 +392,20 @@ class OAuthSession:
         body = reply.data if isinstance(reply.data, dict) else {}
         if reply.status >= 400 or "error" in body:
             code = str(body.get("error") or f"http_{reply.status}")
-            hint = {
-                "invalid_grant": "the refresh token was rejected (expired, revoked or already rotated); "
-                f"run `xz auth {self.vendor}`",
-                "invalid_client": "the client id or secret is wrong",
-            }.get(code, "the token endpoint refused the request")
-            raise AuthError(self.vendor, reply.status, code, hint, endpoint="oauth token")
+            hint = grant_hint(self.vendor, code) or "the token endpoint refused the request"
+            refused = AuthError(self.vendor, reply.status, code, hint, endpoint="oauth token")
+            if reply.status < 500 and reply.status != 429:
+                _remember_refusal(key, refused)
+            raise refused
         return body
+
+    def _refusal_key(self, form: dict[str, str]) -> str:
+        """Who asked for what (secrets only as a hash): the same request would be refused the same way."""
+        material = "\0".join(
+            [self.token_url, self.client_id, self._client_secret, form.get("grant_type", ""),
+             form.get("refresh_token", ""), form.get("scope", "")]
+        )  # fmt: skip
+        return hashlib.sha256(material.encode()).hexdigest()
 
 
 # -- the consent flow (authorization code + PKCE) --------------------------------------------------

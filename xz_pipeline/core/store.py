@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -113,6 +114,100 @@ class StoreBusy(RuntimeError):
     """Another process holds the mirror for writing (or an analyst holds it open)."""
 
 
+# -- who holds a lock: written beside it, so a waiting process can name the holder ---------------------
+
+
+def process_start(pid: int) -> str:
+    """The kernel's start time of `pid` (Linux), "" where unknown: with the pid, it names one process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19] if ")" in stat else ""
+
+
+def process_alive(pid: int, start: str = "") -> bool:
+    """Whether the process `pid` (started at `start`, when known) still runs: a reused pid is another one."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: it exists
+    return not start or not process_start(pid) or process_start(pid) == start
+
+
+def process_command(pid: int) -> str:
+    """The command line of `pid` as a person would type it ("" when it cannot be read)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    parts = [p for p in raw.decode("utf-8", "replace").split("\0") if p]
+    if len(parts) > 1 and Path(parts[0]).name.startswith("python") and parts[1].endswith("/xz"):
+        parts = parts[1:]  # `python .venv/bin/xz sync` reads better as `xz sync`
+    if parts:
+        parts[0] = Path(parts[0]).name
+    return " ".join(parts)[:200]
+
+
+def describe_process(pid: int) -> str:
+    command = process_command(pid)
+    return f"`{command}` (pid {pid})" if command else f"pid {pid}"
+
+
+class HeldLock:
+    """A file lock that records its holder (pid, start time, command line) in `<lock>.holder`, so whoever
+    waits can say who it waits for; the record is removed on release."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.holder_path = self.path.with_name(self.path.name + ".holder")
+        self._lock = FileLock(str(self.path))
+
+    def holder(self) -> str:
+        """ "`xz sync` (pid 123)" for a live holder that recorded itself, "" otherwise."""
+        try:
+            data = json.loads(self.holder_path.read_text())
+            pid, start = int(data["pid"]), str(data.get("start", ""))
+        except (OSError, ValueError, KeyError, TypeError):
+            return ""
+        if not process_alive(pid, start):
+            return ""
+        return f"`{data.get('command') or 'another process'}` (pid {pid})"
+
+    def acquire(self, timeout: float) -> None:
+        """Raises filelock.Timeout after `timeout` seconds (negative: wait forever)."""
+        self._lock.acquire(timeout=timeout)
+        if self._lock.lock_counter == 1:
+            pid = os.getpid()
+            record = {"pid": pid, "start": process_start(pid), "command": process_command(pid)}
+            tmp = self.holder_path.with_name(f"{self.holder_path.name}.{pid}.tmp")
+            try:
+                tmp.write_text(json.dumps(record))
+                os.replace(tmp, self.holder_path)
+            except OSError:
+                pass  # the record is a courtesy to whoever waits; the lock itself holds
+
+    def release(self) -> None:
+        if self._lock.lock_counter == 1:
+            with suppress(OSError):
+                self.holder_path.unlink()
+        self._lock.release()
+
+    @property
+    def is_locked(self) -> bool:
+        return self._lock.is_locked
+
+
+def _duckdb_holder(message: str) -> str:
+    """DuckDB names the process holding its file ("... (PID 1234)"): describe it by its command line."""
+    found = re.search(r"PID (\d+)", message)
+    return describe_process(int(found.group(1))) if found else ""
+
+
 @dataclass(frozen=True)
 class MergeCounts:
     inserted: int = 0
@@ -199,21 +294,24 @@ class Store:
     def _locked_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection under the writers' file lock, both released on exit."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.path) + ".lock")
+        lock = HeldLock(str(self.path) + ".lock")
         try:
             lock.acquire(timeout=self.lock_timeout)
         except Timeout:
+            holder = lock.holder()
             raise StoreBusy(
-                f"the mirror {self.path} is being written by another process "
-                f"(waited {self.lock_timeout:.0f}s for {self.path}.lock)"
+                f"the mirror {self.path} is being written by another process"
+                + (f", {holder}" if holder else "")
+                + f" (waited {self.lock_timeout:.0f}s); try again when it finishes"
             ) from None
         try:
             try:
                 con = duckdb.connect(str(self.path), config=_config())
             except duckdb.IOException as exc:
+                holder = _duckdb_holder(str(exc)) or "another process"
                 raise StoreBusy(
-                    f"the mirror {self.path} is open in another process (an analyst session?); "
-                    f"read the snapshot instead. DuckDB said: {str(exc).splitlines()[0]}"
+                    f"the mirror {self.path} is busy: held open by {holder}, outside the pipeline's lock; "
+                    "close it there (analysts read the snapshot analytics.duckdb instead)"
                 ) from None
             try:
                 yield con
@@ -265,7 +363,10 @@ class Store:
         try:
             con = duckdb.connect(str(self.path), read_only=True, config=_config())
         except duckdb.IOException as exc:
-            raise StoreBusy(f"the mirror {self.path} is being written: {str(exc).splitlines()[0]}") from None
+            holder = (
+                _duckdb_holder(str(exc)) or HeldLock(str(self.path) + ".lock").holder() or "another process"
+            )
+            raise StoreBusy(f"the mirror {self.path} is busy: held by {holder}") from None
         try:
             yield con
         finally:
@@ -371,7 +472,10 @@ class Store:
                 "vendor": vendor,
                 "entity": entity,
                 "record_id": record_ids,
-                "source_modified": pd.to_datetime(pd.Series(modified, dtype=object), utc=True),
+                # times pandas cannot hold (Xero's year-0001 "no date") land as NULL, never abort the batch
+                "source_modified": pd.to_datetime(
+                    pd.Series(modified, dtype=object), utc=True, errors="coerce"
+                ),
                 "fetched_at": pd.to_datetime(fetched_at, utc=True),
                 "payload_hash": digests,
                 "run_id": run_id,

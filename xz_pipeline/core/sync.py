@@ -2,6 +2,7 @@
 fetch through the vendor's client, write to the mirror, report what it cost.
 """
 
+import functools
 import math
 import queue
 import threading
@@ -14,7 +15,7 @@ import dagster as dg
 import pandas as pd
 
 from xz_pipeline import settings
-from xz_pipeline.core.errors import RateLimitExhausted
+from xz_pipeline.core.errors import RateLimitExhausted, fail_fast
 from xz_pipeline.core.http import CallMeter, DayBudget
 from xz_pipeline.core.mirror import (
     EntityTable,
@@ -42,8 +43,9 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, j
 
 def extract_asset(name: str, group: str, description: str):
     """The decorator of an extract asset: one per entity, partitioned per connection, one DuckDB writer
-    at a time (pool `duckdb`), retried on transient failures."""
-    return dg.asset(
+    at a time (pool `duckdb`), retried on transient failures only (`core.errors.explain` decides: a
+    refused grant or a validation error fails the step at once, with one line saying what to do)."""
+    asset = dg.asset(
         name=name,
         group_name=group,
         kinds={"duckdb", "python"},
@@ -52,6 +54,16 @@ def extract_asset(name: str, group: str, description: str):
         retry_policy=RETRY,
         description=description,
     )
+
+    def decorate(fn):
+        @functools.wraps(fn)  # Dagster reads the parameters and annotations of `fn` through __wrapped__
+        def compute(*args, **kwargs):
+            with fail_fast():
+                return fn(*args, **kwargs)
+
+        return asset(compute)
+
+    return decorate
 
 
 class MirrorConfig(dg.Config):
