@@ -665,6 +665,23 @@ def _check_columns(con: duckdb.DuckDBPyConnection, view: str) -> None:
         raise CanonicalViewError(f"{SCHEMA}.{view} breaks the canonical contract: " + "; ".join(problems))
 
 
+def _without_quarantined(con: duckdb.DuckDBPyConnection, view: str, select: str) -> str:
+    """`select` less the records with an open ERROR quarantine row (`meta.quarantine`): a record that failed
+    typing or a blocking check stays out of every later stage until it is fixed and passes. A view's second
+    column is the record it comes from (a line's, its document's), which is what quarantine rows name."""
+    has_severity = con.execute(
+        "select count(*) from duckdb_columns() where schema_name = 'meta' and table_name = 'quarantine' "
+        "and column_name = 'severity'"
+    ).fetchone()[0]
+    if not has_severity:
+        return select
+    record = CANONICAL_VIEWS[view][1][0]
+    return (
+        f"select * from ({select}) v where not exists (select 1 from meta.quarantine q where q.resolved_at is null "
+        f"and q.severity = 'ERROR' and q.connection = v.connection and q.record_id = v.{record})"
+    )
+
+
 def install_views(
     con: duckdb.DuckDBPyConnection, vendor_views: Mapping[str, str | Sequence[str]]
 ) -> dict[str, str]:
@@ -697,7 +714,9 @@ def install_views(
             if not _present(con, _sources(con, select)):
                 continue
             try:
-                con.execute(f"create or replace view {SCHEMA}.{view} as {select}")
+                con.execute(
+                    f"create or replace view {SCHEMA}.{view} as {_without_quarantined(con, view, select)}"
+                )
             except duckdb.Error as exc:
                 raise CanonicalViewError(f"{SCHEMA}.{view}: the vendor SELECT fails: {exc}") from exc
             made[view] = "source" if n == 0 else "fallback"

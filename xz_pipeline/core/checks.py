@@ -7,6 +7,13 @@ and `AssetCheckResult` metadata (failing keys, 20-row previews). `build_mirror_c
 `@multi_asset_check` per extract asset: one step reads the partition once and yields a result per
 rule; ERROR rules are blocking, so a failure stops write-back downstream, WARN rules only report.
 
+An ERROR rule failing on a few records does not stop the connection: those records are quarantined
+(and `canonical.*` leaves them out while their quarantine row is open) and the run goes on for the rest;
+the check reports them at WARN severity, so Dagster does not block what follows. It blocks (ERROR) only
+when the connection as a whole cannot be trusted: the rows could not be read or no longer fit the model
+(a schema change), or more than `UNTRUSTWORTHY_SHARE` (20%) of the table's rows fail — a book where a
+fifth of the invoices break an invariant is a broken sync or mapping, not a few bad records.
+
 Quarantine (`meta.quarantine`) keeps history and shows the current state: a failing record gets a
 row (rule = the check's name) the first time that record, reason and payload hash fail; while it
 keeps failing, reruns add nothing; when it passes (or is fixed upstream, which changes its payload
@@ -37,6 +44,7 @@ PREVIEW_ROWS = 20
 MAX_KEYS = 200  # failing keys listed in metadata (the count is always exact)
 MAX_VALUE = 80  # characters of a value quoted in a reason or preview
 UNIQUENESS = "multiple_fields_uniqueness"
+UNTRUSTWORTHY_SHARE = 0.20  # more failing rows than this share of the table blocks the connection
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,33 @@ class Outcome:
     error: str | None = None  # the rows could not be read or validated at all
     quarantine: dict[str, int] = field(default_factory=dict)
     scope: str = "every row of the connection"
+    fields: dict[tuple[str | None, str | None], str] = field(default_factory=dict)  # key -> failing fields
+    population: int | None = None  # the connection's rows in the table, when only some were checked
+
+    @property
+    def blocks(self) -> bool:
+        """Does this failure make the whole connection untrustworthy (see the module's docstring)?"""
+        if self.passed or not self.rule.blocking:
+            return False
+        if self.error:
+            return True
+        return len(self.reasons) > UNTRUSTWORTHY_SHARE * max(self.population or self.rows_checked, 1)
+
+    @property
+    def summary(self) -> str | None:
+        """One line saying what the failure does to the run."""
+        if self.passed:
+            return None
+        if self.error:
+            return self.error
+        total = max(self.population or self.rows_checked, 1)
+        share = f"{len(self.reasons)} of {total} rows ({len(self.reasons) / total:.0%})"
+        if self.blocks:
+            return (f"{share} fail {self.rule.name}, more than {UNTRUSTWORTHY_SHARE:.0%}: the connection is "
+                    "blocked until the source or the mapping is fixed")  # fmt: skip
+        if self.rule.blocking:
+            return f"{share} quarantined by {self.rule.name}: left out of canonical.* until fixed; the rest goes on"
+        return f"{share} fail {self.rule.name} (a warning)"
 
     @property
     def passed(self) -> bool:
@@ -95,8 +130,8 @@ class Outcome:
             asset_key=asset_key,
             check_name=self.rule.name,
             passed=self.passed,
-            severity=self.rule.severity,
-            description=self.error,
+            severity=ERROR if self.blocks else WARN,
+            description=self.summary,
             metadata=self.metadata(),
         )
 
@@ -244,6 +279,7 @@ def evaluate(rule: Rule, frame: pd.DataFrame) -> Outcome:
             by_row.setdefault(int(index), {}).setdefault(check, []).append((column, value))
     extra = [k for k in rule.key if k != record and k in frame]
     reasons: dict[tuple[str | None, str | None], list[str]] = {}
+    fields: dict[tuple[str | None, str | None], set[str]] = {}
     for index, checks in sorted(by_row.items()):
         text = "; ".join(_describe(pairs, check) for check, pairs in checks.items())
         where = ", ".join(f"{k}={_show(frame.at[index, k])}" for k in extra)
@@ -251,11 +287,13 @@ def evaluate(rule: Rule, frame: pd.DataFrame) -> Outcome:
         digest = frame.at[index, "payload_hash"] if "payload_hash" in frame else None
         key = (None if pd.isna(rid) else str(rid), None if pd.isna(digest) else str(digest))
         reasons.setdefault(key, []).append(f"{where}: {text}" if where else text)
+        fields.setdefault(key, set()).update(str(c) for pairs in checks.values() for c, _ in pairs)
     error = (
         f"{rule.table} does not fit {rule.model.__name__}: " + "; ".join(whole_table) if whole_table else None
     )
     joined = {k: " | ".join(dict.fromkeys(v)) for k, v in reasons.items()}
-    return Outcome(rule, len(frame), cases.reset_index(drop=True), failing, joined, error=error)
+    named = {k: ", ".join(sorted(v)) for k, v in fields.items()}
+    return Outcome(rule, len(frame), cases.reset_index(drop=True), failing, joined, error=error, fields=named)
 
 
 def _not_decimal(frame: pd.DataFrame, cases: pd.DataFrame) -> list[str]:
@@ -293,8 +331,10 @@ def combine(parts: Sequence[Outcome]) -> Outcome:
         return parts[0]
     first = parts[0]
     reasons: dict = {}
+    fields: dict = {}
     for part in parts:
         reasons.update(part.reasons)
+        fields.update(part.fields)
     errors = sorted({p.error for p in parts if p.error})
     return Outcome(
         first.rule,
@@ -303,6 +343,7 @@ def combine(parts: Sequence[Outcome]) -> Outcome:
         pd.concat([p.failing_rows for p in parts], ignore_index=True),
         reasons,
         error="; ".join(errors) or None,
+        fields=fields,
     )
 
 
@@ -349,6 +390,9 @@ def check_rules(
             outcome = combine(parts)
             if ids is not None:
                 outcome.scope = f"the {len(ids)} record(s) {scope}"
+                outcome.population = con.execute(
+                    f"select count(*) from {rule.table} where connection = ?", [connection]
+                ).fetchone()[0]
             outcomes.append(outcome)
     return outcomes
 
@@ -382,6 +426,11 @@ def quarantine(
         scope,
     ).fetchall()
     current = {(rid, reason, digest) for (rid, digest), reason in outcome.reasons.items()}
+    named = {
+        (rid, reason, digest): outcome.fields.get((rid, digest))
+        for (rid, digest), reason in outcome.reasons.items()
+    }
+    severity = outcome.rule.severity.value
     seen = set(open_rows)
     new = sorted(current - seen, key=str)
     in_scope = seen if ids is None else {row for row in seen if row[0] in set(ids)}
@@ -390,12 +439,14 @@ def quarantine(
     )  # a rule that could not run resolves nothing; a scoped check resolves only its records
     columns = ["record_id", "reason", "payload_hash"]
     if new:
-        con.register("quarantine_new", pd.DataFrame(new, columns=columns, dtype=object))
+        rows = [(*row, named.get(row)) for row in new]
+        con.register("quarantine_new", pd.DataFrame(rows, columns=[*columns, "field"], dtype=object))
         try:
             con.execute(
-                "insert into meta.quarantine (connection, vendor, entity, record_id, rule, reason, payload_hash, "
-                "run_id, quarantined_at) select ?, ?, ?, record_id, ?, reason, payload_hash, ?, ? from quarantine_new",
-                [*scope, run_id, now],
+                "insert into meta.quarantine (connection, vendor, entity, record_id, rule, field, reason, "
+                "payload_hash, severity, run_id, quarantined_at) select ?, ?, ?, record_id, ?, field, reason, "
+                "payload_hash, ?, ?, ? from quarantine_new",
+                [*scope, severity, run_id, now],
             )
         finally:
             con.unregister("quarantine_new")
@@ -411,6 +462,11 @@ def quarantine(
             )
         finally:
             con.unregister("quarantine_gone")
+    con.execute(  # rows opened before severities were recorded
+        "update meta.quarantine set severity = ? where connection = ? and vendor = ? and entity = ? and rule = ? "
+        "and severity is null",
+        [severity, *scope],
+    )
     counts = {"new": len(new), "resolved": len(gone), "open": len(seen) - len(gone) + len(new)}
     outcome.quarantine = counts
     return counts
@@ -561,8 +617,7 @@ def build_mirror_checks(
             if not outcome.passed:
                 context.log.warning(
                     f"{key.to_user_string()} {outcome.rule.name} for {connection}: "
-                    f"{len(outcome.reasons)} failing records ({outcome.rule.severity.value})"
-                    + (f"; {outcome.error}" if outcome.error else "")
+                    f"{len(outcome.reasons)} failing records ({outcome.rule.severity.value}); {outcome.summary}"
                 )
             yield outcome.result(key)
 

@@ -9,9 +9,12 @@ nothing fetched is ever lost.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 import pandas as pd
@@ -40,19 +43,70 @@ class Col:
     get: Callable[[dict], Any]
 
 
+class Nulled(ValueError):  # noqa: N818 (a signal, not a failure)
+    """A value the vendor sends to mean "none" (Xero's year-0001 date): stored as NULL, with a note."""
+
+
+def scalar(value: Any, what: str = "text") -> Any:
+    """`value` if it is a JSON scalar; a list or an object where a scalar belongs is refused, never
+    stringified (its repr would land in the mirror as if it were data)."""
+    if isinstance(value, (list, dict, tuple, set)):
+        raise TypeError(f"{type(value).__name__} where {what} belongs")
+    return value
+
+
 def text(field: str) -> Callable[[dict], str | None]:
-    """A payload field as text; empty strings become NULL."""
-    return lambda p: str(p[field]) if p.get(field) not in (None, "") else None
+    """A payload field as text; empty strings become NULL; a list, object or boolean is refused."""
+
+    def get(p: dict) -> str | None:
+        value = p.get(field)
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool):
+            raise TypeError("a boolean where text belongs")
+        return str(scalar(value))
+
+    return get
+
+
+def ident(field: str) -> Callable[[dict], str]:
+    """A record's id: present, a string or a number, never empty, never an object."""
+
+    def get(p: dict) -> str:
+        value = p[field]
+        if value is None or isinstance(value, bool):
+            raise TypeError(f"id is {value!r}")
+        value = str(scalar(value, "an id"))
+        if not value.strip():
+            raise ValueError("id is empty")
+        return value
+
+    return get
 
 
 def flag(field: str) -> Callable[[dict], bool | None]:
+    """A JSON boolean as it was sent (the column's type check refuses anything else: "yes" is not True)."""
     return lambda p: p.get(field)
 
 
 def nested(path: str) -> Callable[[dict], str | None]:
     """A value inside a nested object, e.g. `Contact.ContactID` or a lookup's `Account_Name.id`."""
     head, tail = path.split(".", 1)
-    return lambda p: (p.get(head) or {}).get(tail) or None
+
+    def get(p: dict) -> Any:
+        outer = p.get(head)
+        if outer is None:
+            return None
+        if not isinstance(outer, dict):
+            raise TypeError(f"{head} is a {type(outer).__name__}, not an object")
+        value = outer.get(tail)
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool):
+            raise TypeError(f"{path} is a boolean")
+        return str(scalar(value))
+
+    return get
 
 
 def ddl(cols: Sequence[Col]) -> str:
@@ -62,25 +116,137 @@ def ddl(cols: Sequence[Col]) -> str:
 class RowError(ValueError):
     """A payload that does not fit its table: names the column and the cause."""
 
-    def __init__(self, column: str, cause: Exception) -> None:
-        super().__init__(f"field {column}: {type(cause).__name__}: {cause}")
+    def __init__(self, column: str, cause: Exception | str) -> None:
+        why = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
+        super().__init__(f"field {column}: {why}")
         self.column = column
 
 
-_TYPING_ERRORS = (KeyError, TypeError, ValueError, ArithmeticError, AttributeError)
+# -- What each DuckDB type admits, checked in Python before DuckDB sees the row: one value DuckDB
+# refuses would abort the whole entity's transaction. Times are bounded by pandas' nanoseconds too
+# (1677-09-22 .. 2262-04-11), since later stages read the mirror through pandas.
+
+EARLIEST = datetime(1677, 9, 22, tzinfo=UTC)
+LATEST = datetime(2262, 4, 11, tzinfo=UTC)
+INT32 = 2**31
+_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)")
 
 
-def typed_row(cols: Sequence[Col], payload: dict) -> dict:
-    try:
-        return {col.name: col.get(payload) for col in cols}  # the common case, without a try per column
-    except _TYPING_ERRORS:
-        pass
+def _check_text(value: Any) -> Any:
+    if value is not None and type(value) is not str:
+        raise TypeError(f"{type(value).__name__} where text belongs")
+    return value
+
+
+def _check_bool(value: Any) -> Any:
+    if value is not None and type(value) is not bool:
+        raise TypeError(f"{value!r} is not a boolean")
+    return value
+
+
+def _check_int(value: Any) -> Any:
+    if value is None:
+        return None
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    if type(value) is not int:
+        raise TypeError(f"{value!r} is not an integer")
+    if not -INT32 <= value < INT32:
+        raise ValueError(f"{value} is out of range for INTEGER")
+    return value
+
+
+def _decimal_check(precision: int, scale: int) -> Callable[[Any], Any]:
+    limit = Decimal(10) ** (precision - scale)
+    step = Decimal(1).scaleb(-scale)
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        if type(value) is int:
+            value = Decimal(value)
+        elif type(value) is float:
+            value = Decimal(repr(value))
+        elif type(value) is not Decimal:
+            raise TypeError(f"{value!r} is not an amount")
+        if not value.is_finite():
+            raise ValueError(f"{value} is not a finite amount")
+        if value.adjusted() >= precision - scale - 1:  # near or past the limit: as DuckDB rounds it
+            try:
+                rounded = value.quantize(step, rounding=ROUND_HALF_UP)
+            except InvalidOperation:
+                rounded = None
+            if rounded is None or abs(rounded) >= limit:
+                raise ValueError(f"{value} is out of range for DECIMAL({precision}, {scale})")
+        return value
+
+    return check
+
+
+def _check_date(value: Any) -> Any:
+    if value is None:
+        return None
+    if type(value) is not date:
+        raise TypeError(f"{value!r} is not a date")
+    if not EARLIEST.date() <= value <= LATEST.date():
+        raise ValueError(f"{value.isoformat()} is outside the dates the mirror holds")
+    return value
+
+
+def _check_instant(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise TypeError(f"{value!r} is not an aware time")
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError(f"{value.isoformat()} is outside the times the mirror holds")
+    return value
+
+
+@cache
+def _checker(sql: str) -> tuple[Callable[[Any], Any], bool]:
+    """(the check for a column of this SQL type, whether it is NOT NULL)."""
+    kind = sql.lower()
+    required = "not null" in kind
+    if kind.startswith(("varchar", "json")):
+        return _check_text, required
+    if kind.startswith("boolean"):
+        return _check_bool, required
+    if kind.startswith("integer"):
+        return _check_int, required
+    if kind.startswith("timestamptz"):
+        return _check_instant, required
+    if kind.startswith("date"):
+        return _check_date, required
+    m = _DECIMAL.match(kind)
+    if m:
+        return _decimal_check(int(m[1]), int(m[2])), required
+    raise ValueError(f"no Python check for SQL type {sql!r}")
+
+
+_TYPING_ERRORS = (KeyError, TypeError, ValueError, ArithmeticError, AttributeError, IndexError)
+
+
+def typed_row(cols: Sequence[Col], payload: dict, notes: list[tuple[str, str]] | None = None) -> dict:
+    """The payload as a row of `cols`, every value checked against its column's type; raises `RowError`
+    naming the first column at fault. A vendor's "none" value (`Nulled`) becomes NULL and, when `notes`
+    is given, a (column, reason) note."""
+    if not isinstance(payload, dict):
+        raise RowError("*", TypeError(f"the record is a {type(payload).__name__}, not an object"))
     row = {}
-    for col in cols:  # again, column by column, to name the one at fault
+    for col in cols:
+        check, required = _checker(col.sql)
         try:
-            row[col.name] = col.get(payload)
+            value = check(col.get(payload))
+        except Nulled as exc:
+            value = None
+            if notes is not None:
+                notes.append((col.name, str(exc)))
         except _TYPING_ERRORS as exc:
             raise RowError(col.name, exc) from exc
+        if required and (value is None or value == ""):
+            raise RowError(col.name, "a required field is null")
+        row[col.name] = value
     return row
 
 
@@ -121,6 +287,7 @@ class MirrorResult:
     latest: datetime | None = None  # the latest source-modified time among the payloads written
     child_counts: dict[str, MergeCounts] = field(default_factory=dict)
     preview: list[dict] = field(default_factory=list)  # a few fetched rows, a few columns, for the UI
+    notes: int = 0  # values stored as NULL because the vendor meant "none" (Xero's year-0001 date)
 
 
 def ensure_tables(store: Store, con, spec: EntityTable) -> None:
@@ -150,40 +317,15 @@ def write_entity(
     connection that were not fetched are gone at the source, so they leave the current table and
     their history rows are closed — reflected, never silently kept or dropped.
     """
-    rows: list[dict] = []
-    children: dict[str, list[dict]] = {c.table: [] for c in spec.children}
-    whole: dict[str, list[str]] = {c.table: [] for c in spec.children}  # parents whose children were sent
-    quarantine, landing = [], []
-    for payload in payloads:
-        record_id = str(spec.record_id(payload) or "")
-        try:
-            modified = spec.modified(payload)
-        except (TypeError, ValueError):
-            modified = None
-        text = payload_json(payload)
-        digest = payload_hash(text)
-        landing.append((record_id, modified, text, digest))
-        try:
-            row = typed_row(spec.cols, payload)
-            kids = {c.table: [typed_row(c.cols, item) for item in c.items(payload)] for c in spec.children}
-        except RowError as exc:
-            quarantine.append(
-                (record_id, f"typed:{spec.table}.{exc.column}", f"{spec.entity} {record_id}: {exc}", digest)
-            )
-            continue
+    typed = _type_payloads(spec, payloads)
+    rows, children, whole, landing = typed.rows, typed.children, typed.whole, typed.landing
+    for row, digest in zip(rows, typed.digests, strict=True):
         row.update(connection=connection, row_hash=row_hash(row), fetched_at=fetched_at, payload_hash=digest)
-        rows.append(row)
-        for child in spec.children:
-            if child.present(payload):
-                whole[child.table].append(row[spec.key[-1]])
-            for item in kids[child.table]:
-                item.update(
-                    connection=connection,
-                    row_hash=row_hash(item),
-                    fetched_at=fetched_at,
-                    payload_hash=digest,
-                )
-            children[child.table].extend(kids[child.table])
+    for items in children.values():
+        for item, digest in items:
+            item.update(
+                connection=connection, row_hash=row_hash(item), fetched_at=fetched_at, payload_hash=digest
+            )
 
     with store.write() as con:
         ensure_tables(store, con, spec)
@@ -191,18 +333,24 @@ def write_entity(
             con, connection=connection, vendor=spec.vendor, entity=spec.entity, rows=landing,
             fetched_at=fetched_at, run_id=run_id,
         )  # fmt: skip
-        for record_id, rule, reason, digest in quarantine:
-            con.execute(
-                "insert into meta.quarantine (connection, vendor, entity, record_id, rule, reason, "
-                "payload_hash, run_id, quarantined_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [connection, spec.vendor, spec.entity, record_id, rule, reason, digest, run_id, fetched_at],
-            )
+        record_quarantine(con, spec, connection=connection, typed=typed, run_id=run_id, now=fetched_at)
         frame = pd.DataFrame(rows)
         if full:
-            everything = pd.DataFrame({"connection": [connection]})
-            counts = store.replace_children(
-                con, spec.schema, spec.table, frame, list(spec.key), parents=everything, valid_from=fetched_at
+            # Quarantined records exist at the source: their last good row stays (hidden from the
+            # canonical views while their quarantine row is open), it is not deleted as gone.
+            id_col = spec.key[-1]
+            present = pd.DataFrame(
+                {"connection": connection, id_col: [*(r[id_col] for r in rows), *typed.quarantined_ids]},
+                columns=["connection", id_col],
             )
+            merged = store.merge_current(
+                con, spec.schema, spec.table, frame, list(spec.key), valid_from=fetched_at
+            )
+            deleted = store.delete_missing(
+                con, spec.schema, spec.table, list(spec.key), present=present,
+                parents=pd.DataFrame({"connection": [connection]}), valid_from=fetched_at,
+            )  # fmt: skip
+            counts = MergeCounts(merged.inserted, merged.updated, merged.unchanged, deleted)
         else:
             counts = store.merge_current(
                 con, spec.schema, spec.table, frame, list(spec.key), valid_from=fetched_at
@@ -211,8 +359,8 @@ def write_entity(
         for child in spec.children:
             parents = pd.DataFrame({"connection": connection, child.parent_column: whole[child.table]})
             child_counts[child.table] = store.replace_children(
-                con, spec.schema, child.table, pd.DataFrame(children[child.table]), list(child.key),
-                parents=parents, valid_from=fetched_at,
+                con, spec.schema, child.table, pd.DataFrame([i for i, _ in children[child.table]]),
+                list(child.key), parents=parents, valid_from=fetched_at,
             )  # fmt: skip
         previous = store.get_cursor(con, connection, spec.vendor, spec.entity)
         cursor = previous
@@ -227,9 +375,172 @@ def write_entity(
         ).fetchone()[0]
     preview = [{c.name: row[c.name] for c in spec.cols[:PREVIEW_COLUMNS]} for row in rows[:PREVIEW_ROWS]]
     return MirrorResult(
-        counts=counts, landed=landed, quarantined=len(quarantine), cursor=cursor, total_rows=total,
-        latest=max(seen, default=None), child_counts=child_counts, preview=preview,
+        counts=counts, landed=landed, quarantined=len(typed.failures), cursor=cursor, total_rows=total,
+        latest=max(seen, default=None), child_counts=child_counts, preview=preview, notes=len(typed.notes),
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Typing a batch of payloads, record by record
+
+
+@dataclass
+class Typed:
+    """A batch of payloads as rows, with what could not be typed: one bad record never stops the rest."""
+
+    rows: list[dict] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)  # the payload hash of each row
+    children: dict[str, list[tuple[dict, str]]] = field(default_factory=dict)  # table -> (row, payload hash)
+    whole: dict[str, list[str]] = field(default_factory=dict)  # table -> parents whose children were sent
+    landing: list[tuple[str, datetime | None, str, str]] = field(default_factory=list)
+    failures: list[tuple[str, str, str, str, str]] = field(
+        default_factory=list
+    )  # id, rule, field, reason, hash
+    notes: list[tuple[str, str, str, str, str]] = field(default_factory=list)  # same shape, not blocking
+    typed_ids: list[str] = field(default_factory=list)  # records that typed cleanly
+
+    @property
+    def quarantined_ids(self) -> list[str]:
+        return sorted({f[0] for f in self.failures})
+
+
+def _record_id(spec: EntityTable, payload: Any) -> str:
+    try:
+        value = spec.record_id(payload)
+    except _TYPING_ERRORS:
+        return ""
+    return "" if value is None or isinstance(value, (dict, list)) else str(value)
+
+
+def _modified(spec: EntityTable, payload: Any) -> datetime | None:
+    """The source-modified time for landing and the cursor; None when absent, garbage or out of range."""
+    try:
+        value = spec.modified(payload)
+    except _TYPING_ERRORS:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None or not EARLIEST <= value <= LATEST:
+        return None
+    return value
+
+
+def _type_payloads(spec: EntityTable, payloads: Sequence[Any]) -> Typed:
+    out = Typed(children={c.table: [] for c in spec.children}, whole={c.table: [] for c in spec.children})
+    by_key: dict[tuple, int] = {}  # the same record twice in one read: the later version wins
+    versions: list[datetime | None] = []
+    for payload in payloads:
+        record_id = _record_id(spec, payload)
+        modified = _modified(spec, payload)
+        raw = payload_json(payload)
+        digest = payload_hash(raw)
+        out.landing.append((record_id, modified, raw, digest))
+        notes: list[tuple[str, str]] = []
+        try:
+            row = typed_row(spec.cols, payload, notes)
+            kids = {c.table: _typed_children(c, payload, notes) for c in spec.children}
+        except RowError as exc:
+            out.failures.append((record_id, f"typed:{spec.table}.{exc.column}", exc.column,
+                                 f"{spec.entity} {record_id or '(no id)'}: {exc}", digest))  # fmt: skip
+            continue
+        for column, why in notes:
+            out.notes.append((record_id, f"note:{spec.table}.{column}", column,
+                              f"{spec.entity} {record_id}: field {column}: {why}", digest))  # fmt: skip
+        key = tuple(row[k] for k in spec.key if k != "connection")
+        earlier = by_key.get(key)
+        if earlier is not None:
+            if versions[earlier] is not None and modified is not None and modified < versions[earlier]:
+                continue  # an older version read after a newer one: keep the newer
+            _drop(out, spec, earlier)
+        by_key[key] = len(out.rows)
+        versions.append(modified)
+        out.rows.append(row)
+        out.digests.append(digest)
+        out.typed_ids.append(record_id)
+        for child in spec.children:
+            if child.present(payload):
+                out.whole[child.table].append(row[spec.key[-1]])
+            out.children[child.table].extend((item, digest) for item in kids[child.table])
+    if any(r is None for r in out.rows):  # rows dropped for a later version of the same record
+        keep = [i for i, r in enumerate(out.rows) if r is not None]
+        out.rows = [out.rows[i] for i in keep]
+        out.digests = [out.digests[i] for i in keep]
+    return out
+
+
+def _drop(out: Typed, spec: EntityTable, index: int) -> None:
+    """Forget the row at `index` (and its children): a later version of the record replaces it."""
+    row = out.rows[index]
+    parent = row[spec.key[-1]]
+    for child in spec.children:
+        out.children[child.table] = [
+            (i, d) for i, d in out.children[child.table] if i[child.parent_column] != parent
+        ]
+        out.whole[child.table] = [p for p in out.whole[child.table] if p != parent]
+    out.rows[index] = None  # type: ignore[call-overload]
+
+
+def _typed_children(child: ChildTable, payload: dict, notes: list[tuple[str, str]]) -> list[dict]:
+    """A parent's nested rows; a malformed or repeated one quarantines the parent (its key names the field)."""
+    try:
+        items = child.items(payload)
+    except _TYPING_ERRORS as exc:
+        raise RowError(child.table, exc) from exc
+    rows, seen = [], set()
+    for n, item in enumerate(items, start=1):
+        try:
+            row = typed_row(child.cols, item, notes)
+        except RowError as exc:
+            raise RowError(f"{child.table}[{n}].{exc.column}", str(exc).split(": ", 1)[1]) from exc
+        key = tuple(row[k] for k in child.key if k != "connection")
+        if key in seen:
+            raise RowError(f"{child.table}[{n}]", f"{key[-1]!r} appears twice in one record")
+        seen.add(key)
+        rows.append(row)
+    return rows
+
+
+def record_quarantine(con, spec: EntityTable, *, connection: str, typed: Typed, run_id: str | None,
+                      now: datetime) -> None:  # fmt: skip
+    """Bring the `typed:` quarantine rows of the records read in line with how they typed now.
+
+    A failure opens a row (once per record, rule and payload hash); a record that now types cleanly, or
+    fails otherwise, has its earlier rows released (`resolved_at`). Notes are kept already resolved:
+    something to know, nothing to fix.
+    """
+    scope = [connection, spec.vendor, spec.entity]
+    read = sorted({*typed.typed_ids, *(f[0] for f in typed.failures)})
+    if read:
+        failing = pd.DataFrame([(f[0], f[1], f[4]) for f in typed.failures],
+                               columns=["record_id", "rule", "payload_hash"], dtype=object)  # fmt: skip
+        con.register("typed_failing", failing)
+        try:
+            con.execute(
+                "update meta.quarantine q set resolved_at = ? where q.connection = ? and q.vendor = ? "
+                "and q.entity = ? and q.rule like 'typed:%' and q.resolved_at is null "
+                "and q.record_id in (select unnest(?::varchar[])) and not exists (select 1 from typed_failing f "
+                "where f.record_id = q.record_id and f.rule = q.rule and f.payload_hash = q.payload_hash)",
+                [now, *scope, read],
+            )
+        finally:
+            con.unregister("typed_failing")
+    rows = [(*f, "ERROR", None) for f in typed.failures] + [(*n, "NOTE", now) for n in typed.notes]
+    if not rows:
+        return
+    frame = pd.DataFrame(rows, columns=["record_id", "rule", "field", "reason", "payload_hash", "severity",
+                                        "resolved_at"], dtype=object)  # fmt: skip
+    frame["resolved_at"] = pd.to_datetime(frame["resolved_at"], utc=True)
+    con.register("typed_new", frame)
+    try:
+        con.execute(
+            "insert into meta.quarantine (connection, vendor, entity, record_id, rule, field, reason, payload_hash, "
+            "severity, run_id, quarantined_at, resolved_at) select distinct ?, ?, ?, n.record_id, n.rule, n.field, "
+            "n.reason, n.payload_hash, n.severity, ?, ?, n.resolved_at from typed_new n where not exists ("
+            "select 1 from meta.quarantine q where q.connection = ? and q.vendor = ? and q.entity = ? "
+            "and q.record_id = n.record_id and q.rule = n.rule and q.payload_hash = n.payload_hash "
+            "and (q.resolved_at is null or n.severity = 'NOTE'))",
+            [*scope, run_id, now, *scope],
+        )
+    finally:
+        con.unregister("typed_new")
 
 
 def finish_full_sweep(

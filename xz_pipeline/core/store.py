@@ -95,6 +95,8 @@ create table if not exists meta.vendor_schema (
 # Columns added to the meta tables after mirrors existed: each is added once, and recorded.
 ADDED_META_COLUMNS = (
     ("quarantine", "resolved_at", "timestamptz"),
+    ("quarantine", "field", "varchar"),  # the field at fault (a typing failure, or the columns a check names)
+    ("quarantine", "severity", "varchar"),  # ERROR: kept out of the canonical views while open; WARN, NOTE: not
     ("cursors", "sweep_started_at", "timestamptz"),  # a full sweep cut short: when it started
     ("cursors", "sweep_position", "timestamptz"),  # and the last source-modified time it had read
     ("cursors", "caught_up_at", "timestamptz"),  # when a read last reached the end with the cursor as it is

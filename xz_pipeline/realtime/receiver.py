@@ -28,6 +28,9 @@ from xz_pipeline.xero import webhooks as xero_hooks
 from xz_pipeline.zoho import webhooks as zoho_hooks
 
 MAX_BODY = 1 << 20  # 1 MiB: Xero batches are small; Zoho sends ids only
+# A body whose values cannot be interpreted is answered 400, never 500 (the parsers raise their own
+# ValueError subclasses; the rest is what a value no parser foresaw could still raise).
+UNREADABLE = (ValueError, TypeError, KeyError, OverflowError, RecursionError, OSError)
 log = logging.getLogger("xz.webhooks")
 
 
@@ -81,7 +84,7 @@ class Receiver:
             return Response(status_code=401)
         try:
             events = xero_hooks.parse_events(body)
-        except xero_hooks.WebhookPayloadError:
+        except UNREADABLE:  # the parser's own error, or one it did not foresee: the sender's fault either way
             return Response(status_code=400)
         by_tenant = {c.xero.tenant_id: c.name for c in self.connections if c.xero and c.xero.tenant_id}
         rows = [
@@ -120,7 +123,7 @@ class Receiver:
             return Response(status_code=413)
         try:
             note = zoho_hooks.parse_notification(body)
-        except zoho_hooks.NotificationError:
+        except UNREADABLE:
             return Response(status_code=400)
         if not zoho_hooks.same(zoho_hooks.channel_token(conn.zoho.notify_token), note.token):
             return Response(status_code=401)
@@ -159,9 +162,9 @@ def _xero_time(value: str) -> str:
 
     try:
         dt = datetime.fromisoformat(value.rstrip("Z"))
-    except ValueError:
-        dt = datetime.now(UTC)
-    return iso(dt if dt.tzinfo else dt.replace(tzinfo=UTC))
+        return iso(dt if dt.tzinfo else dt.replace(tzinfo=UTC))
+    except (ValueError, OverflowError):  # not a time, or one UTC cannot hold (year 1 at +14:00)
+        return iso(datetime.now(UTC))
 
 
 class AccessLog:
@@ -246,8 +249,10 @@ def run(args: argparse.Namespace) -> int:
     except settings.SettingsError as exc:
         print(f"xz webhooks: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "connection", None):  # `xz webhooks --connection NAME` (checked by the CLI)
+        connections = [c for c in connections if c.name == args.connection]
     if not connections:
-        print("xz webhooks: no connection configured (DESIGN.md §4)", file=sys.stderr)
+        print("xz webhooks: no connection configured (docs/configuration.md)", file=sys.stderr)
         return 2
     inbox = Inbox()
     print(f"xz webhooks: Xero → http://{args.host}:{args.port}/webhooks/xero ; Zoho channels are enabled by the "

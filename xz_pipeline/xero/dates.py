@@ -20,6 +20,20 @@ from xz_pipeline.core.wire import to_decimal  # noqa: F401 (re-exported: the ven
 _MS_DATE = re.compile(r"^\\?/Date\((?P<ms>-?\d+)(?P<offset>[+-]\d{4})?\)\\?/$")
 
 
+# .NET's DateTime.MinValue, 0001-01-01T00:00:00: what Xero sends in a date it has no value for.
+NO_DATE_MS = -62135596800000
+
+
+def is_no_date(value: Any) -> bool:
+    """Is `value` Xero's "no date" (`/Date(-62135596800000+0000)/` or `0001-01-01T00:00:00`)?"""
+    if not isinstance(value, str):
+        return False
+    parsed = _parse_ms(value)
+    if parsed is not None:
+        return parsed[0].year == 1
+    return value.strip().startswith("0001-01-01")
+
+
 def _offset(text: str | None) -> timezone:
     if not text:
         return UTC
@@ -34,8 +48,11 @@ def _parse_ms(text: str) -> tuple[datetime, timezone] | None:
     m = _MS_DATE.match(text.strip())
     if not m:
         return None
-    instant = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(m["ms"]))
-    return instant, _offset(m["offset"])
+    try:
+        instant = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(m["ms"]))
+        return instant, _offset(m["offset"])
+    except (OverflowError, ValueError):
+        raise ValueError(f"not a Xero date: {text!r}") from None
 
 
 def parse_xero_datetime(value: Any) -> datetime | None:

@@ -11,20 +11,45 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from xz_pipeline.core.mirror import MONEY, PRICE, RATE, ChildTable, Col, EntityTable, flag, nested, text
-from xz_pipeline.xero.dates import parse_xero_date, parse_xero_datetime, to_decimal
+from xz_pipeline.core.mirror import (
+    MONEY,
+    PRICE,
+    RATE,
+    ChildTable,
+    Col,
+    EntityTable,
+    Nulled,
+    flag,
+    ident,
+    nested,
+    scalar,
+    text,
+)
+from xz_pipeline.xero.dates import is_no_date, parse_xero_date, parse_xero_datetime, to_decimal
 
 
 def money(field: str) -> Callable[[dict], Decimal | None]:
-    return lambda p: to_decimal(p.get(field))
+    return lambda p: to_decimal(scalar(p.get(field), "an amount"))
+
+
+def _no_date(value: Any) -> Any:
+    """Xero sends .NET's DateTime.MinValue (`/Date(-62135596800000)/`, year 0001) for "no date"."""
+    if is_no_date(value):
+        raise Nulled("year 0001 is Xero's 'no date': stored as NULL")
+    return value
 
 
 def day(field: str) -> Callable[[dict], Any]:
-    return lambda p: parse_xero_date(p.get(field))
+    return lambda p: parse_xero_date(_no_date(p.get(field)))
 
 
 def instant(field: str) -> Callable[[dict], Any]:
-    return lambda p: parse_xero_datetime(p.get(field))
+    return lambda p: parse_xero_datetime(_no_date(p.get(field)))
+
+
+def modified(field: str) -> Callable[[dict], Any]:
+    """The source-modified time; "no date" is none (so it never moves a cursor)."""
+    return lambda p: None if is_no_date(p.get(field)) else parse_xero_datetime(p.get(field))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -36,7 +61,7 @@ def _phone(kind: str) -> Callable[[dict], str | None]:
         for phone in payload.get("Phones") or []:
             if phone.get("PhoneType") == kind and phone.get("PhoneNumber"):
                 parts = [phone.get("PhoneCountryCode"), phone.get("PhoneAreaCode"), phone.get("PhoneNumber")]
-                return " ".join(p for p in parts if p)
+                return " ".join(str(scalar(p)) for p in parts if p)
         return None
 
     return get
@@ -46,7 +71,8 @@ def _address(kind: str, field: str) -> Callable[[dict], str | None]:
     def get(payload: dict) -> str | None:
         for address in payload.get("Addresses") or []:
             if address.get("AddressType") == kind:
-                return address.get(field) or None
+                value = address.get(field)
+                return str(scalar(value)) if value not in (None, "") else None
         return None
 
     return get
@@ -69,9 +95,9 @@ CONTACTS = EntityTable(
     table="contacts",
     key=["connection", "contact_id"],
     record_id=lambda p: p.get("ContactID", ""),
-    modified=instant("UpdatedDateUTC"),
+    modified=modified("UpdatedDateUTC"),
     cols=[
-        Col("contact_id", "varchar not null", lambda p: p["ContactID"]),
+        Col("contact_id", "varchar not null", ident("ContactID")),
         Col("name", "varchar", text("Name")),
         Col("first_name", "varchar", text("FirstName")),
         Col("last_name", "varchar", text("LastName")),
@@ -107,7 +133,7 @@ def _json_list(value: Any) -> str | None:
 
 def _line_cols(parent_col: str, parent_field: str) -> list[Col]:
     return [
-        Col(parent_col, "varchar not null", lambda p: p[parent_field]),
+        Col(parent_col, "varchar not null", ident(parent_field)),
         Col("line_item_id", "varchar not null", lambda p: p.get("LineItemID") or f"line-{p['_line_no']}"),
         Col("line_no", "integer", lambda p: p["_line_no"]),
         Col("description", "varchar", text("Description")),
@@ -134,7 +160,7 @@ def _lines(parent_field: str) -> Callable[[dict], list[dict]]:
 
 def _document_cols(id_col: str, id_field: str, number_field: str) -> list[Col]:
     return [
-        Col(id_col, "varchar not null", lambda p: p[id_field]),
+        Col(id_col, "varchar not null", ident(id_field)),
         Col("number", "varchar", text(number_field)),
         Col("type", "varchar", text("Type")),
         Col("status", "varchar", text("Status")),
@@ -161,7 +187,7 @@ INVOICES = EntityTable(
     table="invoices",
     key=["connection", "invoice_id"],
     record_id=lambda p: p.get("InvoiceID", ""),
-    modified=instant("UpdatedDateUTC"),
+    modified=modified("UpdatedDateUTC"),
     cols=[
         *_document_cols("invoice_id", "InvoiceID", "InvoiceNumber"),
         Col("amount_due", MONEY, money("AmountDue")),
@@ -195,7 +221,7 @@ CREDIT_NOTES = EntityTable(
     table="credit_notes",
     key=["connection", "credit_note_id"],
     record_id=lambda p: p.get("CreditNoteID", ""),
-    modified=instant("UpdatedDateUTC"),
+    modified=modified("UpdatedDateUTC"),
     cols=[
         *_document_cols("credit_note_id", "CreditNoteID", "CreditNoteNumber"),
         Col("remaining_credit", MONEY, money("RemainingCredit")),
@@ -212,7 +238,7 @@ CREDIT_NOTES = EntityTable(
         ChildTable(
             table="credit_note_allocations",
             cols=[
-                Col("credit_note_id", "varchar not null", lambda p: p["CreditNoteID"]),
+                Col("credit_note_id", "varchar not null", ident("CreditNoteID")),
                 Col(
                     "allocation_id", "varchar not null", lambda p: p.get("AllocationID") or f"alloc-{p['_n']}"
                 ),
@@ -234,9 +260,9 @@ PAYMENTS = EntityTable(
     table="payments",
     key=["connection", "payment_id"],
     record_id=lambda p: p.get("PaymentID", ""),
-    modified=instant("UpdatedDateUTC"),
+    modified=modified("UpdatedDateUTC"),
     cols=[
-        Col("payment_id", "varchar not null", lambda p: p["PaymentID"]),
+        Col("payment_id", "varchar not null", ident("PaymentID")),
         Col("invoice_id", "varchar", nested("Invoice.InvoiceID")),
         Col("credit_note_id", "varchar", nested("CreditNote.CreditNoteID")),
         Col("account_id", "varchar", nested("Account.AccountID")),
@@ -260,9 +286,9 @@ ITEMS = EntityTable(
     table="items",
     key=["connection", "item_id"],
     record_id=lambda p: p.get("ItemID", ""),
-    modified=instant("UpdatedDateUTC"),
+    modified=modified("UpdatedDateUTC"),
     cols=[
-        Col("item_id", "varchar not null", lambda p: p["ItemID"]),
+        Col("item_id", "varchar not null", ident("ItemID")),
         Col("code", "varchar", text("Code")),
         Col("name", "varchar", text("Name")),
         Col("description", "varchar", text("Description")),
@@ -282,9 +308,9 @@ ACCOUNTS = EntityTable(
     table="accounts",
     key=["connection", "account_id"],
     record_id=lambda p: p.get("AccountID", ""),
-    modified=instant("UpdatedDateUTC"),
+    modified=modified("UpdatedDateUTC"),
     cols=[
-        Col("account_id", "varchar not null", lambda p: p["AccountID"]),
+        Col("account_id", "varchar not null", ident("AccountID")),
         Col("code", "varchar", text("Code")),
         Col("name", "varchar", text("Name")),
         Col("type", "varchar", text("Type")),
@@ -307,7 +333,7 @@ ORGANISATION = EntityTable(
     record_id=lambda p: p.get("OrganisationID", ""),
     modified=lambda p: None,  # Organisation has no UpdatedDateUTC: it is read whole every run
     cols=[
-        Col("organisation_id", "varchar not null", lambda p: p["OrganisationID"]),
+        Col("organisation_id", "varchar not null", ident("OrganisationID")),
         Col("name", "varchar", text("Name")),
         Col("legal_name", "varchar", text("LegalName")),
         Col("short_code", "varchar", text("ShortCode")),

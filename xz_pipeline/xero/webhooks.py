@@ -62,31 +62,49 @@ class XeroEvent:
         return hashlib.sha256(raw.encode()).hexdigest()
 
 
+MAX_EVENTS = 10_000
+
+
+def _field(event: dict, key: str) -> str:
+    value = event.get(key)
+    if value is None:
+        raise WebhookPayloadError(f"an event lacks {key}")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise WebhookPayloadError(f"an event's {key} is not text")
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (`"\ud800"`) is valid JSON, not valid text
+        raise WebhookPayloadError(f"an event's {key} is not text") from None
+    return text
+
+
 def parse_events(body: bytes) -> list[XeroEvent]:
-    """The events of a verified body; an intent-to-receive batch (no events) gives an empty list."""
+    """The events of a verified body; an intent-to-receive batch (no events) gives an empty list.
+    Anything that cannot be read as events (not JSON, too deep, wrong types) is a `WebhookPayloadError`,
+    so the receiver answers 400, never 500."""
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise WebhookPayloadError("body is not JSON") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
         raise WebhookPayloadError("body has no events array")
+    if len(doc["events"]) > MAX_EVENTS:
+        raise WebhookPayloadError("too many events in one batch")
     first = doc.get("firstEventSequence")
-    first = first if isinstance(first, int) else 0
+    first = first if isinstance(first, int) and not isinstance(first, bool) and abs(first) < 2**62 else 0
     out = []
     for i, ev in enumerate(doc["events"]):
         if not isinstance(ev, dict):
             raise WebhookPayloadError("an event is not an object")
-        try:
-            out.append(
-                XeroEvent(
-                    tenant_id=str(ev["tenantId"]),
-                    category=str(ev["eventCategory"]).upper(),
-                    event_type=str(ev["eventType"]).upper(),
-                    resource_id=str(ev["resourceId"]),
-                    event_date=str(ev["eventDateUtc"]),
-                    sequence=first + i,
-                )
+        out.append(
+            XeroEvent(
+                tenant_id=_field(ev, "tenantId"),
+                category=_field(ev, "eventCategory").upper(),
+                event_type=_field(ev, "eventType").upper(),
+                resource_id=_field(ev, "resourceId"),
+                event_date=_field(ev, "eventDateUtc"),
+                sequence=first + i,
             )
-        except KeyError as exc:
-            raise WebhookPayloadError(f"an event lacks {exc.args[0]}") from None
+        )
     return out

@@ -10,12 +10,28 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from xz_pipeline.core.mirror import MONEY, PRICE, ChildTable, Col, EntityTable, flag, nested, text
+from xz_pipeline.core.mirror import (
+    MONEY,
+    PRICE,
+    ChildTable,
+    Col,
+    EntityTable,
+    flag,
+    ident,
+    nested,
+    scalar,
+    text,
+)
 from xz_pipeline.zoho.dates import parse_zoho_date, parse_zoho_datetime, to_decimal
 
 
 def money(field: str) -> Callable[[dict], Any]:
-    return lambda p: to_decimal(p.get(field))
+    return lambda p: to_decimal(scalar(p.get(field), "an amount"))
+
+
+def integer(field: str) -> Callable[[dict], Any]:
+    """A whole number as sent (the column's type check refuses "high", and "50" too: Zoho sends numbers)."""
+    return lambda p: p.get(field)
 
 
 def day(field: str) -> Callable[[dict], Any]:
@@ -27,7 +43,7 @@ def instant(field: str) -> Callable[[dict], Any]:
 
 
 def tags(payload: dict) -> str | None:
-    names = [t.get("name") for t in payload.get("Tag") or [] if t.get("name")]
+    names = [str(scalar(t.get("name"))) for t in payload.get("Tag") or [] if t.get("name")]
     return json.dumps(sorted(names)) if names else None
 
 
@@ -66,7 +82,7 @@ def _module(module: str, table: str, cols: list[Col], children=()) -> EntityTabl
         schema="zoho",
         table=table,
         key=["connection", id_col],
-        record_id=lambda p: str(p.get("id", "")),
+        record_id=lambda p: p.get("id", ""),
         modified=instant("Modified_Time"),
         cols=[*cols, *SYSTEM],
         children=children,
@@ -77,7 +93,7 @@ ACCOUNTS = _module(
     "Accounts",
     "accounts",
     [
-        Col("account_id", "varchar not null", lambda p: str(p["id"])),
+        Col("account_id", "varchar not null", ident("id")),
         Col("name", "varchar", text("Account_Name")),
         Col("account_number", "varchar", text("Account_Number")),
         Col("phone", "varchar", text("Phone")),
@@ -106,7 +122,7 @@ CONTACTS = _module(
     "Contacts",
     "contacts",
     [
-        Col("contact_id", "varchar not null", lambda p: str(p["id"])),
+        Col("contact_id", "varchar not null", ident("id")),
         *lookup("Account_Name"),
         Col("first_name", "varchar", text("First_Name")),
         Col("last_name", "varchar", text("Last_Name")),
@@ -139,13 +155,13 @@ DEALS = _module(
     "Deals",
     "deals",
     [
-        Col("deal_id", "varchar not null", lambda p: str(p["id"])),
+        Col("deal_id", "varchar not null", ident("id")),
         Col("name", "varchar", text("Deal_Name")),
         Col("stage", "varchar", text("Stage")),
         Col("pipeline", "varchar", text("Pipeline")),
         Col("closing_date", "date", day("Closing_Date")),
         Col("amount", MONEY, money("Amount")),
-        Col("probability", "integer", lambda p: p.get("Probability")),
+        Col("probability", "integer", integer("Probability")),
         Col("currency", "varchar", text("Currency")),
         *lookup("Account_Name"),
         *lookup("Contact_Name"),
@@ -159,8 +175,8 @@ DEALS = _module(
         ChildTable(
             table="deal_products",
             cols=[
-                Col("deal_id", "varchar not null", lambda p: p["_deal_id"]),
-                Col("product_id", "varchar not null", lambda p: str(p["id"])),
+                Col("deal_id", "varchar not null", ident("_deal_id")),
+                Col("product_id", "varchar not null", ident("id")),
                 Col("line_no", "integer", lambda p: p["_n"]),
                 Col("product_name", "varchar", text("Product_Name")),
                 Col("product_code", "varchar", text("Product_Code")),
@@ -193,7 +209,7 @@ INVOICES = _module(
     "Invoices",
     "invoices",
     [
-        Col("invoice_id", "varchar not null", lambda p: str(p["id"])),
+        Col("invoice_id", "varchar not null", ident("id")),
         Col("subject", "varchar", text("Subject")),
         Col("invoice_number", "varchar", text("Invoice_Number")),
         Col("invoice_date", "date", day("Invoice_Date")),
@@ -217,8 +233,12 @@ INVOICES = _module(
         ChildTable(
             table="invoice_items",
             cols=[
-                Col("invoice_id", "varchar not null", lambda p: p["_invoice_id"]),
-                Col("item_id", "varchar not null", lambda p: str(p.get("id") or f"item-{p['_n']}")),
+                Col("invoice_id", "varchar not null", ident("_invoice_id")),
+                Col(
+                    "item_id",
+                    "varchar not null",
+                    lambda p: ident("id")(p) if p.get("id") else f"item-{p['_n']}",
+                ),
                 Col("line_no", "integer", lambda p: p["_n"]),
                 *lookup("Product_Name"),
                 Col("description", "varchar", text("Description")),
@@ -241,7 +261,7 @@ PRODUCTS = _module(
     "Products",
     "products",
     [
-        Col("product_id", "varchar not null", lambda p: str(p["id"])),
+        Col("product_id", "varchar not null", ident("id")),
         Col("name", "varchar", text("Product_Name")),
         Col("code", "varchar", text("Product_Code")),
         Col("active", "boolean", flag("Product_Active")),

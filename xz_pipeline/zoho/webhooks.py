@@ -72,27 +72,61 @@ class ZohoNotification:
         return hashlib.sha256(raw.encode()).hexdigest()
 
 
+MAX_IDS = 10_000  # Zoho sends at most a few hundred ids per callback
+
+
+def _text(doc: dict, key: str, *, required: bool = True) -> str:
+    value = doc.get(key)
+    if value is None and not required:
+        return ""
+    if value is None:
+        raise NotificationError(f"notification lacks {key}")
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not _encodable(str(value)):
+        raise NotificationError(f"{key} is not text")
+    return str(value)
+
+
+def _encodable(text: str) -> bool:
+    """False for a lone surrogate (`"\ud800"`): valid JSON, not valid text."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_notification(body: bytes) -> ZohoNotification:
+    """The notification in an authentic callback; `NotificationError` for anything that cannot be read as
+    one (not JSON, too deep, wrong types, a time no calendar holds), so the receiver answers 400, never 500."""
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise NotificationError("body is not JSON") from None
     if not isinstance(doc, dict):
         raise NotificationError("body is not an object")
+    ids = doc.get("ids")
+    if ids is None:
+        raise NotificationError("notification lacks ids")
+    if not isinstance(ids, list) or len(ids) > MAX_IDS:
+        raise NotificationError("ids is not a list of record ids")
+    if not all(isinstance(i, (str, int)) and not isinstance(i, bool) and str(i).strip() and _encodable(str(i))
+               for i in ids):  # fmt: skip
+        raise NotificationError("ids holds something other than record ids")
+    ms = doc.get("server_time")
+    if ms is None:
+        raise NotificationError("notification lacks server_time")
     try:
-        ids = doc["ids"]
-        if not isinstance(ids, list):
-            raise NotificationError("ids is not a list")
-        ms = int(doc["server_time"])
-        return ZohoNotification(
-            module=str(doc["module"]),
-            operation=str(doc["operation"]).lower(),
-            ids=tuple(str(i) for i in ids),
-            channel_id=str(doc.get("channel_id", "")),
-            token=doc.get("token"),
-            server_time=datetime.fromtimestamp(ms / 1000, UTC),
-        )
-    except KeyError as exc:
-        raise NotificationError(f"notification lacks {exc.args[0]}") from None
-    except (TypeError, ValueError):
+        if isinstance(ms, bool) or not isinstance(ms, (int, str)):
+            raise TypeError
+        server_time = datetime.fromtimestamp(int(ms) / 1000, UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
         raise NotificationError("server_time is not epoch milliseconds") from None
+    token = doc.get("token")
+    return ZohoNotification(
+        module=_text(doc, "module"),
+        operation=_text(doc, "operation").lower(),
+        ids=tuple(str(i) for i in ids),
+        channel_id=_text(doc, "channel_id", required=False),
+        token=token if isinstance(token, str) and _encodable(token) else None,
+        server_time=server_time,
+    )

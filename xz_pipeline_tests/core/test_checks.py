@@ -134,7 +134,7 @@ def test_metadata_lists_failing_keys_and_bounded_previews(store):
                    "(select invoice_id from xero.invoices order by invoice_id limit 25)")  # fmt: skip
     outcome = check_asset(store, "xero", "xero_invoices", now=T0)["invoices_schema"]
     result = outcome.result(dg.AssetKey("xero_invoices"))
-    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN  # 25 of 3,150: isolated
     meta = {k: getattr(v, "value", v) for k, v in result.metadata.items()}
     expected = [r[0] for r in _fetch(store, "select invoice_id from xero.invoices order by 1 limit 25")]
     assert meta["failing_keys"] == expected
@@ -216,25 +216,44 @@ def _materialize(tmp_path, payloads: list[dict]):
 
 
 def test_a_failing_error_check_stops_downstream(tmp_path, payloads):
+    """More than 20% of the book failing an ERROR rule makes the connection untrustworthy: it blocks."""
     invoices = copy.deepcopy(payloads.xero["Invoices"][:40])
-    invoices[3]["Total"] = -10
-    bad = invoices[3]["InvoiceID"]
+    for invoice in invoices[3:12]:  # 9 of 40: 22.5%
+        invoice["Total"] = -10
+    bad = sorted(i["InvoiceID"] for i in invoices[3:12])
     result, evaluations, downstream, store = _materialize(tmp_path, invoices)
 
     assert not result.success
     assert downstream == []
     failed = evaluations["invoices_schema"]
     assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
-    assert failed.metadata["failing_keys"].value == [bad]
+    assert failed.description.startswith("9 of 40 rows (22%) fail invoices_schema, more than 20%")
+    assert failed.metadata["failing_keys"].value == bad
     assert failed.partition == CONNECTION
     assert {n for n, e in evaluations.items() if e.passed} == {
         "invoice_lines_schema", "lines_sum_to_sub_total", "due_not_before_issue"}  # fmt: skip
-    (row,) = quarantine_rows(store)
-    assert (row["record_id"], row["rule"], row["reason"]) == (
-        bad, "invoices_schema", "total=-10.00 fails greater_than_or_equal_to(0)")  # fmt: skip
-    assert row["run_id"] == result.run_id
+    rows = quarantine_rows(store)
+    assert sorted(r["record_id"] for r in rows) == bad
+    assert {(r["rule"], r["field"], r["severity"], r["reason"]) for r in rows} == {
+        ("invoices_schema", "total", "ERROR", "total=-10.00 fails greater_than_or_equal_to(0)")}  # fmt: skip
+    assert rows[0]["run_id"] == result.run_id
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "blocking asset check failed" in failures[0].event_specific_data.error.message
+
+
+def test_a_few_failing_records_are_quarantined_and_the_run_goes_on(tmp_path, payloads):
+    invoices = copy.deepcopy(payloads.xero["Invoices"][:40])
+    invoices[3]["Total"] = -10
+    bad = invoices[3]["InvoiceID"]
+    result, evaluations, downstream, store = _materialize(tmp_path, invoices)
+
+    assert result.success and len(downstream) == 1
+    failed = evaluations["invoices_schema"]
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.WARN
+    assert failed.metadata["failing_keys"].value == [bad]
+    (row,) = quarantine_rows(store)
+    assert (row["record_id"], row["rule"], row["field"], row["severity"]) == (
+        bad, "invoices_schema", "total", "ERROR")  # fmt: skip
 
 
 def test_a_failing_warn_check_does_not_block(tmp_path, payloads):
