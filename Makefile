@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 	$(BIN)/python -c "import dagster, duckdb, pandera, xz_pipeline"
+	# A DuckDB 1.x reader beside the project: the suite checks that analysts on 1.x can open the snapshot.
+	test -x .venv-duckdb1/bin/python || $(PYTHON) -m venv .venv-duckdb1
+	.venv-duckdb1/bin/python -m pip --disable-pip-version-check -q install 'duckdb>=1.1,<2' 'pytz' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -45,7 +48,7 @@ bench-mirror: install
 	$(BIN)/python bench/bench_mirror.py $(SIZES)
 
 clean:
-	rm -rf $(VENV) .xz .pytest_cache
+	rm -rf $(VENV) .venv-duckdb1 .xz .pytest_cache
 
 .PHONY: bench-recon
 bench-recon: install
@@ -58,3 +61,7 @@ bench-latency: install
 .PHONY: bench-writeback
 bench-writeback: install
 	$(BIN)/python bench/bench_writeback.py $(SIZES)
+
+.PHONY: bench-profiles
+bench-profiles: install
+	$(BIN)/python bench/bench_profiles.py $(SIZES)

@@ -25,7 +25,7 @@ tune_sqlite_storage()  # every process that loads the code: webserver, daemon, r
 
 EXTRACT_ASSETS = [*XERO_ASSETS, *ZOHO_ASSETS]
 canonical_views = build_canonical_views_asset(EXTRACT_ASSETS, [BOOKS_VIEWS, CRM_VIEWS])
-analytics_snapshot = build_snapshot_asset([canonical_views, *RECONCILE_ASSETS])
+analytics_snapshot = build_snapshot_asset([canonical_views, *RECONCILE_ASSETS, *WRITEBACK_ASSETS])
 ASSETS = [*EXTRACT_ASSETS, canonical_views, *RECONCILE_ASSETS, *WRITEBACK_ASSETS, analytics_snapshot]
 CHECKS = [*XERO_CHECKS, *ZOHO_CHECKS, *RECONCILE_CHECKS, *WRITEBACK_CHECKS, *REALTIME_CHECKS]
 

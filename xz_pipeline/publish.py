@@ -1,7 +1,9 @@
-"""The analysts' snapshot: `$XZ_HOME/analytics.duckdb`, republished after runs, atomically.
+"""The analysts' snapshot: `$XZ_HOME/snapshot.duckdb`, republished after runs, atomically.
 
-Scheduled runs always publish; targeted runs (sensors) publish at most once a minute, so a burst of
-webhooks does not copy the file a hundred times.
+Every run publishes (`xz sync`, `xz demo`, scheduled and manual runs), so the snapshot always matches what the
+command just reported; only targeted runs (sensors, tagged `xz/trigger`) publish at most once a minute, so a
+burst of webhooks does not copy the file a hundred times. The file is not named `analytics`: its catalog would
+collide with the `analytics` schema and make `analytics.customer_360` ambiguous.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -9,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from xz_pipeline import settings
-from xz_pipeline.core.resources import MirrorResource
+from xz_pipeline.core.resources import TRIGGER_TAG, MirrorResource
 
 MIN_INTERVAL = timedelta(minutes=1)
 
@@ -27,15 +29,15 @@ def build_snapshot_asset(deps: list[dg.AssetsDefinition]) -> dg.AssetsDefinition
         kinds={"duckdb"},
         deps=deps,
         pool="duckdb",
-        description="A consistent copy of the mirror at $XZ_HOME/analytics.duckdb for notebooks and BI tools "
+        description="A consistent copy of the mirror at $XZ_HOME/snapshot.duckdb for notebooks and BI tools "
         "(open it read-only; it never blocks the pipeline).",
     )
     def analytics_snapshot(
         context: dg.AssetExecutionContext, config: SnapshotConfig, mirror: MirrorResource
     ) -> dg.MaterializeResult:
         target = settings.snapshot_path()
-        scheduled = context.run.tags.get("dagster/schedule_name") is not None
-        if target.exists() and not (config.force or scheduled):
+        targeted = TRIGGER_TAG in context.run.tags
+        if target.exists() and targeted and not config.force:
             age = datetime.now(UTC) - datetime.fromtimestamp(target.stat().st_mtime, UTC)
             if age < MIN_INTERVAL:
                 return dg.MaterializeResult(
