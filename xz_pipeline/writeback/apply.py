@@ -42,7 +42,7 @@ from xz_pipeline.core.errors import ApiError
 from xz_pipeline.core.store import Store
 from xz_pipeline.writeback import guards, ledger
 from xz_pipeline.writeback.policies import Policies
-from xz_pipeline.writeback.ports import Batch, BooksWriter, CrmWriter, Outcome
+from xz_pipeline.writeback.ports import Batch, BooksWriter, CrmWriter, Outcome, not_offered
 
 DECIMALS = {"amount_paid", "outstanding_balance", "overdue_balance"}
 DATES = {"last_payment_date", "issue_date", "due_date"}
@@ -407,8 +407,8 @@ class Applier:
         try:
             answers = self.crm.composite([p.write for p in items])
         except ApiError as exc:
-            if exc.status in (401, 403) and "SCOPE" in str(exc.code).upper():
-                # the token was granted without the composite scope: nothing ran; send them one by one
+            if not_offered(exc):
+                # no composite scope in the grant, or no composite API in the edition: nothing ran; one by one
                 ledger.complete_call(self.store, call_id, status="refused", code=exc.status, failed=n,
                                      error=f"composite calls not allowed ({exc}); sent one by one", results=[])  # fmt: skip
                 self.crm.composite_size = 1

@@ -22,6 +22,7 @@ from xz_pipeline.writeback import guards, ledger
 from xz_pipeline.writeback.apply import ApplyReport, apply
 from xz_pipeline.writeback.plan import build_plan, plan_table
 from xz_pipeline.writeback.policies import load_policies
+from xz_pipeline.writeback.ports import Capabilities
 
 BOOKS_WRITER, CRM_WRITER = "books_writer", "crm_writer"
 PREVIEW_ROWS = 20
@@ -60,7 +61,8 @@ def writeback_plan(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         product_calls = read_products_to_invoice(
             store, connection, policies, context.resources, context.run_id
         )
-        counts = build_plan(store, connection, policies)
+        capabilities = crm_capabilities(store, connection, context.resources)
+        counts = build_plan(store, connection, policies, capabilities=capabilities)
         pending = ledger.pending(store, connection)
     context.log.info(f"write-back plan for {connection}: {len(pending)} pending change(s); {counts}")
     return dg.MaterializeResult(
@@ -74,6 +76,12 @@ def writeback_plan(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             ),
             "preview": dg.MetadataValue.md(_preview(pending)),
             "deal_product_calls": product_calls,
+            "skipped_not_in_org": counts.get("skipped", 0),
+            "crm_lacks": dg.MetadataValue.json(
+                sorted({*capabilities.missing_fields.values(), *capabilities.unavailable.values()})
+                if capabilities
+                else []
+            ),
         }
     )
 
@@ -81,6 +89,16 @@ def writeback_plan(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 def _resource(resources, key: str):
     """A wired writer resource from Dagster's resources (attributes) or a plain mapping (the CLI)."""
     return resources[key] if isinstance(resources, dict) else getattr(resources, key)
+
+
+def crm_capabilities(store: Store, connection: str, resources) -> Capabilities | None:
+    """What the connection's CRM org lacks (fields, endpoints), from its writer; None if it cannot say."""
+    crm = _resource(resources, CRM_WRITER).writer(connection)
+    try:
+        ask = getattr(crm, "capabilities", None)
+        return ask(store) if ask is not None else None
+    finally:
+        crm.close()
 
 
 def read_products_to_invoice(store: Store, connection: str, policies, resources, run_id: str | None) -> int:
@@ -211,9 +229,11 @@ def run_apply(store: Store, connection: str, resources, policies, *, write: bool
 # -- for the CLI (`xz plan`, `xz apply`) -------------------------------------------------------
 
 
-def plan_connection(store: Store, connection: str) -> str:
-    """`xz plan`: compute the plan of one connection (nothing remote) and return it as a table."""
-    build_plan(store, connection, load_policies(connection))
+def plan_connection(store: Store, connection: str, resources=None) -> str:
+    """`xz plan`: compute the plan of one connection (nothing remote) and return it as a table; with the
+    wired writer resources, changes the CRM org cannot take are shown skipped with the reason."""
+    capabilities = crm_capabilities(store, connection, resources) if resources is not None else None
+    build_plan(store, connection, load_policies(connection), capabilities=capabilities)
     return plan_table(store, connection)
 
 
@@ -221,7 +241,8 @@ def apply_connection(store: Store, connection: str, resources, *, approve: bool 
     """`xz apply [--approve]`: plan again (the mirror may have moved), then apply for real, guards first.
     `resources` holds the wired writer resources (`definitions.defs.resources` will do)."""
     read_products_to_invoice(store, connection, load_policies(connection), resources, None)
-    build_plan(store, connection, load_policies(connection))
+    capabilities = crm_capabilities(store, connection, resources)
+    build_plan(store, connection, load_policies(connection), capabilities=capabilities)
     return run_apply(store, connection, resources, load_policies(connection), write=True, approve=approve)
 
 

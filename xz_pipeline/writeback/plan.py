@@ -25,6 +25,7 @@ from xz_pipeline.core.canonical import DocumentStatus, Invoice, Role, payment_st
 from xz_pipeline.core.store import Store
 from xz_pipeline.writeback import ledger
 from xz_pipeline.writeback.policies import BOOKS, CRM, Policies
+from xz_pipeline.writeback.ports import Capabilities
 
 PAYMENT_CLASS = {"unpaid": "unpaid", "overdue": "unpaid", "partially_paid": "partially_paid", "paid": "paid"}
 LIVE = ("draft", "open", "paid")
@@ -83,8 +84,11 @@ def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
 class World:
     """What the policies read for one connection, loaded once (values keep their Decimal/date types)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, connection: str, today: date) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, connection: str, today: date, unavailable: dict | None = None
+    ) -> None:
         self.connection, self.today = connection, today
+        self.unavailable: dict[str, str] = dict(unavailable or {})  # CRM endpoints not offered -> why
         q = lambda sql: _rows(con, sql, [connection])  # noqa: E731
         self.books = {
             r["customer_id"]: r for r in q("select * from canonical.books_customers where connection = ?")
@@ -228,8 +232,9 @@ def crm_account_to_xero(w: World, p: Policies) -> list[Change]:
         person = w.contacts.get(a["primary_contact_id"] or "") or {}
         name = _free_name(a["name"], taken, a["account_number"] or a["account_id"])
         taken.add(name.casefold())
-        reason = f"CRM account {a['name']!r} has won deals and no books contact" + (
-            "" if name == a["name"] else f"; named {name!r} (an active books contact holds the name)"
+        reason = (
+            f"CRM account {a['name']!r} is a customer ({d.get('detail') or 'won deals'}) and has no books contact"
+            + ("" if name == a["name"] else f"; named {name!r} (an active books contact holds the name)")
         )
         values = {
             "name": name, "first_name": person.get("first_name"), "last_name": person.get("last_name"),
@@ -267,6 +272,13 @@ def deal_lines(
     single = _clean({"description": deal["name"] or f"DEAL-{deal['deal_id']}", "quantity": "1",
                      "unit_price": text(deal["amount"]), "account_code": account_code, "tax_code": tax_code})  # fmt: skip
     products = w.deal_lines.get(deal["deal_id"]) or []
+    if not products and w.unavailable.get("deal_products"):
+        why = w.unavailable["deal_products"]
+        return (
+            [single],
+            "inclusive",
+            f"one line at the deal's amount (the CRM serves no deal products: {why})",
+        )
     if not products or any(r["quantity"] is None or r["unit_price"] is None for r in products):
         return [single], "inclusive", "one line at the deal's amount (no products on the deal)"
     default_rate = w.tax_rate.get(tax_code or "")
@@ -561,10 +573,15 @@ def changes_frame(connection: str, changes: list[Change]) -> pd.DataFrame:
 
 
 def compute(
-    con: duckdb.DuckDBPyConnection, connection: str, policies: Policies, today: date | None = None
+    con: duckdb.DuckDBPyConnection,
+    connection: str,
+    policies: Policies,
+    today: date | None = None,
+    capabilities: Capabilities | None = None,
 ) -> pd.DataFrame:
     """Every change the active policies want for `connection`, as plan rows. Reads only the mirror."""
-    w = World(con, connection, today or datetime.now(UTC).date())
+    unavailable = dict(capabilities.unavailable) if capabilities else {}
+    w = World(con, connection, today or datetime.now(UTC).date(), unavailable)
     changes = [c for name, fn in POLICY_FUNCTIONS.items() if policies.active(name) for c in fn(w, policies)]
     return changes_frame(connection, changes)
 
@@ -613,15 +630,68 @@ def echoes(con: duckdb.DuckDBPyConnection, connection: str, frame: pd.DataFrame)
     return out
 
 
-def build_plan(store: Store, connection: str, policies: Policies, today: date | None = None) -> dict:
-    """Compute the plan of `connection` and merge it into `writeback.plan`; counts for the report."""
+# A policy whose key field the CRM lacks is skipped whole: without it its writes cannot be idempotent.
+REQUIRES: dict[str, tuple[str, str]] = {"xero_customer_to_crm": ("account", "books_link")}
+NOT_IN_ORG = "not in this org: "
+
+
+def unsupported(frame: pd.DataFrame, capabilities: Capabilities | None) -> dict[str, str]:
+    """change_id -> why the CRM org cannot take that change (its field is missing or unmapped)."""
+    if capabilities is None or frame.empty:
+        return {}
+    missing = capabilities.missing_fields
+    out: dict[str, str] = {}
+    for row in frame.itertuples():
+        need = REQUIRES.get(row.policy)
+        if need in missing:
+            out[row.change_id] = f"{row.policy} is skipped: {missing[need]}"
+        elif row.system == CRM and (row.entity, row.field) in missing:
+            out[row.change_id] = missing[(row.entity, row.field)]
+    return out
+
+
+def build_plan(
+    store: Store,
+    connection: str,
+    policies: Policies,
+    today: date | None = None,
+    capabilities: Capabilities | None = None,
+) -> dict:
+    """Compute the plan of `connection` and merge it into `writeback.plan`; counts for the report.
+    With the CRM's `capabilities`, a change to a field the org lacks is stored as `skipped` with the
+    reason (and planned again once the field exists)."""
     with store.read() as con:
-        frame = compute(con, connection, policies, today)
+        frame = compute(con, connection, policies, today, capabilities)
         suppressed = echoes(con, connection, frame)
     with store.write() as con:
         counts = ledger.merge_plan(con, connection, frame, suppressed)
-    counts.update(changes=len(frame), echoes=len(suppressed), by_policy=dict(Counter(frame["policy"])))
+    skipped = unsupported(frame, capabilities)
+    revived = _revive(store, connection, frame, skipped)
+    by_reason: dict[str, list[str]] = defaultdict(list)
+    for cid, why in skipped.items():
+        by_reason[why].append(cid)
+    n = sum(ledger.skip(store, connection, ids, NOT_IN_ORG + why) for why, ids in by_reason.items())
+    counts.update(changes=len(frame), echoes=len(suppressed), by_policy=dict(Counter(frame["policy"])),
+                  skipped=n, revived=revived)  # fmt: skip
     return counts
+
+
+def _revive(store: Store, connection: str, frame: pd.DataFrame, skipped: dict[str, str]) -> int:
+    """Changes skipped because the org lacked a field that it now has are planned again."""
+    if frame.empty:
+        return 0
+    with store.read() as con:
+        held = [
+            cid
+            for (cid,) in con.execute(
+                "select change_id from writeback.plan where connection = ? and status = 'skipped' "
+                "and starts_with(error, ?) and change_id in (select unnest(?))",
+                [connection, NOT_IN_ORG, list(frame["change_id"])],
+            ).fetchall()
+            if cid not in skipped
+        ]
+    ledger.set_status(store, connection, held, "planned", None)
+    return len(held)
 
 
 def plan_table(store: Store, connection: str | None = None, *, limit: int = 200) -> str:

@@ -50,6 +50,34 @@ class InvoiceDefaults:
     item_sales: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a CRM org cannot take: `missing_fields` (entity, plan field) -> why (a plan row for it is
+    skipped with that reason), `unavailable` endpoint -> why (e.g. a deal's products: one invoice line)."""
+
+    missing_fields: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+
+
+# Error codes that say an org does not offer an endpoint at all (its edition, or the grant), not that a
+# call failed: the work falls back (composite -> one write a call) for the rest of the run.
+NOT_OFFERED = frozenset(
+    {
+        "INVALID_URL_PATTERN",
+        "NOT_SUPPORTED",
+        "FEATURE_NOT_SUPPORTED",
+        "OAUTH_SCOPE_MISMATCH",
+        "INVALID_MODULE",
+    }
+)
+
+
+def not_offered(exc: Exception) -> bool:
+    """Whether a vendor error says the endpoint is not offered (a 404, a scope or edition refusal)."""
+    status, code = getattr(exc, "status", None), str(getattr(exc, "code", "") or "").upper()
+    return status == 404 or code in NOT_OFFERED or (status in (401, 403) and "SCOPE" in code)
+
+
 class Writer(Protocol):
     batch_size: int  # most records one write call carries
 
@@ -128,6 +156,10 @@ class CrmWriter(Writer, Protocol):
     def read_deal_products(self, store: Store, deal_ids: Sequence[str], run_id: str | None) -> int:
         """Mirror the products of these deals (the lines of the invoices write-back will draft), skipping
         deals whose stored version already carries them; returns the API calls spent."""
+        ...
+
+    def capabilities(self, store: Store | None = None) -> Capabilities:
+        """The fields and endpoints this org lacks (read from its discovered schema)."""
         ...
 
     composite_size: int  # most writes one composite call carries (1: no composite calls)

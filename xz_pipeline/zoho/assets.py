@@ -11,11 +11,13 @@ from xz_pipeline.core.http import CallMeter
 from xz_pipeline.core.mirror import EntityTable
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.core.sync import Fetched, MirrorConfig, ReadPlan, extract_asset, run_extract
-from xz_pipeline.zoho import tables
+from xz_pipeline.zoho import fieldmap, tables
+from xz_pipeline.zoho import schema as schema_mod
+from xz_pipeline.zoho.fieldmap import DEFAULT, FieldMap
 from xz_pipeline.zoho.resources import ZohoResource
 
 
-def fetch_module(client, spec: EntityTable, plan: ReadPlan) -> Fetched:
+def fetch_module(client, spec: EntityTable, plan: ReadPlan, fm: FieldMap = DEFAULT) -> Fetched:
     """Changed records (all on a full sweep), page by page, and when incremental the deletions since the
     cursor (the `/deleted` probe: one call when nothing was deleted).
 
@@ -26,10 +28,13 @@ def fetch_module(client, spec: EntityTable, plan: ReadPlan) -> Fetched:
     """
 
     def pages():
+        if client.schema is not None and not client.schema.has_module(spec.entity):
+            fetched.note = f"; module not available in this org ({client.schema.absent.get(spec.entity, '')})"
+            return
         try:
             listing = client.iter_pages(
                 spec.entity,
-                fields=tables.FIELDS[spec.entity],
+                fields=tables.fields(spec.entity, fm),
                 modified_since=plan.since,
                 ids=plan.ids or None,  # a targeted read: exactly the announced records
             )
@@ -38,7 +43,7 @@ def fetch_module(client, spec: EntityTable, plan: ReadPlan) -> Fetched:
                     page = [_with_subforms(client, spec, p, plan) for p in page]
                 yield page
         except ApiError as exc:
-            if exc.code != "INVALID_MODULE":  # e.g. Invoices in an edition without inventory modules
+            if not schema_mod.not_offered(exc):  # e.g. Invoices in an edition without inventory modules
                 raise
             fetched.note = "; module not available in this org"
 
@@ -62,16 +67,43 @@ def _modified_after(payload: dict, cursor) -> bool:
     return modified is None or modified > cursor
 
 
+def _with_schema(result: dg.MaterializeResult, schema, module: str, fm: FieldMap) -> dg.MaterializeResult:
+    """The extract's metadata plus each wanted field the org lacks and what that disables."""
+    missing = schema_mod.missing_report(schema, {module: tables.FIELDS[module]}, fm)
+    extra = {
+        "missing_fields": dg.MetadataValue.json(missing),
+        "mapped_fields": dg.MetadataValue.json(
+            {k: v for k, v in fm.mapped().items() if k.startswith(module)}
+        ),
+    }
+    if schema.home_currency:
+        extra["home_currency"] = schema.home_currency
+    return dg.MaterializeResult(asset_key=result.asset_key, metadata={**(result.metadata or {}), **extra},
+                                check_results=result.check_results, data_version=result.data_version,
+                                tags=result.tags)  # fmt: skip
+
+
 def _zoho_asset(name: str, spec: EntityTable, description: str):
     @extract_asset(name, "zoho", description)
     def _asset(
         context: dg.AssetExecutionContext, config: MirrorConfig, zoho: ZohoResource, mirror: MirrorResource
     ) -> dg.MaterializeResult:
         meter = CallMeter()
-        with zoho.client(context.partition_key, meter=meter) as client:
-            return run_extract(
-                context, spec, mirror, config, meter, lambda plan: fetch_module(client, spec, plan)
+        connection = context.partition_key
+        fm = fieldmap.load(connection)
+        org_spec = tables.specs(fm)[spec.entity]
+        with zoho.client(connection, meter=meter) as client:
+            with mirror.step_session(context):
+                schema = schema_mod.ensure(client, mirror.store(), connection, fm)
+            result = run_extract(
+                context,
+                org_spec,
+                mirror,
+                config,
+                meter,
+                lambda plan: fetch_module(client, org_spec, plan, fm),
             )
+        return _with_schema(result, schema, spec.entity, fm)
 
     return _asset
 

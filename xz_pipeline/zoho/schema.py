@@ -27,7 +27,15 @@ VENDOR = "zoho"
 USED_MODULES = ("Accounts", "Contacts", "Deals", "Invoices", "Products")
 MAX_AGE = timedelta(hours=24)
 # What Zoho answers for an endpoint or module an org (edition, grant) does not offer.
-NOT_OFFERED = frozenset({"INVALID_URL_PATTERN", "NOT_SUPPORTED", "OAUTH_SCOPE_MISMATCH", "INVALID_MODULE"})
+NOT_OFFERED = frozenset(
+    {
+        "INVALID_URL_PATTERN",
+        "NOT_SUPPORTED",
+        "FEATURE_NOT_SUPPORTED",
+        "OAUTH_SCOPE_MISMATCH",
+        "INVALID_MODULE",
+    }
+)
 ALWAYS = frozenset({"id", "Owner", "Created_Time", "Modified_Time", "Tag"})  # every module has them
 
 # What a missing field of ours (our API name) turns off; anything else only leaves its column NULL.

@@ -15,13 +15,15 @@ from typing import Any
 
 import dagster as dg
 
+from xz_pipeline import settings
 from xz_pipeline.core.canonical import Customer, Person
 from xz_pipeline.core.errors import ApiError
 from xz_pipeline.core.http import CallMeter
 from xz_pipeline.core.mirror import write_entity
 from xz_pipeline.core.store import Store
-from xz_pipeline.writeback.ports import Batch, Outcome
-from xz_pipeline.zoho import tables
+from xz_pipeline.writeback.ports import Batch, Capabilities, Outcome
+from xz_pipeline.zoho import fieldmap, tables
+from xz_pipeline.zoho import schema as schema_mod
 from xz_pipeline.zoho.client import (
     COMPOSITE_LIMIT,
     TAG_CHUNK,
@@ -30,6 +32,7 @@ from xz_pipeline.zoho.client import (
     WriteResult,
     ZohoClient,
 )
+from xz_pipeline.zoho.fieldmap import FieldMap
 from xz_pipeline.zoho.mapping import (
     account_to_zoho,
     contact_to_zoho,
@@ -39,12 +42,28 @@ from xz_pipeline.zoho.mapping import (
 from xz_pipeline.zoho.resources import ZohoResource
 
 MODULES = {"account": "Accounts", "contact": "Contacts", "deal": "Deals", "invoice": "Invoices"}
-SPECS = {
-    "Accounts": tables.ACCOUNTS,
-    "Contacts": tables.CONTACTS,
-    "Deals": tables.DEALS,
-    "Invoices": tables.INVOICES,
+# What write-back writes in the CRM, as (canonical entity, plan field) -> (module, our API name).
+CRM_FIELDS: dict[tuple[str, str], tuple[str, str]] = {
+    ("account", "books_link"): ("Accounts", "Xero_Contact_ID"),
+    ("account", "tax_number"): ("Accounts", "Tax_Number"),
+    ("account", "outstanding_balance"): ("Accounts", "Outstanding_Balance"),
+    ("account", "overdue_balance"): ("Accounts", "Overdue_Balance"),
+    ("account", "currency"): ("Accounts", "Currency"),
+    **{
+        (entity, f): (module, name)
+        for entity, module in (("deal", "Deals"), ("invoice", "Invoices"))
+        for f, name in (
+            ("books_invoice_id", "Xero_Invoice_ID"),
+            ("payment_status", "Payment_Status"),
+            ("amount_paid", "Amount_Paid"),
+            ("last_payment_date", "Last_Payment_Date"),
+            ("currency", "Currency"),
+        )
+    },
+    ("deal", "books_invoice_number"): ("Deals", "Xero_Invoice_Number"),
 }
+DEAL_PRODUCTS = "Deals/Products"  # the related list, as `meta.vendor_schema` names an endpoint not offered
+RELATION_FIELDS = ["Quantity", "List_Price"]  # the deal-product relation's own fields
 
 
 def _batch(results: list[WriteResult]) -> Batch:
@@ -70,9 +89,57 @@ class ZohoCrmWriter:
 
     batch_size = WRITE_CHUNK
 
-    def __init__(self, client: ZohoClient, connection: str, trigger: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        client: ZohoClient,
+        connection: str,
+        trigger: Sequence[str] = (),
+        *,
+        store: Store | None = None,
+        fm: FieldMap | None = None,
+    ) -> None:
         self.client, self.connection, self.trigger = client, connection, list(trigger)
         self.write_calls = 0
+        self.store = store
+        self.fm = fm if fm is not None else fieldmap.load(connection)
+        self._schema: schema_mod.OrgSchema | None = None
+        self._composite_size: int | None = None
+
+    @property
+    def schema(self) -> schema_mod.OrgSchema:
+        """The org's schema: from the mirror when fresh, else read (once per writer)."""
+        if self._schema is None:
+            self._schema = schema_mod.ensure(self.client, self.store, self.connection, self.fm)
+        return self._schema
+
+    def _out(self, module: str, record: dict) -> dict:
+        """A record in our names as the org takes it: its names and words, only the fields it has."""
+        return self.schema.writable(module, self.fm.outgoing(module, record))
+
+    def _link(self) -> str:
+        return self.fm.api("Accounts", "Xero_Contact_ID")
+
+    def capabilities(self, store: Store | None = None) -> Capabilities:
+        """What this org cannot hold (plan fields, each with why) or serve (endpoints)."""
+        if store is not None and self.store is None:
+            self.store = store
+        schema = self.schema
+        missing: dict[tuple[str, str], str] = {}
+        for key, (module, ours) in CRM_FIELDS.items():
+            theirs = self.fm.api(module, ours)
+            if not schema.has_module(module):
+                missing[key] = f"the org has no {module} module"
+            elif not schema.has(module, theirs):
+                if ours == "Currency":
+                    home = schema.home_currency or "its home currency"
+                    missing[key] = f"{module}.Currency does not exist in this org (single currency: {home})"
+                else:
+                    missing[key] = (
+                        f"{module}.{theirs} does not exist in this org: run `xz setup zoho` or map it"
+                    )
+        roles = {DEAL_PRODUCTS: "deal_products", "__composite_requests": "composite"}
+        unavailable = {roles.get(k, k): v for k, v in schema.endpoints.items()}
+        return Capabilities(missing_fields=missing, unavailable=unavailable)
 
     @property
     def calls(self) -> int:
@@ -89,34 +156,32 @@ class ZohoCrmWriter:
 
     def upsert_accounts(self, accounts: Sequence[Customer]) -> Batch:
         self._check(len(accounts))
-        records = [account_to_zoho(a) for a in accounts]
-        return _batch(self.client.upsert("Accounts", records, ["Xero_Contact_ID"], trigger=self.trigger))
+        records = [self._out("Accounts", account_to_zoho(a)) for a in accounts]
+        return _batch(self.client.upsert("Accounts", records, [self._link()], trigger=self.trigger))
 
     def update_accounts(self, accounts: Sequence[Customer]) -> Batch:
         self._check(len(accounts))
-        return _batch(
-            self.client.update("Accounts", [account_to_zoho(a) for a in accounts], trigger=self.trigger)
-        )
+        records = [self._out("Accounts", account_to_zoho(a)) for a in accounts]
+        return _batch(self.client.update("Accounts", records, trigger=self.trigger))
 
     def upsert_contacts(self, persons: Sequence[Person]) -> Batch:
         self._check(len(persons))
-        records = [contact_to_zoho(p) for p in persons]
+        records = [self._out("Contacts", contact_to_zoho(p)) for p in persons]
         return _batch(self.client.upsert("Contacts", records, ["Email"], trigger=self.trigger))
 
     def update_contacts(self, persons: Sequence[Person]) -> Batch:
         self._check(len(persons))
-        return _batch(
-            self.client.update("Contacts", [contact_to_zoho(p) for p in persons], trigger=self.trigger)
-        )
+        records = [self._out("Contacts", contact_to_zoho(p)) for p in persons]
+        return _batch(self.client.update("Contacts", records, trigger=self.trigger))
 
     def update_deals(self, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> Batch:
         self._check(len(changes))
-        records = [deal_update_to_zoho(deal_id, fields) for deal_id, fields in changes]
+        records = [self._out("Deals", deal_update_to_zoho(deal_id, fields)) for deal_id, fields in changes]
         return _batch(self.client.update("Deals", records, trigger=self.trigger))
 
     def update_invoices(self, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> Batch:
         self._check(len(changes))
-        records = [invoice_update_to_zoho(invoice_id, fields) for invoice_id, fields in changes]
+        records = [self._out("Invoices", invoice_update_to_zoho(i, fields)) for i, fields in changes]
         return _batch(self.client.update("Invoices", records, trigger=self.trigger))
 
     def add_tags(self, account_ids: Sequence[str], tags: Sequence[str]) -> Batch:
@@ -125,27 +190,47 @@ class ZohoCrmWriter:
 
     # -- several writes in one call ---------------------------------------------------------------
 
-    composite_size = COMPOSITE_LIMIT
     tag_batch_size = TAG_CHUNK
+
+    @property
+    def composite_size(self) -> int:
+        """Writes one composite call carries: 1 when the org does not offer composite requests."""
+        if self._composite_size is None:
+            offered = "__composite_requests" not in self.schema.endpoints
+            self._composite_size = COMPOSITE_LIMIT if offered else 1
+        return self._composite_size
+
+    @composite_size.setter
+    def composite_size(self, value: int) -> None:
+        if value <= 1 and self._composite_size != 1:
+            self.schema.unavailable(
+                "__composite_requests", "composite requests were refused; writes go one a call"
+            )
+        self._composite_size = value
 
     def _request(self, kind: str, args: tuple) -> SubRequest:
         c, t = self.client, self.trigger
         if kind == "upsert_accounts":
-            return c.write_request("upsert", "Accounts", [account_to_zoho(a) for a in args[0]],
-                                   duplicate_check_fields=["Xero_Contact_ID"], trigger=t)  # fmt: skip
+            return c.write_request("upsert", "Accounts", [self._out("Accounts", account_to_zoho(a)) for a in args[0]],
+                                   duplicate_check_fields=[self._link()], trigger=t)  # fmt: skip
         if kind == "update_accounts":
-            return c.write_request("update", "Accounts", [account_to_zoho(a) for a in args[0]], trigger=t)
+            return c.write_request("update", "Accounts", [self._out("Accounts", account_to_zoho(a)) for a in args[0]],
+                                   trigger=t)  # fmt: skip
         if kind == "upsert_contacts":
-            return c.write_request("upsert", "Contacts", [contact_to_zoho(p) for p in args[0]],
+            return c.write_request("upsert", "Contacts", [self._out("Contacts", contact_to_zoho(p)) for p in args[0]],
                                    duplicate_check_fields=["Email"], trigger=t)  # fmt: skip
         if kind == "update_contacts":
-            return c.write_request("update", "Contacts", [contact_to_zoho(p) for p in args[0]], trigger=t)
+            return c.write_request("update", "Contacts", [self._out("Contacts", contact_to_zoho(p)) for p in args[0]],
+                                   trigger=t)  # fmt: skip
         if kind == "update_deals":
             return c.write_request(
-                "update", "Deals", [deal_update_to_zoho(i, f) for i, f in args[0]], trigger=t
+                "update",
+                "Deals",
+                [self._out("Deals", deal_update_to_zoho(i, f)) for i, f in args[0]],
+                trigger=t,
             )
         if kind == "update_invoices":
-            return c.write_request("update", "Invoices", [invoice_update_to_zoho(i, f) for i, f in args[0]],
+            return c.write_request("update", "Invoices", [self._out("Invoices", invoice_update_to_zoho(i, f)) for i, f in args[0]],
                                    trigger=t)  # fmt: skip
         if kind == "add_tags":
             return c.tags_request("Accounts", list(args[0]), list(args[1]))
@@ -160,21 +245,26 @@ class ZohoCrmWriter:
 
     def find_accounts_by_reference(self, books_ids: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
+        link = self._link()
+        if not self.schema.has("Accounts", link):
+            return found  # nothing carries a books id in this org
         refs = sorted(set(books_ids))
         for start in range(0, len(refs), 50):
             chunk = ", ".join(_literal(r) for r in refs[start : start + 50])
-            for row in self.client.coql(
-                f"select id, Xero_Contact_ID from Accounts where Xero_Contact_ID in ({chunk})"
-            ):
-                if row.get("Xero_Contact_ID"):
-                    found[str(row["Xero_Contact_ID"])] = str(row["id"])
+            for row in self.client.coql(f"select id, {link} from Accounts where {link} in ({chunk})"):
+                if row.get(link):
+                    found[str(row[link])] = str(row["id"])
         return found
 
     def refresh(self, store: Store, entity: str, ids: Sequence[str], run_id: str | None) -> int:
         module = MODULES[entity]
-        payloads = self.client.get_many(module, sorted(set(ids)), tables.FIELDS[module])
+        if self.store is None:
+            self.store = store
+        if not self.schema.has_module(module):
+            return 0
+        payloads = self.client.get_many(module, sorted(set(ids)), tables.fields(module, self.fm))
         if payloads:
-            write_entity(store, SPECS[module], connection=self.connection, payloads=payloads,
+            write_entity(store, tables.specs(self.fm)[module], connection=self.connection, payloads=payloads,
                          fetched_at=datetime.now(UTC), run_id=run_id, advance_cursor=False)  # fmt: skip
         return len(payloads)
 
@@ -198,17 +288,30 @@ class ZohoCrmWriter:
                 ).fetchall()
             }
         todo = [i for i in wanted if i not in done]
-        if not todo:
+        if self.store is None:
+            self.store = store
+        if not todo or DEAL_PRODUCTS in self.schema.endpoints:
             return 0
         before = self.client.meter.snapshot()["calls"]
-        deals = self.client.get_many("Deals", todo, tables.FIELDS["Deals"])
-        payloads = [
-            {**d, tables.RELATED_PRODUCTS: self.client.related("Deals", str(d["id"]), "Products",
-                                                               tables.DEAL_PRODUCT_FIELDS)}
-            for d in deals
-        ]  # fmt: skip
+        deals = self.client.get_many("Deals", todo, tables.fields("Deals", self.fm))
+        asked = [
+            f for f in tables.DEAL_PRODUCT_FIELDS if f in RELATION_FIELDS or self.schema.has("Products", f)
+        ]
+        payloads = []
+        for d in deals:
+            try:
+                products = self.client.related("Deals", str(d["id"]), "Products", asked)
+            except ApiError as exc:
+                if not schema_mod.not_offered(exc):
+                    raise
+                # the edition (or grant) has no Deals -> Products: invoices get one line at the deal amount
+                self.schema.unavailable(
+                    DEAL_PRODUCTS, f"the org does not serve a deal's products ({exc.code})"
+                )
+                break
+            payloads.append({**d, tables.RELATED_PRODUCTS: products})
         if payloads:
-            write_entity(store, SPECS["Deals"], connection=self.connection, payloads=payloads,
+            write_entity(store, tables.specs(self.fm)["Deals"], connection=self.connection, payloads=payloads,
                          fetched_at=datetime.now(UTC), run_id=run_id, advance_cursor=False)  # fmt: skip
         return self.client.meter.snapshot()["calls"] - before
 
@@ -222,5 +325,8 @@ class ZohoWriterResource(dg.ConfigurableResource):
         self, connection: str, meter: CallMeter | None = None, trigger: Sequence[str] = ()
     ) -> ZohoCrmWriter:
         return ZohoCrmWriter(
-            ZohoResource(timeout=self.timeout).client(connection, meter=meter), connection, trigger
+            ZohoResource(timeout=self.timeout).client(connection, meter=meter),
+            connection,
+            trigger,
+            store=Store(settings.mirror_path()),
         )
