@@ -68,7 +68,7 @@ def mirror_path(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def snapshot_path(environ: Mapping[str, str] | None = None) -> Path:
-    return xz_home(environ) / "analytics.duckdb"
+    return xz_home(environ) / "snapshot.duckdb"
 
 
 def full_sweep_hours(environ: Mapping[str, str] | None = None) -> float:

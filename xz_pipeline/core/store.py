@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
@@ -96,7 +95,8 @@ create table if not exists meta.vendor_schema (
 ADDED_META_COLUMNS = (
     ("quarantine", "resolved_at", "timestamptz"),
     ("quarantine", "field", "varchar"),  # the field at fault (a typing failure, or the columns a check names)
-    ("quarantine", "severity", "varchar"),  # ERROR: kept out of the canonical views while open; WARN, NOTE: not
+    # ERROR: kept out of the canonical views while open; WARN, NOTE: not
+    ("quarantine", "severity", "varchar"),
     ("cursors", "sweep_started_at", "timestamptz"),  # a full sweep cut short: when it started
     ("cursors", "sweep_position", "timestamptz"),  # and the last source-modified time it had read
     ("cursors", "caught_up_at", "timestamptz"),  # when a read last reached the end with the cursor as it is
@@ -210,6 +210,15 @@ def _duckdb_holder(message: str) -> str:
     return describe_process(int(found.group(1))) if found else ""
 
 
+# The oldest storage format that holds every type the mirror uses: DuckDB 1.0 and later read it.
+SNAPSHOT_STORAGE = "v1.0.0"
+
+
+def _sql_path(path: Path) -> str:
+    """A file path as a SQL string literal's body."""
+    return str(path).replace("'", "''")
+
+
 @dataclass(frozen=True)
 class MergeCounts:
     inserted: int = 0
@@ -313,7 +322,7 @@ class Store:
                 holder = _duckdb_holder(str(exc)) or "another process"
                 raise StoreBusy(
                     f"the mirror {self.path} is busy: held open by {holder}, outside the pipeline's lock; "
-                    "close it there (analysts read the snapshot analytics.duckdb instead)"
+                    "close it there (analysts read the snapshot snapshot.duckdb instead)"
                 ) from None
             try:
                 yield con
@@ -379,14 +388,22 @@ class Store:
 
         Analysts open the snapshot, never the mirror: an open notebook then blocks no pipeline run, and a
         connection open on the old snapshot keeps reading it (os.replace swaps the name, not the file).
+        The copy is a new file in DuckDB's v1.0.0 storage format (SNAPSHOT_STORAGE), so a DuckDB 1.x CLI or
+        notebook opens it too, whatever DuckDB version writes the mirror; tables and views are copied with
+        `COPY FROM DATABASE`, so the snapshot stands alone.
         """
         target = Path(target)
         tmp = target.with_name(target.name + ".tmp")
+        tmp.unlink(missing_ok=True)
         with self.write() as con:
             con.execute("commit")
-            con.execute("checkpoint")  # fold the WAL into the file before copying it
-            con.execute("begin transaction")
-            shutil.copyfile(self.path, tmp)
+            source = con.execute("select current_database()").fetchone()[0]
+            con.execute(f"attach '{_sql_path(tmp)}' as xz_snapshot (storage_version '{SNAPSHOT_STORAGE}')")
+            try:
+                con.execute(f'copy from database "{source}" to xz_snapshot')
+            finally:
+                con.execute("detach xz_snapshot")
+                con.execute("begin transaction")
         os.replace(tmp, target)
         return target
 
