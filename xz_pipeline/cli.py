@@ -1,14 +1,19 @@
-"""The `xz` command: demo, sandbox, sync, dev (DESIGN.md §5)."""
+"""The `xz` command: demo, sandbox, sync, dev and the rest (docs/architecture.md, "The xz command")."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import logging.handlers
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from collections import Counter
 from pathlib import Path
 
@@ -77,29 +82,91 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    """Materialise the assets in process for every configured connection (cron, checks)."""
+    """Materialise the assets in process for every configured connection (cron, checks).
+
+    Exit 0 when every run succeeded; 1 with one line per failed asset; 2 for a configuration error;
+    75 when another sync held the XZ_HOME past `--wait`; 143/130 when stopped by SIGTERM/SIGINT."""
     from xz_pipeline import report, runner
     from xz_pipeline.core.store import Store
 
-    try:
-        outcomes = runner.sync(
-            [args.connection] if args.connection else None,
-            only=args.only,
-            apply=args.apply,
-            approve=args.approve,
-        )
-    except settings.SettingsError as exc:
-        print(f"xz sync: {exc}", file=sys.stderr)
-        return 2
+    names = settings.require_connections([args.connection]) if args.connection else None
+    stop = runner.StopRequest()
+    with _stop_on_signals(stop, "xz sync"):
+        try:
+            outcomes = runner.sync(
+                names,
+                only=args.only,
+                apply=args.apply,
+                approve=args.approve,
+                stop=stop,
+                wait=args.wait,
+                on_wait=lambda message: _say(f"xz sync: {message}"),
+            )
+        except runner.SyncBusy as exc:
+            _say(f"xz sync: {exc}")
+            return _stopped_code(stop) or EXIT_BUSY
     print(report.render(outcomes, Store(settings.mirror_path())))
+    for o in outcomes:
+        label = f"{o.connection}: " if len(outcomes) > 1 else ""
+        for step, line in o.failures:
+            _say(f"xz sync: {label}{step}: {line}")
+        if getattr(args, "verbose", False):
+            for detail in o.details:
+                _say(detail)
+        if o.skipped and o.failures:
+            _say(f"xz sync: {label}{len(o.skipped)} step(s) not run because a step they need failed")
+    code = _stopped_code(stop)
+    if code:
+        _say(
+            f"xz sync: stopped by {stop.reason} after the step in progress; the next sync resumes from there"
+        )
+        return code
     failed = [o for o in outcomes if not o.success]
-    for o in failed:
-        print(f"xz sync: connection {o.connection} failed: {o.error}", file=sys.stderr)
+    if failed and not any(o.failures for o in failed):
+        for o in failed:
+            _say(f"xz sync: connection {o.connection} failed: {o.error} (details in {runner.log_path()})")
     return 1 if failed else 0
 
 
+EXIT_BUSY = 75  # EX_TEMPFAIL: another sync held this XZ_HOME past --wait; try again later
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _stopped_code(stop) -> int:
+    """128 + the signal's number once a stop was requested by one (143 SIGTERM, 130 SIGINT), else 0."""
+    return 128 + int(getattr(signal, stop.reason)) if stop.is_set() and stop.reason.startswith("SIG") else 0
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop, prog: str):
+    """SIGTERM and SIGINT ask the run to stop at the next step boundary (a second one stops at once)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            raise KeyboardInterrupt(name)
+        stop.set(name)
+        _say(f"{prog}: {name} received: stopping after the step in progress (again to stop at once)")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _connection_name(args: argparse.Namespace) -> str:
-    return args.connection or os.environ.get("XZ_CONNECTION") or settings.DEFAULT_CONNECTION
+    """The connection a single-connection command works on; a name that is not configured is refused."""
+    name = args.connection or os.environ.get("XZ_CONNECTION") or settings.DEFAULT_CONNECTION
+    settings.require_connections([name])
+    return name
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
@@ -209,6 +276,8 @@ def cmd_review(args: argparse.Namespace) -> int:
     from xz_pipeline.reconcile import review
 
     store = Store(settings.mirror_path())
+    if args.connection:
+        settings.require_connections([args.connection])
     if args.action == "list":
         waiting = review.pending(store, args.connection)
         if waiting.empty:
@@ -221,6 +290,13 @@ def cmd_review(args: argparse.Namespace) -> int:
     if len(args.target) != 3:
         print("xz review: accept and reject take CONNECTION BOOKS_ID CRM_ID", file=sys.stderr)
         return 2
+    settings.require_connections([args.target[0]])
+    if not _has_canonical(store):
+        print(
+            f"xz review: no mirror to check the ids against at {store.path}: run `xz sync` first",
+            file=sys.stderr,
+        )
+        return 2
     try:
         review.decide(store, *args.target, args.action, by=args.by or getpass.getuser())
     except (ValueError, KeyError) as exc:
@@ -232,8 +308,25 @@ def cmd_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _has_canonical(store) -> bool:
+    """Whether the mirror exists and has the canonical views the review checks ids against."""
+    if not store.path.exists():
+        return False
+    with store.read() as con:
+        return bool(
+            con.execute(
+                "select count(*) from duckdb_views() where schema_name = 'canonical' "
+                "and view_name in ('books_customers', 'crm_accounts')"
+            ).fetchall()[0][0]
+            == 2
+        )
+
+
 def _connections(args: argparse.Namespace) -> list[str]:
-    return [args.connection] if args.connection else [c.name for c in settings.load_connections()]
+    """`--connection` (refused when not configured), else every configured connection."""
+    if args.connection:
+        return settings.require_connections([args.connection])
+    return [c.name for c in settings.load_connections()]
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -267,6 +360,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
     from xz_pipeline.realtime import receiver
+
+    if args.connection:
+        settings.require_connections([args.connection])
 
     return receiver.run(args)
 
@@ -348,7 +444,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xz", description="xz-pipeline: Xero and Zoho CRM kept in agreement."
     )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="tracebacks and log lines on the terminal"
+    )
+    # Accepted after the command too (`xz sync --verbose`); SUPPRESS keeps a missing one from resetting it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **kw: add_parser(*a, parents=[common, *kw.pop("parents", [])], **kw)
 
     demo = sub.add_parser("demo", help="run the whole pipeline once against the sandbox and print a report")
     demo.add_argument("--seed", type=int, default=7)
@@ -363,6 +469,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--only", choices=["mirror", "reconcile", "writeback"], help="only this stage")
     sync.add_argument("--apply", action="store_true", help="let write-back write to Xero and Zoho")
     sync.add_argument("--approve", action="store_true", help="let a plan past the mass-change guard")
+    sync.add_argument(
+        "--wait",
+        type=float,
+        default=180.0,
+        metavar="SECONDS",
+        help="how long to wait for another sync on this XZ_HOME (default 180), then exit 75",
+    )
     sync.set_defaults(func=cmd_sync)
 
     from xz_pipeline.sandbox import server
@@ -407,6 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     hooks = sub.add_parser("webhooks", help="serve the Xero webhook and Zoho notification receiver")
     receiver.add_arguments(hooks)
+    hooks.add_argument(
+        "--connection", help="receive for this connection only (default: every configured one)"
+    )
     hooks.set_defaults(func=cmd_webhooks)
 
     status = sub.add_parser("status", help="connections, tokens' freshness, sync cursors, quarantine")
@@ -424,9 +540,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_log_handlers: list[logging.Handler] = []
+
+
+def _setup_logging(verbose: bool) -> None:
+    """Python logging goes to $XZ_HOME/logs/xz.log (Dagster's run events go there too, see runner);
+    the terminal sees log lines only with --verbose."""
+    root = logging.getLogger()
+    for handler in _log_handlers:  # main() may run more than once in a process (tests)
+        root.removeHandler(handler)
+        handler.close()
+    _log_handlers.clear()
+    path = settings.xz_home() / "logs" / "xz.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        to_file = logging.handlers.RotatingFileHandler(path, maxBytes=10_000_000, backupCount=5, delay=True)
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        _log_handlers.append(to_file)
+    except OSError:
+        pass  # an unwritable XZ_HOME fails later with its own message
+    if verbose:
+        to_terminal = logging.StreamHandler(sys.stderr)
+        to_terminal.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+        _log_handlers.append(to_terminal)
+    else:
+        _log_handlers.append(logging.NullHandler())  # no "last resort" printing of warnings
+    for handler in _log_handlers:
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A configuration error exits 2 with one line; anything unexpected exits 1 with one
+    line (the traceback with --verbose)."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    verbose = bool(getattr(args, "verbose", False))
+    _setup_logging(verbose)
+    prog = f"xz {args.command}"
+    try:
+        return args.func(args)
+    except settings.SettingsError as exc:
+        _say(f"{prog}: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _say(f"{prog}: interrupted")
+        return 130
+    except Exception as exc:
+        from xz_pipeline.core.errors import explain
+
+        if verbose:
+            traceback.print_exc()
+        _say(f"{prog}: {explain(exc).message}" + ("" if verbose else " (run with --verbose for details)"))
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from xz_pipeline.core.store import Store
+from xz_pipeline.core.store import Store, StoreBusy
 from xz_pipeline.runner import RunOutcome
 from xz_pipeline.writeback.plan import FIXED_BY
 
@@ -55,6 +55,15 @@ def _why_open(kind: str) -> str:
     return reason if policy is None else f"{policy} (off, dry run or waiting)"
 
 
+def _status_note(o: RunOutcome) -> str:
+    """Which steps failed (their reasons follow the report, one line each), or why the run ended early."""
+    if o.failures:
+        return ", ".join(step for step, _ in o.failures)[:120]
+    if o.stopped:
+        return "stopped on request"
+    return "" if o.success else o.error[:120]
+
+
 def _calls(outcome: RunOutcome, prefix: str) -> int:
     return sum(
         int(m.get("api_calls", 0) or 0) for name, m in outcome.metadata.items() if name.startswith(prefix)
@@ -69,7 +78,23 @@ def render(
     discrepancies: dict[str, Counter] | None = None,
 ) -> str:
     """The report: runs, the mirror's tables, discrepancies by kind (columns given by the caller, default:
-    the open ones now), write-back, and any extra counters."""
+    the open ones now), write-back, and any extra counters. A mirror another process holds open gives
+    one line saying so in place of what would be read from it."""
+    try:
+        return _render(outcomes, store, extra=extra, discrepancies=discrepancies)
+    except StoreBusy as exc:
+        runs = _render(outcomes, None, extra=extra, discrepancies=discrepancies)
+        return f"{runs}\n\nMirror {store.path}: {_busy_line(exc)}"
+
+
+def _busy_line(exc: StoreBusy) -> str:
+    text = str(exc)
+    holder = text.split("held open by ", 1)[-1] if "held open by " in text else text.split("held by ", 1)[-1]
+    holder = holder.split(", outside", 1)[0].split(" (waited", 1)[0] if holder != text else "another process"
+    return f"the mirror is busy (held by {holder}); its tables are not shown"
+
+
+def _render(outcomes, store: Store | None, *, extra, discrepancies) -> str:
     lines = ["Runs"]
     lines.append(
         tabulate(
@@ -81,13 +106,23 @@ def render(
                     _calls(o, "xero_"),
                     _calls(o, "zoho_"),
                     ", ".join(o.failed_checks) or "-",
-                    o.error[:200],
+                    _status_note(o),
                 )
                 for o in outcomes
             ],
-            headers=["connection", "status", "assets", "Xero calls", "Zoho calls", "checks failed", "error"],
+            headers=[
+                "connection",
+                "status",
+                "assets",
+                "Xero calls",
+                "Zoho calls",
+                "checks failed",
+                "steps failed",
+            ],
         )
     )
+    if store is None:
+        return "\n".join(lines)
     lines.append("")
     lines.append(f"Mirror {store.path}")
     counts = mirror_counts(store)

@@ -15,7 +15,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,19 +99,6 @@ def selected_assets(only: str | None) -> list[dg.AssetsDefinition]:
         raise settings.SettingsError(f"unknown stage {only!r}: choose from {', '.join(STAGES)}")
     groups = STAGES[only]
     return [a for a in ASSETS if any(a.group_names_by_key[k] in groups for k in a.keys)]
-
-
-def check_connections(names: Sequence[str]) -> list[str]:
-    """The names, when every one is configured; else a SettingsError naming the unknown ones and the
-    configured ones (one line)."""
-    known = [c.name for c in settings.load_connections()]
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise settings.SettingsError(
-            f"unknown connection {', '.join(repr(n) for n in unknown)}: configured are "
-            + (", ".join(known) if known else "none (set XERO_*/ZOHO_* or write $XZ_HOME/connections.toml)")
-        )
-    return list(names)
 
 
 # -- runs left behind by a dead process --------------------------------------------------------------
@@ -298,10 +285,10 @@ def _outcome(label: str, result: dg.ExecuteInProcessResult) -> RunOutcome:
             outcome.failures.append((event.step_key, line.strip().splitlines()[0]))
             if data.error:
                 outcome.details.append(f"{event.step_key}:\n{data.error.to_string()}")
-        elif event.is_step_skipped:
-            outcome.skipped.append(event.step_key)
         elif event.event_type_value in ("PIPELINE_CANCELED", "RUN_CANCELED"):
             outcome.stopped = True
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    outcome.skipped = sorted({node.name for node in result.job_def.graph.nodes} - started)
     if not result.success:
         outcome.error = "; ".join(f"{step}: {line}" for step, line in outcome.failures) or (
             "stopped before it finished" if outcome.stopped else "the run failed (see the log)"
@@ -368,7 +355,11 @@ def sync(
     `stop`, when given, ends the run at the next step boundary once set (the caller's signal handlers set
     it); a second sync on the same XZ_HOME waits up to `wait` seconds, telling `on_wait`, then SyncBusy.
     """
-    names = check_connections(connections) if connections else [c.name for c in settings.load_connections()]
+    names = (
+        settings.require_connections(connections)
+        if connections
+        else [c.name for c in settings.load_connections()]
+    )
     if not names:
         raise settings.SettingsError(
             "no connection configured: set XERO_*/ZOHO_* variables (docs/configuration.md) or write "

@@ -1,4 +1,4 @@
-"""Every environment variable and the connections file, read in one place (DESIGN.md §4).
+"""Every environment variable and the connections file, read in one place (docs/configuration.md).
 
 One connection comes from the environment; several from `$XZ_HOME/connections.toml`, one
 `[connections.<name>]` table each, with the same keys as the environment. Secrets live in fields
@@ -182,12 +182,36 @@ def load_connections(environ: Mapping[str, str] | None = None) -> list[Connectio
 
 
 def get_connection(name: str, environ: Mapping[str, str] | None = None) -> Connection:
-    for conn in load_connections(environ):
+    connections = load_connections(environ)
+    for conn in connections:
         if conn.name == name:
             return conn
-    raise SettingsError(
-        f"connection {name!r} is not configured (set XERO_*/ZOHO_* variables or add it to {connections_file(environ)})"
+    raise _unknown([name], connections, environ)
+
+
+def require_connections(names: list[str], environ: Mapping[str, str] | None = None) -> list[str]:
+    """The names, when each is a configured connection; else one SettingsError naming the unknown ones and
+    the configured ones (every command given `--connection` checks it before doing anything)."""
+    connections = load_connections(environ)
+    known = {c.name for c in connections}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise _unknown(unknown, connections, environ)
+    return list(names)
+
+
+def _unknown(
+    names: list[str], connections: list[Connection], environ: Mapping[str, str] | None
+) -> SettingsError:
+    which = ", ".join(repr(n) for n in names)
+    known = ", ".join(c.name for c in connections)
+    where = (
+        f"the configured ones are: {known}"
+        if known
+        else f"none is (set XERO_*/ZOHO_* variables or write {connections_file(environ)})"
     )
+    verb = "is" if len(names) == 1 else "are"
+    return SettingsError(f"connection {which} {verb} not configured; {where}")
 
 
 def poll_share(environ: Mapping[str, str] | None = None) -> float:
