@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--settle-wait", type=float, default=60.0, help="seconds between settling and measuring"
     )
-    parser.add_argument("--profile", metavar="PATH", help="cProfile the measured runs into PATH (pstats)")
+    parser.add_argument("--cprofile", metavar="PATH", help="cProfile the measured runs into PATH (pstats)")
     parser.add_argument("--daemon", action="store_true",
                         help="let `dagster-daemon run` launch the runs, each in its own process, as in production")  # fmt: skip
     args = parser.parse_args(argv)
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                                     digits = "".join(c for c in phone if c.isdigit())
                                     books_due[account, phone] = (contact_of[account], digits[-7:], done)
 
-            profiler = cProfile.Profile() if args.profile else None
+            profiler = cProfile.Profile() if args.cprofile else None
             if args.daemon:
                 daemon = start_daemon(home, inst)
             worker = threading.Thread(target=workload, daemon=True)
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(max(0.0, args.tick - (time.perf_counter() - tick_start)))
             worker.join(5)
             if profiler:
-                profiler.dump_stats(args.profile)
+                profiler.dump_stats(args.cprofile)
 
             pay = [v for k, v in seen.items() if isinstance(k, str)]
             edit = [v for k, v in seen.items() if isinstance(k, tuple)]
