@@ -533,12 +533,14 @@ CANONICAL_VIEWS: dict[str, Columns] = {
         *_TIMES,
     ],
     # A CRM account. `email` is its primary contact's (see `choose_primary`); the address is billing.
-    # books_link is the books id the CRM record stores (our write-back sets it).
+    # books_link is the books id the CRM record stores (our write-back sets it). marked_customer: the
+    # CRM's own type says customer (which types do is the org's; a won deal makes one too, see reconcile).
     "crm_accounts": [
         ("connection", VARCHAR), ("account_id", VARCHAR), ("name", VARCHAR), ("email", VARCHAR),
         ("primary_contact_id", VARCHAR), ("phone", VARCHAR), ("website", VARCHAR), ("tax_number", VARCHAR),
         ("currency", VARCHAR), ("account_number", VARCHAR), *_ADDRESS, ("books_link", VARCHAR),
-        ("outstanding", MONEY), ("overdue", MONEY), ("tags", TAGS), ("owner_id", VARCHAR), *_TIMES,
+        ("outstanding", MONEY), ("overdue", MONEY), ("tags", TAGS), ("owner_id", VARCHAR),
+        ("marked_customer", BOOLEAN), *_TIMES,
     ],
     "crm_contacts": [
         ("connection", VARCHAR), ("contact_id", VARCHAR), ("account_id", VARCHAR), ("first_name", VARCHAR),

@@ -55,7 +55,7 @@ READ_COLUMNS: dict[str, list[str]] = {
                        "amount_paid", "amount_due", "amount_credited"],
     "crm_accounts": ["connection", "account_id", "name", "email", "primary_contact_id", "phone", "website",
                      "tax_number", "currency", "account_number", "street", "city", "region", "postal_code",
-                     "country", "books_link", "outstanding", "overdue", "source_modified"],
+                     "country", "books_link", "outstanding", "overdue", "marked_customer", "source_modified"],
     "crm_contacts": ["connection", "contact_id", "account_id", "first_name", "last_name", "name", "email",
                      "secondary_email", "phone", "mobile", "street", "city", "region", "postal_code", "country",
                      "is_primary", "source_created"],

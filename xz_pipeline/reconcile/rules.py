@@ -257,12 +257,22 @@ def customer_missing_in_crm(x: Inputs) -> pd.DataFrame:
 
 
 def customer_missing_in_books(x: Inputs) -> pd.DataFrame:
-    """A CRM account with won deals (so a customer, not a prospect) that no books contact is linked to."""
+    """A CRM account that is a customer, not a prospect — its own type says so (`marked_customer`: which
+    Account_Type values do is the org's) or it has won deals — that no books contact is linked to."""
     won = x.crm_deals[x.crm_deals["stage"] == "won"]
     counts = won.groupby(["connection", "account_id"]).size().rename("won_deals").reset_index()
-    acc = x.crm_accounts.merge(counts, on=["connection", "account_id"])
+    acc = x.crm_accounts.merge(counts, how="left", on=["connection", "account_id"])
+    acc["won_deals"] = acc["won_deals"].fillna(0).astype("int64")
+    marked = acc["marked_customer"].fillna(False).astype(bool) if "marked_customer" in acc else False
+    acc = acc[(acc["won_deals"] > 0) | marked]
     missing = _without(acc, x.linked, ["connection", "account_id"], ["connection", "crm_id"])
-    detail = missing["won_deals"].map(lambda n: f"{n} won deal(s), no linked books contact")
+    detail = missing["won_deals"].map(
+        lambda n: (
+            f"{n} won deal(s), no linked books contact"
+            if n
+            else "a customer by its type, no linked books contact"
+        )
+    )
     return rows(missing, "customer_missing_in_books", crm_id="account_id", crm_value="name", detail=detail)
 
 

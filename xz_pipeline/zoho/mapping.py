@@ -113,7 +113,49 @@ _RANKED_CONTACTS = (
 )
 
 
-def _accounts(email: str, primary: str) -> dict[str, str]:
+# What the org's schema (meta.vendor_schema, zoho/schema.py) says, for the row of table alias `{t}`:
+# its home currency (a record without a currency is in it), the forecast type of a deal's stage (orgs
+# rename stages: "Closed Won" is the forecast type, not a label), the Account_Type values that mean customer.
+_HOME = (
+    "(select v.value from meta.vendor_schema v where v.connection = {t}.connection and v.vendor = 'zoho' "
+    "and v.module = '@org' and v.field = 'home_currency')"
+)
+_FORECAST = (
+    "(select p.forecast_type from (select v.connection, unnest(from_json(v.picklist, "
+    '\'[{{"actual_value":"VARCHAR","forecast_type":"VARCHAR"}}]\'), recursive := true) '
+    "from meta.vendor_schema v where v.vendor = 'zoho' and v.module = 'Deals' and v.field = 'Stage') p "
+    "where p.connection = {t}.connection and p.actual_value = {t}.stage)"
+)
+_CUSTOMER_TYPES = (
+    "coalesce((select from_json(v.picklist, '[\"VARCHAR\"]') from meta.vendor_schema v "
+    "where v.connection = {t}.connection and v.vendor = 'zoho' and v.module = '@mapping' "
+    "and v.field = 'customer_types'), ['Customer'])"
+)
+
+
+def _with_schema(t: str) -> dict[str, str]:
+    """Currency, stage and customer-type expressions for alias `t`: from the org's schema when the mirror
+    has one (`meta`), else (an older mirror) as the records say."""
+    return {
+        "currency": f"coalesce({t}.currency, {_HOME.format(t=t)})",
+        "stage": (
+            f"(case when {t}.stage is null then null when {_FORECAST.format(t=t)} is not null then "
+            f"(case {_FORECAST.format(t=t)} when 'Closed Won' then 'won' when 'Closed Lost' then 'lost' "
+            f"else 'open' end) else {_STAGE_SQL.replace('stage', t + '.stage')} end)"
+        ),
+        "marked_customer": f"coalesce(list_contains({_CUSTOMER_TYPES.format(t=t)}, {t}.account_type), false)",
+    }
+
+
+_PLAIN = {
+    "currency": "{t}.currency",
+    "stage": None,
+    "marked_customer": "coalesce({t}.account_type = 'Customer', false)",
+}
+
+
+def _accounts(email: str, primary: str, meta: bool = True) -> dict[str, str]:
+    schema = _with_schema("a") if meta else {k: (v or "").format(t="a") for k, v in _PLAIN.items()}
     return {
         "connection": "a.connection",
         "account_id": "a.account_id",
@@ -123,7 +165,7 @@ def _accounts(email: str, primary: str) -> dict[str, str]:
         "phone": "a.phone",
         "website": "a.website",
         "tax_number": "a.tax_number",
-        "currency": "a.currency",
+        "currency": schema["currency"],
         "account_number": "a.account_number",
         "street": "a.billing_street",
         "city": "a.billing_city",
@@ -135,6 +177,7 @@ def _accounts(email: str, primary: str) -> dict[str, str]:
         "overdue": "a.overdue_balance",
         "tags": _TAGS.format(col="a.tags"),
         "owner_id": "a.owner_id",
+        "marked_customer": schema["marked_customer"],
         "source_modified": "a.modified_time",
         "fetched_at": "a.fetched_at",
     }
@@ -218,6 +261,11 @@ _INVOICES = {
 }
 
 
+def _deal_schema(t: str) -> dict[str, str]:
+    schema = _with_schema(t)
+    return {"stage": schema["stage"], "currency": schema["currency"]}
+
+
 def _deal_lines(modified: str) -> dict[str, str]:
     return {
         "connection": "l.connection",
@@ -272,15 +320,26 @@ CRM_VIEWS: dict[str, str | list[str]] = {
         f"left join ({_RANKED_CONTACTS}) p "
         "on p.connection = a.connection and p.account_id = a.account_id and p._rank = 1",
         f"select {project('crm_accounts', _accounts('null', 'null'))} from zoho.accounts a",
+        f"select {project('crm_accounts', _accounts('p.email', 'p.contact_id', False))} from zoho.accounts a "
+        f"left join ({_RANKED_CONTACTS}) p "
+        "on p.connection = a.connection and p.account_id = a.account_id and p._rank = 1",
+        f"select {project('crm_accounts', _accounts('null', 'null', False))} from zoho.accounts a",
     ],
     "crm_contacts": f"select {project('crm_contacts', _CONTACTS)} from ({_RANKED_CONTACTS})",
-    "crm_deals": f"select {project('crm_deals', _DEALS)} from zoho.deals",
+    "crm_deals": [
+        f"select {project('crm_deals', {**_DEALS, **_deal_schema('d')})} from zoho.deals d",
+        f"select {project('crm_deals', _DEALS)} from zoho.deals",
+    ],
     "crm_deal_lines": [
         f"select {project('crm_deal_lines', _deal_lines('d.modified_time'))} from zoho.deal_products l "
         "left join zoho.deals d on d.connection = l.connection and d.deal_id = l.deal_id",
         f"select {project('crm_deal_lines', _deal_lines('null'))} from zoho.deal_products l",
     ],
-    "crm_invoices": f"select {project('crm_invoices', _INVOICES)} from zoho.invoices",
+    "crm_invoices": [
+        f"select {project('crm_invoices', {**_INVOICES, 'currency': _with_schema('i')['currency']})} "
+        "from zoho.invoices i",
+        f"select {project('crm_invoices', _INVOICES)} from zoho.invoices",
+    ],
     "crm_invoice_lines": [
         f"select {project('crm_invoice_lines', _invoice_lines('i.modified_time'))} from zoho.invoice_items l "
         "left join zoho.invoices i on i.connection = l.connection and i.invoice_id = l.invoice_id",
