@@ -159,3 +159,77 @@ def test_missing_files_are_fine_and_bad_ones_are_named(tmp_path):
         load_fixture_dir(bad, XeroEmulator(), ZohoEmulator())
     with pytest.raises(FixtureError, match="not found"):
         load_fixture_dir(tmp_path / "nowhere", XeroEmulator(), ZohoEmulator())
+
+
+# -- hostile records: served as the APIs could send them --------------------------------------------
+
+HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
+
+
+def _token_sessions(env: dict[str, str]) -> tuple[requests.Session, requests.Session]:
+    xt = requests.post(
+        f"{env['XERO_IDENTITY_URL']}/connect/token",
+        data={"grant_type": "refresh_token", "refresh_token": env["XERO_REFRESH_TOKEN"]},
+        auth=(env["XERO_CLIENT_ID"], env["XERO_CLIENT_SECRET"]),
+        timeout=10,
+    ).json()["access_token"]
+    zt = requests.post(
+        f"{env['ZOHO_ACCOUNTS_URL']}/oauth/v2/token",
+        data={"grant_type": "refresh_token", "refresh_token": env["ZOHO_REFRESH_TOKEN"],
+              "client_id": env["ZOHO_CLIENT_ID"], "client_secret": env["ZOHO_CLIENT_SECRET"]},
+        timeout=10,
+    ).json()["access_token"]  # fmt: skip
+    xero, zoho = requests.Session(), requests.Session()
+    xero.headers.update({"Authorization": f"Bearer {xt}", "xero-tenant-id": env["XERO_TENANT_ID"],
+                         "Accept": "application/json"})  # fmt: skip
+    zoho.headers["Authorization"] = f"Zoho-oauthtoken {zt}"
+    return xero, zoho
+
+
+def test_hostile_records_load_and_are_served_as_they_are():
+    with SandboxServer(fixture_dir=HOSTILE) as sb:
+        env = sb.env(0)
+        xero, zoho = _token_sessions(env)
+        api = f"{env['XERO_API_URL']}/api.xro/2.0"
+        listed = xero.get(f"{api}/Invoices", params={"page": 1}, timeout=5)
+        assert listed.status_code == 200
+        invoices = {i["InvoiceNumber"]: i for i in listed.json()["Invoices"]}
+        assert len(invoices) == 10
+        assert invoices["INV-0001"]["LineItems"] == [] and invoices["INV-0001"]["Total"] == 0
+        assert invoices["INV-0000"]["Total"] >= 1e16 and invoices["INV-0002"]["CurrencyCode"] == "ZZZ"
+        contacts = {c["Name"]: c for c in xero.get(f"{api}/Contacts", timeout=5).json()["Contacts"]}
+        assert contacts["Hostile List-Email"]["EmailAddress"] == ["a@b.c"]
+        assert contacts["Never Updated Ltd"]["UpdatedDateUTC"].startswith("/Date(-62135596800000")
+        items = {i["Code"]: i for i in xero.get(f"{api}/Items", timeout=5).json()["Items"]}
+        assert items["ITEM-0"]["IsSold"] == "yes" and items["ITEM-1"]["IsSold"] is True
+
+        crm = f"{env['ZOHO_API_DOMAIN']}/crm/v8"
+        products = zoho.get(f"{crm}/Products", params={"fields": "Product_Name,Product_Active"}, timeout=5)
+        assert products.status_code == 200
+        assert {p["Product_Active"] for p in products.json()["data"]} == {"maybe", True}
+        deals = zoho.get(f"{crm}/Deals", params={"fields": "Deal_Name,Probability,Amount"}, timeout=5).json()
+        assert "high" in {d["Probability"] for d in deals["data"]}
+        accounts = zoho.get(f"{crm}/Accounts", params={"fields": "Account_Name,Owner"}, timeout=5).json()
+        ownerless = _records_of(HOSTILE / "zoho/Accounts.json")[0]["id"]
+        (account,) = [a for a in accounts["data"] if a["id"] == ownerless]
+        assert account["Owner"] is None
+        contacts = zoho.get(f"{crm}/Contacts", params={"fields": "Last_Name,Owner"}, timeout=5).json()["data"]
+        assert len(contacts) == 8
+        xero.close()
+        zoho.close()
+
+
+def _records_of(path: Path) -> list[dict]:
+    return next(iter(json.loads(path.read_text()).values()))
+
+
+def test_an_id_twice_in_a_fixture_is_named_not_silently_collapsed(tmp_path):
+    for vendor, name, key, record, field in (
+        ("xero", "Contacts.json", "Contacts", {"ContactID": "c-1", "Name": "A"}, "Name"),
+        ("zoho", "Accounts.json", "data", {"id": "1", "Account_Name": "A"}, "Account_Name"),
+    ):
+        folder = tmp_path / vendor
+        (folder / vendor).mkdir(parents=True)
+        (folder / vendor / name).write_text(json.dumps({key: [record, {**record, field: "B"}]}))
+        with pytest.raises(FixtureError, match=r"appears twice"):
+            load_fixture_dir(folder, XeroEmulator(), ZohoEmulator())

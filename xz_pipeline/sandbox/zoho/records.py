@@ -259,8 +259,9 @@ class OrgState:
         rec["_Created_Time"] = seconds(created)
         rec["_Modified_Time"] = seconds(parse_datetime(item.get("Modified_Time")) or created)
         rec.setdefault("Owner", dict(self.api_user))
-        rec.setdefault("Created_By", dict(rec["Owner"]))
-        rec.setdefault("Modified_By", dict(rec["Owner"]))
+        creator = rec["Owner"] if isinstance(rec["Owner"], dict) else self.api_user  # Owner may be null
+        rec.setdefault("Created_By", dict(creator))
+        rec.setdefault("Modified_By", dict(creator))
         if module == "Deals":
             rec.setdefault("Pipeline", STANDARD_PIPELINE)
         if module == "Invoices" and isinstance(rec.get("Invoiced_Items"), list):
