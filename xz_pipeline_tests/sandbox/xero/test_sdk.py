@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from xz_pipeline.sandbox.server import LoopbackServer
+from xz_pipeline.sandbox.world import generate
 from xz_pipeline.sandbox.xero import XeroEmulator
 
 sdk = pytest.importorskip("xero_python", reason="xero-python (dev extra) is not installed")
@@ -25,13 +26,15 @@ def served():
         yield emu, server.url
 
 
-def test_sdk_refreshes_lists_and_creates_contacts(served, monkeypatch):
+@pytest.mark.parametrize("profile", ["full", "single-currency", "uk"])
+def test_sdk_refreshes_lists_and_creates_contacts(served, monkeypatch, profile):
     from xero_python.accounting import AccountingApi, Contact, Contacts
     from xero_python.api_client import ApiClient, Configuration
     from xero_python.api_client.oauth2 import OAuth2Token, TokenApi
 
     emu, url = served
-    tenant = emu.add_tenant("SDK Test Ltd")
+    world = generate(7, "tiny", profile=profile)  # the profile's books: its country, currency, tax
+    tenant = emu.seed_world(world)
     emu.register_client("SDKCLIENT", "sdk-secret", ["http://localhost:8765/callback"])
     emu.load(tenant, "Contacts", [{"Name": "Seeded Customer", "EmailAddress": "seed@example.com",
                                    "UpdatedDateUTC": "/Date(1793610000000+0000)/"}])  # fmt: skip
@@ -39,7 +42,7 @@ def test_sdk_refreshes_lists_and_creates_contacts(served, monkeypatch):
     monkeypatch.setattr(TokenApi, "refresh_token_url", f"{url}/connect/token")
 
     store: dict = {}
-    scopes = ["offline_access", "accounting.contacts", "accounting.settings"]
+    scopes = ["offline_access", "accounting.contacts", "accounting.settings", "accounting.transactions"]
     # an already-expired token: the SDK must refresh through the emulator's token endpoint first
     store["token"] = {"access_token": "stale", "refresh_token": refresh, "scope": scopes, "expires_in": 1800,
                       "token_type": "Bearer", "expires_at": time.time() - 10}  # fmt: skip
@@ -51,7 +54,7 @@ def test_sdk_refreshes_lists_and_creates_contacts(served, monkeypatch):
     )
     api = AccountingApi(client, base_url=f"{url}/api.xro/2.0")
 
-    listed = api.get_contacts(tenant)
+    listed = api.get_contacts(tenant, where='Name=="Seeded Customer"')
     assert [c.name for c in listed.contacts] == ["Seeded Customer"]
     assert listed.contacts[0].updated_date_utc.year == 2026  # /Date()/ parsed by the SDK
     assert store["token"]["refresh_token"] != refresh  # rotated on refresh
@@ -64,9 +67,20 @@ def test_sdk_refreshes_lists_and_creates_contacts(served, monkeypatch):
     again = api.get_contact(tenant, new.contact_id).contacts[0]
     assert again.email_address == "sdk@example.com" and str(again.contact_status).endswith("ACTIVE")
     # the emulator saw the SDK's calls on its own port, with the tenant header
+    # the profile's organisation, read by the SDK: its base currency, and invoices in it alone when single
+    org = api.get_organisations(tenant).organisations[0]
+    assert str(org.base_currency).endswith(world.books.base_currency)
+    assert str(org.country_code).endswith(world.books.country_code)
+    codes = {str(i.currency_code).rsplit(".", 1)[-1] for i in api.get_invoices(tenant, page=1).invoices}
+    assert (
+        codes == {world.books.base_currency}
+        if profile == "single-currency"
+        else world.books.base_currency in codes
+    )
     calls = [(r.method, r.path, r.status) for r in emu.received if r.path.startswith("/api.xro")]
     assert calls == [("GET", "/api.xro/2.0/Contacts", 200), ("PUT", "/api.xro/2.0/Contacts", 200),
-                     ("GET", f"/api.xro/2.0/Contacts/{new.contact_id}", 200)]  # fmt: skip
+                     ("GET", f"/api.xro/2.0/Contacts/{new.contact_id}", 200),
+                     ("GET", "/api.xro/2.0/Organisation", 200), ("GET", "/api.xro/2.0/Invoices", 200)]  # fmt: skip
     # and over plain HTTP too, without JSON accept, it answers XML as Xero does
     xml = requests.get(f"{url}/api.xro/2.0/Organisation", timeout=5,
                        headers={"Authorization": f"Bearer {store['token']['access_token']}", "xero-tenant-id": tenant})  # fmt: skip

@@ -81,11 +81,12 @@ def make_org(
     scopes: str = DEFAULT_SCOPES,
     edition: str | None = None,
     timezone: str = "Pacific/Auckland",
+    profile: str | None = None,
 ) -> Org:
     clock = ManualClock()
     emu = ZohoEmulator(clock=clock, limits=limits)
     emu.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT])
-    org_id = emu.add_org("Kōwhai Test Ltd", edition=edition, timezone=timezone)
+    org_id = emu.add_org("Kōwhai Test Ltd", edition=edition, timezone=timezone, profile=profile)
     rt = emu.grant_refresh_token(CLIENT_ID, org_id, scopes)
     client = TestClient(emu.app)
     org = Org(emu, org_id, rt, "", client, clock)
