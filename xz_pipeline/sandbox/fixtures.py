@@ -73,9 +73,12 @@ def load_fixture_dir(path: str | Path, xero: Any, zoho: Any, profile: Any = None
     )
     if org:
         xero.load(tenant_id, "Organisation", [org])
+    base = org.get("BaseCurrency") or "NZD"
     for collection in XERO_COLLECTIONS:
         file = xdir / f"{collection}.json"
         records = _read(file, collection)
+        if records and getattr(profile, "single_currency", False):
+            _one_currency(file, records, base, profile)
         if records:
             _unique(file, records, XERO_IDS[collection])
             xero.load(tenant_id, collection, [_lineless(collection, r) for r in records])
@@ -139,6 +142,17 @@ def _lineless(collection: str, record: dict) -> dict:
             "LineItems": record.get("LineItems") or [],
         }
     return record
+
+
+def _one_currency(file: Path, records: list[dict], base: str, profile: Any) -> None:
+    """A single-currency organisation bills in its base currency alone."""
+    for i, record in enumerate(records):
+        for key in ("CurrencyCode", "DefaultCurrency"):
+            if record.get(key) not in (None, "", base):
+                raise FixtureError(
+                    f"{file}: record {i} carries {key} {record[key]}, a currency the "
+                    f"{_name(profile)} organisation (base {base}) does not have"
+                )
 
 
 def _name(profile: Any) -> str:

@@ -29,7 +29,10 @@ ID_FIELD = {
     "Items": "ItemID",
     "Accounts": "AccountID",
     "TaxRates": "TaxType",
+    "Currencies": "Code",  # the organisation's currencies: the base one, and those added to bill abroad
 }
+CURRENCY_NAMES = {"NZD": "New Zealand Dollar", "AUD": "Australian Dollar", "GBP": "British Pound",
+                  "USD": "United States Dollar", "EUR": "Euro"}  # fmt: skip
 EVENT_CATEGORY = {"Contacts": "CONTACT", "Invoices": "INVOICE", "CreditNotes": "CREDITNOTE"}
 ACCOUNT_CLASS = {
     "BANK": "ASSET", "CURRENT": "ASSET", "FIXED": "ASSET", "INVENTORY": "ASSET", "NONCURRENT": "ASSET", "PREPAYMENT": "ASSET",
@@ -431,3 +434,9 @@ def default_org(tenant_id: str, name: str, base_currency: str, country_code: str
         "ShortCode": "!" + tenant_id.replace("-", "")[:5], "Class": "PREMIUM", "Edition": "BUSINESS",
         "Addresses": [], "Phones": [], "ExternalLinks": [], "PaymentTerms": {},
     }  # fmt: skip
+
+
+def add_currency(b: Books, code: str) -> None:
+    """An organisation bills only in currencies it has added (GET /Currencies lists them)."""
+    if code and code not in b.records["Currencies"]:
+        b.records["Currencies"][code] = {"Code": code, "Description": CURRENCY_NAMES.get(code, code)}

@@ -43,6 +43,7 @@ from xz_pipeline.sandbox.xero.books import (
     DEFAULT_TAX_RATES,
     ID_FIELD,
     Books,
+    add_currency,
     compute_lines,
     default_org,
     new_id,
@@ -88,6 +89,7 @@ READ_SCOPES = {
     },
     "Accounts": {"accounting.settings", "accounting.settings.read"},
     "TaxRates": {"accounting.settings", "accounting.settings.read"},
+    "Currencies": {"accounting.settings", "accounting.settings.read"},
     "Organisation": {"accounting.settings", "accounting.settings.read"},
 }
 HAS_ERRORS_FIELD = {"Invoices": "HasErrors", "CreditNotes": "HasErrors", "Contacts": "HasValidationErrors",
@@ -225,6 +227,7 @@ class XeroEmulator:
                         BankAccountNumber="0000000000", BankAccountType="BANK", CurrencyCode=base_currency
                     )
                 books.store("Accounts", acct)
+            add_currency(books, base_currency)
             self.books[tid] = books
             self._tenant_names[tid] = (name, "ORGANISATION")
         return tid
@@ -271,6 +274,7 @@ class XeroEmulator:
                 has_time = isinstance(rec.get("UpdatedDateUTC"), datetime)
                 for key in DERIVED_LISTS.get(coll, ()):
                     rec.pop(key, None)
+                add_currency(b, rec.get("CurrencyCode") or rec.get("DefaultCurrency") or "")
                 if coll in ("Invoices", "CreditNotes"):
                     rec["Contact"] = {"ContactID": rec["Contact"]["ContactID"]}
                     rec.setdefault("LineAmountTypes", "Exclusive")

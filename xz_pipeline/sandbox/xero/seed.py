@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from xz_pipeline.sandbox.xero.books import WINDOWS_ZONES, Books, compute_lines
+from xz_pipeline.sandbox.xero.books import WINDOWS_ZONES, Books, add_currency, compute_lines
 
 
 def _uid(parent: str, index: int) -> str:
@@ -75,6 +75,10 @@ def seed_books(b: Books, org, put_tax_rate: Callable[[Books, str, str, object], 
                           "IsSold": True, "IsPurchased": False, "IsTrackedAsInventory": False,
                           "SalesDetails": {"UnitPrice": it.unit_price, "AccountCode": it.account_code, "TaxType": it.tax_type},
                           "UpdatedDateUTC": it.updated}, touch=False)  # fmt: skip
+    add_currency(b, org.base_currency)
+    for code in sorted({c.currency for c in org.contacts} | {i.currency for i in org.invoices}
+                       | {n.currency for n in org.credit_notes}):  # fmt: skip
+        add_currency(b, code)  # a currency the books bill in was added to the organisation first
     for c in org.contacts:
         b.store("Contacts", _contact(c), touch=False)
     rates = b.tax_rates()
