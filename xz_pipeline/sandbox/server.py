@@ -118,6 +118,7 @@ class SandboxServer:
         seed: int = 7,
         size: str = "demo",
         profile: str = DEFAULT_PROFILE,
+        habits: str = "realistic",
         connections: int = 1,
         fixture_dir: str | Path | None = None,
         faults: str | Iterable[Fault] | None = None,
@@ -136,6 +137,7 @@ class SandboxServer:
             raise ValueError("a fixture folder describes one connection; use connections=1")
         self.seed, self.size, self.connections = seed, size, connections
         self.profile = get_profile(profile)  # an unknown name fails here, before anything starts
+        self.habits = habits  # world.habits.MODES
         self.fixture_dir = Path(fixture_dir) if fixture_dir is not None else None
         self.faults = coerce_faults(faults)  # parse now: a bad spec fails before anything starts
         self.clock = clock
@@ -231,7 +233,9 @@ class SandboxServer:
             from xz_pipeline.sandbox.world import generate
 
             for index in range(self.connections):
-                world = generate(seed=self.seed, size=self.size, index=index, profile=self.profile)
+                world = generate(
+                    seed=self.seed, size=self.size, index=index, profile=self.profile, habits=self.habits
+                )
                 self._worlds.append(world)
                 self._tenants.append(xero.seed_world(world))
                 self._orgs.append(zoho.seed_world(world))

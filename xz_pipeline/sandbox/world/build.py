@@ -47,7 +47,9 @@ def _streams(
     return random.Random(py_seed), np.random.default_rng(np_seq), np.random.default_rng(id_seq)
 
 
-def build(seed: int, size_name: str, size: Size, index: int, profile: Profile) -> World:
+def build(
+    seed: int, size_name: str, size: Size, index: int, profile: Profile, habits: str = "realistic"
+) -> World:
     rng, np_rng, id_rng = _streams(seed, size_name, index)
     tl = Timeline(AS_OF, size.window_days)
     xero, zoho = XeroIds(id_rng), ZohoIds(seed, index)
@@ -105,6 +107,8 @@ def build(seed: int, size_name: str, size: Size, index: int, profile: Profile) -
         item_max=np.array([it[4] for it in catalogue], dtype=np.int64),
         item_hourly=np.array([it[5] for it in catalogue], dtype=bool),
         item_weight=1.0 / np.arange(1, len(catalogue) + 1) ** 0.7,
+        habits=habits,
+        origin=tl.origin,
     )
     _customer_totals(bc, ledger, tl.end)
     inj = choose(np_rng, ledger, bc, skip)

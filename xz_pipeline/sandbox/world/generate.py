@@ -13,13 +13,20 @@ from xz_pipeline.sandbox.world.model import DISCREPANCY_KINDS, SIZES, World
 
 
 def generate(
-    seed: int = 7, size: str = "demo", index: int = 0, profile: str | Profile | None = None
+    seed: int = 7,
+    size: str = "demo",
+    index: int = 0,
+    profile: str | Profile | None = None,
+    habits: str = "realistic",
 ) -> World:
     """The world for (seed, size, index, profile): the same arguments always give the same records.
 
     `profile` (sandbox.profiles; default "full") shapes the organisations: their currencies, CRM edition,
     custom fields and names. Its records fit it, and it injects only the discrepancy kinds that can
     exist there (`undetectable` in the manifest says why the others cannot).
+
+    `habits` (world.habits.MODES): "realistic" payment habits (drift, size, terms, month-end, disputes,
+    noise) or "constant" (every invoice paid by an independent draw of one mixture: pure noise).
 
     `index` is the connection number: worlds of different indexes are different organisations
     whose ids never collide.
@@ -38,7 +45,7 @@ def generate(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return build(seed, size, SIZES[size], index, get_profile(profile))
+        return build(seed, size, SIZES[size], index, get_profile(profile), habits)
     finally:
         if was_enabled:
             gc.enable()

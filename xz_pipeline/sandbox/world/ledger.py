@@ -10,8 +10,11 @@ Days are integer offsets from the window start; `end` is the last day before `as
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
+
+from xz_pipeline.sandbox.world.habits import invoice_habits, payment_delays
 
 DRAFT, SUBMITTED, AUTHORISED, VOIDED, DELETED = 0, 1, 2, 3, 4
 STATUS_NAMES = ("DRAFT", "SUBMITTED", "AUTHORISED", "VOIDED", "DELETED")
@@ -115,8 +118,12 @@ def build_ledger(
     item_max: np.ndarray,
     item_hourly: np.ndarray,
     item_weight: np.ndarray,
+    habits: str = "realistic",
+    origin: date = date(2000, 1, 1),
 ) -> Ledger:
-    """Allocate invoices to customers, price their lines, credit some, and pay them by habit."""
+    """Allocate invoices to customers, price their lines, credit some, and pay them by habit.
+
+    `habits` (world.habits.MODES) decides when invoices are paid; `origin` is the date of day 0."""
     n_cust = len(cust_start)
     extra = max(0, n_invoices - int(cust_min.sum()))
     counts = cust_min + rng.multinomial(extra, cust_weight / cust_weight.sum())
@@ -193,41 +200,43 @@ def build_ledger(
     remaining = total - credited
 
     # ---- payments by habit
-    habit = cust_habit[cust].copy()
+    when_rng = rng.spawn(1)[0]  # its own stream: the habit model moves no other draw
+    habit = invoice_habits(when_rng, habits, cust_habit[cust]).copy()
     habit[forced] = 0
+    delay = payment_delays(when_rng, habits, origin=origin, habit=habit, cust=cust, day=day,
+                           due_day=due_day, total=total, foreign=fx != 1.0, credited=cn_state != CN_NONE)  # fmt: skip
     payable = authorised & (remaining > 0)
     p1_day = np.full(n, -1, dtype=np.int64)
     p1_amt = np.zeros(n, dtype=np.int64)
     p2_day = np.full(n, -1, dtype=np.int64)
     p2_amt = np.zeros(n, dtype=np.int64)
     r1 = rng.random(n)
-    r2 = rng.random(n)
     frac = rng.uniform(0.3, 0.7, n)
 
     def whole_units(x: np.ndarray) -> np.ndarray:
         return np.maximum(100, (x // 100) * 100)
 
     sel = payable & (habit == 0)
-    p1_day[sel] = (day + rng.integers(0, 4, n) + np.floor(r2 * terms).astype(np.int64))[sel]
+    p1_day[sel] = (due_day + delay)[sel]
     p1_amt[sel] = remaining[sel]
     sel = payable & (habit == 1)
-    p1_day[sel] = (due_day + rng.integers(5, 91, n))[sel]
+    p1_day[sel] = (due_day + delay)[sel]
     p1_amt[sel] = remaining[sel]
     split = remaining >= 300
     part = np.minimum(whole_units(np.floor(remaining * frac).astype(np.int64)), remaining - 100)
     sel = payable & (habit == 2)
-    p1_day[sel] = (due_day + rng.integers(-5, 31, n))[sel]
+    p1_day[sel] = (due_day + delay)[sel]
     p1_amt[sel] = np.where(split, part, remaining)[sel]
     second = sel & split & (r1 < 0.65)
     p2_day[second] = (p1_day + rng.integers(14, 76, n))[second]
     p2_amt[second] = (remaining - part)[second]
     sel = payable & (habit == 3)
     full = sel & (r1 < 0.3)
-    p1_day[full] = (due_day + rng.integers(60, 241, n))[full]
+    p1_day[full] = (due_day + delay)[full]
     p1_amt[full] = remaining[full]
     some = sel & (r1 >= 0.3) & (r1 < 0.5)
     small = np.minimum(whole_units(np.floor(remaining * frac * 0.6).astype(np.int64)), remaining)
-    p1_day[some] = (due_day + rng.integers(30, 121, n))[some]
+    p1_day[some] = (due_day + delay)[some]
     p1_amt[some] = small[some]
     forced_pay = forced & payable
     p1_day[forced_pay] = (day + rng.integers(1, 6, n))[forced_pay]
