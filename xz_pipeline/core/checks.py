@@ -97,7 +97,9 @@ class Outcome:
         """Does this failure make the whole connection untrustworthy (see the module's docstring)?"""
         if self.passed or not self.rule.blocking:
             return False
-        if self.error:
+        if (
+            self.error or not self.quarantine
+        ):  # only failures quarantined (kept out of canonical) are isolated
             return True
         return len(self.reasons) > UNTRUSTWORTHY_SHARE * max(self.population or self.rows_checked, 1)
 
@@ -113,8 +115,10 @@ class Outcome:
         if self.blocks:
             return (f"{share} fail {self.rule.name}, more than {UNTRUSTWORTHY_SHARE:.0%}: the connection is "
                     "blocked until the source or the mapping is fixed")  # fmt: skip
-        if self.rule.blocking:
+        if self.rule.blocking and self.quarantine:
             return f"{share} quarantined by {self.rule.name}: left out of canonical.* until fixed; the rest goes on"
+        if self.rule.blocking:
+            return f"{share} fail {self.rule.name}"
         return f"{share} fail {self.rule.name} (a warning)"
 
     @property
