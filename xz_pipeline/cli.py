@@ -562,6 +562,8 @@ def _setup_logging(verbose: bool) -> None:
     if verbose:
         to_terminal = logging.StreamHandler(sys.stderr)
         to_terminal.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+        # Ours from INFO, libraries' (alembic, urllib3...) from WARNING.
+        to_terminal.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.startswith("xz_pipeline"))
         _log_handlers.append(to_terminal)
     else:
         _log_handlers.append(logging.NullHandler())  # no "last resort" printing of warnings

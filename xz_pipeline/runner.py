@@ -297,8 +297,9 @@ def _outcome(label: str, result: dg.ExecuteInProcessResult) -> RunOutcome:
 
 
 def _wait_for_turn(inst: dg.DagsterInstance, lock: HeldLock, *, wait: float, on_wait, stop) -> None:
-    """Take the XZ_HOME's sync lock, then wait for the `duckdb` pool to have a free slot (a run launched
-    by `dagster dev` may hold it): bounded by `wait` seconds, saying once what it waits for."""
+    """Take the XZ_HOME's sync lock, reclaim what dead runs held, then wait for the `duckdb` pool to have a
+    free slot (a run launched by `dagster dev` may hold it): bounded by `wait` seconds, saying once what it
+    waits for."""
     deadline = time.monotonic() + wait
     told = False
     while True:
@@ -319,6 +320,7 @@ def _wait_for_turn(inst: dg.DagsterInstance, lock: HeldLock, *, wait: float, on_
             told = True
         time.sleep(0.5)
     try:
+        reclaim_dead_runs(inst)  # a run of a killed process would hold the pool's slot forever
         told = False
         while holders := _pool_holders(inst):
             if stop is not None and stop.is_set():
@@ -378,7 +380,6 @@ def sync(
     lock = HeldLock(settings.xz_home() / "sync.lock")
     _wait_for_turn(inst, lock, wait=wait, on_wait=on_wait, stop=stop)
     try:
-        reclaim_dead_runs(inst)
         inst.add_dynamic_partitions(connections_partitions.name, names)
         pid = os.getpid()
         tags = {PID_TAG: str(pid), START_TAG: process_start(pid), HOST_TAG: socket.gethostname()}
