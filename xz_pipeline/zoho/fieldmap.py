@@ -45,7 +45,7 @@ class FieldMap:
 
     def value_in(self, module: str, ours: str, value: object) -> object:
         """The org's picklist value in our words (values it does not map pass as they are)."""
-        table = {theirs: mine for mine, theirs in dict(dict(self.values).get((module, ours), ()))}
+        table = {theirs: mine for mine, theirs in dict(self.values).get((module, ours), ())}
         return table.get(value, value) if isinstance(value, str) else value
 
     def outgoing(self, module: str, record: Mapping[str, object]) -> dict:

@@ -302,7 +302,10 @@ class ZohoCrmWriter:
             try:
                 products = self.client.related("Deals", str(d["id"]), "Products", asked)
             except ApiError as exc:
-                if not schema_mod.not_offered(exc):
+                # an org without the relation answers 404 or, naming it, INVALID_DATA
+                if not (
+                    schema_mod.not_offered(exc) or (exc.code == "INVALID_DATA" and exc.field == "Products")
+                ):
                     raise
                 # the edition (or grant) has no Deals -> Products: invoices get one line at the deal amount
                 self.schema.unavailable(
