@@ -60,12 +60,15 @@ def text(field: str) -> Callable[[dict], str | None]:
 
     def get(p: dict) -> str | None:
         value = p.get(field)
-        if value is None or value == "":
+        if type(value) is str:  # the common case first: a million rows ask
+            return value or None
+        if value is None:
             return None
         if isinstance(value, bool):
             raise TypeError("a boolean where text belongs")
         return str(scalar(value))
 
+    get.gives_text = True  # type: ignore[attr-defined]
     return get
 
 
@@ -81,6 +84,7 @@ def ident(field: str) -> Callable[[dict], str]:
             raise ValueError("id is empty")
         return value
 
+    get.gives_text = True  # type: ignore[attr-defined]
     return get
 
 
@@ -100,12 +104,15 @@ def nested(path: str) -> Callable[[dict], str | None]:
         if not isinstance(outer, dict):
             raise TypeError(f"{head} is a {type(outer).__name__}, not an object")
         value = outer.get(tail)
-        if value is None or value == "":
+        if type(value) is str:
+            return value or None
+        if value is None:
             return None
         if isinstance(value, bool):
             raise TypeError(f"{path} is a boolean")
         return str(scalar(value))
 
+    get.gives_text = True  # type: ignore[attr-defined]
     return get
 
 
@@ -163,6 +170,8 @@ def _decimal_check(precision: int, scale: int) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if value is None:
             return None
+        if type(value) is Decimal and value.is_finite() and value.adjusted() < precision - scale - 1:
+            return value  # the common case, well inside the range
         if type(value) is int:
             value = Decimal(value)
         elif type(value) is float:
@@ -204,12 +213,13 @@ def _check_instant(value: Any) -> Any:
 
 
 @cache
-def _checker(sql: str) -> tuple[Callable[[Any], Any], bool]:
-    """(the check for a column of this SQL type, whether it is NOT NULL)."""
+def _checker(sql: str, gives_text: bool = False) -> tuple[Callable[[Any], Any] | None, bool]:
+    """(the check for a column of this SQL type, whether it is NOT NULL); none for a text column whose
+    getter (`text`, `ident`, `nested`) gives only text or None already."""
     kind = sql.lower()
     required = "not null" in kind
     if kind.startswith(("varchar", "json")):
-        return _check_text, required
+        return (None if gives_text else _check_text), required
     if kind.startswith("boolean"):
         return _check_bool, required
     if kind.startswith("integer"):
@@ -234,20 +244,31 @@ def typed_row(cols: Sequence[Col], payload: dict, notes: list[tuple[str, str]] |
     if not isinstance(payload, dict):
         raise RowError("*", TypeError(f"the record is a {type(payload).__name__}, not an object"))
     row = {}
-    for col in cols:
-        check, required = _checker(col.sql)
+    for name, get, check, required in _plan(cols):
         try:
-            value = check(col.get(payload))
+            value = get(payload) if check is None else check(get(payload))
         except Nulled as exc:
             value = None
             if notes is not None:
-                notes.append((col.name, str(exc)))
+                notes.append((name, str(exc)))
         except _TYPING_ERRORS as exc:
-            raise RowError(col.name, exc) from exc
+            raise RowError(name, exc) from exc
         if required and (value is None or value == ""):
-            raise RowError(col.name, "a required field is null")
-        row[col.name] = value
+            raise RowError(name, "a required field is null")
+        row[name] = value
     return row
+
+
+_PLANS: dict[int, tuple[Sequence[Col], list[tuple]]] = {}
+
+
+def _plan(cols: Sequence[Col]) -> list[tuple]:
+    """(name, getter, check, required) per column, worked out once per table (a million rows ask)."""
+    hit = _PLANS.get(id(cols))
+    if hit is None or hit[0] is not cols:
+        hit = (cols, [(c.name, c.get, *_checker(c.sql, getattr(c.get, "gives_text", False))) for c in cols])
+        _PLANS[id(cols)] = hit
+    return hit[1]
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from xz_pipeline.xero.dates import is_no_date, parse_xero_date, parse_xero_datet
 
 
 def money(field: str) -> Callable[[dict], Decimal | None]:
-    return lambda p: to_decimal(scalar(p.get(field), "an amount"))
+    return lambda p: to_decimal(p.get(field))  # a list or an object is "not an amount" there
 
 
 def _no_date(value: Any) -> Any:
