@@ -4,6 +4,7 @@ import dagster as dg
 
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.dagster_storage import tune_sqlite_storage
+from xz_pipeline.insights.assets import INSIGHTS_ASSETS
 from xz_pipeline.publish import build_snapshot_asset
 from xz_pipeline.realtime.sensors import REALTIME_CHECKS, REALTIME_JOBS, REALTIME_SENSORS
 from xz_pipeline.reconcile.assets import RECONCILE_ASSETS, RECONCILE_CHECKS
@@ -25,8 +26,17 @@ tune_sqlite_storage()  # every process that loads the code: webserver, daemon, r
 
 EXTRACT_ASSETS = [*XERO_ASSETS, *ZOHO_ASSETS]
 canonical_views = build_canonical_views_asset(EXTRACT_ASSETS, [BOOKS_VIEWS, CRM_VIEWS])
-analytics_snapshot = build_snapshot_asset([canonical_views, *RECONCILE_ASSETS, *WRITEBACK_ASSETS])
-ASSETS = [*EXTRACT_ASSETS, canonical_views, *RECONCILE_ASSETS, *WRITEBACK_ASSETS, analytics_snapshot]
+analytics_snapshot = build_snapshot_asset(
+    [canonical_views, *RECONCILE_ASSETS, *WRITEBACK_ASSETS, *INSIGHTS_ASSETS]
+)
+ASSETS = [
+    *EXTRACT_ASSETS,
+    canonical_views,
+    *RECONCILE_ASSETS,
+    *WRITEBACK_ASSETS,
+    *INSIGHTS_ASSETS,
+    analytics_snapshot,
+]
 CHECKS = [*XERO_CHECKS, *ZOHO_CHECKS, *RECONCILE_CHECKS, *WRITEBACK_CHECKS, *REALTIME_CHECKS]
 
 # `mirror` extracts, reconciles, plans write-back (applied only when configured) and publishes; the asset
@@ -34,7 +44,12 @@ CHECKS = [*XERO_CHECKS, *ZOHO_CHECKS, *RECONCILE_CHECKS, *WRITEBACK_CHECKS, *REA
 mirror_job = dg.define_asset_job(
     "mirror",
     selection=dg.AssetSelection.assets(
-        *EXTRACT_ASSETS, canonical_views, *RECONCILE_ASSETS, *WRITEBACK_ASSETS, analytics_snapshot
+        *EXTRACT_ASSETS,
+        canonical_views,
+        *RECONCILE_ASSETS,
+        *WRITEBACK_ASSETS,
+        *INSIGHTS_ASSETS,
+        analytics_snapshot,
     ),
 )
 

@@ -1,0 +1,1 @@
+"""Insights: what accounting knows that sales should see (payment risk first). Roles only, like reconcile."""
