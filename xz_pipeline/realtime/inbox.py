@@ -3,7 +3,8 @@
 SQLite in WAL mode with `synchronous=FULL`: the receiver's insert is on disk when it says 200, readers (the
 sensors) never block it, and each operation opens its own short connection so threads and processes share
 the file safely. A content hash is unique, so a redelivered event is stored once; `seq` orders arrival and
-is the sensors' cursor.
+is the sensors' cursor (one position per connection). The `writes` table holds what our own write-back
+wrote, so echo suppression reads this file and never the mirror.
 """
 
 from __future__ import annotations
@@ -32,6 +33,16 @@ create table if not exists events (
 );
 create index if not exists events_lookup on events (connection, asset, record_id);
 create index if not exists events_received on events (received_at);
+create index if not exists events_position on events (connection, seq);
+-- what our write-back wrote: the sensors tell echoes from people's edits without opening the mirror
+create table if not exists writes (
+    connection text not null,
+    system text not null,          -- books | crm
+    record_id text not null,
+    written_at text not null,      -- when the write's answer came back (ISO, UTC)
+    primary key (connection, system, record_id, written_at)
+);
+create index if not exists writes_time on writes (written_at);
 """
 
 
@@ -115,6 +126,63 @@ class Inbox:
             ).fetchall()
         return [InboxEvent(*r[:6], bool(r[6]), *r[7:]) for r in rows]
 
+    def pending(
+        self, positions: dict[str, int], limit: int = 5000, default: int = 0
+    ) -> dict[str, list[InboxEvent]]:
+        """Per connection, the events stored after its position (`default` for a connection not in
+        `positions`), in arrival order, at most `limit` each: one connection's backlog never hides another's."""
+        low = min([*positions.values(), default])
+        with self._connect() as con:
+            names = [r[0] for r in con.execute(
+                "select distinct connection from events where connection is not null and seq > ?", [low]
+            ).fetchall()]  # fmt: skip
+            out = {}
+            for name in sorted(names):
+                rows = con.execute(
+                    "select dedupe, source, connection, tenant_id, asset, record_id, deleted, event_time, seq,"
+                    " received_at from events where connection = ? and seq > ? order by seq limit ?",
+                    [name, positions.get(name, default), limit],
+                ).fetchall()
+                if rows:
+                    out[name] = [InboxEvent(*r[:6], bool(r[6]), *r[7:]) for r in rows]
+        return out
+
+    def between(self, connection: str, first: int, last: int) -> list[InboxEvent]:
+        """A connection's events with `first` <= seq <= `last` (a range to request again)."""
+        with self._connect() as con:
+            rows = con.execute(
+                "select dedupe, source, connection, tenant_id, asset, record_id, deleted, event_time, seq,"
+                " received_at from events where connection = ? and seq between ? and ? order by seq",
+                [connection, first, last],
+            ).fetchall()
+        return [InboxEvent(*r[:6], bool(r[6]), *r[7:]) for r in rows]
+
+    def last_seq(self) -> int:
+        with self._connect() as con:
+            return con.execute("select coalesce(max(seq), 0) from events").fetchone()[0]
+
+    def record_writes(self, connection: str, writes: Iterable[tuple[str, str]], at: datetime) -> int:
+        """Remember (system, record id) pairs our write-back wrote at `at`."""
+        rows = [(connection, system, str(rid), iso(at)) for system, rid in writes if rid]
+        if not rows:
+            return 0
+        with self._connect() as con:
+            con.execute("begin immediate")
+            con.executemany("insert or ignore into writes values (?, ?, ?, ?)", rows)
+            con.execute("commit")
+        return len(rows)
+
+    def writes_between(
+        self, connection: str, system: str, lo: datetime, hi: datetime
+    ) -> list[tuple[str, str]]:
+        """(record id, written at) of our writes to `system` between `lo` and `hi`."""
+        with self._connect() as con:
+            return con.execute(
+                "select record_id, written_at from writes where connection = ? and system = ?"
+                " and written_at between ? and ?",
+                [connection, system, iso(lo), iso(hi)],
+            ).fetchall()
+
     def unresolved_tenants(self) -> list[str]:
         with self._connect() as con:
             rows = con.execute("select distinct tenant_id from events where connection is null").fetchall()
@@ -150,6 +218,7 @@ class Inbox:
             cur = con.execute(
                 "delete from events where received_at < ? and seq <= ?", [iso(before), upto_seq]
             )
+            con.execute("delete from writes where written_at < ?", [iso(before)])
             return cur.rowcount
 
     def count(self) -> int:

@@ -3,7 +3,8 @@
 One If-Modified-Since call per entity and connection per probe, at an interval derived from the day's
 API budget: a probe spends `len(POLLED)` calls, and probes never spend more than `XZ_POLL_SHARE` (default
 10 %) of the `XZ_XERO_DAY_LIMIT` (default 5,000) calls a tenant may make a day. The watermark starts at the
-mirror's own cursor, so polling only reports what the mirror has not read. A payment also updates its
+mirror's own cursor (read from the published snapshot, never the mirror), so polling only reports what
+the mirror has not read. A payment also updates its
 invoice, which Xero does announce: the inbox sensor reads payments with every invoice event, so this
 probe is the safety net, not the fast path.
 """
@@ -15,10 +16,11 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import duckdb
 
 from xz_pipeline import settings
-from xz_pipeline.core.resources import TRIGGER_TAG, MirrorResource
-from xz_pipeline.core.store import StoreBusy
+from xz_pipeline.core.resources import TRIGGER_TAG
+from xz_pipeline.core.store import Store, StoreBusy
 from xz_pipeline.realtime.runs import blocking_checks
 from xz_pipeline.xero.dates import parse_xero_datetime
 from xz_pipeline.xero.resources import XeroResource
@@ -36,15 +38,20 @@ def poll_interval_seconds(
     return max(5, math.ceil(86_400 * calls_per_probe / (limit * share)))
 
 
-def _mirror_cursor(mirror: MirrorResource, connection: str, entity: str) -> datetime | None:
-    store = mirror.store()
-    if not store.path.exists():
+def _mirror_cursor(connection: str, entity: str) -> datetime | None:
+    """The mirror's cursor for `entity`, as the last published snapshot holds it: the sensor never opens
+    the mirror (a reader there makes a run's writer fail), and the snapshot trails it by at most a run."""
+    path = settings.snapshot_path()
+    if not path.exists():
         return None
-    with store.read() as con:
-        row = con.execute(
-            "select cursor_value from meta.cursors where connection = ? and vendor = 'xero' and entity = ?",
-            [connection, entity],
-        ).fetchone()
+    try:
+        with Store(path).read() as con:
+            row = con.execute(
+                "select cursor_value from meta.cursors where connection = ? and vendor = 'xero' and entity = ?",
+                [connection, entity],
+            ).fetchone()
+    except (StoreBusy, duckdb.CatalogException):
+        return None  # being replaced this instant, or without cursors yet: the next probe reads it
     return row[0].astimezone(UTC) if row and row[0] is not None else None
 
 
@@ -62,13 +69,13 @@ def probe(client, entity: str, since: datetime) -> tuple[list[str], datetime | N
     return changed, newest, len(rows) >= PROBE_PAGE
 
 
-def _requests_for(context, xero: XeroResource, mirror: MirrorResource, conn: str, state: dict, now: datetime):
+def _requests_for(context, xero: XeroResource, conn: str, state: dict, now: datetime):
     requests = []
     with xero.client(conn) as client:
         for entity, asset in POLLED.items():
             mark = state.get(entity)
             since = datetime.fromisoformat(mark) if mark else None
-            mirrored = _mirror_cursor(mirror, conn, entity)
+            mirrored = _mirror_cursor(conn, entity)
             if mirrored is not None and (since is None or mirrored > since):
                 since = mirrored
             if since is None:
@@ -102,7 +109,7 @@ def _requests_for(context, xero: XeroResource, mirror: MirrorResource, conn: str
     description="Probes Xero payments and items (no webhooks) with If-Modified-Since, one call per entity, "
     "within a set share of the day's API budget (XZ_POLL_SHARE of XZ_XERO_DAY_LIMIT).",
 )
-def xero_polling_sensor(context: dg.SensorEvaluationContext, xero: XeroResource, mirror: MirrorResource):
+def xero_polling_sensor(context: dg.SensorEvaluationContext, xero: XeroResource):
     now = datetime.now(UTC)
     cursor = json.loads(context.cursor) if context.cursor else {}
     interval = timedelta(seconds=poll_interval_seconds())
@@ -114,10 +121,7 @@ def xero_polling_sensor(context: dg.SensorEvaluationContext, xero: XeroResource,
         last = state.get("at")
         if last and now - datetime.fromisoformat(last) < interval:
             continue  # the budget says not yet (settings may have changed since the sensor was defined)
-        try:
-            requests += _requests_for(context, xero, mirror, conn.name, state, now)
-        except StoreBusy:
-            continue  # a writer holds the mirror: try next tick
+        requests += _requests_for(context, xero, conn.name, state, now)
         state["at"] = now.isoformat()
         probed += 1
     if not requests:

@@ -1,13 +1,16 @@
 """Near-real-time sensors: the inbox becomes targeted runs, Xero payments and items are polled, Zoho
 channels are kept alive.
 
-`inbox_sensor` reads what arrived after its cursor (the inbox `seq`), keeps per connection and record
-only the latest announcement (by the source's change time, so out-of-order deliveries settle on the
-right operation), and asks for one run per connection: the mirror assets for exactly those ids
-(`MirrorConfig.ids` / `deleted_ids`) followed by everything downstream (canonical views, reconcile,
-write-back, the snapshot). The run key is the inbox range, so a replayed tick never runs twice; a
-redelivered event is already deduplicated by the inbox. A batch that only echoes our own writes runs
-without the write-back stage.
+`inbox_sensor` keeps one position per connection (the last inbox `seq` it requested a run for). While a
+targeted run of a connection is queued, starting or running it requests nothing more for it: the events
+that arrive meanwhile wait in the inbox, and the next request covers all of them, from the position to
+the newest, in one run (coalescing: under load a run takes many events, not one tick's worth). A request
+keeps per record only the latest announcement (by the source's change time, so out-of-order deliveries
+settle on the right operation) and asks for the mirror assets of exactly those ids (`MirrorConfig.ids` /
+`deleted_ids`) followed by everything downstream. Its run key is the range, `inbox:{connection}:{first}-
+{last}`, so a replayed tick never runs twice and nothing is skipped; a range whose run failed is asked for
+once more, under `...:retry`. A batch that only echoes our own writes runs without the write-back stage.
+The sensor reads the inbox file and Dagster's run storage, never the mirror (the runs hold its lock).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from xz_pipeline import settings
-from xz_pipeline.core.resources import TRIGGER_TAG, MirrorResource, connections_partitions
+from xz_pipeline.core.resources import TRIGGER_TAG, connections_partitions
 from xz_pipeline.realtime.channels import zoho_channels_sensor
 from xz_pipeline.realtime.echo import echoes
 from xz_pipeline.realtime.inbox import Inbox, InboxEvent
@@ -40,6 +43,16 @@ WRITEBACK_GROUP = "writeback"
 # An invoice changes when a payment lands on it (Xero has no payment webhooks): read payments with it.
 ALSO_INCREMENTAL = {"xero_invoices": "xero_payments"}
 SYSTEM = {"xero": "xero", "zoho": "zoho"}
+KEY_TAG = "xz/inbox_key"  # the run key of a targeted run, as a tag we can look runs up by
+PARTITION_TAG = "dagster/partition"
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 realtime_job = dg.define_asset_job(
     "realtime",
@@ -80,61 +93,85 @@ def latest_per_record(events: list[InboxEvent]) -> dict[tuple[str, str, str], In
     return latest
 
 
+def plan_run(
+    conn: str, evs: list[InboxEvent], asset_graph, is_echo=None, run_key: str | None = None
+) -> dg.RunRequest:
+    """The RunRequest for one connection's events (already resolved to it); the key defaults to their range."""
+    ids: dict[str, list[str]] = defaultdict(list)
+    deleted: dict[str, list[str]] = defaultdict(list)
+    for (_, asset, rid), e in sorted(latest_per_record(evs).items()):
+        (deleted if e.deleted else ids)[asset].append(rid)
+    config: dict[str, dict] = {}
+    for asset in sorted(set(ids) | set(deleted)):
+        config[asset] = {"config": {"ids": ids.get(asset, []), "deleted_ids": deleted.get(asset, [])}}
+    for asset, extra in ALSO_INCREMENTAL.items():
+        if asset in config and extra not in config:
+            config[extra] = {"config": {}}
+    roots = [dg.AssetKey(a) for a in config]
+    selection = dg.AssetSelection.assets(*roots).downstream().resolve(asset_graph)
+    echo_only = is_echo is not None and all(is_echo(conn, e) for e in evs)
+    if echo_only:
+        selection = {k for k in selection if asset_graph.get(k).group_name != WRITEBACK_GROUP}
+    first, last = min(e.seq for e in evs), max(e.seq for e in evs)
+    key = run_key or range_key(conn, first, last)
+    return dg.RunRequest(
+        run_key=key,
+        partition_key=conn,
+        asset_selection=sorted(selection, key=lambda k: k.to_user_string()),
+        asset_check_keys=blocking_checks(asset_graph, selection),
+        run_config={"ops": config},
+        tags={
+            TRIGGER_TAG: "inbox",
+            KEY_TAG: key,
+            "xz/events": str(len(evs)),
+            "xz/echo_only": str(echo_only).lower(),
+        },
+    )
+
+
 def plan_runs(events: list[InboxEvent], asset_graph, is_echo=None) -> list[dg.RunRequest]:
-    """One RunRequest per connection for a batch of inbox events (already resolved to connections)."""
+    """One RunRequest per connection for a batch of inbox events, keyed by each connection's range."""
     by_conn: dict[str, list[InboxEvent]] = defaultdict(list)
     for e in events:
         if e.connection:
             by_conn[e.connection].append(e)
-    requests = []
-    for conn, evs in sorted(by_conn.items()):
-        ids: dict[str, list[str]] = defaultdict(list)
-        deleted: dict[str, list[str]] = defaultdict(list)
-        for (_, asset, rid), e in sorted(latest_per_record(evs).items()):
-            (deleted if e.deleted else ids)[asset].append(rid)
-        config: dict[str, dict] = {}
-        for asset in sorted(set(ids) | set(deleted)):
-            config[asset] = {"config": {"ids": ids.get(asset, []), "deleted_ids": deleted.get(asset, [])}}
-        for asset, extra in ALSO_INCREMENTAL.items():
-            if asset in config and extra not in config:
-                config[extra] = {"config": {}}
-        roots = [dg.AssetKey(a) for a in config]
-        selection = dg.AssetSelection.assets(*roots).downstream().resolve(asset_graph)
-        echo_only = is_echo is not None and all(is_echo(conn, e) for e in evs)
-        if echo_only:
-            selection = {k for k in selection if asset_graph.get(k).group_name != WRITEBACK_GROUP}
-        first, last = min(e.seq for e in evs), max(e.seq for e in evs)
-        requests.append(
-            dg.RunRequest(
-                run_key=f"inbox:{conn}:{first}-{last}",
-                partition_key=conn,
-                asset_selection=sorted(selection, key=lambda k: k.to_user_string()),
-                asset_check_keys=blocking_checks(asset_graph, selection),
-                run_config={"ops": config},
-                tags={
-                    TRIGGER_TAG: "inbox",
-                    "xz/events": str(len(evs)),
-                    "xz/echo_only": str(echo_only).lower(),
-                },
-            )
-        )
-    return requests
+    return [plan_run(conn, evs, asset_graph, is_echo) for conn, evs in sorted(by_conn.items())]
 
 
-def _echo_checker(mirror: MirrorResource, events: list[InboxEvent]):
-    """A predicate over events, backed by one read of `writeback.plan` (none yet → never an echo)."""
-    store = mirror.store()
-    if not store.path.exists():
-        return None
+def range_key(conn: str, first: int, last: int, retry: bool = False) -> str:
+    return f"inbox:{conn}:{first}-{last}" + (":retry" if retry else "")
+
+
+def _echo_checker(inbox: Inbox, events: list[InboxEvent]):
+    """A predicate over events, backed by the writes our write-back recorded in the inbox."""
     found: set[tuple[str, str]] = set()
-    with store.read() as con:
-        by: dict[tuple[str, str], list[tuple[str, datetime]]] = defaultdict(list)
-        for e in events:
-            if e.connection:
-                by[(e.connection, e.source)].append((e.record_id, datetime.fromisoformat(e.event_time)))
-        for (conn, source), changes in by.items():
-            found |= {(conn, r) for r in echoes(con, conn, SYSTEM[source], changes)}
+    by: dict[tuple[str, str], list[tuple[str, datetime]]] = defaultdict(list)
+    for e in events:
+        if e.connection:
+            by[(e.connection, e.source)].append((e.record_id, datetime.fromisoformat(e.event_time)))
+    for (conn, source), changes in by.items():
+        found |= {(conn, r) for r in echoes(inbox, conn, SYSTEM[source], changes)}
     return lambda conn, e: (conn, e.record_id) in found
+
+
+def read_cursor(raw: str | None) -> tuple[int, dict[str, dict]]:
+    """(the position of connections the cursor does not name, per-connection state). A cursor of the
+    single-position era ({"seq": n}) is every connection's position."""
+    data = json.loads(raw) if raw else {}
+    return int(data.get("seq", data.get("floor", 0))), dict(data.get("connections", {}))
+
+
+def _in_flight(instance: dg.DagsterInstance, conn: str) -> dg.RunRecord | None:
+    records = instance.get_run_records(
+        dg.RunsFilter(tags={TRIGGER_TAG: "inbox", PARTITION_TAG: conn}, statuses=IN_FLIGHT), limit=1
+    )
+    return records[0] if records else None
+
+
+def _outcome(instance: dg.DagsterInstance, key: str) -> dg.DagsterRunStatus | None:
+    """The status of the run launched for `key` (None: not launched, e.g. the key had run before)."""
+    records = instance.get_run_records(dg.RunsFilter(tags={KEY_TAG: key}), limit=1)
+    return records[0].dagster_run.status if records else None
 
 
 @dg.sensor(
@@ -143,28 +180,52 @@ def _echo_checker(mirror: MirrorResource, events: list[InboxEvent]):
     minimum_interval_seconds=MIN_INTERVAL,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Webhooks and notifications from the inbox → targeted runs of the changed records and "
-    "everything downstream (one run per connection and inbox range).",
+    "everything downstream (per connection, one run at a time covering every event since the last).",
 )
-def inbox_sensor(context: dg.SensorEvaluationContext, xero: XeroResource, mirror: MirrorResource):
+def inbox_sensor(context: dg.SensorEvaluationContext, xero: XeroResource):
     inbox = Inbox()
     _resolve_tenants(inbox, xero)
-    after = json.loads(context.cursor)["seq"] if context.cursor else 0
-    inbox.prune(datetime.now(UTC) - RETAIN, after)
-    events = inbox.after(after, BATCH)
-    if not events:
-        return dg.SensorResult(skip_reason=dg.SkipReason("inbox: nothing new"), cursor=context.cursor)
-    cursor = json.dumps({"seq": events[-1].seq})
-    routed = [e for e in events if e.connection]
-    if not routed:
-        return dg.SensorResult(
-            skip_reason=dg.SkipReason(f"{len(events)} event(s) of unknown tenants"), cursor=cursor
+    floor, state = read_cursor(context.cursor)
+    positions = {c: st["pos"] for c, st in state.items()}
+    inbox.prune(datetime.now(UTC) - RETAIN, min(positions.values()) if positions else floor)
+    pending = inbox.pending(positions, BATCH, default=floor)
+    requests, waiting = [], []
+    unsettled = {c for c, st in state.items() if st.get("key") and not st.get("settled")}
+    for conn in sorted(set(pending) | unsettled):
+        st = state.get(conn, {"pos": floor})
+        running = _in_flight(context.instance, conn)
+        if running is not None:
+            if pending.get(conn):
+                waiting.append(
+                    f"{conn}: {len(pending[conn])} event(s) wait for run {running.dagster_run.run_id[:8]}"
+                )
+            continue
+        evs, retry = list(pending.get(conn, [])), False
+        if conn in unsettled:
+            outcome = _outcome(context.instance, st["key"])
+            if outcome in FAILED and not st.get("retried"):  # once more, under a key of its own
+                evs = [*inbox.between(conn, st["first"], st["last"]), *evs]
+                retry = True
+            else:  # it succeeded, was a retry already, or was never launched (a key that had run)
+                st["settled"] = True
+        if not evs:
+            continue
+        first, last = min(e.seq for e in evs), max(e.seq for e in evs)
+        key = range_key(conn, first, last, retry)
+        requests.append(
+            plan_run(conn, evs, context.repository_def.asset_graph, _echo_checker(inbox, evs), key)
         )
-    try:
-        is_echo = _echo_checker(mirror, routed)
-    except Exception as exc:  # the mirror is busy or absent: act as if nothing is an echo, say so
-        context.log.warning(f"echo check skipped: {type(exc).__name__}")
-        is_echo = None
-    requests = plan_runs(routed, context.repository_def.asset_graph, is_echo)
+        state[conn] = {
+            "pos": max(last, st["pos"]),
+            "key": key,
+            "first": first,
+            "last": last,
+            "retried": retry,
+        }
+    cursor = json.dumps({"floor": floor, "connections": state}, sort_keys=True)
+    if not requests:
+        reason = "; ".join(waiting) or "inbox: nothing new"
+        return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=cursor)
     known = set(context.instance.get_dynamic_partitions(connections_partitions.name))
     new = sorted({r.partition_key for r in requests} - known)
     return dg.SensorResult(

@@ -40,6 +40,7 @@ from xz_pipeline.core.canonical import (
 )
 from xz_pipeline.core.errors import ApiError
 from xz_pipeline.core.store import Store
+from xz_pipeline.realtime.echo import remember_writes
 from xz_pipeline.writeback import guards, ledger
 from xz_pipeline.writeback.policies import Policies
 from xz_pipeline.writeback.ports import Batch, BooksWriter, CrmWriter, Outcome, not_offered
@@ -613,6 +614,7 @@ def apply(
             if deferred.get(phase):
                 applier.run_phase(*phase, deferred[phase], unknown)
         applier.flush()
+    remember_writes(connection, applier.written)  # the sensors tell our echoes from the inbox alone
     applier.refresh()
     report.calls = {"books": books.calls, "crm": crm.calls}
     return report

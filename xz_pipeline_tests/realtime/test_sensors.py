@@ -7,21 +7,20 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-import duckdb
 import pytest
 import requests
 
+from xz_pipeline import settings
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.core.store import Store
 from xz_pipeline.definitions import ASSETS, CHECKS, defs
 from xz_pipeline.realtime import sensors
 from xz_pipeline.realtime.channels import channel_id, ensure_channels, notify_url
-from xz_pipeline.realtime.echo import echoes
+from xz_pipeline.realtime.echo import echoes, remember_writes
 from xz_pipeline.realtime.inbox import Inbox, InboxEvent, iso
 from xz_pipeline.realtime.sensors import REALTIME_CHECKS, REALTIME_JOBS, REALTIME_SENSORS, plan_runs
 from xz_pipeline.sandbox.clock import ManualClock
 from xz_pipeline.sandbox.server import SandboxServer
-from xz_pipeline.writeback import ledger
 from xz_pipeline.xero.resources import XeroResource
 from xz_pipeline.zoho import webhooks as zoho_hooks
 from xz_pipeline_tests.realtime.support import (
@@ -207,6 +206,8 @@ def test_invoice_update_reads_payments_and_polling_finds_what_is_not_announced(w
     # Polling: the mirror's payments cursor is the starting watermark; a new payment is found by one call.
     h.run(dg.RunRequest(partition_key=CONNECTION, asset_selection=[dg.AssetKey("xero_payments"), dg.AssetKey("xero_items")],
                         run_config={"ops": {"xero_payments": {"config": {}}, "xero_items": {"config": {}}}}))  # fmt: skip
+    assert not h.tick("xero_polling_sensor").run_requests  # the sensor reads the snapshot, not yet published
+    Store(MirrorResource().store().path).publish_snapshot(settings.snapshot_path())
     with XeroResource().client(CONNECTION) as xero:
         _, payment = pay_some_invoice(sb, xero)
     calls_before = len(sb.xero.received)
@@ -254,26 +255,19 @@ def test_expired_channel_is_renewed_and_a_vanished_one_re_enabled(world):
 
 
 def test_echoes_of_our_own_writes_never_reach_write_back(tmp_path):
-    con = duckdb.connect(str(tmp_path / "m.duckdb"))
-    assert echoes(con, CONNECTION, "zoho", [("r1", datetime.now(UTC))]) == set()  # no write-back yet
-    ledger.ensure(con)
+    inbox = Inbox(tmp_path / "inbox.sqlite")
+    assert echoes(inbox, CONNECTION, "zoho", [("r1", datetime.now(UTC))]) == set()  # no write-back yet
     at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-    for change, record, result, status in (("c1", "r1", None, "applied"), ("c2", "r2", None, "rejected"),
-                                           ("c3", "src-9", "r9", "applied")):  # fmt: skip
-        con.execute(
-            "insert into writeback.plan (connection, change_id, system, entity, op, record, ref, field, policy, "
-            "status, result_id, planned_at, updated_at, applied_at) values (?, ?, 'crm', 'deal', 'update', ?, "
-            "'ref', 'Stage', 'p', ?, ?, ?, ?, ?)",
-            [CONNECTION, change, record, status, result, at, at, at],
-        )
+    # what apply records: (system, entity) -> records written (a created record by its new id)
+    assert remember_writes(CONNECTION, {("crm", "deal"): {"r1"}, ("crm", "account"): {"r9"}}, at, inbox) == 2
     near, far = at + timedelta(seconds=20), at + timedelta(hours=1)
-    assert echoes(con, CONNECTION, "zoho", [("r1", near), ("r2", near), ("r3", near), ("r9", near)]) == {
+    assert echoes(inbox, CONNECTION, "zoho", [("r1", near), ("r2", near), ("r3", near), ("r9", near)]) == {
         "r1",
         "r9",
     }
-    assert echoes(con, CONNECTION, "zoho", [("r1", far)]) == set()
-    assert echoes(con, CONNECTION, "xero", [("r1", near)]) == set()  # another system
-    assert echoes(con, "other", "zoho", [("r1", near)]) == set()
+    assert echoes(inbox, CONNECTION, "zoho", [("r1", far)]) == set()
+    assert echoes(inbox, CONNECTION, "xero", [("r1", near)]) == set()  # another system
+    assert echoes(inbox, "other", "zoho", [("r1", near)]) == set()
 
     @dg.asset(group_name="writeback", deps=["xero_contacts"], partitions_def=ASSETS[0].partitions_def)
     def crm_fields():
