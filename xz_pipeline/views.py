@@ -1,6 +1,6 @@
 """The `canonical` role views as a Dagster asset: each vendor's mapping installed over the mirror.
 
-Everything after the mirror reads `canonical.*` only (DESIGN.md §1); this asset is where the two
+Everything after the mirror reads `canonical.*` only (docs/architecture.md); this asset is where the two
 vendors' SELECTs meet, so reconciliation never names a vendor.
 """
 

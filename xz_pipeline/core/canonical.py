@@ -1,6 +1,6 @@
 """The canonical model: records and role views that every stage after the mirror reads.
 
-Two roles, not two vendors (DESIGN.md §1): **books** (Xero today, QuickBooks later) and **crm** (Zoho
+Two roles, not two vendors (docs/architecture.md): **books** (Xero today, QuickBooks later) and **crm** (Zoho
 today, Salesforce later). A vendor folder maps its payloads to these records (`xero/mapping.py`,
 `zoho/mapping.py`) and its mirror tables to the `canonical.*` views whose columns are fixed here, in
 `CANONICAL_VIEWS`. Reconciliation and write-back speak only this language, so swapping a vendor means

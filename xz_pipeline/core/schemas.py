@@ -1,4 +1,4 @@
-"""What valid mirror data looks like: one pandera model per typed table (DESIGN.md §3, §7).
+"""What valid mirror data looks like: one pandera model per typed table (docs/architecture.md, the mirror).
 
 These models are the single source of truth for data quality. `core/checks.py` runs them over a
 connection's rows read from DuckDB, inside Dagster asset checks; reconciliation may run the same

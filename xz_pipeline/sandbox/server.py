@@ -4,7 +4,7 @@
 connection, seeds one Xero tenant and one Zoho org per world (or loads a hand-made fixture folder),
 registers an OAuth client per vendor, grants a refresh token per connection as if a person had
 consented, wraps each app in the fault middleware and serves each vendor on its own origin. `env(i)`
-gives the DESIGN.md §4 variables for connection i, so the pipeline runs against the sandbox exactly
+gives the docs/configuration.md variables for connection i, so the pipeline runs against the sandbox exactly
 as it runs against the real services: over HTTP, through the token endpoints.
 
 Credentials are derived from the seed, so the same `--seed` always prints the same client ids and
@@ -316,7 +316,7 @@ class SandboxServer:
         return f"sandbox-{index + 1}"
 
     def env(self, index: int = 0) -> dict[str, str]:
-        """The DESIGN.md §4 environment for connection `index`: the pipeline needs nothing else."""
+        """The environment (docs/configuration.md) for connection `index`: the pipeline needs nothing else."""
         xero_url, zoho_url = self.xero_url, self.zoho_url
         if not 0 <= index < len(self._tenants):
             raise IndexError(f"connection {index} does not exist (0..{len(self._tenants) - 1})")
@@ -338,7 +338,7 @@ class SandboxServer:
         }
         if self.profile.separate_accounts_server:
             # As a person connects a non-US org: only the accounts server is configured; the API's origin
-            # comes from the token response's api_domain (DESIGN.md §4).
+            # comes from the token response's api_domain (docs/configuration.md).
             del env["ZOHO_API_DOMAIN"]
         return env
 
@@ -349,7 +349,7 @@ class SandboxServer:
         """Write `$XZ_HOME/connections.toml` (or `path`): one `[connections.sandbox-N]` table each."""
         target = Path(path) if path is not None else _xz_home() / "connections.toml"
         target.parent.mkdir(parents=True, exist_ok=True)
-        lines = ["# Written by `xz sandbox`: one table per sandbox connection (DESIGN.md §4 keys).", ""]
+        lines = ["# Written by `xz sandbox`: one table per connection (keys: docs/configuration.md).", ""]
         for index in range(len(self._tenants)):
             lines.append(f'[connections."{self.connection_name(index)}"]')
             # JSON string escapes are valid TOML basic-string escapes.

@@ -1,4 +1,4 @@
-"""The role-level writers write-back reaches vendors through (DESIGN.md §1: roles, not vendors).
+"""The role-level writers write-back reaches vendors through (docs/architecture.md: roles, not vendors).
 
 `definitions.py` wires a vendor's implementation in (`xero/writer.py` for books, `zoho/writer.py` for
 crm); write-back itself names no vendor field. Every method takes canonical values and returns one

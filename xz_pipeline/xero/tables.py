@@ -1,6 +1,6 @@
 """Xero payloads as typed mirror tables: `xero.contacts`, `xero.invoices`, `xero.invoice_lines`, ...
 
-Each table is a list of columns read from the payload (DESIGN.md §3); the verbatim payload always
+Each table is a list of columns read from the payload (docs/architecture.md, the mirror); the verbatim payload always
 stays in `landing.records`. Amounts are DECIMAL(18, 2) (unit prices 18, 4), times UTC.
 """
 

@@ -1,6 +1,6 @@
 """Zoho CRM records as typed mirror tables: `zoho.accounts`, `zoho.contacts`, `zoho.deals`, ...
 
-Each table is a list of columns read from the record (DESIGN.md §3); the verbatim record always stays
+Each table is a list of columns read from the record (docs/architecture.md, the mirror); the verbatim record always stays
 in `landing.records`. Lookups (`{"id", "name"}`) become `<name>_id` / `<name>_name` columns.
 """
 
