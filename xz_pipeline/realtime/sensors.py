@@ -16,6 +16,7 @@ The sensor reads the inbox file and Dagster's run storage, never the mirror (the
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -168,6 +169,20 @@ def _in_flight(instance: dg.DagsterInstance, conn: str) -> dg.RunRecord | None:
     return records[0] if records else None
 
 
+def _recovered(instance: dg.DagsterInstance, conn: str) -> dict | None:
+    """A connection's state from its latest targeted run, when the cursor does not have it (a reset
+    sensor, a new cursor format): a replayed tick then asks again for nothing that already ran."""
+    records = instance.get_run_records(
+        dg.RunsFilter(tags={TRIGGER_TAG: "inbox", PARTITION_TAG: conn}), limit=1
+    )
+    key = records[0].dagster_run.tags.get(KEY_TAG, "") if records else ""
+    found = re.fullmatch(r"inbox:.+:(\d+)-(\d+)(:retry)?", key)
+    if not found:
+        return None
+    first, last = int(found[1]), int(found[2])
+    return {"pos": last, "key": key, "first": first, "last": last, "retried": bool(found[3])}
+
+
 def _outcome(instance: dg.DagsterInstance, key: str) -> dg.DagsterRunStatus | None:
     """The status of the run launched for `key` (None: not launched, e.g. the key had run before)."""
     records = instance.get_run_records(dg.RunsFilter(tags={KEY_TAG: key}), limit=1)
@@ -192,7 +207,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, xero: XeroResource):
     requests, waiting = [], []
     unsettled = {c for c, st in state.items() if st.get("key") and not st.get("settled")}
     for conn in sorted(set(pending) | unsettled):
-        st = state.get(conn, {"pos": floor})
+        st = state.setdefault(conn, _recovered(context.instance, conn) or {"pos": floor})
         running = _in_flight(context.instance, conn)
         if running is not None:
             if pending.get(conn):
@@ -200,7 +215,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, xero: XeroResource):
                     f"{conn}: {len(pending[conn])} event(s) wait for run {running.dagster_run.run_id[:8]}"
                 )
             continue
-        evs, retry = list(pending.get(conn, [])), False
+        evs, retry = [e for e in pending.get(conn, []) if e.seq > st["pos"]], False
         if conn in unsettled:
             outcome = _outcome(context.instance, st["key"])
             if outcome in FAILED and not st.get("retried"):  # once more, under a key of its own
