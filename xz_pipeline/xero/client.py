@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from xz_pipeline.core.errors import ApiError, AuthError
@@ -204,16 +206,25 @@ class XeroClient:
     # -- tenancy --------------------------------------------------------------------------------
 
     def tenants(self) -> list[dict]:
-        """GET /connections: the organisations this grant reaches (a bare JSON array)."""
+        """GET /connections: the organisations this grant reaches (a bare JSON array). A remembered tenant
+        the grant no longer reaches (a re-consent to another organisation) is forgotten."""
         reply = self.http.request(
             "GET", f"{self.api_url}/connections", endpoint="GET connections", headers={"Accept": "application/json"},
             auth=self.auth,
         )  # fmt: skip
-        return list(reply.data or [])
+        found = list(reply.data or [])
+        remembered = self._remembered_tenant()
+        if remembered and remembered not in {str(t.get("tenantId")) for t in found}:
+            self._tenant_file().unlink(missing_ok=True)
+        return found
 
     @property
     def tenant_id(self) -> str:
-        """The configured tenant, else the first ORGANISATION this grant reaches."""
+        """The configured tenant, else the one remembered in the token store, else the first ORGANISATION
+        this grant reaches (then remembered): the tenant never changes, so `/connections` is asked once per
+        grant, not once per run (it would spend half a busy minute's 60 calls)."""
+        if self._tenant_id is None:
+            self._tenant_id = self._remembered_tenant()
         if self._tenant_id is None:
             orgs = [t for t in self.tenants() if (t.get("tenantType") or "").upper() == "ORGANISATION"]
             if not orgs:
@@ -224,7 +235,33 @@ class XeroClient:
                     "this grant reaches no Xero organisation; reconnect with `xz auth xero`",
                 )
             self._tenant_id = str(orgs[0]["tenantId"])
+            self._remember_tenant(self._tenant_id)
         return self._tenant_id
+
+    def _tenant_file(self) -> Path:
+        return self.auth.store.path(self.connection, "xero-tenant")
+
+    def _remembered_tenant(self) -> str | None:
+        """The tenant discovered earlier for this connection and app (none for another app's grant)."""
+        try:
+            data = json.loads(self._tenant_file().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("client_id") != self._client_id:
+            return None
+        return str(data["tenant_id"]) if data.get("tenant_id") else None
+
+    def _remember_tenant(self, tenant_id: str) -> None:
+        path = self._tenant_file()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(
+                json.dumps({"tenant_id": tenant_id, "client_id": self._client_id}), encoding="utf-8"
+            )
+            os.replace(tmp, path)
+        except OSError:
+            pass  # not remembered: the next process asks /connections again, nothing worse
 
     def _tenant_header(self) -> dict[str, str]:
         # A custom connection's token is bound to one organisation and needs no tenant header.
