@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
@@ -287,6 +289,11 @@ def _declared_columns(columns: str) -> list[tuple[str, str]]:
     return out
 
 
+# A targeted run's waits for the mirror, in its Dagster log: loggers under "dagster.builtin" are the ones
+# Dagster captures into a run's event log (what `dagster.get_dagster_logger` returns), and propagate to
+# the root logger elsewhere (`xz` writes it to $XZ_HOME/logs).
+_wait_log = logging.getLogger("dagster.builtin.xz_pipeline.store")
+
 # The session (`Store.session`) each thread holds open, by mirror path.
 _sessions = threading.local()
 
@@ -302,12 +309,24 @@ class Store:
         return getattr(_sessions, "open", {}).get(str(self.path))
 
     @contextmanager
-    def _locked_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection under the writers' file lock, both released on exit."""
+    def _locked_connection(self, wait: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection under the writers' file lock, both released on exit. With `wait` (a
+        targeted run's session) a mirror held open outside the lock (a reader) is waited for too, up to
+        `lock_timeout`, and each wait is logged: the run waits its turn instead of failing."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = HeldLock(str(self.path) + ".lock")
+        started = time.monotonic()
         try:
-            lock.acquire(timeout=self.lock_timeout)
+            try:
+                lock.acquire(timeout=0 if wait else self.lock_timeout)
+            except Timeout:
+                if not wait:
+                    raise
+                _wait_log.info(
+                    f"waiting up to {self.lock_timeout:.0f}s for the mirror: {lock.holder() or 'another writer'} holds it"
+                )
+                lock.acquire(timeout=self.lock_timeout)
+                _wait_log.info(f"got the mirror after {time.monotonic() - started:.1f}s")
         except Timeout:
             holder = lock.holder()
             raise StoreBusy(
@@ -317,7 +336,11 @@ class Store:
             ) from None
         try:
             try:
-                con = duckdb.connect(str(self.path), config=_config())
+                con = (
+                    self._connect_waiting(started)
+                    if wait
+                    else duckdb.connect(str(self.path), config=_config())
+                )
             except duckdb.IOException as exc:
                 holder = _duckdb_holder(str(exc)) or "another process"
                 raise StoreBusy(
@@ -331,6 +354,27 @@ class Store:
         finally:
             lock.release()
 
+    def _connect_waiting(self, started: float) -> duckdb.DuckDBPyConnection:
+        """Connect read-write, waiting (bounded by `lock_timeout` from `started`) while a reader holds the file."""
+        told = False
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), config=_config())
+            except duckdb.IOException as exc:
+                if time.monotonic() - started >= self.lock_timeout:
+                    raise
+                if not told:
+                    holder = _duckdb_holder(str(exc)) or "another process"
+                    _wait_log.info(
+                        f"waiting up to {self.lock_timeout:.0f}s for the mirror: {holder} has it open"
+                    )
+                    told = True
+                time.sleep(0.1)
+                continue
+            if told:
+                _wait_log.info(f"got the mirror after {time.monotonic() - started:.1f}s")
+            return con
+
     @contextmanager
     def session(self) -> Iterator[None]:
         """One connection for all of this thread's reads and writes inside the block, for a short step.
@@ -342,7 +386,7 @@ class Store:
         if self._session() is not None or not self.path.exists():
             yield
             return
-        with self._locked_connection() as con:
+        with self._locked_connection(wait=True) as con:
             sessions = _sessions.__dict__.setdefault("open", {})
             sessions[str(self.path)] = con
             try:
