@@ -537,6 +537,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--webhook-port", type=int, default=0, help="the receiver's port (default: a free one)")
     dev.set_defaults(func=cmd_dev)
+
+    from xz_pipeline import serve
+
+    srv = sub.add_parser("serve", help="production on one machine: receiver, dagster-daemon, webserver")
+    serve.add_arguments(srv)
+    srv.set_defaults(func=serve.run)
     return parser
 
 
