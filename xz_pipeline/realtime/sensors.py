@@ -44,6 +44,7 @@ WRITEBACK_GROUP = "writeback"
 # An invoice changes when a payment lands on it (Xero has no payment webhooks): read payments with it.
 ALSO_INCREMENTAL = {"xero_invoices": "xero_payments"}
 SYSTEM = {"xero": "xero", "zoho": "zoho"}
+MAX_RUNTIME = 900  # seconds; a targeted run takes a few
 KEY_TAG = "xz/inbox_key"  # the run key of a targeted run, as a tag we can look runs up by
 PARTITION_TAG = "dagster/partition"
 IN_FLIGHT = [
@@ -124,6 +125,9 @@ def plan_run(
         tags={
             TRIGGER_TAG: "inbox",
             KEY_TAG: key,
+            "dagster/max_runtime": str(
+                MAX_RUNTIME
+            ),  # run monitoring ends a stuck run: it blocks its connection
             "xz/events": str(len(evs)),
             "xz/echo_only": str(echo_only).lower(),
         },
