@@ -27,6 +27,7 @@ from filelock import Timeout
 from xz_pipeline import settings
 from xz_pipeline.core.resources import connections_partitions
 from xz_pipeline.core.store import HeldLock, process_alive, process_start
+from xz_pipeline.core.sync import STOP_READS
 from xz_pipeline.definitions import ASSETS, CHECKS, defs
 
 # The instance settings of the repository (pool `duckdb` limited to 1, telemetry off).
@@ -160,6 +161,7 @@ class StopRequest:
     def set(self, reason: str) -> None:
         self.reason = self.reason or reason
         self.event.set()
+        STOP_READS.set()  # a long extract ends after the chunk it is writing
 
     def is_set(self) -> bool:
         return self.event.is_set()
@@ -377,6 +379,7 @@ def sync(
         else {}
     )
     inst = inst or instance()
+    STOP_READS.clear()
     lock = HeldLock(settings.xz_home() / "sync.lock")
     _wait_for_turn(inst, lock, wait=wait, on_wait=on_wait, stop=stop)
     try:

@@ -38,6 +38,10 @@ CURSOR_OVERLAP = timedelta(seconds=1)
 # at the large size instead of one an entity).
 SETTLED = timedelta(seconds=60)
 
+# Set when the process is asked to stop (SIGTERM, Ctrl-C: see runner.StopRequest): a long read ends after
+# the chunk it is writing, as if it had met the day's reserve, and the next run resumes from its cursor.
+STOP_READS = threading.Event()
+
 RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
@@ -377,7 +381,7 @@ def _run_extract(context, spec, store, config, meter, fetch, always_full) -> dg.
     # Targeted reads (a webhook's records) may spend the reserve: that is what it is kept for.
     gate = None if config.targeted else DayBudgetGate(meter)
     pages = gate.pages(fetched.pages) if gate else fetched.pages
-    totals, timing, planned = _Totals(), ReadTiming(), False
+    totals, timing, planned, stopped = _Totals(), ReadTiming(), False, False
     position = plan.since + CURSOR_OVERLAP if plan.sweep_started and plan.since else None
     for chunk in _read_ahead(pages, CHUNK_ROWS, timing, READ_AHEAD):
         started = time.monotonic()
@@ -396,7 +400,10 @@ def _run_extract(context, spec, store, config, meter, fetch, always_full) -> dg.
         if gate and gate.plan and not planned:
             planned = True
             context.log.info(f"{spec.vendor} {spec.entity} for {connection}: {plan.reason} {gate.plan}")
-    paused = gate.paused if gate else ""
+        if STOP_READS.is_set() and not config.targeted:
+            stopped = True
+            break
+    paused = (gate.paused if gate else "") or ("stopped on request; resumes next run" if stopped else "")
     now = datetime.now(UTC)
     if plan.completes_sweep and not paused:
         totals.deleted += finish_full_sweep(
@@ -430,6 +437,8 @@ def _run_extract(context, spec, store, config, meter, fetch, always_full) -> dg.
     )
     meta = _metadata(store, spec, connection, totals, plan, fetched.note, calls)
     meta.update(budget)
+    if paused:
+        meta.setdefault("paused", paused)  # a stop request's, when no budget paused it
     meta["read_wait_seconds"] = round(timing.waited, 3)
     meta["write_seconds"] = round(timing.written, 3)
     meta["reader_held_seconds"] = round(timing.held, 3)

@@ -1,0 +1,61 @@
+"""A stop request ends a long read after the chunk it is writing (resumable, like a paused read) and the
+run at that step's end; the next sync carries on from the cursor. In process, against the tiny sandbox."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from xz_pipeline import runner, settings
+from xz_pipeline.core import sync as core_sync
+from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline_tests.sandbox_env import export_sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with SandboxServer(seed=53, size="tiny") as sb:
+        yield sb
+
+
+def test_a_stop_ends_a_long_read_after_its_chunk_and_the_next_sync_resumes(sandbox, monkeypatch):
+    export_sandbox(monkeypatch, sandbox, connection="sandbox")
+    monkeypatch.setenv("XZ_ZOHO_SUBFORMS", "off")
+    monkeypatch.setattr(core_sync, "CHUNK_ROWS", 1)  # every page is a chunk of its own
+    stop = runner.StopRequest()
+    real_write = core_sync.write_entity
+    written = []
+
+    def write_then_stop(store, spec, **kwargs):
+        result = real_write(store, spec, **kwargs)
+        if spec.vendor == "zoho" and spec.entity == "Deals":
+            written.append(len(kwargs["payloads"]))
+            stop.set("SIGTERM")  # as the signal handler does, while the first page is being written
+        return result
+
+    monkeypatch.setattr(core_sync, "write_entity", write_then_stop)
+    (outcome,) = runner.sync(["sandbox"], only="mirror", stop=stop)
+
+    assert outcome.stopped and not outcome.success
+    assert written == [200]  # one page (Zoho's 200 records), then the read ended
+    assert outcome.metadata["zoho_deals"]["paused"] == "stopped on request; resumes next run"
+    assert "canonical_views" in outcome.skipped
+    total = len(sandbox.zoho.dump(sandbox.org_ids[0], "Deals"))
+    con = duckdb.connect(str(settings.mirror_path()), read_only=True)
+    try:
+        assert con.execute("select count(*) from zoho.deals").fetchone()[0] == 200 < total
+    finally:
+        con.close()
+    inst = runner.instance()
+    assert inst.get_run_by_id(outcome.run_id).status.value == "CANCELED"
+
+    monkeypatch.setattr(core_sync, "write_entity", real_write)
+    (again,) = runner.sync(["sandbox"], only="mirror", stop=runner.StopRequest())
+
+    assert again.success, again.error
+    assert again.metadata["zoho_deals"]["mode"] == "resuming the first sync"
+    con = duckdb.connect(str(settings.mirror_path()), read_only=True)
+    try:
+        assert con.execute("select count(*) from zoho.deals").fetchone()[0] == total
+    finally:
+        con.close()
