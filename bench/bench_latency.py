@@ -20,7 +20,12 @@ and organisation, so they do not spend the pipeline's 60 calls a minute.
 
 `--daemon` measures production's path instead: `dagster-daemon run` ticks the sensors and launches each run
 in its own process through the run queue (so the figures include the queue, process start and code load);
-only the corrections in the other system are measured (the mirror is the runs' to hold).
+only the corrections in the other system are measured (the mirror is the runs' to hold). It first measures
+the floor — an empty targeted run (an announced record that did not change) from the event to the run's end —
+then sweeps the load (`--phases`, default 5, 20 and 60 changes a minute for a minute each, then a burst of 200 in
+10 s; a change is a payment or, one in four, a CRM phone edit) and prints per phase p50/p95/max change → corrected
+field for each direction, runs launched, queue wait, API calls per event and the runs that waited for the mirror
+lock, and the phases of a typical run (event → run requested → started → code loaded → steps → end).
 """
 
 from __future__ import annotations
@@ -117,6 +122,79 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+def run_phases(inst, record) -> dict[str, float]:
+    """Where one targeted run's time went: from the first event of its range reaching the inbox to the run
+    being requested (the sensor's tick), queued and launched (its process started), code loaded (first
+    step), its steps, and its end."""
+    import sqlite3
+
+    from xz_pipeline.realtime.inbox import inbox_path
+    from xz_pipeline.realtime.sensors import KEY_TAG
+
+    run = record.dagster_run
+    first, last = (int(x) for x in run.tags[KEY_TAG].split(":")[2].split("-"))
+    con = sqlite3.connect(inbox_path())
+    try:
+        (received,) = con.execute("select min(received_at) from events where seq between ? and ?",
+                                  [first, last]).fetchone()  # fmt: skip
+    finally:
+        con.close()
+    steps = [e.timestamp for e in inst.all_logs(run.run_id) if e.dagster_event is not None
+             and e.dagster_event.event_type_value in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE")]  # fmt: skip
+    created = record.create_timestamp.timestamp()
+    start, end = record.start_time or created, record.end_time or created
+    from datetime import datetime
+
+    event = datetime.fromisoformat(received).timestamp()
+    first_step, last_step = (min(steps), max(steps)) if steps else (start, end)
+    return {"tick": created - event, "queue+launch": start - created, "code load": first_step - start,
+            "steps": last_step - first_step, "finish": end - last_step, "total": end - event}  # fmt: skip
+
+
+def _phase_line(label: str, phases: dict[str, float]) -> str:
+    return f"{label}: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items())
+
+
+def inbox_runs(inst, since: float) -> list:
+    import dagster as dg
+
+    from xz_pipeline.core.resources import TRIGGER_TAG
+
+    return [r for r in inst.get_run_records(dg.RunsFilter(tags={TRIGGER_TAG: "inbox"}))
+            if r.create_timestamp.timestamp() >= since]  # fmt: skip
+
+
+def lock_waits(inst, records) -> int:
+    """Runs that logged a wait for the mirror (core/store.py)."""
+    return sum(any("for the mirror:" in (e.user_message or "") for e in inst.all_logs(r.dagster_run.run_id))
+               for r in records)  # fmt: skip
+
+
+def measure_floor(inst, sb, tenant: str) -> None:
+    """An empty targeted run: an announced contact that did not change, from the event to the run's end."""
+    from datetime import UTC, datetime
+
+    from xz_pipeline.realtime.inbox import Inbox, InboxEvent, iso
+
+    contact = sb.xero.dump(tenant, "Contacts")[-1]["ContactID"]
+    since = time.time()
+    Inbox().add([InboxEvent(f"bench-floor-{since}", "xero", CONNECTION, tenant, "xero_contacts", contact, False,
+                            iso(datetime.now(UTC)))])  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = [r for r in inbox_runs(inst, since - 1) if r.end_time]
+        if done:
+            print(
+                _phase_line(
+                    f"floor (empty targeted run, {done[0].dagster_run.status.value})",
+                    run_phases(inst, done[0]),
+                )
+            )
+            return
+        time.sleep(0.5)
+    print("floor: no targeted run finished within 120 s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_latency")
     parser.add_argument("--payments", type=int, default=200)
@@ -128,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         "--settle-wait", type=float, default=60.0, help="seconds between settling and measuring"
     )
     parser.add_argument("--cprofile", metavar="PATH", help="cProfile the measured runs into PATH (pstats)")
+    parser.add_argument("--phases", default="5/60,20/60,60/60,200/10",
+                        help="--daemon load sweep: CHANGES/SECONDS per phase, comma-separated")  # fmt: skip
     parser.add_argument("--daemon", action="store_true",
                         help="let `dagster-daemon run` launch the runs, each in its own process, as in production")  # fmt: skip
     args = parser.parse_args(argv)
@@ -258,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.daemon:
                 daemon = start_daemon(home, inst)
             worker = threading.Thread(target=workload, daemon=True)
-            worker.start()
+            if not args.daemon:  # the daemon's measurement sweeps its own load (sweep below)
+                worker.start()
             store = MirrorResource().store()
             seen: dict[object, float] = {}
             corrected: dict[str, float] = {}
@@ -298,11 +379,105 @@ def main(argv: list[str] | None = None) -> int:
                 mirrored = args.daemon or len(seen) >= len(payments_at) + len(edits_at)
                 return not worker.is_alive() and mirrored and len(corrected) >= len(crm_due) + len(books_due)
 
-            while time.perf_counter() < deadline and args.daemon:  # the daemon runs; we only watch
-                observe_corrections(time.perf_counter())
-                if finished():
-                    break
-                time.sleep(0.25)
+            def change(feed, zoho, kinds: list[str], pick: list[int]) -> None:
+                """Make `kinds` changes now: payments in one call (≤ 50), phone edits in one call."""
+                pays, edits = kinds.count("pay"), kinds.count("edit")
+                if pays:
+                    chosen = [invoices[(pick[0] + i) % len(invoices)] for i in range(pays)]
+                    pick[0] += pays
+                    for at in range(0, pays, 50):
+                        part = chosen[at : at + 50]
+                        results = feed.create_payments([
+                            {"Invoice": {"InvoiceID": inv}, "Account": {"AccountID": bank}, "Date": date.today(),
+                             "Amount": Decimal("0.01")} for inv in part
+                        ])  # fmt: skip
+                        own_calls["xero"] += 1
+                        done = time.perf_counter()
+                        paid = {i["InvoiceID"]: Decimal(str(i["AmountPaid"])) for i in sb.xero.dump(tenant, "Invoices")
+                                if i["InvoiceID"] in part}  # fmt: skip
+                        for r, inv in zip(results, part, strict=True):
+                            if r.ok and inv in deal_of:
+                                crm_due[r.record_id] = (deal_of[inv], paid[inv], done)
+                if edits:
+                    picks = [(accounts[(pick[1] + i) % len(accounts)], f"+64 9 {rng.randrange(10**6, 10**7)}")
+                             for i in range(edits)]  # fmt: skip
+                    pick[1] += edits
+                    zoho.update("Accounts", [{"id": a, "Phone": ph} for a, ph in picks])
+                    own_calls["zoho"] += 1
+                    done = time.perf_counter()
+                    for account, phone in picks:
+                        if account in contact_of:
+                            digits = "".join(c for c in phone if c.isdigit())
+                            books_due[account, phone] = (contact_of[account], digits[-7:], done)
+
+            def sweep() -> int:
+                """The load sweep through the daemon: one phase after another, each drained before the next."""
+                measure_floor(inst, sb, tenant)
+                phases = [(int(n), float(sec)) for n, sec in (x.split("/") for x in args.phases.split(","))]
+                rows, typical, missing, pick = [], [], 0, [0, 0]
+                with bank_feed(sb, tenant) as feed, ZohoResource().client(CONNECTION) as zoho:
+                    for n, seconds in phases:
+                        crm_due.clear()
+                        books_due.clear()
+                        corrected.clear()
+                        own_calls.update(xero=0, zoho=0)
+                        x0, z0, events0, since = (
+                            len(sb.xero.received),
+                            len(sb.zoho.received),
+                            Inbox().count(),
+                            time.time(),
+                        )
+                        slots = max(1, round(seconds / 2))  # changes are made every 2 s
+                        kinds = ["edit" if rng.random() < 0.25 else "pay" for _ in range(n)]
+                        t0 = time.perf_counter()
+                        for i in range(slots):
+                            time.sleep(max(0.0, t0 + i * seconds / slots - time.perf_counter()))
+                            batch = kinds[i * n // slots : (i + 1) * n // slots]
+                            if batch:
+                                change(feed, zoho, batch, pick)
+                            observe_corrections(time.perf_counter())
+                        drain = time.perf_counter() + 150
+                        while time.perf_counter() < drain and len(corrected) < len(crm_due) + len(books_due):
+                            observe_corrections(time.perf_counter())
+                            time.sleep(0.25)
+                        time.sleep(3)  # the last run's end is recorded
+                        records = [r for r in inbox_runs(inst, since) if r.end_time]
+                        calls = (len(sb.xero.received) - x0 - own_calls["xero"]) + (
+                            len(sb.zoho.received) - z0 - own_calls["zoho"]
+                        )
+                        events = Inbox().count() - events0
+                        waits = [
+                            r.start_time - r.create_timestamp.timestamp() for r in records if r.start_time
+                        ]
+                        statuses = Counter(r.dagster_run.status.value for r in records)
+                        cells = []
+                        for due in (crm_due, books_due):
+                            fixed = [v for k, v in corrected.items() if k in due]
+                            missing += len(due) - len(fixed)
+                            figures = (
+                                [statistics.median(fixed), _pct(fixed, 0.95), max(fixed)] if fixed else []
+                            )
+                            cells.append(
+                                f"{len(fixed)}/{len(due)}: " + ("/".join(f"{v:.1f}" for v in figures) or "-")
+                            )
+                        rows.append([f"{n} in {seconds:.0f} s", *cells, f"{len(records)} {dict(statuses)}",
+                                     f"{statistics.mean(waits):.1f} / {max(waits):.1f}" if waits else "-",
+                                     f"{calls / max(1, events):.2f} ({calls}/{events})", lock_waits(inst, records)])  # fmt: skip
+                        if records:
+                            mid = sorted(records, key=lambda r: r.end_time - r.create_timestamp.timestamp())[
+                                len(records) // 2
+                            ]
+                            typical.append(_phase_line(f"typical run, {n} in {seconds:.0f} s ({mid.dagster_run.tags.get('xz/events')} events)",
+                                                       run_phases(inst, mid)))  # fmt: skip
+                print(tabulate(rows, headers=["load", "payment → CRM p50/p95/max s", "CRM phone → Xero p50/p95/max s",
+                                              "runs", "queue wait mean / max s", "API calls per event", "lock waits"]))  # fmt: skip
+                for line in typical:
+                    print(line)
+                print(daemon_runs(inst))
+                return 0 if missing == 0 else 1
+
+            if args.daemon:
+                return sweep()
             while time.perf_counter() < deadline and not args.daemon:
                 tick_start = time.perf_counter()
                 ctx = dg.build_sensor_context(instance_ref=inst.get_ref(), definitions=d, cursor=cursor,
