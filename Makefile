@@ -54,6 +54,10 @@ clean:
 bench-recon: install
 	$(BIN)/python bench/bench_recon.py
 
+.PHONY: bench-insights
+bench-insights: install
+	$(BIN)/python bench/bench_insights.py $(ARGS)
+
 .PHONY: bench-latency
 bench-latency: install
 	$(BIN)/python bench/bench_latency.py $(ARGS)

@@ -6,8 +6,8 @@ its credit notes by date, each with running sums. A feature "as of t" is then a 
 difference of two running sums, so nothing dated on or after t can reach it (no leakage), and a
 hundred thousand (invoice, t) queries take a second.
 
-Days are integers (days since 1970-01-01). An invoice is *settled* on the date of the last payment or
-credit allocation that brought it to zero (the books' own paid date when those are missing); it is
+Days are integers (days since 1970-01-01). An invoice is *settled* on the first day its payments and
+credit allocations cover its total (the books' own paid date when they never do); it is
 *late* when settled more than 5 days after its due date, or not settled by then (Appel et al. 2020).
 """
 
@@ -36,6 +36,8 @@ FEATURES: dict[str, str] = {
     "delay_trend": "last 3 against older (days after due)",
     "delay_sd": "spread of its days after due",
     "days_since_paid": "days since it last settled an invoice",
+    "payday_share": "share of its payments on its usual day of the month",
+    "days_to_payday": "days from due to its usual payment day",
     "n_invoices": "invoices issued to it before",
     "tenure_days": "days since its first invoice",
     "n_open": "its other open invoices",
@@ -148,12 +150,19 @@ class Ledger:
         m_inv = by_id.loc[money["invoice_id"]].to_numpy()
         m_day = _days(money["date"])
         m_amt = pd.to_numeric(money["amount"], errors="coerce").fillna(0).astype(float).to_numpy()
-        last = np.full(self.n, -1, dtype=np.int64)
-        np.maximum.at(last, m_inv, m_day)
+        # the first day the running sum of payments and credits covers the total: a later record can
+        # neither move it nor create it before t (the last payment's date would: drop a later one and an
+        # earlier part-payment becomes the "settlement")
+        order = np.lexsort((m_day, m_inv))
+        cum = pd.Series(m_amt[order]).groupby(m_inv[order]).cumsum().to_numpy()
+        need = total[m_inv[order]] - np.maximum(0.01, 0.001 * np.abs(total[m_inv[order]]))
+        covered = np.full(self.n, NEVER, dtype=np.int64)
+        hit = cum >= need
+        np.minimum.at(covered, m_inv[order][hit], m_day[order][hit])
         paid_books = _days(inv["paid_date"]) if "paid_date" in inv else np.full(self.n, NEVER)
-        settled = np.where(last >= 0, last, paid_books)
-        self.settled = np.where(inv["status"].to_numpy() == "paid", np.maximum(settled, self.issue), NEVER)
-        self.settled[settled >= NEVER] = NEVER
+        settled = np.where(covered < NEVER, covered, paid_books)
+        settled = np.where(inv["status"].to_numpy() == "paid", settled, NEVER)
+        self.settled = np.where(settled < NEVER, np.maximum(settled, self.issue), NEVER)
         self.delay = np.where(self.settled < NEVER, self.settled - self.due, 0)
         # per-invoice money before t: payments and credits on the invoice itself
         m_rate = rate[m_inv]
@@ -189,6 +198,14 @@ class Ledger:
             else np.zeros(0)
         )
         self._paid_day = self.settled[keep][order]
+        # the day of the month it settles on (0 = the month's last day), one-hot with running sums: a
+        # customer paying in a monthly run settles on the same day again and again
+        paid_dt = pd.to_datetime(pd.Series(from_day(self._paid_day)))
+        bucket = np.where(paid_dt.dt.is_month_end, 0, paid_dt.dt.day).astype(np.int64)
+        onehot = np.zeros((len(bucket) + 1, 32))
+        onehot[np.arange(1, len(bucket) + 1), bucket] = 1.0
+        self._payday = np.cumsum(onehot, axis=0)
+        self.due_days_in_month = due_dt.dt.days_in_month.to_numpy(dtype=float)
         self._issued = _Index.of(
             self.cust, self.issue, one=np.ones(self.n), total=self.total, log=self.log_total
         )
@@ -250,6 +267,13 @@ class Ledger:
             out["days_since_paid"] = np.where(
                 k > 0, t - self._paid_day[last] if len(self._paid_day) else 0, np.nan
             )
+            counts = self._payday[hi] - self._payday[lo]
+            usual = counts.argmax(axis=1)
+            out["payday_share"] = np.where(k > 0, counts.max(axis=1) / k, np.nan)
+            dom, month_days = self.due_dom[idx], self.due_days_in_month[idx]
+            to_payday = np.where(dom <= usual, usual - dom, month_days - dom + usual)
+            to_payday = np.where(usual == 0, month_days - dom, to_payday)
+            out["days_to_payday"] = np.where(k > 0, to_payday, np.nan)
             # what it was issued before t, and what of it was open or late at t
             ilo, ihi = self._issued.positions(cust, t)
             n_issued = (ihi - ilo).astype(float)

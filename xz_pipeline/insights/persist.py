@@ -112,7 +112,10 @@ def save_model(
     )
 
 
-def latest_model(con: duckdb.DuckDBPyConnection, connection: str) -> tuple[str, bytes] | None:
+def latest_model(
+    con: duckdb.DuckDBPyConnection, connection: str
+) -> tuple[str, date, dict | None, bytes] | None:
+    """(model_version, trained_as_of, its backtest, pickled model) of the connection's newest model."""
     present = con.execute(
         "select count(*) from information_schema.tables where table_schema = 'insights' "
         "and table_name = 'payment_risk_models'"
@@ -120,8 +123,8 @@ def latest_model(con: duckdb.DuckDBPyConnection, connection: str) -> tuple[str, 
     if not present:
         return None
     row = con.execute(
-        "select model_version, model from insights.payment_risk_models where connection = ? "
+        "select model_version, trained_as_of, backtest, model from insights.payment_risk_models where connection = ? "
         "order by trained_at desc limit 1",
         [connection],
     ).fetchone()
-    return (row[0], bytes(row[1])) if row else None
+    return (row[0], row[1], json.loads(row[2]) if row[2] else None, bytes(row[3])) if row else None
