@@ -152,3 +152,21 @@ def test_profile_option_and_unknown_profiles():
         build_parser().parse_args(["--profile", "nonesuch"])
     with pytest.raises(ValueError, match="unknown profile 'nonesuch'; choose one of full"):
         SandboxServer(profile="nonesuch")
+
+
+def test_without_link_fields_a_mismatched_deal_is_named_on_its_invoice():
+    """In a bare org nothing carries the Xero invoice id: the invoice's reference is what finds the deal
+    whose amount or currency disagrees (else it would look like an invoice without deal plus a deal not
+    invoiced, and the manifest would promise a kind nobody can see)."""
+    world = generate(7, "tiny", profile="bare")
+    deals = {d.id: d for d in world.crm.deals}
+    invoices = {i.id: i for i in world.books.invoices}
+    mismatched = [m for m in world.manifest if m.kind in ("amount_mismatch", "currency_mismatch")]
+    assert mismatched
+    for m in mismatched:
+        ref, deal = invoices[m.books_id].reference, deals[m.crm_id]
+        assert ref in (deal.name, f"DEAL-{deal.id}"), (m.kind, ref)
+        assert not deal.xero_invoice_id
+    full = generate(7, "tiny", profile="full")
+    refs = [i.reference for i in full.books.invoices]
+    assert any(r.startswith("PO-") for r in refs)  # elsewhere some invoices name a purchase order instead

@@ -112,7 +112,9 @@ def build(
     )
     _customer_totals(bc, ledger, tl.end)
     inj = choose(np_rng, ledger, bc, skip)
-    plan = plan_deals(ledger, bc, inj, books.items, zoho, tl, np_rng)
+    # Without the link fields (bare) a mismatched deal is found only through its invoice's reference.
+    named = None if profile.custom_fields else inj.amount | inj.currency
+    plan = plan_deals(ledger, bc, inj, books.items, zoho, tl, np_rng, named)
 
     # ---- books records
     first_day = np.full(len(bc), tl.end, dtype=np.int64)

@@ -100,7 +100,12 @@ def plan_deals(
     zoho: ZohoIds,
     tl: Timeline,
     np_rng: np.random.Generator,
+    named: np.ndarray | None = None,
 ) -> DealPlan:
+    """Each invoice's deal (id, name), whether the deal carries the invoice's id (Xero_Invoice_ID), and
+    the invoice's reference. `named` marks invoices whose reference must name their deal: in an org
+    without the link fields, the only way a deal whose amount or currency disagrees can be found."""
+    must_name = named.tolist() if named is not None else [False] * ledger.n
     linked = np.array([c.linked for c in customers], dtype=bool)[ledger.cust]
     has_deal = (ledger.live & linked & ~inj.without_deal).tolist()
     cust, day = ledger.cust.tolist(), ledger.day.tolist()
@@ -128,7 +133,7 @@ def plan_deals(
                 k += 1
         names_used.add(name)
         zid = zoho.one()
-        if is_explicit[i]:
+        if is_explicit[i] and not must_name[i]:
             ref = name if u[i] < 0.35 else f"DEAL-{zid}" if u[i] < 0.6 else f"PO-{po[i]}"
         else:
             ref = name if u[i] < 0.6 else f"DEAL-{zid}"
