@@ -123,15 +123,16 @@ def payment_risk(context: dg.AssetExecutionContext, config: PaymentRiskConfig, m
             )  # fmt: skip
             as_of = _as_of(config, ledger)
             newest = stored.get(conn)
-            fresh = newest is not None and as_of - to_day(newest[1]) < config.retrain_after_days
-            if targeted and newest is None:
+            model = PaymentModel.loads(newest[3]) if newest is not None else None
+            fresh = model is not None and as_of - to_day(newest[1]) < config.retrain_after_days
+            if targeted and model is None:
                 models[conn] = {
                     "scored": False,
-                    "reason": "no model yet: a scheduled or manual run trains one",
+                    "reason": "no usable model yet (none stored, or stored by an older version): "
+                    "a scheduled or manual run trains one",
                 }
                 continue
             if targeted or fresh:
-                model = PaymentModel.loads(newest[3])
                 if newest[2]:
                     backtests[conn] = newest[2]  # the stored model's own backtest
             else:

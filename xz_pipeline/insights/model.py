@@ -117,6 +117,7 @@ class PaymentModel:
     classifier: object = None
     regressor: object = None
     reference: dict[str, float] = field(default_factory=dict)  # the typical value of each feature
+    features: tuple[str, ...] = tuple(FEATURES)  # what it was trained on
 
     def predict(self, x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(probability of late, days after due) per row."""
@@ -162,8 +163,15 @@ class PaymentModel:
         return buffer.getvalue()
 
     @staticmethod
-    def loads(blob: bytes) -> PaymentModel:
-        return pickle.loads(blob)  # our own table in the user's own mirror
+    def loads(blob: bytes) -> PaymentModel | None:
+        """The stored model, or None when it was written by code with other features (retrain it)."""
+        try:
+            model = pickle.loads(blob)  # our own table in the user's own mirror
+        except Exception:  # a class that moved or changed since it was stored
+            return None
+        if not isinstance(model, PaymentModel) or vars(model).get("features") != tuple(FEATURES):
+            return None
+        return model
 
 
 def describe(name: str, value: float, effect: float) -> str:
@@ -194,7 +202,7 @@ def train(ledger: Ledger, cutoff: int, *, kind: str = "hgb", trained_on: str = "
     settled = ~np.isnan(delay)
     base_delay = float(np.median(delay[settled])) if settled.any() else 0.0
     digest = hashlib.sha256()
-    digest.update(f"{VERSION}:{kind}:{cutoff}:{trained_on}".encode())
+    digest.update(f"{VERSION}:{kind}:{cutoff}:{trained_on}:{','.join(FEATURES)}".encode())
     digest.update(np.ascontiguousarray(ledger.issue[inv]).tobytes())
     digest.update(np.ascontiguousarray(ledger.settled[inv]).tobytes())
     digest.update(np.ascontiguousarray(t).tobytes())

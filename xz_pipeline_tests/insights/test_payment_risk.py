@@ -161,7 +161,7 @@ def test_targeted_run_without_a_model_writes_nothing(mirrored, tmp_path):
     result = _run(path, tags={TRIGGER_TAG: "xero:invoices"})
     assert result.success
     (models,) = _metadata(result)["models"].value.values()
-    assert models["scored"] is False and "no model yet" in models["reason"]
+    assert models["scored"] is False and "no usable model yet" in models["reason"]
     assert len(_rows(path)) == 0
 
 
