@@ -110,6 +110,7 @@ class ApplyReport:
     refused: int = 0
     waiting: int = 0
     found_by_lookup: int = 0
+    settled_calls: int = 0  # calls of earlier runs whose unknown outcome was looked up remotely
     write_calls: dict[str, int] = field(default_factory=lambda: {"books": 0, "crm": 0})
     calls: dict[str, int] = field(default_factory=lambda: {"books": 0, "crm": 0})
     refreshed: int = 0
@@ -275,17 +276,30 @@ class Applier:
 
     # -- lookups for creates whose earlier call has no known outcome ---------------------------
 
-    def look_up(self, system: str, entity: str, groups: list[Group]) -> list[Group]:
+    def find(self, system: str, entity: str, groups: list[Group]) -> dict[str, Outcome]:
+        """Created records by the reference they carry (ref -> what was found), for creates in doubt."""
         refs = [g.ref for g in groups]
-        found: dict[str, Outcome] = {}
         if (system, entity) == ("books", "customer"):
-            found = {k: Outcome(True, v) for k, v in self.books.find_customers_by_reference(refs).items()}
-        elif (system, entity) == ("books", "invoice"):
-            found = self.books.find_invoices_by_reference(refs)
-        elif (system, entity) == ("crm", "account"):
-            found = {k: Outcome(True, v) for k, v in self.crm.find_accounts_by_reference(refs).items()}
-        else:
+            return {k: Outcome(True, v) for k, v in self.books.find_customers_by_reference(refs).items()}
+        if (system, entity) == ("books", "invoice"):
+            return self.books.find_invoices_by_reference(refs)
+        if (system, entity) == ("crm", "account"):
+            return {k: Outcome(True, v) for k, v in self.crm.find_accounts_by_reference(refs).items()}
+        if (system, entity) == ("crm", "contact"):
+            emails = {g.ref: str(g.fields.get("email") or g.ref.partition("|")[2]) for g in groups}
+            found = self.crm.find_contacts_by_email(sorted(set(emails.values())))
+            by_email = {k.strip().lower(): v for k, v in found.items()}
+            return {
+                ref: Outcome(True, by_email[e.strip().lower()])
+                for ref, e in emails.items()
+                if e.strip().lower() in by_email
+            }
+        return {}
+
+    def look_up(self, system: str, entity: str, groups: list[Group]) -> list[Group]:
+        if (system, entity) == ("crm", "contact"):
             return groups  # contacts upsert on their email: resending finds what the first call made
+        found = self.find(system, entity, groups)
         left = []
         for g in groups:
             hit = found.get(g.ref)
@@ -302,6 +316,78 @@ class Applier:
         ledger.settle_unknown(self.store, self.connection, [c for g in groups for c in g.change_ids],
                               f"{len(groups) - len(left)} found, {len(left)} absent")  # fmt: skip
         return left
+
+    # -- calls of earlier runs whose outcome never came back ------------------------------------
+
+    def settle_open_calls(self) -> None:
+        """Every call an earlier run made without recording its outcome (killed, connection dropped) is
+        looked up remotely before anything is sent: a create by the reference it carries, an update,
+        tag or email by reading its record back. Done: its changes become applied (with the remote id),
+        whether or not the plan still wants them. Not done: they are left to the plan (sent this run if
+        still planned, obsolete otherwise). Either way the call is closed as settled, never left open."""
+        calls = ledger.open_calls(self.store, self.connection)
+        if not calls:
+            return
+        rows = ledger.rows_of(self.store, self.connection, {c for _, ids in calls for c in ids})
+        groups = groups_of(rows)
+        done: set[str] = set()
+        try:
+            for phase in PHASES:
+                members = [g for key, g in sorted(groups.items()) if key[:3] == phase]
+                if members:
+                    done |= self.verify(*phase, members)
+        except (ApiError, OSError) as exc:  # left open: the next run (or this run's lookups) tries again
+            self.report.errors.append(f"looking up earlier calls: {exc}")
+            return
+        for call_id, ids in calls:
+            found = sum(c in done for c in ids)
+            ledger.settle_calls(self.store, [call_id], f"{found} done, {len(ids) - found} not done")
+        self.report.settled_calls += len(calls)
+
+    def verify(self, system: str, entity: str, op: str, groups: list[Group]) -> set[str]:
+        """Change ids of `groups` the remote system already holds; applied (and remembered) here."""
+        if op == "create":
+            found = self.find(system, entity, groups)
+            hits = [(g, found[g.ref]) for g in groups if g.ref in found]
+        else:
+            hits = [(g, Outcome(True, g.record or None)) for g in self.read_back(system, entity, op, groups)]
+        done: set[str] = set()
+        for g, hit in hits:
+            self.remember(g, hit)
+            number = hit.extra.get("number")
+            result = f"{hit.record_id}|{number}" if number else hit.record_id
+            ledger.set_status(self.store, self.connection, g.change_ids, "applied", None,
+                              dict.fromkeys(g.change_ids, result) if result else None)  # fmt: skip
+            self.report.found_by_lookup += len(g.change_ids)
+            self.report.applied += len(g.change_ids)
+            done.update(g.change_ids)
+        return done
+
+    def read_back(self, system: str, entity: str, op: str, groups: list[Group]) -> list[Group]:
+        """The groups whose record, read fresh from the remote system, already holds every field."""
+        view, key = FETCHED.get((system, entity), (None, None))
+        if op == "email":  # the invoice the email was about: the books say whether it was sent
+            view, key, entity = "books_invoices", "invoice_id", "invoice"
+            targets = {id(g): self.resolved.get(f"@books.invoice.id:{g.ref}") for g in groups}
+        else:
+            targets = {id(g): g.record for g in groups}
+        ids = sorted({t for t in targets.values() if t})
+        if view is None or not ids:
+            return []
+        writer = self.books if system == "books" else self.crm
+        writer.refresh(self.store, entity, ids, self.run_id)
+        with self.store.read() as con:
+            cur = con.execute(f"select * from canonical.{view} where connection = ? and {key} in (select unnest(?))",
+                              [self.connection, ids])  # fmt: skip
+            names = [d[0] for d in cur.description]
+            held = {r[names.index(key)]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+        out = []
+        for g in groups:
+            row = held.get(targets[id(g)])
+            fields = {"sent": True} if op == "email" else g.fields
+            if row is not None and all(_holds(row, f, v) for f, v in fields.items()):
+                out.append(g)
+        return out
 
     # -- one call -------------------------------------------------------------------------------
 
@@ -562,6 +648,37 @@ class Applier:
                 self.report.errors.append(f"refresh {system}.{entity}: {exc}")
 
 
+FETCHED = {  # (system, entity) -> (canonical view, its key): where a record read back is compared
+    ("books", "customer"): ("books_customers", "customer_id"),
+    ("books", "invoice"): ("books_invoices", "invoice_id"),
+    ("crm", "account"): ("crm_accounts", "account_id"),
+    ("crm", "contact"): ("crm_contacts", "contact_id"),
+    ("crm", "deal"): ("crm_deals", "deal_id"),
+    ("crm", "invoice"): ("crm_invoices", "invoice_id"),
+}
+COLUMN = {"outstanding_balance": "outstanding", "overdue_balance": "overdue"}  # plan field -> view column
+
+
+def _holds(row: dict, name: str, value: Any) -> bool:
+    """Does a canonical row read back hold a plan field's value? (Unknown columns: no, so it is resent.)"""
+    if name == "tags":
+        return value in (row.get("tags") or [])
+    column = COLUMN.get(name, name)
+    if column not in row:
+        return False
+    held = row[column]
+    if held is None or value is None:
+        return held is None and value is None
+    if isinstance(value, Decimal) or isinstance(held, Decimal):
+        try:
+            return Decimal(str(held)) == Decimal(str(value))
+        except ArithmeticError:
+            return False
+    if isinstance(held, date) and isinstance(value, str):
+        return held.isoformat() == value
+    return held == value if isinstance(value, bool | date) else str(held) == str(value)
+
+
 def _chunks(items: Sequence, size: int) -> list[list]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
@@ -577,10 +694,20 @@ def apply(
     run_id: str | None = None,
     check_invariants: bool = True,
 ) -> ApplyReport:
-    """Apply the pending plan of `connection` (planned and rejected rows) unless a guard holds it."""
+    """Apply the pending plan of `connection` (planned and rejected rows) unless a guard holds it. Calls
+    of earlier runs whose outcome is unknown are looked up first (`Applier.settle_open_calls`)."""
+    report = ApplyReport(connection, dry_run=policies.dry_run)
+    applier = Applier(store, connection, books, crm, run_id)
+    applier.report = report
+    if policies.enabled and not policies.dry_run:
+        applier.load_resolved()
+        applier.settle_open_calls()
     pending = ledger.pending(store, connection)
-    report = ApplyReport(connection, pending=len(pending), dry_run=policies.dry_run)
+    report.pending = len(pending) + report.found_by_lookup
     if pending.empty:
+        if applier.written:
+            remember_writes(connection, applier.written)
+            applier.refresh()
         return report
     failures = guards.invariant_failures(store) if check_invariants else []
     if failures:
@@ -598,8 +725,6 @@ def apply(
         report.dry_run = True
         report.applied = len(pending)
         return report
-    applier = Applier(store, connection, books, crm, run_id)
-    applier.report = report
     applier.load_resolved()
     unknown = ledger.unknown_changes(store, connection)
     groups = groups_of(pending)

@@ -20,7 +20,7 @@ from xz_pipeline.core.store import Store
 from xz_pipeline.reconcile.invariants import INVARIANTS
 from xz_pipeline.writeback import guards, ledger
 from xz_pipeline.writeback.apply import ApplyReport, apply
-from xz_pipeline.writeback.plan import build_plan, plan_table
+from xz_pipeline.writeback.plan import build_plan, deals_to_invoice, plan_table
 from xz_pipeline.writeback.policies import load_policies
 from xz_pipeline.writeback.ports import Capabilities
 
@@ -102,15 +102,14 @@ def crm_capabilities(store: Store, connection: str, resources) -> Capabilities |
 
 
 def read_products_to_invoice(store: Store, connection: str, policies, resources, run_id: str | None) -> int:
-    """Mirror the products of the won deals about to be invoiced (open `deal_not_invoiced`), so their
-    invoices get product lines: one CRM call per such deal and version, instead of reading every won
-    deal's related list while mirroring. Returns the calls spent."""
+    """Mirror the products of the won deals about to be invoiced (those of known customers and of
+    customers the same plan creates in the books), so their invoices get product lines: one CRM call per
+    such deal and version, instead of reading every won deal's related list while mirroring. Returns the
+    calls spent."""
     if not policies.active("won_deal_to_invoice"):
         return 0
     with store.read() as con:
-        deals = [r[0] for r in con.execute(
-            "select distinct crm_id from recon.discrepancies where connection = ? and kind = 'deal_not_invoiced' "
-            "and resolved_at is null and crm_id is not null", [connection]).fetchall()]  # fmt: skip
+        deals = deals_to_invoice(con, connection, policies)
     if not deals:
         return 0
     crm = _resource(resources, CRM_WRITER).writer(connection)

@@ -146,6 +146,41 @@ def unknown_changes(store: Store, connection: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+def open_calls(store: Store, connection: str) -> list[tuple[str, list[str]]]:
+    """(call id, change ids) of every call whose outcome never came back (killed, dropped), oldest first."""
+    with store.read() as con:
+        if not _exists(con, "ledger"):
+            return []
+        rows = con.execute(
+            "select call_id, change_ids from writeback.ledger where connection = ? and status in ('intent', 'unknown') "
+            "order by started_at",
+            [connection],
+        ).fetchall()
+    return [(cid, list(ids)) for cid, ids in rows]
+
+
+def rows_of(store: Store, connection: str, change_ids: Iterable[str]) -> pd.DataFrame:
+    """The plan rows of these changes, whatever their status (an obsolete one too)."""
+    with store.read() as con:
+        return con.execute(
+            "select * from writeback.plan where connection = ? and change_id in (select unnest(?)) order by change_id",
+            [connection, list(change_ids)],
+        ).df()
+
+
+def settle_calls(store: Store, call_ids: Iterable[str], how: str) -> None:
+    """Close calls whose outcome was unknown once each of their changes was looked up remotely."""
+    ids = list(call_ids)
+    if not ids:
+        return
+    with store.write() as con:
+        con.execute(
+            "update writeback.ledger set status = 'settled', finished_at = coalesce(finished_at, ?), "
+            "error = coalesce(error || '; ', '') || ? where call_id in (select unnest(?))",
+            [now(), f"outcome unknown; settled by lookup: {how}", ids],
+        )
+
+
 def record_intent(
     store: Store, connection: str, run_id: str | None, system: str, entity: str, op: str, key: str,
     request_hash: str, change_ids: Sequence[str], records: int,

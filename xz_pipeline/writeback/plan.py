@@ -148,7 +148,16 @@ class World:
             else []
         )  # fmt: skip
         self.ours: set[str] = set()  # books invoices write-back raised itself
+        # What write-back set out to create (whether or not its call was answered): the books ids its CRM
+        # accounts carry, the references (DEAL-<id>) of its books invoices.
+        self.our_accounts: set[str] = set()
+        self.our_invoices: set[str] = set()
         if _exists(con, "writeback", "plan"):
+            for r in q(
+                "select distinct system, entity, ref from writeback.plan where connection = ? and op = 'create' "
+                "and ((system = 'crm' and entity = 'account') or (system = 'books' and entity = 'invoice'))"
+            ):
+                (self.our_accounts if r["system"] == CRM else self.our_invoices).add(r["ref"])
             self.ours = {
                 r["id"]
                 for r in q(
@@ -214,6 +223,30 @@ def xero_customer_to_crm(w: World, p: Policies) -> list[Change]:
             out += _creates(
                 CRM, "contact", ref, person, "xero_customer_to_crm", reason + ": its primary contact", _src(d)
             )
+            known.add(b["email"].strip().lower())
+    return out + _missing_primary_contacts(w, known)
+
+
+def _missing_primary_contacts(w: World, known: set[str]) -> list[Change]:
+    """An account we created (it carries the books link) whose books customer's person is not in the CRM:
+    its contact, planned from the state that exists, so a run that died between the account and its
+    contact is finished by the next one (the account's own create is no longer planned then)."""
+    out: list[Change] = []
+    for a in sorted(w.accounts.values(), key=lambda r: r["account_id"]):
+        b = w.books.get(a["books_link"] or "")
+        if b is None or a["books_link"] not in w.our_accounts or b["status"] not in (None, "active"):
+            continue
+        email = (b["email"] or "").strip().lower()
+        if not email or email in known:
+            continue
+        known.add(email)
+        person = {
+            "first_name": b["first_name"], "last_name": b["last_name"] or b["name"], "email": b["email"],
+            "mobile": b["mobile"], "account": a["account_id"],
+        }  # fmt: skip
+        out += _creates(CRM, "contact", f"{b['customer_id']}|{email}", person, "xero_customer_to_crm",
+                        f"CRM account {a['name']!r} (created from books customer {b['name']!r}) lacks its primary contact",
+                        f"canonical.crm_accounts({a['account_id']}; books_link={b['customer_id']})")  # fmt: skip
     return out
 
 
@@ -308,9 +341,9 @@ def deal_lines(
     return lines, "exclusive", f"{len(lines)} line(s) from the deal's products"
 
 
-def won_deal_to_invoice(w: World, p: Policies) -> list[Change]:
-    account_code, tax_code = w.defaults()
-    todo: list[tuple[dict, str, str]] = [
+def _to_invoice(w: World, p: Policies) -> list[tuple[dict | None, str, str]]:
+    """The won deals this plan invoices: (deal, source, books contact placeholder or "")."""
+    todo: list[tuple[dict | None, str, str]] = [
         (w.deals.get(d["crm_id"]), _src(d), "") for d in w.kind("deal_not_invoiced")
     ]
     if p.active("crm_account_to_xero"):  # won deals of accounts this plan creates in the books
@@ -323,8 +356,22 @@ def won_deal_to_invoice(w: World, p: Policies) -> list[Change]:
                     and deal["deal_id"] not in linked_deals
                 ):
                     todo.append((deal, _src(d), placeholder(BOOKS, "customer", d["crm_id"])))
+    return todo
+
+
+def deals_to_invoice(con: duckdb.DuckDBPyConnection, connection: str, policies: Policies) -> list[str]:
+    """Ids of the won deals the plan would invoice now (their products make the invoice lines): the
+    uninvoiced ones of known customers and those of customers the same plan creates in the books."""
+    if not policies.active("won_deal_to_invoice"):
+        return []
+    w = World(con, connection, datetime.now(UTC).date())
+    return sorted({deal["deal_id"] for deal, _, _ in _to_invoice(w, policies) if deal is not None})
+
+
+def won_deal_to_invoice(w: World, p: Policies) -> list[Change]:
+    account_code, tax_code = w.defaults()
     out: list[Change] = []
-    for deal, source, contact in todo:
+    for deal, source, contact in _to_invoice(w, p):
         if deal is None or deal["amount"] is None:
             continue
         contact = contact or w.books_of_crm.get(deal["account_id"] or "", "")
@@ -349,6 +396,7 @@ def won_deal_to_invoice(w: World, p: Policies) -> list[Change]:
         if p.invoice_status == "AUTHORISED" and p.email_invoices:
             out.append(Change(BOOKS, "invoice", "email", "", ref, "sent", None, "true", "won_deal_to_invoice",
                               "authorised invoices are emailed when configured", source))  # fmt: skip
+    out += _deal_invoice_links(w)
     # A draft write-back raised from a deal follows the deal until a person approves it. Any other invoice
     # is the books' (they own the financial fields); posted documents (open, paid) are never edited.
     for d in w.kind("amount_mismatch"):
@@ -366,6 +414,32 @@ def won_deal_to_invoice(w: World, p: Policies) -> list[Change]:
         if (inv["amounts_tax"] or "") != amounts_tax:
             out.append(Change(BOOKS, "invoice", "update", inv["invoice_id"], "", "amounts_tax", inv["amounts_tax"],
                               amounts_tax, "won_deal_to_invoice", why, _src(d)))  # fmt: skip
+    return out
+
+
+def _deal_invoice_links(w: World) -> list[Change]:
+    """A books invoice write-back raised whose Reference names a won deal (`DEAL-<id>`) the deal does not
+    link yet: the deal's invoice id and number, planned from the state that exists, so a run that died
+    between the invoice and its deal's update is finished by the next one. (Invoices the books raised
+    themselves are linked to their deals by reconciliation; writing links on those is no policy's.)"""
+    out: list[Change] = []
+    seen: set[str] = set()
+    for inv in sorted(w.invoices.values(), key=lambda r: (r["issue_date"] or date.min, r["invoice_id"])):
+        ref = (inv["reference"] or "").strip()
+        if inv["type"] != "sale" or inv["status"] not in LIVE or ref not in w.our_invoices:
+            continue
+        deal = w.deals.get(ref.removeprefix("DEAL-"))
+        if deal is None or deal["stage"] != "won" or deal["deal_id"] in seen:
+            continue
+        seen.add(deal["deal_id"])
+        if deal["books_invoice_id"] not in (None, "", inv["invoice_id"]):
+            continue  # the deal links another invoice: a person's (or an earlier) choice stands
+        source = f"canonical.books_invoices({inv['invoice_id']}; reference={ref})"
+        for f, value in (("books_invoice_id", inv["invoice_id"]), ("books_invoice_number", inv["number"])):
+            if value and deal[f] != value:
+                out.append(Change(CRM, "deal", "update", deal["deal_id"], "", f, deal[f], value,
+                                  "won_deal_to_invoice", f"invoice {inv['number'] or inv['invoice_id']} was raised for this deal",
+                                  source))  # fmt: skip
     return out
 
 

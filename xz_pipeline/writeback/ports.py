@@ -153,6 +153,10 @@ class CrmWriter(Writer, Protocol):
         """Books ids stored on CRM accounts -> CRM account id."""
         ...
 
+    def find_contacts_by_email(self, emails: Sequence[str]) -> dict[str, str]:
+        """Emails -> the id of the CRM contact holding each (what a contact is upserted on)."""
+        ...
+
     def read_deal_products(self, store: Store, deal_ids: Sequence[str], run_id: str | None) -> int:
         """Mirror the products of these deals (the lines of the invoices write-back will draft), skipping
         deals whose stored version already carries them; returns the API calls spent."""

@@ -256,6 +256,17 @@ class ZohoCrmWriter:
                     found[str(row[link])] = str(row["id"])
         return found
 
+    def find_contacts_by_email(self, emails: Sequence[str]) -> dict[str, str]:
+        """Contacts by email (the field they are upserted on) -> contact id; the earliest where several."""
+        found: dict[str, str] = {}
+        wanted = sorted({e for e in emails if e})
+        for start in range(0, len(wanted), 50):
+            chunk = ", ".join(_literal(e) for e in wanted[start : start + 50])
+            for row in self.client.coql(f"select id, Email from Contacts where Email in ({chunk})"):
+                if row.get("Email"):
+                    found.setdefault(str(row["Email"]), str(row["id"]))
+        return found
+
     def refresh(self, store: Store, entity: str, ids: Sequence[str], run_id: str | None) -> int:
         module = MODULES[entity]
         if self.store is None:
