@@ -69,3 +69,7 @@ bench-writeback: install
 .PHONY: bench-profiles
 bench-profiles: install
 	$(BIN)/python bench/bench_profiles.py $(SIZES)
+
+.PHONY: bench-reliability
+bench-reliability: install
+	$(BIN)/python bench/bench_reliability.py $(ARGS)
