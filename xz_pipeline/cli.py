@@ -201,12 +201,14 @@ def cmd_auth(args: argparse.Namespace) -> int:
 def cmd_setup(args: argparse.Namespace) -> int:
     """Create the custom fields the integration needs in the Zoho org (idempotent)."""
     from xz_pipeline.zoho.resources import ZohoResource
-    from xz_pipeline.zoho.setup import ensure_custom_fields
+    from xz_pipeline.zoho.setup import setup_connection
 
     connection = _connection_name(args)
     with ZohoResource().client(connection) as client:
-        created = ensure_custom_fields(client)
-    print(f"xz setup zoho: {len(created)} field(s) created" + (f": {', '.join(created)}" if created else ""))
+        result = setup_connection(client, connection)
+    print(f"xz setup zoho: {len(result)} field(s) created" + (f": {', '.join(result)}" if result else ""))
+    for policy, why in sorted(result.skipped.items()):
+        print(f"xz setup zoho: policy {policy} skipped: {why}")
     return 0
 
 
@@ -251,6 +253,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         ).fetchall()
     print()
     print(tabulate(cursors, headers=["connection", "system", "entity", "cursor", "last full sweep"]))
+    from xz_pipeline.zoho.schema import status_lines
+
+    schema_lines = status_lines(store, [c.name for c in connections if c.zoho is not None])
+    if schema_lines:
+        print("\nWhat each CRM org offers")
+        print("\n".join(schema_lines))
     if quarantined:
         print("\nQuarantined (open)")
         print(tabulate(quarantined, headers=["connection", "entity", "rule", "records"]))
@@ -332,12 +340,13 @@ def _connections(args: argparse.Namespace) -> list[str]:
 def cmd_plan(args: argparse.Namespace) -> int:
     """The write-back plan of each connection, computed from the mirror; nothing is sent."""
     from xz_pipeline.core.store import Store
+    from xz_pipeline.definitions import defs
     from xz_pipeline.writeback.assets import plan_connection
 
     store = Store(settings.mirror_path())
     for connection in _connections(args):
         print(f"Write-back plan for {connection}")
-        print(plan_connection(store, connection))
+        print(plan_connection(store, connection, resources=defs.resources))
     return 0
 
 

@@ -49,10 +49,31 @@ def open_discrepancies(store: Store) -> Counter:
     return Counter(dict(rows))
 
 
-def _why_open(kind: str) -> str:
-    """Why a kind stays open: no write-back policy fixes it (and why), or the policy that would."""
+def _why_open(kind: str, skipped: dict[str, str] | None = None) -> str:
+    """Why a kind stays open: no write-back policy fixes it (and why), the reason its policy's changes were
+    skipped (the org lacks a field it writes), or the policy that would fix it."""
     policy, reason = FIXED_BY.get(kind, (None, ""))
-    return reason if policy is None else f"{policy} (off, dry run or waiting)"
+    if policy is None:
+        return reason
+    if skipped and policy in skipped:
+        why = skipped[policy].removeprefix("not in this org: ").removeprefix(f"{policy} is skipped: ")
+        return f"{policy} skipped: {why}"
+    return f"{policy} (off, dry run or waiting)"
+
+
+def skipped_policies(store: Store) -> dict[str, str]:
+    """Each policy with plan rows skipped for a reason the org holds (a missing or unmapped field): one reason."""
+    with store.read() as con:
+        exists = con.execute(
+            "select count(*) from duckdb_tables() where schema_name = 'writeback' and table_name = 'plan'"
+        ).fetchall()[0][0]
+        if not exists:
+            return {}
+        rows = con.execute(
+            "select policy, min(error) from writeback.plan where status = 'skipped' and error is not null "
+            "group by 1"
+        ).fetchall()
+    return dict(rows)
 
 
 def _status_note(o: RunOutcome) -> str:
@@ -133,8 +154,10 @@ def _render(outcomes, store: Store | None, *, extra, discrepancies) -> str:
         lines.append("")
         lines.append("Discrepancies by kind")
         last = list(columns.values())[-1]
+        skipped = skipped_policies(store)
         rows = [
-            (k, *(c.get(k, 0) for c in columns.values()), _why_open(k) if last.get(k) else "") for k in kinds
+            (k, *(c.get(k, 0) for c in columns.values()), _why_open(k, skipped) if last.get(k) else "")
+            for k in kinds
         ]
         lines.append(tabulate(rows, headers=["kind", *columns, "why still open"]))
     writes = [

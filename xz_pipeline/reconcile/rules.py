@@ -141,7 +141,16 @@ class Inputs:
         """Live sales invoices."""
         if "sales" not in self._cache:
             inv = self.books_invoices
-            cols = ["connection", "invoice_id", "number", "status", "customer_id", "total", "amount_due"]
+            cols = [
+                "connection",
+                "invoice_id",
+                "number",
+                "status",
+                "customer_id",
+                "issue_date",
+                "total",
+                "amount_due",
+            ]
             keep = (inv["type"].fillna("sale").to_numpy() == "sale") & inv["status"].isin(LIVE).to_numpy()
             self._cache["sales"] = inv[cols][keep]
         return self._cache["sales"]
@@ -263,7 +272,7 @@ def customer_missing_in_books(x: Inputs) -> pd.DataFrame:
     counts = won.groupby(["connection", "account_id"]).size().rename("won_deals").reset_index()
     acc = x.crm_accounts.merge(counts, how="left", on=["connection", "account_id"])
     acc["won_deals"] = acc["won_deals"].fillna(0).astype("int64")
-    marked = acc["marked_customer"].fillna(False).astype(bool) if "marked_customer" in acc else False
+    marked = acc["marked_customer"].astype("boolean").fillna(False).astype(bool) if "marked_customer" in acc else False
     acc = acc[(acc["won_deals"] > 0) | marked]
     missing = _without(acc, x.linked, ["connection", "account_id"], ["connection", "crm_id"])
     detail = missing["won_deals"].map(
@@ -415,9 +424,26 @@ def deal_not_invoiced(x: Inputs) -> pd.DataFrame:
 
 
 def invoice_without_deal(x: Inputs) -> pd.DataFrame:
-    """A live sales invoice of a linked customer that no CRM deal is linked to."""
+    """A live sales invoice of a linked customer that no CRM deal is linked to.
+
+    Only invoices issued once the customer's CRM account existed: an account created later (by a person, or by
+    write-back from the books) has no deals for the invoices before it, and nobody should invent them, so those
+    invoices are not reported (an account's created time unknown: every invoice counts).
+    """
     inv = x.sales[_has(x.sales, x.linked, ["connection", "customer_id"], ["connection", "books_id"])]
     missing = _without(inv, x.invoice_links, ["connection", "invoice_id"], ["connection", "invoice_id"])
+    if "source_created" in x.crm_accounts and not missing.empty:
+        created = x.linked.merge(
+            x.crm_accounts[["connection", "account_id", "source_created"]],
+            left_on=["connection", "crm_id"], right_on=["connection", "account_id"],
+        ).groupby(["connection", "books_id"])["source_created"].min()  # fmt: skip
+        since = pd.to_datetime(created, utc=True).dt.date
+        first_day = [
+            since.get((c, b)) for c, b in zip(missing["connection"], missing["customer_id"], strict=True)
+        ]
+        issued = pd.to_datetime(missing["issue_date"]).dt.date
+        before = [d is not None and not pd.isna(d) and i < d for i, d in zip(issued, first_day, strict=True)]
+        missing = missing[~pd.Series(before, index=missing.index, dtype=bool)]
     return rows(missing, "invoice_without_deal", books_id="invoice_id", books_value="number",
                 detail=money(missing["total"]))  # fmt: skip
 
@@ -432,7 +458,8 @@ def _linked_documents(x: Inputs) -> pd.DataFrame:
         at_i, at_d = _positions(m, key_i, inv, key_i), _positions(m, key_d, dl, key_d)
         for col in ("number", "status", "currency", "total", "amount_paid", "amount_due", "amount_credited"):
             m[col] = _take(inv, at_i, col, m.index)
-        for col in ("currency", "amount", "payment_status", "payment_status_raw"):
+        tracked = [c for c in ("payment_status_tracked",) if c in dl]  # absent in frames built by hand
+        for col in ("currency", "amount", "payment_status", "payment_status_raw", *tracked):
             m[f"{col}_deal" if col == "currency" else col] = _take(dl, at_d, col, m.index)
         x._cache["docs"] = m[m["status"].notna()]
     return x._cache["docs"]
@@ -472,9 +499,13 @@ def payment_status_stale(x: Inputs) -> pd.DataFrame:
     """A deal whose payment status says less (or more) than the books know about its invoice.
 
     Compared by class — unpaid (or overdue), partially paid, paid — so a status that only moves
-    with the calendar is not reported; a deal without a payment status counts as unpaid.
+    with the calendar is not reported; a deal without a payment status counts as unpaid. Only where the org
+    keeps a payment status on deals (`payment_status_tracked`): an org without the field, or where it is not
+    mapped, has nothing to be stale.
     """
     m = _linked_documents(x)
+    if "payment_status_tracked" in m:
+        m = m[m["payment_status_tracked"].astype("boolean").fillna(True).astype(bool)]
     expected = expected_payment_status(m)
     said = m["payment_status"].map(PAYMENT_CLASS).fillna("unpaid")
     bad = m[expected.notna() & (expected != said)]

@@ -66,6 +66,13 @@ class Profile:
         rename = self.renames.get((module, api_name))
         return dict(rename.values).get(value, value) if rename else value
 
+    def field_mapping(self) -> dict[str, dict]:
+        """What a person connecting this org writes in its connection's Zoho mapping (`fields`, `values`):
+        the org's names and picklist words for our fields. Empty when the org uses our names."""
+        fields = {f"{m}.{ours}": r.api_name for (m, ours), r in self.renames.items() if r.api_name != ours}
+        values = {f"{m}.{ours}": dict(r.values) for (m, ours), r in self.renames.items() if r.values}
+        return {k: v for k, v in (("fields", fields), ("values", values)) if v}
+
     def undetectable(self) -> dict[str, str]:
         """Discrepancy kinds that cannot exist in this org, each with the reason."""
         out: dict[str, str] = {}

@@ -336,6 +336,9 @@ class SandboxServer:
             "ZOHO_API_DOMAIN": zoho_url,
             "ZOHO_NOTIFY_TOKEN": self.zoho_notify_token,
         }
+        mapping = self.profile.field_mapping()
+        if mapping:  # the org keeps our fields under its own names: the mapping a person would configure
+            env["XZ_ZOHO_FIELDS"] = json.dumps(mapping, sort_keys=True)
         if self.profile.separate_accounts_server:
             # As a person connects a non-US org: only the accounts server is configured; the API's origin
             # comes from the token response's api_domain (docs/configuration.md).
@@ -353,8 +356,18 @@ class SandboxServer:
         for index in range(len(self._tenants)):
             lines.append(f'[connections."{self.connection_name(index)}"]')
             # JSON string escapes are valid TOML basic-string escapes.
-            lines += [f"{key} = {json.dumps(value)}" for key, value in self.env(index).items()]
+            env = self.env(index)
+            mapping = json.loads(env.pop("XZ_ZOHO_FIELDS", "{}"))
+            lines += [f"{key} = {json.dumps(value)}" for key, value in env.items()]
             lines.append("")
+            if mapping.get("fields"):
+                lines.append(f'[connections."{self.connection_name(index)}".zoho.fields]')
+                lines += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in sorted(mapping["fields"].items())]
+                lines.append("")
+            for key, table in sorted(mapping.get("values", {}).items()):
+                lines.append(f'[connections."{self.connection_name(index)}".zoho.values.{json.dumps(key)}]')
+                lines += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in sorted(table.items())]
+                lines.append("")
         tmp = target.with_suffix(".toml.tmp")
         tmp.write_text("\n".join(lines))
         os.chmod(tmp, 0o600)  # it holds client secrets and refresh tokens

@@ -178,6 +178,7 @@ def _accounts(email: str, primary: str, meta: bool = True) -> dict[str, str]:
         "tags": _TAGS.format(col="a.tags"),
         "owner_id": "a.owner_id",
         "marked_customer": schema["marked_customer"],
+        "source_created": "a.created_time",
         "source_modified": "a.modified_time",
         "fetched_at": "a.fetched_at",
     }
@@ -224,6 +225,7 @@ _DEALS = {
     "books_invoice_number": "xero_invoice_number",
     "payment_status": sql_case("lower(trim(payment_status))", PAYMENT_STATUS),
     "payment_status_raw": "payment_status",
+    "payment_status_tracked": "null",
     "amount_paid": "amount_paid",
     "last_payment_date": "last_payment_date",
     "owner_id": "owner_id",
@@ -261,9 +263,25 @@ _INVOICES = {
 }
 
 
+# Whether the org keeps a payment status on deals (our Payment_Status, or the field it is mapped to): NULL when the
+# org's schema was never read (an older mirror), so reconciliation compares as before.
+_PAYMENT_STATUS_TRACKED = (
+    "(case when not exists (select 1 from meta.vendor_schema v where v.connection = {t}.connection "
+    "and v.vendor = 'zoho' and v.module = 'Deals') then null "
+    "else exists (select 1 from meta.vendor_schema v where v.connection = {t}.connection and v.vendor = 'zoho' "
+    "and v.module = 'Deals' and v.field = coalesce((select m.value from meta.vendor_schema m "
+    "where m.connection = {t}.connection and m.vendor = 'zoho' and m.module = '@mapping' "
+    "and m.field = 'Deals.Payment_Status'), 'Payment_Status')) end)"
+)
+
+
 def _deal_schema(t: str) -> dict[str, str]:
     schema = _with_schema(t)
-    return {"stage": schema["stage"], "currency": schema["currency"]}
+    return {
+        "stage": schema["stage"],
+        "currency": schema["currency"],
+        "payment_status_tracked": _PAYMENT_STATUS_TRACKED.format(t=t),
+    }
 
 
 def _deal_lines(modified: str) -> dict[str, str]:

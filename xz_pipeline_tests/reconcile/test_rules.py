@@ -281,3 +281,33 @@ def test_two_connections_with_the_same_ids_reconcile_as_each_alone():
         assert keys(mine.assign(connection=name)) == keys(alone)
         assert len(mine) == len(alone)
     assert all(s["precision"] == 1.0 and s["recall"] == 1.0 for s in score(alone, world.manifest).values())
+
+
+def test_invoice_without_deal_skips_invoices_from_before_the_crm_account_existed():
+    # a CRM account created on 2026-05-01 (by a person, or by write-back from the books): its invoices from
+    # before then cannot have deals, nobody should invent them; those after can and should
+    created = pd.Timestamp("2026-05-01 09:30", tz="UTC")
+    x = inputs(
+        books_invoices=[invoice("old", issue_date="2026-03-02"), invoice("new", issue_date="2026-05-02"),
+                        invoice("same-day", issue_date="2026-05-01"), invoice("other", "b2")],
+        crm_accounts=[account("a1", source_created=created), account("a2")],  # a2: created time unknown
+        customer_links=links(("b1", "a1"), ("b2", "a2")),
+    )  # fmt: skip
+    assert keys(rules.invoice_without_deal(x)) == {
+        ("invoice_without_deal", "new", "", ""),
+        ("invoice_without_deal", "same-day", "", ""),
+        ("invoice_without_deal", "other", "", ""),
+    }
+
+
+def test_payment_status_stale_only_where_the_org_keeps_a_payment_status():
+    paid = invoice("i1", status="paid", amount_paid=11500, amount_due=0)
+    untracked = deal("d1", payment_status=None, payment_status_raw=None, payment_status_tracked=False)
+    assert rules.payment_status_stale(_linked_docs(paid, untracked)).empty
+    tracked = deal("d1", payment_status=None, payment_status_raw=None, payment_status_tracked=True)
+    assert keys(rules.payment_status_stale(_linked_docs(paid, tracked))) == {
+        ("payment_status_stale", "i1", "d1", "payment_status")
+    }
+    # the org's schema never read (an older mirror): compared as before
+    unknown = deal("d1", payment_status=None, payment_status_raw=None)
+    assert not rules.payment_status_stale(_linked_docs(paid, unknown)).empty

@@ -15,18 +15,11 @@ from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.zoho import schema as zoho_schema
 
 MODULES = ("Accounts", "Contacts", "Deals", "Invoices", "Products")
-# The renamed org's own names for our fields, as its connection maps them.
+# The sandbox writes the renamed org's own names for our fields into its connection's mapping (what a person
+# connecting it would write); the test adds which of its Account_Type values mean customer.
 RENAMED = """
 [connections."{name}".zoho]
 customer_types = ["Customer", "Key Account"]
-[connections."{name}".zoho.fields]
-"Accounts.Xero_Contact_ID" = "Xero_ID"
-"Deals.Xero_Invoice_ID" = "Accounting_Invoice_ID"
-"Deals.Payment_Status" = "Invoice_Status"
-"Invoices.Xero_Invoice_ID" = "Xero_Invoice_Ref"
-"Invoices.Payment_Status" = "Invoice_Status"
-[connections."{name}".zoho.values.Payment_Status]
-Paid = "Fully Paid"
 """
 
 
