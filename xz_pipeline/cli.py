@@ -49,13 +49,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _use_sandbox_env(sb)
         inst = runner.instance(home)
         # Cycle 1: mirror, reconcile, write the corrections (default policies); cycle 2 sees the fixes.
-        first = runner.sync([DEMO_CONNECTION], inst=inst, apply=True)
+        first = runner.sync([DEMO_CONNECTION], inst=inst, apply=True, kind="demo")
         found = report.open_discrepancies(Store(settings.mirror_path()))
         print(
             "  cycle 1 done (mirror, reconcile, write-back); cycle 2 reconciles the corrected systems",
             flush=True,
         )
-        second = runner.sync([DEMO_CONNECTION], inst=inst, apply=True)
+        second = runner.sync([DEMO_CONNECTION], inst=inst, apply=True, kind="demo")
         outcomes = [*first, *second]
         received = Counter({"Xero emulator": len(sb.xero.received), "Zoho emulator": len(sb.zoho.received)})
         injected = Counter(inj.kind for inj in sb.worlds[0].manifest)

@@ -8,6 +8,7 @@ from xz_pipeline.insights.assets import INSIGHTS_ASSETS
 from xz_pipeline.publish import build_snapshot_asset
 from xz_pipeline.realtime.sensors import REALTIME_CHECKS, REALTIME_JOBS, REALTIME_SENSORS
 from xz_pipeline.reconcile.assets import RECONCILE_ASSETS, RECONCILE_CHECKS
+from xz_pipeline.runs import runs_sensor
 from xz_pipeline.schedules import build_schedules, connections_sensor
 from xz_pipeline.views import build_canonical_views_asset
 from xz_pipeline.writeback.assets import WRITEBACK_ASSETS, WRITEBACK_CHECKS
@@ -58,7 +59,7 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     jobs=[mirror_job, *REALTIME_JOBS],
     schedules=build_schedules(mirror_job, EXTRACT_ASSETS),
-    sensors=[connections_sensor, *REALTIME_SENSORS],
+    sensors=[connections_sensor, *REALTIME_SENSORS, runs_sensor],
     resources={
         "xero": XeroResource(),
         "zoho": ZohoResource(),

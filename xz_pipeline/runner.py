@@ -24,9 +24,9 @@ from dagster._core.definitions.events import HookExecutionResult
 from dagster._core.errors import DagsterExecutionInterruptedError
 from filelock import Timeout
 
-from xz_pipeline import settings
+from xz_pipeline import runs, settings
 from xz_pipeline.core.resources import connections_partitions
-from xz_pipeline.core.store import HeldLock, process_alive, process_start
+from xz_pipeline.core.store import HeldLock, Store, process_alive, process_start
 from xz_pipeline.core.sync import STOP_READS
 from xz_pipeline.definitions import ASSETS, CHECKS, defs
 
@@ -350,6 +350,7 @@ def sync(
     stop: StopRequest | None = None,
     wait: float = WAIT_DEFAULT,
     on_wait: Callable[[str], None] | None = None,
+    kind: str = "sync",
 ) -> list[RunOutcome]:
     """Materialise every asset (or one stage's) once for each connection (all configured ones by default).
 
@@ -358,6 +359,7 @@ def sync(
     A stage of unpartitioned assets only (`reconcile`: every connection at once) runs once.
     `stop`, when given, ends the run at the next step boundary once set (the caller's signal handlers set
     it); a second sync on the same XZ_HOME waits up to `wait` seconds, telling `on_wait`, then SyncBusy.
+    Each run is recorded in `meta.runs` as `kind` (sync, demo) when it ends (runs.py).
     """
     names = (
         settings.require_connections(connections)
@@ -385,7 +387,8 @@ def sync(
     try:
         inst.add_dynamic_partitions(connections_partitions.name, names)
         pid = os.getpid()
-        tags = {PID_TAG: str(pid), START_TAG: process_start(pid), HOST_TAG: socket.gethostname()}
+        tags = {PID_TAG: str(pid), START_TAG: process_start(pid), HOST_TAG: socket.gethostname(),
+                runs.KIND_TAG: kind}  # fmt: skip
         outcomes = []
         for name in names if partitioned else ["all connections"]:
             if stop is not None and stop.is_set():
@@ -397,6 +400,7 @@ def sync(
 
             result = _in_worker(run) if stop is not None else run()
             outcomes.append(_outcome(name, result))
+            runs.record(Store(settings.mirror_path()), inst, result.run_id, names)
             if outcomes[-1].stopped:
                 break
         return outcomes

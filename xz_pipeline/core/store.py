@@ -63,17 +63,19 @@ create table if not exists meta.quarantine (
     run_id varchar,
     quarantined_at timestamptz not null
 );
-create table if not exists meta.runs (
-    run_id varchar,
-    connection varchar,
-    asset varchar,
+create table if not exists meta.runs (  -- one row per run and connection (xz_pipeline/runs.py writes it)
+    connection varchar not null,
+    run_id varchar not null,
+    kind varchar not null,  -- sync, demo, scheduled, targeted, manual
+    job varchar,
     started_at timestamptz,
     finished_at timestamptz,
-    rows_fetched bigint,
-    inserted bigint,
-    updated bigint,
-    unchanged bigint,
-    api_calls bigint
+    api_calls bigint,
+    rows_written bigint,
+    outcome varchar not null,  -- success, failed, canceled
+    error varchar,  -- the first failed step and why, one line
+    recorded_at timestamptz not null,
+    primary key (connection, run_id)
 );
 create table if not exists meta.schema_version (
     version integer not null,
