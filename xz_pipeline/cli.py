@@ -21,6 +21,11 @@ from xz_pipeline import settings
 from xz_pipeline.sandbox.profiles import PROFILE_NAMES
 
 DEMO_CONNECTION = "sandbox"
+CONNECTION_HELP = (
+    "only this connection: its name in $XZ_HOME/connections.toml, or the XZ_CONNECTION name of the one the "
+    "environment configures (default: every configured connection)"
+)
+ONE_CONNECTION_HELP = "default: XZ_CONNECTION, else 'default'"
 
 
 def _use_sandbox_env(sb, connection: str = DEMO_CONNECTION) -> None:
@@ -338,15 +343,27 @@ def _connections(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    """The write-back plan of each connection, computed from the mirror; nothing is sent."""
+    """The write-back plan of each connection, computed from the mirror; nothing is sent. Sorted and grouped
+    per record; `--all` for every row of the table, `--format csv|json` for every row and column."""
+    from xz_pipeline import plan_report
     from xz_pipeline.core.store import Store
     from xz_pipeline.definitions import defs
     from xz_pipeline.writeback.assets import plan_connection
 
     store = Store(settings.mirror_path())
-    for connection in _connections(args):
-        print(f"Write-back plan for {connection}")
-        print(plan_connection(store, connection, resources=defs.resources))
+    names = _connections(args)
+    for connection in names:
+        plan_connection(store, connection, resources=defs.resources)  # (re)computes writeback.plan
+    rows = plan_report.plan_rows(store, names)
+    if args.format == "json":
+        print(plan_report.as_json(rows))
+    elif args.format == "csv":
+        print(plan_report.as_csv(rows), end="")
+    else:
+        limit = None if args.all else plan_report.DEFAULT_LIMIT
+        print("\n\n".join(
+            plan_report.as_table([r for r in rows if r["connection"] == c], c, limit) for c in names
+        ))  # fmt: skip
     return 0
 
 
@@ -474,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     sync = sub.add_parser("sync", help="materialise the assets in process for the configured connections")
-    sync.add_argument("--connection", help="only this connection")
+    sync.add_argument("--connection", help=CONNECTION_HELP)
     sync.add_argument("--only", choices=["mirror", "reconcile", "writeback"], help="only this stage")
     sync.add_argument("--apply", action="store_true", help="let write-back write to Xero and Zoho")
     sync.add_argument("--approve", action="store_true", help="let a plan past the mass-change guard")
@@ -495,33 +512,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     auth = sub.add_parser("auth", help="connect a real organisation (OAuth consent with a loopback redirect)")
     auth.add_argument("vendor", choices=["xero", "zoho"])
-    auth.add_argument("--connection", help="the connection to store the tokens for")
+    auth.add_argument("--connection", help="the connection to store the tokens for; " + ONE_CONNECTION_HELP)
     auth.add_argument("--no-browser", action="store_true", help="print the URL only")
     auth.add_argument("--timeout", type=float, default=300.0)
     auth.set_defaults(func=cmd_auth)
 
     setup = sub.add_parser("setup", help="create the Zoho custom fields the integration uses (idempotent)")
     setup.add_argument("vendor", choices=["zoho"])
-    setup.add_argument("--connection")
+    setup.add_argument("--connection", help="the connection whose Zoho org to set up; " + ONE_CONNECTION_HELP)
     setup.set_defaults(func=cmd_setup)
 
     rev = sub.add_parser("review", help="customer links waiting for a decision; accept or reject them")
     rev.add_argument("action", nargs="?", default="list", choices=["list", "accept", "reject"])
     rev.add_argument("target", nargs="*", metavar="CONNECTION BOOKS_ID CRM_ID")
-    rev.add_argument("--connection", help="list only this connection")
+    rev.add_argument("--connection", help="list only this connection (its name in $XZ_HOME/connections.toml)")
     rev.add_argument("--by", help="who decides (default: the login name)")
     rev.set_defaults(func=cmd_review)
 
     plan = sub.add_parser(
         "plan", help="the write-back plan (what would change where, and why); sends nothing"
     )
-    plan.add_argument("--connection")
+    plan.add_argument("--connection", help=CONNECTION_HELP)
+    plan.add_argument(
+        "--all", action="store_true", help="every row in the table (default: the first 50 of each connection)"
+    )
+    plan.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
+        help="table (for people), csv or json (every row and column of writeback.plan)",
+    )
     plan.set_defaults(func=cmd_plan)
 
     apply_ = sub.add_parser(
         "apply", help="apply the write-back plan (guards first, every call in the ledger)"
     )
-    apply_.add_argument("--connection")
+    apply_.add_argument("--connection", help=CONNECTION_HELP)
     apply_.add_argument("--approve", action="store_true", help="let a plan past the mass-change guard")
     apply_.set_defaults(func=cmd_apply)
 
