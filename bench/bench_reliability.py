@@ -142,8 +142,9 @@ def until_quiet(home: Path, writes: Writes) -> tuple[int, list[int]]:
         before = writes.count
         code, out = finish(xz(home, *SYNC))
         codes.append(code)
-        if code not in (0, 1):
-            print(out[-2000:], file=sys.stderr)
+        if code != 0:  # say why: a failed step's own line(s)
+            said = [s for s in out.splitlines() if s.startswith("xz sync:")] or out.splitlines()[-20:]
+            print(f"run in {home.name} exited {code}:", *said[:10], sep="\n  ", file=sys.stderr)
         if writes.count == before and code == 0:
             break
     return len(codes), codes
@@ -337,7 +338,7 @@ def part_c(size: str, seed: int, reference, tmp: str) -> list[dict]:
         diff = compare(reference, remote_state(sb)) if reference else {}
         rows = []
         for n, (code, out) in enumerate(results, start=1):
-            said = next((line for line in out.splitlines() if "wait" in line.lower()), "")
+            said = next((s for s in out.splitlines() if s.startswith("xz sync:") and "wait" in s), "")
             rows.append({"sync": n, "exit": code, "says it waited": said[:90] or "-", "seconds (both)": f"{seconds:.0f}",
                          "remote duplicated": diff.get("duplicated", "-"), "remote missing": diff.get("missing", "-"),
                          "ok": code == 0 or (code == 75 and bool(said))})  # fmt: skip
