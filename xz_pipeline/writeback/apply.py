@@ -9,7 +9,9 @@ account's contact) waits for the next call. The ledger holds one row per HTTP ca
 goes into `writeback.ledger` (committed); after it, the outcome, and each change becomes applied or
 rejected with the API's reason. A create whose earlier call never answered (the run was killed, the
 connection dropped) is first looked up by its reference (ContactNumber, invoice Reference, the books id
-a CRM account carries): found, it is recorded as applied and not sent again. Afterwards exactly the
+a CRM account carries): found, it is recorded as applied and not sent again. Every such call of an
+earlier run is settled before anything is sent, even when its changes are no longer planned (a killed
+run's account now mirrored): creates looked up by reference, updates read back. Afterwards exactly the
 records written are read back into the mirror, so the next reconciliation sees the fix.
 """
 
