@@ -200,6 +200,7 @@ def writeback_apply(context: dg.AssetExecutionContext, config: ApplyConfig) -> d
             "refused": report.refused,
             "waiting": report.waiting,
             "found_by_lookup": report.found_by_lookup,
+            "settled_calls": report.settled_calls,
             "dry_run": report.dry_run,
             "write_calls": dg.MetadataValue.json(report.write_calls),
             "api_calls": dg.MetadataValue.json(report.calls),
