@@ -287,6 +287,20 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     from xz_pipeline.core.store import Store
     from xz_pipeline.reconcile import review
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """One line per check and connection (ok or PROBLEM, and what to do); exit 1 when one would stop a sync,
+    2 when the configuration is missing."""
+    from xz_pipeline import doctor
+
+    checks = doctor.run([args.connection] if args.connection else None)
+    for check in checks:
+        print(check.line(), flush=True)
+    code = doctor.exit_code(checks)
+    if code:
+        _say(f"xz doctor: {sum(1 for c in checks if c.blocking and not c.ok)} problem(s) would stop a sync")
+    return code
+
+
 
     store = Store(settings.mirror_path())
     if args.connection:
@@ -571,6 +585,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--webhook-port", type=int, default=0, help="the receiver's port (default: a free one)")
+    doc = sub.add_parser(
+        "doctor",
+        help="check each connection: configuration, tokens, scopes, fields, webhooks, clock, budget, the mirror",
+    )
+    doc.add_argument("--connection", help=CONNECTION_HELP)
+    doc.set_defaults(func=cmd_doctor)
+
     dev.set_defaults(func=cmd_dev)
 
     from xz_pipeline import serve
