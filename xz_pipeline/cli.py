@@ -279,14 +279,6 @@ def _has_column(con, schema: str, table: str, column: str) -> bool:
     )
 
 
-def cmd_review(args: argparse.Namespace) -> int:
-    """The review queue: list links waiting for a person, or record an accept/reject that later runs honour."""
-    import getpass
-
-    from tabulate import tabulate
-
-    from xz_pipeline.core.store import Store
-    from xz_pipeline.reconcile import review
 def cmd_doctor(args: argparse.Namespace) -> int:
     """One line per check and connection (ok or PROBLEM, and what to do); exit 1 when one would stop a sync,
     2 when the configuration is missing."""
@@ -301,6 +293,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    """The review queue: list links waiting for a person, or record an accept/reject that later runs honour."""
+    import getpass
+
+    from tabulate import tabulate
+
+    from xz_pipeline.core.store import Store
+    from xz_pipeline.reconcile import review
 
     store = Store(settings.mirror_path())
     if args.connection:
@@ -577,6 +577,13 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="connections, tokens' freshness, sync cursors, quarantine")
     status.set_defaults(func=cmd_status)
 
+    doc = sub.add_parser(
+        "doctor",
+        help="check each connection: configuration, tokens, scopes, fields, webhooks, clock, budget, the mirror",
+    )
+    doc.add_argument("--connection", help=CONNECTION_HELP)
+    doc.set_defaults(func=cmd_doctor)
+
     dev = sub.add_parser("dev", help="sandbox + dagster dev (UI, sensors, schedules)")
     dev.add_argument("--seed", type=int, default=7)
     dev.add_argument("--size", default="demo", choices=["tiny", "demo", "medium", "large"])
@@ -585,13 +592,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--webhook-port", type=int, default=0, help="the receiver's port (default: a free one)")
-    doc = sub.add_parser(
-        "doctor",
-        help="check each connection: configuration, tokens, scopes, fields, webhooks, clock, budget, the mirror",
-    )
-    doc.add_argument("--connection", help=CONNECTION_HELP)
-    doc.set_defaults(func=cmd_doctor)
-
     dev.set_defaults(func=cmd_dev)
 
     from xz_pipeline import serve
