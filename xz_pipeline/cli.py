@@ -205,12 +205,20 @@ def cmd_auth(args: argparse.Namespace) -> int:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     """Create the custom fields the integration needs in the Zoho org (idempotent)."""
+    from datetime import timedelta
+
+    from xz_pipeline.core.store import Store
+    from xz_pipeline.zoho import fieldmap
+    from xz_pipeline.zoho import schema as zoho_schema
     from xz_pipeline.zoho.resources import ZohoResource
     from xz_pipeline.zoho.setup import setup_connection
 
     connection = _connection_name(args)
+    store = Store(settings.mirror_path())
     with ZohoResource().client(connection) as client:
         result = setup_connection(client, connection)
+        if store.path.exists():  # read the org again now, so the next run uses the fields just created
+            zoho_schema.ensure(client, store, connection, fieldmap.load(connection), max_age=timedelta(0))
     print(f"xz setup zoho: {len(result)} field(s) created" + (f": {', '.join(result)}" if result else ""))
     for policy, why in sorted(result.skipped.items()):
         print(f"xz setup zoho: policy {policy} skipped: {why}")

@@ -25,7 +25,7 @@ from dagster._core.errors import DagsterExecutionInterruptedError
 from filelock import Timeout
 
 from xz_pipeline import runs, settings
-from xz_pipeline.core.resources import connections_partitions
+from xz_pipeline.core.resources import APPROVE_TAG, connections_partitions
 from xz_pipeline.core.store import HeldLock, Store, process_alive, process_start
 from xz_pipeline.core.sync import STOP_READS
 from xz_pipeline.definitions import ASSETS, CHECKS, defs
@@ -269,13 +269,29 @@ def _error_line(error) -> str:
     return f"{error.cls_name}: {(message.splitlines() or [''])[0]}"
 
 
+def _check_reason(evaluation) -> str:
+    """One line for a failed blocking check: the reasons it lists in its metadata (or its description), and for
+    the write-back guard what to do about a plan that changes too much at once."""
+    reasons = evaluation.metadata.get("reasons")
+    found = [str(r) for r in reasons.value] if reasons is not None and isinstance(reasons.value, list) else []
+    text = "; ".join(found) or (evaluation.description or "")
+    if not text:
+        return ""
+    line = f"blocked by {evaluation.check_name}: {text}"
+    if evaluation.check_name == "writeback_guard":
+        line += " — review the changes with `xz plan`, then approve them with `xz sync --apply --approve`"
+    return line
+
+
 def _outcome(label: str, result: dg.ExecuteInProcessResult) -> RunOutcome:
     outcome = RunOutcome(connection=label, success=result.success, run_id=result.run_id)
+    why_blocked: dict[str, str] = {}  # check name -> what it found, for the step it failed
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             outcome.failed_checks.append(
                 f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} ({evaluation.severity.value})"
             )
+            why_blocked[evaluation.check_name] = _check_reason(evaluation)
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
         outcome.metadata[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
@@ -284,6 +300,10 @@ def _outcome(label: str, result: dg.ExecuteInProcessResult) -> RunOutcome:
             data = event.step_failure_data
             user = data.user_failure_data
             line = user.description if user and user.description else _error_line(data.error)
+            if data.error and data.error.cls_name == "DagsterAssetCheckFailedError":
+                line = next(
+                    (why for name, why in why_blocked.items() if event.step_key.endswith(name) and why), line
+                )
             outcome.failures.append((event.step_key, line.strip().splitlines()[0]))
             if data.error:
                 outcome.details.append(f"{event.step_key}:\n{data.error.to_string()}")
@@ -388,7 +408,7 @@ def sync(
         inst.add_dynamic_partitions(connections_partitions.name, names)
         pid = os.getpid()
         tags = {PID_TAG: str(pid), START_TAG: process_start(pid), HOST_TAG: socket.gethostname(),
-                runs.KIND_TAG: kind}  # fmt: skip
+                runs.KIND_TAG: kind, **({APPROVE_TAG: "1"} if approve else {})}  # fmt: skip
         outcomes = []
         for name in names if partitioned else ["all connections"]:
             if stop is not None and stop.is_set():

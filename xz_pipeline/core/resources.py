@@ -14,6 +14,8 @@ connections_partitions = dg.DynamicPartitionsDefinition(name="connection")
 
 # The tag the near-real-time sensors put on the targeted runs they request (its value: what triggered it).
 TRIGGER_TAG = "xz/trigger"
+# A run started with `--approve` (`xz sync --apply --approve`): its write-back guard lets a held plan through.
+APPROVE_TAG = "xz/approve"
 
 
 class MirrorResource(dg.ConfigurableResource):

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import dagster as dg
 
-from xz_pipeline.core.resources import MirrorResource, connections_partitions
+from xz_pipeline.core.resources import APPROVE_TAG, MirrorResource, connections_partitions
 from xz_pipeline.core.store import Store
 from xz_pipeline.reconcile.invariants import INVARIANTS
 from xz_pipeline.writeback import guards, ledger
@@ -132,7 +132,8 @@ def writeback_guard(context: dg.AssetCheckExecutionContext, mirror: MirrorResour
         reasons, counts, fingerprints = list(failures), {}, {}
         for connection in _connections(context, store):
             pending = ledger.pending(store, connection)
-            mass = guards.mass_change(store, connection, pending, load_policies(connection))
+            approved = context.run.tags.get(APPROVE_TAG) == "1"  # `xz sync --apply --approve`
+            mass = guards.mass_change(store, connection, pending, load_policies(connection), approve=approved)
             counts[connection] = {k: list(v) for k, v in mass.counts.items()}
             fingerprints[connection] = mass.fingerprint
             if mass.blocked:
