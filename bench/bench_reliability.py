@@ -229,8 +229,12 @@ def kill_point(size: str, seed: int, k: int, reference, tmp: str) -> dict:
         home = fresh_home(sb, tmp)
         proc = xz(home, *SYNC)
         writes.target = proc
-        code, _ = finish(proc)
+        code, out = finish(proc)
         killed = code == -signal.SIGKILL
+        if not killed:  # it ended on its own before write k: say why
+            said = [s for s in out.splitlines() if s.startswith("xz sync:")] or out.splitlines()[-20:]
+            print(f"(a) k={k}: the first sync exited {code} before its write {k}:", *said[:10], sep="\n  ",
+                  file=sys.stderr)  # fmt: skip
         runs, codes = until_quiet(home, writes)
         row = {"kill after write": k, "killed": "yes" if killed else f"no (exit {code})", "reruns": runs,
                "rerun exits": ",".join(map(str, codes)), "writes": writes.count}  # fmt: skip
