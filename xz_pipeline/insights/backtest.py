@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from xz_pipeline.insights.features import LATE_AFTER, NEVER, Ledger
 from xz_pipeline.insights.model import PaymentModel, score, train
@@ -36,6 +35,11 @@ class Backtest:
 
 
 def _metrics(rows: pd.DataFrame) -> dict[str, float]:
+    from sklearn.metrics import (
+        brier_score_loss,
+        roc_auc_score,
+    )  # loaded by the steps that score, not on import
+
     y = rows["late"].to_numpy()
     out: dict[str, float] = {"invoices": len(rows), "late": int(y.sum())}
     for who in ("model", "baseline"):

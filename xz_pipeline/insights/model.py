@@ -25,11 +25,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from xz_pipeline.insights.features import FEATURES, LATE_AFTER, Ledger
@@ -64,6 +59,14 @@ def training_rows(ledger: Ledger, cutoff: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _classifier(kind: str):
+    # scikit-learn loads in the steps that train (about 2 s of import): a targeted run imports this module
+    # with the definitions and never trains.
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     if kind == "logistic":
         return make_pipeline(
             SimpleImputer(strategy="median", add_indicator=True),
@@ -77,6 +80,8 @@ def _classifier(kind: str):
 
 
 def _regressor():
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     return HistGradientBoostingRegressor(
         loss="absolute_error", max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=80,
         early_stopping=True, n_iter_no_change=20, random_state=0,
@@ -84,6 +89,8 @@ def _regressor():
 
 
 def _fit(estimator, x: pd.DataFrame, y: np.ndarray, t: np.ndarray):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
     """Boosted trees stop where the most recent fifth of the rows (by cut-off day) stops improving, then
     refit on every row with that many iterations. A random validation split would hold other landmarks
     of the same invoices and let the trees learn noise: on the constant-habits ledger they did."""

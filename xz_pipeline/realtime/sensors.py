@@ -41,6 +41,7 @@ RETAIN = timedelta(
     days=31
 )  # as long as Xero keeps undelivered events; the missed-event check looks back this far
 WRITEBACK_GROUP = "writeback"
+INSIGHTS_GROUP = "insights"
 # An invoice changes when a payment lands on it (Xero has no payment webhooks): read payments with it.
 ALSO_INCREMENTAL = {"xero_invoices": "xero_payments"}
 SYSTEM = {"xero": "xero", "zoho": "zoho"}
@@ -111,6 +112,9 @@ def plan_run(
             config[extra] = {"config": {}}
     roots = [dg.AssetKey(a) for a in config]
     selection = dg.AssetSelection.assets(*roots).downstream().resolve(asset_graph)
+    # Insights (payment risk) are scored by the scheduled runs: a few seconds a model, for nothing a
+    # correction waits on.
+    selection = {k for k in selection if asset_graph.get(k).group_name != INSIGHTS_GROUP}
     echo_only = is_echo is not None and all(is_echo(conn, e) for e in evs)
     if echo_only:
         selection = {k for k in selection if asset_graph.get(k).group_name != WRITEBACK_GROUP}
