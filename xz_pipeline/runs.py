@@ -8,7 +8,8 @@ Written in two places, both idempotent (an upsert on connection and run id):
   that finished since its cursor (scheduled, targeted, launched from the UI, and `xz sync` runs the runner
   could not record). It holds the mirror for one short write, only when there is something to record; a
   busy mirror leaves its cursor where it was, so the next tick records the same runs.
-A run's kind comes from its tags: `xz/kind` (the runner's sync/demo), `xz/trigger` (targeted), a
+A run's row is written when it ends, after the run published the analysts' snapshot: the snapshot holds every
+run before the one that published it. A run's kind comes from its tags: `xz/kind` (the runner's sync/demo), `xz/trigger` (targeted), a
 schedule's name (scheduled), else manual. A run over every connection (reconcile alone) gets a row per
 connection named, with the run's totals.
 """

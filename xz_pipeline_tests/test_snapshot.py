@@ -53,6 +53,8 @@ def test_the_snapshot_matches_the_mirror_and_its_views_resolve_as_documented(syn
         assert aging == mirror.execute("select count(*) from analytics.ar_aging").fetchone()[0]
     finally:
         mirror.close()
+    # meta.runs gets a run's row when the run ends, after the run published the snapshot: one row behind
+    assert snap_counts.pop("meta.runs") == mirror_counts.pop("meta.runs") - 1
     assert snap_counts == mirror_counts
     assert snap_counts["xero.invoices"] > 0 and snap_counts["zoho.deals"] > 0
     # what was published is after write-back's plan: the last run's tables are in it
