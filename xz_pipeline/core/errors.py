@@ -190,6 +190,11 @@ def explain(exc: BaseException) -> Verdict:
 
     if isinstance(exc, StoreBusy):  # another writer finishes: worth another attempt
         return Verdict(True, _first_line(str(exc)))
+    import requests
+
+    dropped = (ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout)
+    if isinstance(exc, dropped):  # a connection dropped or timed out outside the client's own retries
+        return Verdict(True, f"{type(exc).__name__}: {_first_line(str(exc)) or 'connection lost'}")
     return Verdict(False, f"{type(exc).__name__}: {_first_line(str(exc)) or 'no message'}")
 
 

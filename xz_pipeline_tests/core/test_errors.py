@@ -59,6 +59,8 @@ def test_what_no_retry_heals_fails_at_once_with_one_line(error, line):
         RateLimitExhausted("xero", "minute", retry_after=30),
         TransportError("xero", "read timeout after 6 attempt(s)"),
         StoreBusy("the mirror is being written by another process"),
+        ConnectionResetError("connection reset by peer"),  # dropped outside the client's own retries
+        TimeoutError("timed out"),
     ],
 )
 def test_what_may_heal_propagates_unchanged_for_dagster_to_retry(error):
