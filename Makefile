@@ -33,8 +33,9 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Two workers: most tests wait on a sandbox or a Dagster run, and the machines have two cores.
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --durations=15
 
 bench: bench-sandbox bench-connectors bench-mirror bench-recon bench-writeback bench-latency
 
