@@ -272,7 +272,9 @@ def customer_missing_in_books(x: Inputs) -> pd.DataFrame:
     counts = won.groupby(["connection", "account_id"]).size().rename("won_deals").reset_index()
     acc = x.crm_accounts.merge(counts, how="left", on=["connection", "account_id"])
     acc["won_deals"] = acc["won_deals"].fillna(0).astype("int64")
-    marked = acc["marked_customer"].astype("boolean").fillna(False).astype(bool) if "marked_customer" in acc else False
+    marked = False
+    if "marked_customer" in acc:
+        marked = acc["marked_customer"].astype("boolean").fillna(False).astype(bool)
     acc = acc[(acc["won_deals"] > 0) | marked]
     missing = _without(acc, x.linked, ["connection", "account_id"], ["connection", "crm_id"])
     detail = missing["won_deals"].map(
