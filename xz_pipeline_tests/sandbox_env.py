@@ -13,3 +13,28 @@ def export_sandbox(monkeypatch, sb: SandboxServer, connection: str | None = None
     if connection is not None:
         monkeypatch.setenv("XZ_CONNECTION", connection)
     return values
+
+
+def mirrored_world(tmp_path_factory, label: str, seed: int = 7, size: str = "demo"):
+    """A world mirrored once (`--only mirror`) in a fresh XZ_HOME, for a module-scoped fixture to yield from:
+    (mirror path, world, connection name)."""
+    import pytest
+
+    from xz_pipeline import runner, settings
+
+    home = tmp_path_factory.mktemp(label)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XZ_HOME", str(home))
+    mp.setenv("DAGSTER_HOME", str(home / "dagster"))
+    (home / "dagster").mkdir()
+    try:
+        with SandboxServer(seed=seed, size=size) as sb:
+            for k, v in sb.env(0).items():
+                mp.setenv(k, v)
+            name = sb.connection_name(0)
+            mp.setenv("XZ_CONNECTION", name)
+            outcomes = runner.sync([name], inst=runner.instance(home), only="mirror")
+            assert all(o.success for o in outcomes), [o.error for o in outcomes]
+            yield settings.mirror_path(), sb.worlds[0], name
+    finally:
+        mp.undo()

@@ -11,13 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xz_pipeline import runner, settings
 from xz_pipeline.core.resources import TRIGGER_TAG, MirrorResource
 from xz_pipeline.core.store import Store
 from xz_pipeline.insights.assets import INSIGHTS_ASSETS
 from xz_pipeline.insights.features import NEVER, Ledger, to_day
 from xz_pipeline.insights.persist import read_inputs
-from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline_tests.sandbox_env import mirrored_world
 
 SEED = 7
 AS_OF = "2026-11-01"  # the sandbox world's as_of
@@ -26,22 +25,7 @@ AS_OF = "2026-11-01"  # the sandbox world's as_of
 @pytest.fixture(scope="module")
 def mirrored(tmp_path_factory):
     """The demo world mirrored once: (mirror path, world, connection name)."""
-    home = tmp_path_factory.mktemp("insights-home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("XZ_HOME", str(home))
-    mp.setenv("DAGSTER_HOME", str(home / "dagster"))
-    (home / "dagster").mkdir()
-    try:
-        with SandboxServer(seed=SEED, size="demo") as sb:
-            for k, v in sb.env(0).items():
-                mp.setenv(k, v)
-            name = sb.connection_name(0)
-            mp.setenv("XZ_CONNECTION", name)
-            outcomes = runner.sync([name], inst=runner.instance(home), only="mirror")
-            assert all(o.success for o in outcomes), [o.error for o in outcomes]
-            yield settings.mirror_path(), sb.worlds[0], name
-    finally:
-        mp.undo()
+    yield from mirrored_world(tmp_path_factory, "insights-home", seed=SEED)
 
 
 def _copy(mirrored, tmp_path) -> str:

@@ -8,12 +8,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from xz_pipeline import runner, settings
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.core.store import Store
 from xz_pipeline.reconcile.assets import RECONCILE_ASSETS, RECONCILE_CHECKS
-from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline_tests.reconcile.world_frames import score
+from xz_pipeline_tests.sandbox_env import mirrored_world
 
 SEED = 7
 
@@ -21,22 +20,7 @@ SEED = 7
 @pytest.fixture(scope="module")
 def mirrored(tmp_path_factory):
     """A demo world mirrored once for the module: (mirror path, world, connection name)."""
-    home = tmp_path_factory.mktemp("recon-home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("XZ_HOME", str(home))
-    mp.setenv("DAGSTER_HOME", str(home / "dagster"))
-    (home / "dagster").mkdir()
-    try:
-        with SandboxServer(seed=SEED, size="demo") as sb:
-            for k, v in sb.env(0).items():
-                mp.setenv(k, v)
-            name = sb.connection_name(0)
-            mp.setenv("XZ_CONNECTION", name)
-            outcomes = runner.sync([name], inst=runner.instance(home), only="mirror")
-            assert all(o.success for o in outcomes), [o.error for o in outcomes]
-            yield settings.mirror_path(), sb.worlds[0], name
-    finally:
-        mp.undo()
+    yield from mirrored_world(tmp_path_factory, "recon-home", seed=SEED)
 
 
 def _reconcile(mirror_path, extra=(), raise_on_error=True):
