@@ -658,6 +658,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say(f"{prog}: interrupted")
         return 130
+    except BrokenPipeError:  # `xz plan | head`: the reader has what it wanted; nothing more to say
+        # point stdout at /dev/null so the interpreter's last flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:
         from xz_pipeline.core.errors import explain
 

@@ -3,6 +3,8 @@ never a traceback, and a refused token request is sent once (run in process, aga
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from xz_pipeline import cli, settings
@@ -132,3 +134,23 @@ def test_anything_unexpected_is_one_line_and_exit_1(monkeypatch, capsys):
     assert cli.main(["plan", "--verbose"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and err.splitlines()[-1] == "xz plan: RuntimeError: the disk is on fire"
+
+
+def test_a_reader_that_stops_early_gets_no_error_line(monkeypatch, capfd):
+    """`xz plan | head`: the pipe closes, and xz ends quietly (141, as a process killed by SIGPIPE)."""
+
+    def closed_pipe(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "cmd_status", closed_pipe)
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    for action in parser._subparsers._group_actions:  # route `status` to the closed pipe
+        action.choices["status"].set_defaults(func=closed_pipe)
+    stdout = os.dup(1)
+    try:
+        assert cli.main(["status"]) == 141
+    finally:
+        os.dup2(stdout, 1)
+        os.close(stdout)
+    assert capfd.readouterr().err == ""
