@@ -435,17 +435,17 @@ def invoice_without_deal(x: Inputs) -> pd.DataFrame:
     inv = x.sales[_has(x.sales, x.linked, ["connection", "customer_id"], ["connection", "books_id"])]
     missing = _without(inv, x.invoice_links, ["connection", "invoice_id"], ["connection", "invoice_id"])
     if "source_created" in x.crm_accounts and not missing.empty:
-        created = x.linked.merge(
-            x.crm_accounts[["connection", "account_id", "source_created"]],
-            left_on=["connection", "crm_id"], right_on=["connection", "account_id"],
-        ).groupby(["connection", "books_id"])["source_created"].min()  # fmt: skip
-        since = pd.to_datetime(created, utc=True).dt.date
-        first_day = [
-            since.get((c, b)) for c, b in zip(missing["connection"], missing["customer_id"], strict=True)
-        ]
-        issued = pd.to_datetime(missing["issue_date"]).dt.date
-        before = [d is not None and not pd.isna(d) and i < d for i, d in zip(issued, first_day, strict=True)]
-        missing = missing[~pd.Series(before, index=missing.index, dtype=bool)]
+        created = (
+            x.linked.merge(x.crm_accounts[["connection", "account_id", "source_created"]],
+                           left_on=["connection", "crm_id"], right_on=["connection", "account_id"])
+            .groupby(["connection", "books_id"], as_index=False)["source_created"].min()
+        )  # fmt: skip
+        first_day = missing.merge(
+            created, how="left", left_on=["connection", "customer_id"], right_on=["connection", "books_id"]
+        )["source_created"]
+        first_day = pd.to_datetime(first_day, utc=True).dt.tz_localize(None).dt.normalize()
+        before = pd.to_datetime(missing["issue_date"]).to_numpy() < first_day.to_numpy()  # NaT: never before
+        missing = missing[~before]
     return rows(missing, "invoice_without_deal", books_id="invoice_id", books_value="number",
                 detail=money(missing["total"]))  # fmt: skip
 
