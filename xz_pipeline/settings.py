@@ -19,6 +19,14 @@ XERO_API_URL = "https://api.xero.com"
 XERO_IDENTITY_URL = "https://identity.xero.com"
 XERO_LOGIN_URL = "https://login.xero.com"
 ZOHO_ACCOUNTS_URL = "https://accounts.zoho.com"
+QBO_API_URL = "https://quickbooks.api.intuit.com"
+QBO_TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+QBO_AUTH_URL = "https://appcenter.intuit.com/connect/oauth2"
+
+# The pairing: which vendor plays each role for a connection (`books = ...`, `crm = ...`; XZ_BOOKS, XZ_CRM).
+BOOKS_VENDORS = ("xero", "quickbooks")
+CRM_VENDORS = ("zoho", "salesforce")
+DEFAULT_BOOKS, DEFAULT_CRM = "xero", "zoho"
 
 DEFAULT_CONNECTION = "default"
 
@@ -50,12 +58,33 @@ class ZohoSettings:
 
 
 @dataclass(frozen=True)
+class QuickBooksSettings:
+    """One QuickBooks Online company (realm) reached through one Intuit app."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    refresh_token: str = field(default="", repr=False)
+    realm_id: str = ""  # empty: the realm remembered from `xz auth quickbooks`
+    webhook_verifier: str = field(default="", repr=False)
+    api_url: str = QBO_API_URL
+    token_url: str = QBO_TOKEN_URL
+    auth_url: str = QBO_AUTH_URL
+
+
+@dataclass(frozen=True)
 class Connection:
-    """One books organisation paired with one CRM org."""
+    """One books organisation paired with one CRM org; `books` and `crm` name the vendor of each role."""
 
     name: str
     xero: XeroSettings | None
     zoho: ZohoSettings | None
+    books: str = DEFAULT_BOOKS
+    crm: str = DEFAULT_CRM
+    quickbooks: QuickBooksSettings | None = None
+
+    def uses(self, vendor: str) -> bool:
+        """Whether this connection's books or crm is `vendor` (the other vendors' assets skip it)."""
+        return vendor in (self.books, self.crm)
 
 
 def xz_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -157,6 +186,55 @@ def _zoho(values: Mapping[str, str], where: str) -> ZohoSettings | None:
     )
 
 
+# `[connections.<name>.quickbooks]` keys, written either way (`client_id` or `QBO_CLIENT_ID`).
+_QBO_KEYS = ("CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN", "REALM_ID", "WEBHOOK_VERIFIER", "API_URL", "TOKEN_URL",
+             "AUTH_URL")  # fmt: skip
+
+
+def _quickbooks(values: Mapping[str, str], where: str) -> QuickBooksSettings | None:
+    if not values.get("QBO_CLIENT_ID"):
+        return None
+    if not values.get("QBO_CLIENT_SECRET"):
+        raise SettingsError(f"QBO_CLIENT_SECRET is missing in {where} (QBO_CLIENT_ID is set)")
+    return QuickBooksSettings(
+        client_id=values["QBO_CLIENT_ID"],
+        client_secret=values["QBO_CLIENT_SECRET"],
+        refresh_token=values.get("QBO_REFRESH_TOKEN", ""),
+        realm_id=values.get("QBO_REALM_ID", ""),
+        webhook_verifier=values.get("QBO_WEBHOOK_VERIFIER", ""),
+        api_url=(values.get("QBO_API_URL") or QBO_API_URL).rstrip("/"),
+        token_url=values.get("QBO_TOKEN_URL") or QBO_TOKEN_URL,
+        auth_url=values.get("QBO_AUTH_URL") or QBO_AUTH_URL,
+    )
+
+
+def _qbo_table(table: object) -> dict[str, str]:
+    """`[connections.<name>.quickbooks]` as QBO_* keys."""
+    if not isinstance(table, dict):
+        return {}
+    out = {}
+    for key, value in table.items():
+        k = str(key).upper()
+        k = k if k.startswith("QBO_") else f"QBO_{k}"
+        if k[4:] in _QBO_KEYS:
+            out[k] = str(value)
+    return out
+
+
+def _pairing(values: Mapping[str, str], where: str, books_key: str, crm_key: str) -> tuple[str, str]:
+    """The connection's books and crm vendors (xero and zoho unless said otherwise); one line when unknown."""
+    books = (values.get(books_key) or DEFAULT_BOOKS).strip().lower()
+    crm = (values.get(crm_key) or DEFAULT_CRM).strip().lower()
+    if books not in BOOKS_VENDORS:
+        raise SettingsError(f"{books_key.lower()} = {books!r} in {where} is not a books system: use "
+                            f"{' or '.join(BOOKS_VENDORS)}")  # fmt: skip
+    if crm not in CRM_VENDORS:
+        raise SettingsError(
+            f"{crm_key.lower()} = {crm!r} in {where} is not a CRM: use {' or '.join(CRM_VENDORS)}"
+        )
+    return books, crm
+
+
 def load_connections(environ: Mapping[str, str] | None = None) -> list[Connection]:
     """The configured connections: the connections file when it exists, else the environment."""
     env = os.environ if environ is None else environ
@@ -172,13 +250,21 @@ def load_connections(environ: Mapping[str, str] | None = None) -> list[Connectio
         found = []
         for name, values in tables.items():
             where = f"{path} [connections.{name}]"
-            values = {str(k).upper(): str(v) for k, v in values.items()}
-            found.append(Connection(name=name, xero=_xero(values, where), zoho=_zoho(values, where)))
+            if not isinstance(values, dict):
+                raise SettingsError(f"{where} is not a table")
+            qbo = _qbo_table(values.get("quickbooks"))
+            values = {str(k).upper(): str(v) for k, v in values.items() if not isinstance(v, dict)}
+            books, crm = _pairing(values, where, "BOOKS", "CRM")
+            found.append(Connection(name=name, xero=_xero(values, where), zoho=_zoho(values, where), books=books,
+                                    crm=crm, quickbooks=_quickbooks({**values, **qbo}, where)))  # fmt: skip
         return found
-    xero, zoho = _xero(env, "the environment"), _zoho(env, "the environment")
-    if xero is None and zoho is None:
+    where = "the environment"
+    xero, zoho, qbo = _xero(env, where), _zoho(env, where), _quickbooks(env, where)
+    if xero is None and zoho is None and qbo is None:
         return []
-    return [Connection(name=env.get("XZ_CONNECTION", DEFAULT_CONNECTION), xero=xero, zoho=zoho)]
+    books, crm = _pairing(env, where, "XZ_BOOKS", "XZ_CRM")
+    return [Connection(name=env.get("XZ_CONNECTION", DEFAULT_CONNECTION), xero=xero, zoho=zoho, books=books, crm=crm,
+                       quickbooks=qbo)]  # fmt: skip
 
 
 def get_connection(name: str, environ: Mapping[str, str] | None = None) -> Connection:
@@ -266,3 +352,31 @@ def zoho_mapping_doc(connection: str, environ: Mapping[str, str] | None = None) 
         raise SettingsError("XZ_ZOHO_FIELDS must be a JSON object")
     structured = any(k in doc for k in ("fields", "values", "customer_types"))
     return (doc if structured else {"fields": doc}), "XZ_ZOHO_FIELDS"
+
+
+DEFAULT_REMINDER_STEPS = (-7, -3, -1, 1, 7, 14, 30)
+
+
+def reminder_steps(environ: Mapping[str, str] | None = None) -> tuple[int, ...]:
+    """`XZ_REMINDER_STEPS`: the days relative to an invoice's due date a reminder is planned for, e.g.
+    `-7,-3,-1,1,7,14,30` (the default; negative: before due)."""
+    env = os.environ if environ is None else environ
+    raw = env.get("XZ_REMINDER_STEPS", "").strip()
+    if not raw:
+        return DEFAULT_REMINDER_STEPS
+    try:
+        steps = tuple(sorted({int(v) for v in raw.replace(";", ",").split(",") if v.strip()}))
+    except ValueError:
+        raise SettingsError(
+            f"XZ_REMINDER_STEPS: {raw!r} is not a list of whole days like -7,-1,1,7"
+        ) from None
+    if not steps or 0 in steps:
+        raise SettingsError("XZ_REMINDER_STEPS: give days before (-) or after (+) the due date, not 0")
+    return steps
+
+
+def templates_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """`XZ_TEMPLATES_DIR` (default `$XZ_HOME/templates`): reminder templates that replace the shipped ones."""
+    env = os.environ if environ is None else environ
+    raw = env.get("XZ_TEMPLATES_DIR", "").strip()
+    return Path(raw).expanduser().resolve() if raw else xz_home(env) / "templates"

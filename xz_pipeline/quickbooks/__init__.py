@@ -1,0 +1,1 @@
+"""QuickBooks Online: the books role over the QBO Accounting API (v3)."""
