@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from xz_pipeline.sandbox.profiles import Profile
+from xz_pipeline.sandbox.world.anomalies import plant
 from xz_pipeline.sandbox.world.books import (
     build_bills,
     build_contacts,
@@ -110,8 +111,9 @@ def build(
         habits=habits,
         origin=tl.origin,
     )
-    _customer_totals(bc, ledger, tl.end)
     inj = choose(np_rng, ledger, bc, skip)
+    planted = plant(np_rng.spawn(1)[0], ledger, inj)  # duplicate invoices and their look-alikes
+    _customer_totals(bc, ledger, tl.end)
     # Without the link fields (bare) a mismatched deal is found only through its invoice's reference.
     named = None if profile.custom_fields else inj.amount | inj.currency
     plan = plan_deals(ledger, bc, inj, books.items, zoho, tl, np_rng, named)
@@ -142,6 +144,7 @@ def build(
     books.invoices = invoices + bill_records
     books.payments = payments + bill_payments
     books.credit_notes = credit_notes
+    anomalies = planted.apply(invoices)
 
     # ---- CRM records
     crm_org = build_crm_org(str(zoho_prefix(seed, index)), org_name, base, org_country.timezone, tl, rng)
@@ -169,7 +172,8 @@ def build(
     order = {k: i for i, k in enumerate(DISCREPANCY_KINDS)}
     manifest.sort(key=lambda m: (order[m.kind], m.books_id, m.crm_id))
     fit_profile(crm_org, profile)
-    return World(seed, size_name, index, AS_OF, books, crm_org, manifest, _truth(customers), profile.name)
+    truth = _truth(customers)
+    return World(seed, size_name, index, AS_OF, books, crm_org, manifest, truth, profile.name, anomalies)
 
 
 def _currencies(customers: list[Customer], base: str) -> list[str]:

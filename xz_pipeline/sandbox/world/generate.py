@@ -81,6 +81,8 @@ def record_counts(world: World) -> dict[str, int]:
     }
     for kind in DISCREPANCY_KINDS:
         counts[f"manifest.{kind}"] = sum(1 for m in world.manifest if m.kind == kind)
+    for a in world.anomalies:
+        counts[f"anomalies.{a.kind}"] = counts.get(f"anomalies.{a.kind}", 0) + 1
     for t in world.truth:
         if t.hard_case:
             key = f"hard_case.{t.hard_case}"
@@ -120,6 +122,18 @@ def manifest_document(world: World) -> dict[str, object]:
                 "note": m.note,
             }
             for m in world.manifest
+        ],
+        # billing anomalies (insights), not reconciliation discrepancies: duplicate_invoice and the hard
+        # negatives (negative: true) that only look like one; books_id the later invoice, related_id the earlier
+        "anomalies": [
+            {
+                "kind": a.kind,
+                "books_id": a.books_id,
+                "related_id": a.related_id,
+                "negative": a.negative,
+                "note": a.note,
+            }
+            for a in world.anomalies
         ],
         "truth": [
             {

@@ -388,6 +388,19 @@ class Injection:
 
 
 @dataclass(slots=True)
+class Anomaly:
+    """A billing anomaly planted in the books (`world.anomalies`), or a hard negative that only looks like one.
+
+    The insights stage should report each `duplicate_invoice` and none of the negatives (`negative` True)."""
+
+    kind: str  # duplicate_invoice | recurring | void_reissue | other_job | other_customer
+    books_id: str  # the later invoice
+    related_id: str  # the earlier invoice
+    negative: bool = False
+    note: str = ""
+
+
+@dataclass(slots=True)
 class CustomerTruth:
     """Which records on each side are truly the same customer (for precision/recall of matching)."""
 
@@ -408,6 +421,7 @@ class World:
     manifest: list[Injection] = field(default_factory=list)
     truth: list[CustomerTruth] = field(default_factory=list)
     profile: str = "full"  # the organisation profile (sandbox.profiles) the records were drawn for
+    anomalies: list[Anomaly] = field(default_factory=list)  # billing anomalies and their hard negatives
 
 
 # --------------------------------------------------------------------------------------------
