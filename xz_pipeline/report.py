@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tabulate import tabulate
@@ -10,6 +11,7 @@ from tabulate import tabulate
 from xz_pipeline.core.store import Store, StoreBusy
 from xz_pipeline.runner import RunOutcome
 from xz_pipeline.writeback.plan import FIXED_BY
+from xz_pipeline.writeback.policies import load_policies
 
 MIRROR_SCHEMAS = ("xero", "zoho")
 
@@ -33,47 +35,149 @@ def mirror_counts(store: Store) -> list[tuple[str, str, int]]:
     return rows
 
 
-def open_discrepancies(store: Store) -> Counter:
-    """Open discrepancies by kind (empty before reconciliation has run)."""
+def _has_table(con, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?", [schema, table]
+        ).fetchall()[0][0]
+    )
+
+
+def _discrepancy_counts(store: Store, where: str) -> Counter:
+    """(connection, kind) -> rows of recon.discrepancies matching `where` (empty before reconciliation)."""
     if not Path(store.path).exists():
         return Counter()
     with store.read() as con:
-        exists = con.execute(
-            "select count(*) from duckdb_tables() where schema_name = 'recon' and table_name = 'discrepancies'"
-        ).fetchall()[0][0]
-        if not exists:
+        if not _has_table(con, "recon", "discrepancies"):
             return Counter()
         rows = con.execute(
-            "select kind, count(*) from recon.discrepancies where resolved_at is null group by 1"
+            f"select connection, kind, count(*) from recon.discrepancies where {where} group by 1, 2"
         ).fetchall()
-    return Counter(dict(rows))
+    return Counter({(c, k): n for c, k, n in rows})
 
 
-def _why_open(kind: str, skipped: dict[str, str] | None = None) -> str:
-    """Why a kind stays open: no write-back policy fixes it (and why), the reason its policy's changes were
-    skipped (the org lacks a field it writes), or the policy that would fix it."""
-    policy, reason = FIXED_BY.get(kind, (None, ""))
-    if policy is None:
-        return reason
-    if skipped and policy in skipped:
-        why = skipped[policy].removeprefix("not in this org: ").removeprefix(f"{policy} is skipped: ")
-        return f"{policy} skipped: {why}"
-    return f"{policy} (off, dry run or waiting)"
+def open_by_connection(store: Store) -> Counter:
+    """Open discrepancies per (connection, kind): what `recon.discrepancies` holds unresolved now."""
+    return _discrepancy_counts(store, "resolved_at is null")
+
+
+def found_by_connection(store: Store) -> Counter:
+    """Every discrepancy reconciliation ever recorded, per (connection, kind), open or resolved since."""
+    return _discrepancy_counts(store, "true")
+
+
+def open_discrepancies(store: Store) -> Counter:
+    """Open discrepancies by kind, every connection together (empty before reconciliation has run)."""
+    out: Counter = Counter()
+    for (_, kind), n in open_by_connection(store).items():
+        out[kind] += n
+    return out
+
+
+@dataclass
+class PolicyState:
+    """What a connection's plan holds for one policy: changes not applied, by status, and one reason each."""
+
+    counts: Counter = field(default_factory=Counter)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def plan_states(store: Store) -> dict[tuple[str, str], PolicyState]:
+    """(connection, policy) -> the plan's changes still to do (planned, rejected, refused, skipped)."""
+    out: dict[tuple[str, str], PolicyState] = {}
+    with store.read() as con:
+        if not _has_table(con, "writeback", "plan"):
+            return out
+        rows = con.execute(
+            "select connection, policy, status, count(*), min(error) from writeback.plan "
+            "where status in ('planned', 'rejected', 'refused', 'skipped') group by 1, 2, 3"
+        ).fetchall()
+    for connection, policy, status, n, error in rows:
+        state = out.setdefault((connection, policy), PolicyState())
+        state.counts[status] = n
+        if error:
+            state.errors[status] = str(error)
+    return out
 
 
 def skipped_policies(store: Store) -> dict[str, str]:
     """Each policy with plan rows skipped for a reason the org holds (a missing or unmapped field): one reason."""
-    with store.read() as con:
-        exists = con.execute(
-            "select count(*) from duckdb_tables() where schema_name = 'writeback' and table_name = 'plan'"
-        ).fetchall()[0][0]
-        if not exists:
-            return {}
-        rows = con.execute(
-            "select policy, min(error) from writeback.plan where status = 'skipped' and error is not null "
-            "group by 1"
-        ).fetchall()
-    return dict(rows)
+    return {
+        policy: state.errors["skipped"]
+        for (_, policy), state in sorted(plan_states(store).items())
+        if "skipped" in state.errors
+    }
+
+
+@dataclass
+class RunState:
+    """How this command's run of a connection treated write-back: what explains a kind still open."""
+
+    dry_run: bool = False  # the apply step ran without writing
+    blocked: str = ""  # the guard (or a failed step) held write-back: why
+    ran: bool = False  # write-back's apply step ran at all
+
+
+def run_states(outcomes: list[RunOutcome]) -> dict[str, RunState]:
+    """Per connection, its last run's write-back (a demo's second cycle speaks for the connection)."""
+    states: dict[str, RunState] = {}
+    for o in outcomes:
+        m = o.metadata.get("writeback_apply")
+        blocked = [c for c in o.failed_checks if ":writeback_guard" in c]
+        blocked += [step for step, _ in o.failures if step.startswith("writeback_apply")]
+        states[o.connection] = RunState(
+            dry_run=bool(m and m.get("dry_run")),
+            blocked=next((line for step, line in o.failures if "writeback" in step), blocked[0])
+            if blocked
+            else "",
+            ran=m is not None,
+        )
+    return states
+
+
+def _short(text: str, limit: int = 90) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def why_open(
+    connection: str,
+    kind: str,
+    plans: dict[tuple[str, str], PolicyState] | None = None,
+    run: RunState | None = None,
+) -> str:
+    """Why a kind stays open on a connection: no write-back policy fixes it (and why), its policy is off,
+    its changes were skipped, rejected or refused (with the reason), held by the guard, not written by a dry
+    run, or planned and waiting; else its policy planned nothing for these records."""
+    policy, reason = FIXED_BY.get(kind, (None, ""))
+    if policy is None:
+        return reason or "no write-back policy fixes this kind"
+    try:
+        policies = load_policies(connection)
+    except Exception:  # a connection no longer configured: its policies are unknown, the plan still speaks
+        policies = None
+    if policies is not None and not policies.active(policy):
+        return f"{policy} is off for this connection"
+    state = (plans or {}).get((connection, policy), PolicyState())
+    counts, errors = state.counts, state.errors
+    if counts["skipped"]:
+        why = (
+            errors.get("skipped", "").removeprefix("not in this org: ").removeprefix(f"{policy} is skipped: ")
+        )
+        return f"{policy} skipped: {_short(why)}"
+    if run is not None and run.blocked and (counts["planned"] or counts["rejected"]):
+        return f"{policy}: {counts['planned'] + counts['rejected']} change(s) held: {_short(run.blocked)}"
+    if counts["rejected"]:
+        return f"{policy}: {counts['rejected']} change(s) rejected: {_short(errors.get('rejected', ''))}"
+    if counts["refused"]:
+        return f"{policy}: {counts['refused']} change(s) refused: {_short(errors.get('refused', ''))}"
+    if counts["planned"]:
+        if run is not None and run.dry_run:
+            return (
+                f"{policy}: {counts['planned']} change(s) planned, not written (dry run; --apply writes them)"
+            )
+        return f"{policy}: {counts['planned']} change(s) planned, waiting for a write-back with --apply"
+    return f"{policy} plans no change for them (the records lack what it needs: see `xz plan`)"
 
 
 def _status_note(o: RunOutcome) -> str:
@@ -115,6 +219,17 @@ def _busy_line(exc: StoreBusy) -> str:
     return f"the mirror is busy (held by {holder}); its tables are not shown"
 
 
+def all_runs(outcomes: list[RunOutcome]) -> list[RunOutcome]:
+    """The runs in order, a reconciliation after write-back once, after the last run it followed."""
+    out: list[RunOutcome] = []
+    for i, o in enumerate(outcomes):
+        out.append(o)
+        after = o.after_writeback
+        if after is not None and not any(x.after_writeback is after for x in outcomes[i + 1 :]):
+            out.append(after)
+    return out
+
+
 def _render(outcomes, store: Store | None, *, extra, discrepancies) -> str:
     lines = ["Runs"]
     lines.append(
@@ -129,7 +244,7 @@ def _render(outcomes, store: Store | None, *, extra, discrepancies) -> str:
                     ", ".join(o.failed_checks) or "-",
                     _status_note(o),
                 )
-                for o in outcomes
+                for o in all_runs(outcomes)
             ],
             headers=[
                 "connection",
@@ -148,18 +263,7 @@ def _render(outcomes, store: Store | None, *, extra, discrepancies) -> str:
     lines.append(f"Mirror {store.path}")
     counts = mirror_counts(store)
     lines.append(tabulate(counts, headers=["connection", "table", "rows"]) if counts else "(empty)")
-    columns = discrepancies or {"open": open_discrepancies(store)}
-    kinds = sorted(set().union(*columns.values()))
-    if kinds:
-        lines.append("")
-        lines.append("Discrepancies by kind")
-        last = list(columns.values())[-1]
-        skipped = skipped_policies(store)
-        rows = [
-            (k, *(c.get(k, 0) for c in columns.values()), _why_open(k, skipped) if last.get(k) else "")
-            for k in kinds
-        ]
-        lines.append(tabulate(rows, headers=["kind", *columns, "why still open"]))
+    lines += _discrepancy_lines(outcomes, store, discrepancies)
     writes = [
         (o.connection, o.metadata["writeback_apply"]) for o in outcomes if "writeback_apply" in o.metadata
     ]
@@ -172,7 +276,7 @@ def _render(outcomes, store: Store | None, *, extra, discrepancies) -> str:
                     (
                         c,
                         "dry run" if m.get("dry_run") else "applied",
-                        m.get("applied", 0),
+                        m.get("would_apply", 0) if m.get("dry_run") else m.get("applied", 0),
                         m.get("rejected", 0),
                         m.get("waiting", 0),
                         m.get("write_calls", {}).get("books", 0),
@@ -196,3 +300,33 @@ def _render(outcomes, store: Store | None, *, extra, discrepancies) -> str:
         lines.append(title)
         lines.append(tabulate(sorted(counter.items()), headers=["", "count"]))
     return "\n".join(lines)
+
+
+def _discrepancy_lines(outcomes: list[RunOutcome], store: Store, discrepancies) -> list[str]:
+    """Discrepancies per connection and kind: the caller's columns (default: open now, read from
+    `recon.discrepancies` after every run of this command, the reconciliation after write-back included),
+    and why each kind still open is open."""
+    now = open_by_connection(store)
+    columns = {**(discrepancies or {}), "open now": now}
+    keys = sorted(set().union(*columns.values()))
+    if not keys:
+        return []
+    plans, runs = plan_states(store), run_states(outcomes)
+    rows = [
+        (c, k, *(col.get((c, k), 0) for col in columns.values()), why_open(c, k, plans, runs.get(c)) if now.get((c, k)) else "")
+        for c, k in keys
+    ]  # fmt: skip
+    wrote = any(o.after_writeback is not None for o in outcomes)
+    applied = any(r.ran and not r.dry_run for r in runs.values())
+    note = (
+        " (reconciled again after write-back wrote and read back its changes)"
+        if wrote
+        else " (write-back wrote nothing this run)"
+        if applied
+        else ""
+    )
+    return [
+        "",
+        f"Discrepancies by connection and kind{note}",
+        tabulate(rows, headers=["connection", "kind", *columns, "why still open"]),
+    ]

@@ -56,6 +56,15 @@ class RunOutcome:
     skipped: list[str] = field(default_factory=list)  # steps not run because a step they need failed
     stopped: bool = False  # a stop request ended the run early
     run_id: str = ""
+    # The reconciliation run after this run's write-back and its refresh (shared by the connections that
+    # wrote): what `recon.discrepancies` and the snapshot hold once the corrections landed.
+    after_writeback: RunOutcome | None = None
+
+    @property
+    def wrote(self) -> bool:
+        """Whether this run's write-back changed something remote (and refreshed it into the mirror)."""
+        m = self.metadata.get("writeback_apply") or {}
+        return not m.get("dry_run") and bool(m.get("applied") or m.get("refreshed_records"))
 
 
 def log_path(home: Path | None = None) -> Path:
@@ -392,8 +401,7 @@ def sync(
             "$XZ_HOME/connections.toml"
         )
     assets = selected_assets(only)
-    keys = {k for a in assets for k in a.keys}
-    checks = [c for c in CHECKS if all(spec.asset_key in keys for spec in c.check_specs)]
+    checks = _checks_of(assets)
     partitioned = any(a.partitions_def is not None for a in assets)
     run_config = (
         {"ops": {"writeback_apply": {"config": {"apply": apply, "approve": approve}}}}
@@ -423,6 +431,33 @@ def sync(
             runs.record(Store(settings.mirror_path()), inst, result.run_id, names)
             if outcomes[-1].stopped:
                 break
+        wrote = [o for o in outcomes if o.wrote]
+        if wrote and not (stop is not None and stop.is_set()):
+            after = _reconcile_after_writeback(inst, tags, stop, names)
+            for o in wrote:
+                o.after_writeback = after
         return outcomes
     finally:
         lock.release()
+
+
+def _checks_of(assets: list[dg.AssetsDefinition]) -> list:
+    """The asset checks whose every asset is in the selection."""
+    keys = {k for a in assets for k in a.keys}
+    return [c for c in CHECKS if all(spec.asset_key in keys for spec in c.check_specs)]
+
+
+def _reconcile_after_writeback(inst, tags: dict[str, str], stop: StopRequest | None,
+                               names: list[str]) -> RunOutcome:  # fmt: skip
+    """Reconcile again (and republish the snapshot) once write-back wrote and refreshed what it wrote, so
+    `recon.discrepancies`, the snapshot and the report show the systems as they stand after the corrections,
+    not as they stood before them. One run over every connection (the reconcile stage is unpartitioned)."""
+    assets = selected_assets("reconcile")
+
+    def run() -> dg.ExecuteInProcessResult:
+        return _materialize([*assets, *_checks_of(assets)], partition_key=None, inst=inst, run_config={},
+                            stop=stop, tags=tags)  # fmt: skip
+
+    result = _in_worker(run) if stop is not None else run()
+    runs.record(Store(settings.mirror_path()), inst, result.run_id, names)
+    return _outcome("reconcile after write-back", result)

@@ -43,7 +43,8 @@ def _preview(frame) -> str:
 
 @dg.asset(
     name="writeback_plan",
-    deps=[dg.AssetKey("discrepancies")],
+    # insights: what payment_risk_to_crm and reminders_to_crm carry to the CRM
+    deps=[dg.AssetKey("discrepancies"), dg.AssetKey("payment_risk"), dg.AssetKey("reminders")],
     group_name="writeback",
     kinds={"duckdb"},
     partitions_def=connections_partitions,
@@ -194,9 +195,10 @@ def writeback_apply(context: dg.AssetExecutionContext, config: ApplyConfig) -> d
     context.log.info(report.summary())
     if report.blocked:
         raise dg.Failure(description=report.blocked, allow_retries=False)
+    done = "would_apply" if report.dry_run else "applied"  # a dry run wrote nothing: it never says applied
     return dg.MaterializeResult(
         metadata={
-            "applied": report.applied,
+            done: report.applied,
             "rejected": report.rejected,
             "refused": report.refused,
             "waiting": report.waiting,
