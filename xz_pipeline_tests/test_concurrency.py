@@ -19,7 +19,7 @@ CONNECTION = "sandbox"
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with SandboxServer(seed=23, size="demo") as sb:
+    with SandboxServer(seed=23, size="tiny") as sb:
         yield sb
 
 

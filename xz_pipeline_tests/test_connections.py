@@ -9,7 +9,7 @@ from xz_pipeline.sandbox.server import SandboxServer
 
 
 def test_two_connections_side_by_side(xz_home, capsys):
-    with SandboxServer(seed=5, size="demo", connections=2) as sb:
+    with SandboxServer(seed=5, size="tiny", connections=2) as sb:
         sb.write_connections_file(settings.connections_file())
         names = [c.name for c in settings.load_connections()]
         assert len(names) == 2

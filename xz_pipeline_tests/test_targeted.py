@@ -40,7 +40,7 @@ def _targeted(instance, asset: str, **config) -> dict:
 
 def test_targeted_runs_read_only_the_announced_records(monkeypatch):
     assert defs is not None
-    with SandboxServer(seed=19, size="demo") as sb:
+    with SandboxServer(seed=19, size="tiny") as sb:
         export_sandbox(monkeypatch, sb, CONNECTION)
         inst = runner.instance()
         runner.sync([CONNECTION], inst=inst, only="mirror")
