@@ -28,7 +28,7 @@ def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory):
     home = tmp_path_factory.mktemp("snapshot-home")
-    with pytest.MonkeyPatch.context() as mp, SandboxServer(seed=5, size="demo") as sb:
+    with pytest.MonkeyPatch.context() as mp, SandboxServer(seed=5, size="tiny") as sb:
         mp.setenv("XZ_HOME", str(home))
         export_sandbox(mp, sb)
         outcomes = runner.sync(inst=runner.instance(home))
