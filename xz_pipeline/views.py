@@ -8,8 +8,29 @@ from collections.abc import Mapping, Sequence
 
 import dagster as dg
 
-from xz_pipeline.core.canonical import install_views
+from xz_pipeline.core.canonical import _present, _sources, install_views
 from xz_pipeline.core.resources import MirrorResource
+
+
+def combine_views(
+    con, vendor_views: Sequence[Mapping[str, str | Sequence[str]]]
+) -> dict[str, str | list[str]]:
+    """Several vendors of one role (Xero and QuickBooks for books) as one mapping: per view, each vendor's
+    first SELECT whose tables exist, joined by UNION ALL (each vendor's tables hold only the rows of the
+    connections paired with it). A view no vendor has sources for keeps the first vendor's SELECTs, so
+    `install_views` makes it empty."""
+    chosen: dict[str, list[str]] = {}
+    original: dict[str, str | list[str]] = {}
+    for views in vendor_views:
+        for view, selects in views.items():
+            candidates = [selects] if isinstance(selects, str) else list(selects)
+            original.setdefault(view, candidates)
+            found = next((c for c in candidates if _present(con, _sources(con, c))), None)
+            chosen.setdefault(view, []).extend([found] if found else [])
+    return {
+        view: " union all ".join(f"select * from ({c})" for c in picked) if picked else original[view]
+        for view, picked in chosen.items()
+    }
 
 
 def build_canonical_views_asset(
@@ -29,8 +50,7 @@ def build_canonical_views_asset(
         made: dict[str, str] = {}
         with store.write() as con:
             store.ensure_base(con)
-            for views in vendor_views:
-                made.update(install_views(con, views))
+            made.update(install_views(con, combine_views(con, vendor_views)))
             counts = {
                 view: con.execute(f"select count(*) from canonical.{view}").fetchall()[0][0] for view in made
             }

@@ -63,11 +63,26 @@ def extract_asset(name: str, group: str, description: str):
         @functools.wraps(fn)  # Dagster reads the parameters and annotations of `fn` through __wrapped__
         def compute(*args, **kwargs):
             with fail_fast():
-                return fn(*args, **kwargs)
+                skipped = _not_paired(kwargs.get("context") or args[0], group)
+                return skipped if skipped is not None else fn(*args, **kwargs)
 
         return asset(compute)
 
     return decorate
+
+
+def _not_paired(context, vendor: str) -> dg.MaterializeResult | None:
+    """A connection whose books and crm are other vendors: this vendor's asset does nothing for it, and says
+    so (lineage stays one graph whatever the pairing)."""
+    try:
+        conn = settings.get_connection(context.partition_key)
+    except settings.SettingsError:
+        return None  # the vendor's resource says what is missing, as it always did
+    if conn.uses(vendor):
+        return None
+    why = f"connection {conn.name} pairs {conn.books} with {conn.crm}: nothing to read from {vendor}"
+    context.log.info(why)
+    return dg.MaterializeResult(metadata={"skipped": why, "api_calls": 0})
 
 
 class MirrorConfig(dg.Config):

@@ -11,8 +11,9 @@ What maps to what, where QBO differs from Xero:
   is then void / paid / open / open. Nothing is ever a draft; deleted documents leave the mirror (CDC
   reports them `status: "Deleted"`).
 - **Customers.** DisplayName is the name; the primary email, phone and mobile are the customer's own; the
-  billing address is BillAddr when any of it is set, else ShipAddr. `AcctNum` is where our write-back
-  stores the CRM id (the `crm_link`). Inactive customers are `archived`. Every QBO customer is a customer
+  billing address is BillAddr when any of it is set, else ShipAddr. AcctNum is the account number. QBO's
+  API gives a customer no external-id field, so our write-back keeps the CRM id (the `crm_link`) as a
+  line `xz-crm-id: <id>` in the customer's Notes. Inactive customers are `archived`. Every QBO customer is a customer
   (suppliers are QBO Vendors, which this connector does not mirror). `outstanding` is Balance, `overdue`
   the open balance of its invoices past due.
 - **Amounts.** TotalAmt includes tax; subtotal = TotalAmt − TxnTaxDetail.TotalTax. amount_due = Balance;
@@ -77,6 +78,24 @@ LINE_KINDS = ("SalesItemLineDetail", "DescriptionOnly", "GroupLineDetail", "Disc
               "ItemBasedExpenseLineDetail", "AccountBasedExpenseLineDetail")  # fmt: skip
 """Lines that are the document's own (SubTotalLineDetail only repeats the sum of the others)."""
 BILL_PREFIX, VENDOR_PREFIX = "bill-", "vendor-"
+CRM_MARKER = "xz-crm-id:"
+"""Written as a line of a customer's Notes: the CRM id our write-back links it to."""
+_CRM_LINK_SQL = r"nullif(regexp_extract(c.notes, 'xz-crm-id:[ \t]*([^\s]+)', 1), '')"
+
+
+def crm_link_of(notes: str | None) -> str | None:
+    """The CRM id in a customer's Notes, if our marker line is there."""
+    for line in (notes or "").splitlines():
+        if line.strip().startswith(CRM_MARKER):
+            words = line.strip()[len(CRM_MARKER) :].split()
+            return words[0] if words else None
+    return None
+
+
+def notes_with_link(notes: str | None, crm_id: str) -> str:
+    """Notes carrying `crm_id` in our marker line (replacing an older one), the person's text kept."""
+    kept = [line for line in (notes or "").splitlines() if not line.strip().startswith(CRM_MARKER)]
+    return "\n".join([*kept, f"{CRM_MARKER} {crm_id}"])
 
 
 def _state_sql(alias: str) -> str:
@@ -142,14 +161,14 @@ def _customers(currency: str, overdue: str) -> dict[str, str]:
         "mobile": "c.mobile",
         "tax_number": "c.tax_identifier",
         "currency": currency,
-        "account_number": "null",
+        "account_number": "c.acct_num",
         **_billing_address(),
         "is_customer": "true",
         "is_supplier": "false",
         "status": f"(case when c.active is false then '{CustomerStatus.ARCHIVED}' else '{CustomerStatus.ACTIVE}' end)",
         "outstanding": "c.balance",
         "overdue": overdue,
-        "crm_link": "c.acct_num",
+        "crm_link": _CRM_LINK_SQL,
         "source_modified": "c.updated_utc",
         "fetched_at": "c.fetched_at",
     }
@@ -441,13 +460,14 @@ def customer_from_qbo(payload: dict, *, home_currency: str | None = None, fetche
     return Customer(
         role=Role.BOOKS,
         books_id=str(payload["Id"]),
-        crm_id=_text(payload.get("AcctNum")),
+        crm_id=crm_link_of(_text(payload.get("Notes"))),
         name=_text(payload.get("DisplayName")),
         persons=persons,
         emails=(email,) if email else (),
         phones=phones,
         addresses=addresses,
         tax_number=_text(payload.get("PrimaryTaxIdentifier")),
+        account_number=_text(payload.get("AcctNum")),
         currency=_ref(payload, "CurrencyRef") or home_currency,
         website=_ref(payload, "WebAddr", "URI"),
         status=CustomerStatus.ARCHIVED if payload.get("Active") is False else CustomerStatus.ACTIVE,
@@ -646,10 +666,13 @@ DISPLAY_NAME_MAX = 500
 ACCT_NUM_MAX = 20
 
 
-def customer_to_qbo(customer: Customer, *, with_currency: bool = True) -> dict[str, Any]:
+def customer_to_qbo(
+    customer: Customer, *, with_currency: bool = True, notes: str | None = None
+) -> dict[str, Any]:
     """A Customer as `POST /customer` (or a batch item) takes it; `books_id` is set by the caller's update.
 
-    `crm_id` becomes AcctNum (our link to the CRM). The currency is fixed once a customer has
+    `crm_id` becomes our marker line in Notes (`notes`: the customer's current Notes, kept), the account
+    number AcctNum. The currency is fixed once a customer has
     transactions, so updates leave it out (`with_currency=False`).
     """
     primary = customer.primary_person
@@ -670,7 +693,8 @@ def customer_to_qbo(customer: Customer, *, with_currency: bool = True) -> dict[s
             "Mobile": _phone(customer, PhoneKind.MOBILE),
             "BillAddr": _address_to_qbo(customer.billing_address),
             "ShipAddr": _address_to_qbo(shipping),
-            "AcctNum": customer.crm_id[:ACCT_NUM_MAX] if customer.crm_id else None,
+            "AcctNum": customer.account_number[:ACCT_NUM_MAX] if customer.account_number else None,
+            "Notes": notes_with_link(notes, customer.crm_id) if customer.crm_id else None,
             "PrimaryTaxIdentifier": customer.tax_number,
             "WebAddr": {"URI": customer.website} if customer.website else None,
             "CurrencyRef": {"value": customer.currency} if with_currency and customer.currency else None,

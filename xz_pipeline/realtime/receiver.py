@@ -23,6 +23,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from xz_pipeline import settings
+from xz_pipeline.core.oauth import TokenStore
+from xz_pipeline.quickbooks import webhooks as qbo_hooks
+from xz_pipeline.quickbooks.client import remembered_realm
 from xz_pipeline.realtime.inbox import Inbox, InboxEvent, iso
 from xz_pipeline.xero import webhooks as xero_hooks
 from xz_pipeline.zoho import webhooks as zoho_hooks
@@ -98,6 +101,42 @@ class Receiver:
                 deleted=False,
                 event_time=_xero_time(e.event_date),
             )  # fmt: skip
+            for e in events
+            if e.asset is not None
+        ]
+        return await self._store(rows)
+
+    # -- QuickBooks Online ----------------------------------------------------------------------
+
+    async def quickbooks(self, request: Request) -> Response:
+        try:
+            body = await _read_body(request, self.max_body)
+        except BodyTooLarge:
+            return Response(status_code=413)
+        qbo = [c for c in self.connections if c.quickbooks]
+        verifiers = {c.quickbooks.webhook_verifier for c in qbo if c.quickbooks.webhook_verifier}
+        if not qbo_hooks.verify_signature(verifiers, body, request.headers.get("intuit-signature")):
+            return Response(status_code=401)
+        try:
+            events = qbo_hooks.parse_events(body)
+        except UNREADABLE:
+            return Response(status_code=400)
+        store = TokenStore(settings.xz_home() / "tokens")
+        by_realm = {
+            c.quickbooks.realm_id or remembered_realm(store, c.name, c.quickbooks.client_id): c.name
+            for c in qbo
+        }
+        rows = [
+            InboxEvent(
+                dedupe=e.dedupe_key(),
+                source="quickbooks",
+                connection=by_realm.get(e.realm_id),
+                tenant_id=e.realm_id,
+                asset=e.asset,
+                record_id=e.record_id,
+                deleted=e.deleted,
+                event_time=_xero_time(e.changed_at),
+            )
             for e in events
             if e.asset is not None
         ]
@@ -203,6 +242,7 @@ def build_app(inbox: Inbox | None = None, connections: list[settings.Connection]
         routes=[
             Route("/webhooks/xero", r.xero, methods=["POST"]),
             Route("/webhooks/zoho", r.zoho, methods=["POST"]),
+            Route("/webhooks/quickbooks", r.quickbooks, methods=["POST"]),
             Route("/health", r.health, methods=["GET"]),
         ]
     )

@@ -31,7 +31,7 @@ CUSTOMERS = [
             "Country": "AU",
         },
         "ShipAddr": {"Id": "11", "Line1": "9 Dock Rd", "City": "Botany"},
-        "AcctNum": "crm-77",
+        "AcctNum": "ACME-1", "Notes": "pays late\nxz-crm-id: crm-77",
         "Active": True,
         "Balance": 150.0,
         "BalanceWithJobs": 150.0,

@@ -78,7 +78,7 @@ def test_customers(books):
         "NSW",
         "2000",
     )
-    assert acme["currency"] == "AUD" and acme["outstanding"] == Decimal("150.00")
+    assert acme["currency"] == "AUD" and acme["outstanding"] == Decimal("150.00") and acme["account_number"] == "ACME-1"
     assert acme["overdue"] == Decimal("150.00")  # 1001 (110) and 1003 (40) are past due; 1005 is not
     assert (gone["status"], gone["city"], gone["currency"]) == (
         "archived",
@@ -198,8 +198,9 @@ def test_payloads_written_back():
                     "PrimaryEmailAddr": {"Address": "bo@new.test"}, "PrimaryPhone": {"FreeFormNumber": "555 1000"},
                     "BillAddr": {"Line1": "1 A St", "City": "Hobart", "CountrySubDivisionCode": "TAS",
                                  "PostalCode": "7000", "Country": "AU"},
-                    "AcctNum": "crm-5", "CurrencyRef": {"value": "AUD"}, "Active": True}  # fmt: skip
-    assert "CurrencyRef" not in customer_to_qbo(customer, with_currency=False)
+                    "Notes": "xz-crm-id: crm-5", "CurrencyRef": {"value": "AUD"}, "Active": True}  # fmt: skip
+    updated = customer_to_qbo(customer, with_currency=False, notes="pays late\nxz-crm-id: old")
+    assert "CurrencyRef" not in updated and updated["Notes"] == "pays late\nxz-crm-id: crm-5"
     invoice = Invoice(role=Role.BOOKS, reference="DEAL-3", issue_date=date(2026, 12, 1), due_date=date(2026, 12, 31),
                       amounts_tax=TaxMode.EXCLUSIVE, currency="AUD",
                       lines=(InvoiceLine(description="Widget x2", quantity=Decimal(2), unit_price=Decimal("12.5"),
