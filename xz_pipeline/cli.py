@@ -194,6 +194,9 @@ def cmd_auth(args: argparse.Namespace) -> int:
             tenants = consent.authorize_xero(connection, open_url, timeout=args.timeout)
             names = ", ".join(f"{t.get('tenantName')} ({t.get('tenantId')})" for t in tenants)
             print(f"xz auth: Xero connected for {connection}: {names}")
+        elif args.vendor == "quickbooks":
+            realm = _authorize_quickbooks(connection, open_url, args.timeout)
+            print(f"xz auth: QuickBooks Online company {realm} connected for {connection}")
         else:
             consent.authorize_zoho(connection, open_url, timeout=args.timeout)
             print(f"xz auth: Zoho CRM connected for {connection}")
@@ -201,6 +204,25 @@ def cmd_auth(args: argparse.Namespace) -> int:
         print(f"xz auth: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _authorize_quickbooks(connection: str, open_url, timeout: float) -> str:
+    """Consent for a QuickBooks Online company: the callback's code and realmId; tokens to the token store."""
+    from xz_pipeline import consent
+    from xz_pipeline.core.oauth import TokenStore
+    from xz_pipeline.quickbooks.client import complete_consent, consent_request
+    from xz_pipeline.quickbooks.resources import qbo_settings
+
+    qs, uri = qbo_settings(connection), consent.redirect_uri()
+    request = consent_request(qs.auth_url, client_id=qs.client_id, redirect_uri=uri)
+    with consent.CallbackReceiver(uri) as receiver:
+        open_url(request.url)
+        params = receiver.wait(timeout)
+    _, realm = complete_consent(
+        token_url=qs.token_url, client_id=qs.client_id, client_secret=qs.client_secret, request=request,
+        params=params, redirect_uri=uri, token_store=TokenStore(settings.xz_home() / "tokens"), connection=connection,
+    )  # fmt: skip
+    return realm
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -533,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(func=cmd_sandbox)
 
     auth = sub.add_parser("auth", help="connect a real organisation (OAuth consent with a loopback redirect)")
-    auth.add_argument("vendor", choices=["xero", "zoho"])
+    auth.add_argument("vendor", choices=["xero", "quickbooks", "zoho"])
     auth.add_argument("--connection", help="the connection to store the tokens for; " + ONE_CONNECTION_HELP)
     auth.add_argument("--no-browser", action="store_true", help="print the URL only")
     auth.add_argument("--timeout", type=float, default=300.0)
