@@ -53,6 +53,19 @@ ENV_KEYS = (
     "ZOHO_API_DOMAIN",
     "ZOHO_NOTIFY_TOKEN",
 )
+# With `books="quickbooks"` the books lines are these instead of the XERO_* ones (and XZ_BOOKS=quickbooks).
+QBO_ENV_KEYS = (
+    "QBO_CLIENT_ID",
+    "QBO_CLIENT_SECRET",
+    "QBO_REFRESH_TOKEN",
+    "QBO_REALM_ID",
+    "QBO_API_URL",
+    "QBO_TOKEN_URL",
+    "QBO_AUTH_URL",
+    "QBO_WEBHOOK_VERIFIER",
+)
+BOOKS = ("xero", "quickbooks")
+CRMS = ("zoho",)
 
 
 def _derive(seed: int, label: str, n: int = 64) -> str:
@@ -130,9 +143,18 @@ class SandboxServer:
         xero_port: int = 0,
         zoho_port: int = 0,
         deliver_every: float | None = None,
+        books: str = "xero",
+        qbo_limits: Any = None,
+        qbo_webhook_format: str = "cloudevents",
     ) -> None:
         if connections < 1:
             raise ValueError("connections must be >= 1")
+        if books not in BOOKS:
+            raise ValueError(f"books must be one of {', '.join(BOOKS)}, got {books!r}")
+        if books == "quickbooks" and fixture_dir is not None:
+            raise ValueError(
+                "a fixture folder holds Xero records; use the generated world with books=quickbooks"
+            )
         if fixture_dir is not None and connections != 1:
             raise ValueError("a fixture folder describes one connection; use connections=1")
         self.seed, self.size, self.connections = seed, size, connections
@@ -151,6 +173,15 @@ class SandboxServer:
         self.zoho_client_id = "1000." + _derive(seed, "zoho-client-id", 30).upper()
         self.zoho_client_secret = _derive(seed, "zoho-client-secret", 42)
         self.zoho_notify_token = _derive(seed, "zoho-notify-token", 32)
+        self.books = books
+        self.qbo_limits, self.qbo_webhook_format = qbo_limits, qbo_webhook_format
+        self.qbo_client_id = "AB" + _derive(seed, "qbo-client-id", 48)
+        self.qbo_client_secret = _derive(seed, "qbo-client-secret", 40)
+        self.qbo_webhook_verifier = _derive(seed, "qbo-webhook-verifier", 36)
+        self._realms: list[str] = []
+        self._qbo_tokens: list[str] = []
+        self._qbo: Any = None
+        self.qbo_faults: FaultMiddleware | None = None
         self._worlds: list[Any] = []
         self._tenants: list[str] = []
         self._orgs: list[str] = []
@@ -171,15 +202,26 @@ class SandboxServer:
     def start(self) -> SandboxServer:
         if self._started:
             return self
-        from xz_pipeline.sandbox.xero import XeroEmulator
         from xz_pipeline.sandbox.zoho import ZohoEmulator
 
-        self._xero = XeroEmulator(clock=self.clock, limits=self.xero_limits)
+        if self.books == "quickbooks":
+            from xz_pipeline.sandbox.quickbooks import QuickBooksEmulator
+
+            self._qbo = QuickBooksEmulator(clock=self.clock, limits=self.qbo_limits)
+        else:
+            from xz_pipeline.sandbox.xero import XeroEmulator
+
+            self._xero = XeroEmulator(clock=self.clock, limits=self.xero_limits)
         self._zoho = ZohoEmulator(clock=self.clock, limits=self.zoho_limits)
         self._seed_state()
-        self.xero_faults = FaultMiddleware(
-            self._xero.app, self.faults, self._xero, vendor="xero", seed=self.seed
-        )
+        if self._qbo is not None:
+            self.qbo_faults = FaultMiddleware(
+                self._qbo.app, self.faults, self._qbo, vendor="quickbooks", seed=self.seed
+            )
+        else:
+            self.xero_faults = FaultMiddleware(
+                self._xero.app, self.faults, self._xero, vendor="xero", seed=self.seed
+            )
         split = self.profile.separate_accounts_server
         self.zoho_faults = FaultMiddleware(
             self._zoho.api_app if split else self._zoho.app,
@@ -189,7 +231,9 @@ class SandboxServer:
             seed=self.seed,
         )
         served = [
-            ("xero", self.xero_faults, self.xero_port, self._xero),
+            ("quickbooks", self.qbo_faults, self.xero_port, self._qbo)
+            if self._qbo is not None
+            else ("xero", self.xero_faults, self.xero_port, self._xero),
             ("zoho", self.zoho_faults, self.zoho_port, self._zoho),
         ]
         if split:  # a non-US data centre: the accounts server on its own origin, the API on another
@@ -206,7 +250,9 @@ class SandboxServer:
                     emulator.base_url = server.url
             if split:
                 self._zoho.accounts_url = self._servers["zoho-accounts"].url
-            if self.webhook_url:
+            if self.webhook_url and self._qbo is not None:
+                self._qbo.set_webhook(self.webhook_url, self.qbo_webhook_verifier, self.qbo_webhook_format)
+            elif self.webhook_url:
                 self._xero.set_webhook(self.webhook_url, self.xero_webhook_key)
             if self.deliver_every:
                 self._delivery = threading.Thread(
@@ -220,6 +266,9 @@ class SandboxServer:
         return self
 
     def _seed_state(self) -> None:
+        if self._qbo is not None:
+            self._seed_quickbooks()
+            return
         xero, zoho = self._xero, self._zoho
         xero.register_client(self.xero_client_id, self.xero_client_secret, list(REDIRECT_URIS))
         zoho.register_client(self.zoho_client_id, self.zoho_client_secret, list(REDIRECT_URIS))
@@ -243,10 +292,30 @@ class SandboxServer:
             self._xero_tokens.append(xero.grant_refresh_token(self.xero_client_id, [tenant_id]))
             self._zoho_tokens.append(zoho.grant_refresh_token(self.zoho_client_id, org_id))
 
+    def _seed_quickbooks(self) -> None:
+        """One QBO company per generated world (the books side), the same Zoho orgs as with Xero."""
+        from xz_pipeline.sandbox.world import generate
+
+        qbo, zoho = self._qbo, self._zoho
+        qbo.register_client(self.qbo_client_id, self.qbo_client_secret, list(REDIRECT_URIS))
+        zoho.register_client(self.zoho_client_id, self.zoho_client_secret, list(REDIRECT_URIS))
+        for index in range(self.connections):
+            world = generate(
+                seed=self.seed, size=self.size, index=index, profile=self.profile, habits=self.habits
+            )
+            self._worlds.append(world)
+            self._tenants.append(world.books.tenant_id)
+            self._realms.append(qbo.seed_world(world))
+            self._orgs.append(zoho.seed_world(world))
+        for realm, org_id in zip(self._realms, self._orgs, strict=True):
+            self._qbo_tokens.append(qbo.grant_refresh_token(self.qbo_client_id, realm))
+            self._zoho_tokens.append(zoho.grant_refresh_token(self.zoho_client_id, org_id))
+
     def _deliver_loop(self) -> None:
         """Push queued webhooks and notifications, as the real services do on their own."""
+        books = self._qbo if self._qbo is not None else self._xero
         while not self._delivery_stop.wait(self.deliver_every):
-            for flush in (self._xero.flush_webhooks, self._zoho.flush_notifications):
+            for flush in (books.flush_webhooks, self._zoho.flush_notifications):
                 try:
                     flush()
                 except Exception as exc:  # a receiver that is down must not stop the sandbox
@@ -256,7 +325,7 @@ class SandboxServer:
         self._delivery_stop.set()
         if self._delivery is not None:
             self._delivery.join(5)
-        for mw in (self.xero_faults, self.zoho_faults, self.zoho_accounts_faults):
+        for mw in (self.xero_faults, self.qbo_faults, self.zoho_faults, self.zoho_accounts_faults):
             if mw is not None:
                 mw.close()
         for server in self._servers.values():
@@ -279,6 +348,31 @@ class SandboxServer:
     @property
     def zoho(self) -> Any:
         return self._zoho
+
+    @property
+    def quickbooks(self) -> Any:
+        """The QuickBooks emulator (None unless books="quickbooks")."""
+        return self._qbo
+
+    @property
+    def books_emulator(self) -> Any:
+        """Whichever emulator plays the books role."""
+        return self._qbo if self._qbo is not None else self._xero
+
+    @property
+    def realm_ids(self) -> list[str]:
+        """The QBO realm per connection (empty unless books="quickbooks")."""
+        return list(self._realms)
+
+    @property
+    def quickbooks_url(self) -> str:
+        return self._server("quickbooks").url
+
+    def id_maps(self, index: int = 0) -> dict[str, dict[str, str]]:
+        """{vendor: {world id: vendor id}} for connection `index`, for vendors whose ids are not the world's."""
+        if self._qbo is None:
+            return {}
+        return {"quickbooks": self._qbo.id_map(self._realms[index])}
 
     @property
     def worlds(self) -> list[Any]:
@@ -317,6 +411,8 @@ class SandboxServer:
 
     def env(self, index: int = 0) -> dict[str, str]:
         """The environment (docs/configuration.md) for connection `index`: the pipeline needs nothing else."""
+        if self._qbo is not None:
+            return self._env_quickbooks(index)
         xero_url, zoho_url = self.xero_url, self.zoho_url
         if not 0 <= index < len(self._tenants):
             raise IndexError(f"connection {index} does not exist (0..{len(self._tenants) - 1})")
@@ -345,6 +441,37 @@ class SandboxServer:
             del env["ZOHO_API_DOMAIN"]
         return env
 
+    def _env_quickbooks(self, index: int) -> dict[str, str]:
+        """QBO_* and XZ_BOOKS=quickbooks in place of the XERO_* lines; the Zoho side as with Xero."""
+        if not 0 <= index < len(self._realms):
+            raise IndexError(f"connection {index} does not exist (0..{len(self._realms) - 1})")
+        from xz_pipeline.sandbox.quickbooks.auth import CONSENT_PATH, TOKEN_PATH
+
+        url, zoho_url = self.quickbooks_url, self.zoho_url
+        env = {
+            "XZ_BOOKS": "quickbooks",
+            "QBO_CLIENT_ID": self.qbo_client_id,
+            "QBO_CLIENT_SECRET": self.qbo_client_secret,
+            "QBO_REFRESH_TOKEN": self._qbo_tokens[index],
+            "QBO_REALM_ID": self._realms[index],
+            "QBO_API_URL": url,
+            "QBO_TOKEN_URL": url + TOKEN_PATH,
+            "QBO_AUTH_URL": url + CONSENT_PATH,
+            "QBO_WEBHOOK_VERIFIER": self.qbo_webhook_verifier,
+            "ZOHO_CLIENT_ID": self.zoho_client_id,
+            "ZOHO_CLIENT_SECRET": self.zoho_client_secret,
+            "ZOHO_REFRESH_TOKEN": self._zoho_tokens[index],
+            "ZOHO_ACCOUNTS_URL": self.zoho_accounts_url,
+            "ZOHO_API_DOMAIN": zoho_url,
+            "ZOHO_NOTIFY_TOKEN": self.zoho_notify_token,
+        }
+        mapping = self.profile.field_mapping()
+        if mapping:
+            env["XZ_ZOHO_FIELDS"] = json.dumps(mapping, sort_keys=True)
+        if self.profile.separate_accounts_server:
+            del env["ZOHO_API_DOMAIN"]
+        return env
+
     def export_lines(self, index: int = 0) -> list[str]:
         return [f"export {k}={shlex.quote(v)}" for k, v in self.env(index).items()]
 
@@ -358,6 +485,8 @@ class SandboxServer:
             # JSON string escapes are valid TOML basic-string escapes.
             env = self.env(index)
             mapping = json.loads(env.pop("XZ_ZOHO_FIELDS", "{}"))
+            if env.pop("XZ_BOOKS", "") == "quickbooks":
+                lines.append('books = "quickbooks"')
             lines += [f"{key} = {json.dumps(value)}" for key, value in env.items()]
             lines.append("")
             if mapping.get("fields"):
@@ -383,7 +512,7 @@ class SandboxServer:
         paths = []
         for index, world in enumerate(self._worlds):
             path = out / f"{self.connection_name(index)}.json"
-            write_manifest(world, path)
+            write_manifest(world, path, id_maps=self.id_maps(index))
             paths.append(path)
         return paths
 
@@ -414,7 +543,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fixture", metavar="DIR", help="seed from a fixture folder instead of the generator"
     )
     parser.add_argument("--faults", metavar="SPEC", help="inject faults (grammar below)")
-    parser.add_argument("--webhook-url", metavar="URL", help="deliver Xero webhooks to this receiver")
+    parser.add_argument(
+        "--books", choices=BOOKS, default="xero", help="the books system to emulate (default xero)"
+    )
+    parser.add_argument("--crm", choices=CRMS, default="zoho", help="the CRM to emulate (default zoho)")
+    parser.add_argument(
+        "--webhook-url", metavar="URL", help="deliver the books emulator's webhooks to this receiver"
+    )
     parser.add_argument("--xero-port", type=int, default=0, help="Xero emulator port (default: a free port)")
     parser.add_argument("--zoho-port", type=int, default=0, help="Zoho emulator port (default: a free port)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
@@ -449,6 +584,7 @@ def run(args: argparse.Namespace) -> int:
             xero_port=args.xero_port,
             zoho_port=args.zoho_port,
             deliver_every=1.0,
+            books=getattr(args, "books", "xero"),
         )
     except ValueError as exc:
         print(f"xz sandbox: {exc}", file=sys.stderr)
@@ -464,12 +600,17 @@ def run(args: argparse.Namespace) -> int:
                     from xz_pipeline.sandbox.world import write_manifest
 
                     Path(args.manifest).parent.mkdir(parents=True, exist_ok=True)
-                    write_manifest(sandbox.worlds[0], Path(args.manifest))
+                    write_manifest(sandbox.worlds[0], Path(args.manifest), id_maps=sandbox.id_maps(0))
                 else:
                     sandbox.write_manifests(args.manifest)
                 print(f"# manifest: {args.manifest}", file=sys.stderr, flush=True)
+            books = (
+                f"QuickBooks emulator {sandbox.quickbooks_url}"
+                if sandbox.books == "quickbooks"
+                else f"Xero emulator {sandbox.xero_url}"
+            )
             print(
-                f"# xz sandbox ({sandbox.profile.name}): Xero emulator {sandbox.xero_url}, "
+                f"# xz sandbox ({sandbox.profile.name}): {books}, "
                 f"Zoho emulator {sandbox.zoho_url}"
                 + (
                     f" (accounts server {sandbox.zoho_accounts_url})"

@@ -96,11 +96,23 @@ def generation_stats(size: str, seed: int = 7) -> dict[str, object]:
     return {"size": size, "seed": seed, "seconds": round(seconds, 3), "counts": record_counts(world)}
 
 
-def manifest_document(world: World) -> dict[str, object]:
+# The books+CRM pairings each discrepancy kind applies to. Every kind applies to both pairings: the QBO
+# emulator renders the same world (a Xero draft is an open QBO invoice, a credit allocation a zero-total
+# payment), so each injected disagreement exists in QuickBooks exactly as in Xero.
+PAIRS = ("xero+zoho", "quickbooks+zoho")
+
+
+def manifest_document(world: World, id_maps: dict[str, dict[str, str]] | None = None) -> dict[str, object]:
     """The manifest as plain JSON-able data: injections, customer truth and counts, and which
-    discrepancy kinds the profile lets exist (`detectable`) or not (`undetectable`, with the reason)."""
+    discrepancy kinds the profile lets exist (`detectable`) or not (`undetectable`, with the reason).
+
+    `id_maps` is {vendor: {world id: vendor id}} for vendors whose ids are not the world's (QuickBooks
+    numbers its records per company); a vendor not listed knows the records by their world ids (Xero,
+    Zoho). `pairs` names, per discrepancy kind, the books+CRM pairings it applies to."""
     undetectable = get_profile(world.profile).undetectable()
     return {
+        "id_maps": {vendor: dict(sorted(m.items())) for vendor, m in sorted((id_maps or {}).items())},
+        "pairs": {kind: list(PAIRS) for kind in DISCREPANCY_KINDS},
         "seed": world.seed,
         "size": world.size,
         "profile": world.profile,
@@ -147,11 +159,11 @@ def manifest_document(world: World) -> dict[str, object]:
     }
 
 
-def write_manifest(world: World, path: str | Path) -> Path:
-    """Write the ground truth as JSON; the same world always gives byte-identical files."""
+def write_manifest(world: World, path: str | Path, id_maps: dict[str, dict[str, str]] | None = None) -> Path:
+    """Write the ground truth as JSON; the same world (and id maps) always gives byte-identical files."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(manifest_document(world), ensure_ascii=False, indent=1, sort_keys=True)
+    text = json.dumps(manifest_document(world, id_maps), ensure_ascii=False, indent=1, sort_keys=True)
     path.write_text(text + "\n", encoding="utf-8")
     return path
 
