@@ -78,7 +78,11 @@ def test_customers(books):
         "NSW",
         "2000",
     )
-    assert acme["currency"] == "AUD" and acme["outstanding"] == Decimal("150.00") and acme["account_number"] == "ACME-1"
+    assert (
+        acme["currency"] == "AUD"
+        and acme["outstanding"] == Decimal("150.00")
+        and acme["account_number"] == "ACME-1"
+    )
     assert acme["overdue"] == Decimal("150.00")  # 1001 (110) and 1003 (40) are past due; 1005 is not
     assert (gone["status"], gone["city"], gone["currency"]) == (
         "archived",
