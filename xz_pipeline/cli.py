@@ -493,7 +493,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
             "-p",
             str(args.port),
         ]
-        child = subprocess.Popen(cmd, cwd=repo, preexec_fn=_default_signals)
+        # From DAGSTER_HOME: `dagster dev` warns that a dagster.yaml in its working folder (the repository's)
+        # "will not be used"; the instance is configured by the copy in DAGSTER_HOME.
+        # `dagster dev` says it is superseded by `dg dev` (not a dependency of ours): not worth a warning here.
+        env = {**os.environ, "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded"}
+        child = subprocess.Popen(cmd, cwd=dagster_home, env=env, preexec_fn=_default_signals)
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
         try:
