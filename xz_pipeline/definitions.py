@@ -2,11 +2,18 @@
 
 import dagster as dg
 
+from xz_pipeline import settings
+from xz_pipeline.core.http import CallMeter
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.dagster_storage import tune_sqlite_storage
 from xz_pipeline.first_run import first_mirror_sensor
 from xz_pipeline.insights.assets import INSIGHTS_ASSETS
 from xz_pipeline.publish import build_snapshot_asset
+from xz_pipeline.quickbooks.assets import QUICKBOOKS_ASSETS
+from xz_pipeline.quickbooks.checks import QUICKBOOKS_CHECKS
+from xz_pipeline.quickbooks.mapping import BOOKS_VIEWS as QUICKBOOKS_BOOKS_VIEWS
+from xz_pipeline.quickbooks.resources import QuickBooksResource
+from xz_pipeline.quickbooks.writer import QuickBooksWriterResource
 from xz_pipeline.realtime.sensors import REALTIME_CHECKS, REALTIME_JOBS, REALTIME_SENSORS
 from xz_pipeline.reconcile.assets import RECONCILE_ASSETS, RECONCILE_CHECKS
 from xz_pipeline.runs import runs_sensor
@@ -26,8 +33,23 @@ from xz_pipeline.zoho.writer import ZohoWriterResource
 
 tune_sqlite_storage()  # every process that loads the code: webserver, daemon, run workers, `xz`
 
-EXTRACT_ASSETS = [*XERO_ASSETS, *ZOHO_ASSETS]
-canonical_views = build_canonical_views_asset(EXTRACT_ASSETS, [BOOKS_VIEWS, CRM_VIEWS])
+
+class BooksWriterResource(dg.ConfigurableResource):
+    """Write-back's books writer: the connection's own books vendor (`books = "xero" | "quickbooks"`)."""
+
+    timeout: float = 30.0
+
+    def writer(self, connection: str, meter: CallMeter | None = None):
+        if settings.get_connection(connection).books == "quickbooks":
+            return QuickBooksWriterResource(timeout=self.timeout).writer(connection, meter=meter)
+        return XeroWriterResource(timeout=self.timeout).writer(connection, meter=meter)
+
+
+EXTRACT_ASSETS = [*XERO_ASSETS, *QUICKBOOKS_ASSETS, *ZOHO_ASSETS]
+# Books views: the union of the Xero and QuickBooks renderings (each holds only its own connections' rows).
+canonical_views = build_canonical_views_asset(
+    EXTRACT_ASSETS, [BOOKS_VIEWS, QUICKBOOKS_BOOKS_VIEWS, CRM_VIEWS]
+)
 analytics_snapshot = build_snapshot_asset(
     [canonical_views, *RECONCILE_ASSETS, *WRITEBACK_ASSETS, *INSIGHTS_ASSETS]
 )
@@ -39,7 +61,14 @@ ASSETS = [
     *INSIGHTS_ASSETS,
     analytics_snapshot,
 ]
-CHECKS = [*XERO_CHECKS, *ZOHO_CHECKS, *RECONCILE_CHECKS, *WRITEBACK_CHECKS, *REALTIME_CHECKS]
+CHECKS = [
+    *XERO_CHECKS,
+    *QUICKBOOKS_CHECKS,
+    *ZOHO_CHECKS,
+    *RECONCILE_CHECKS,
+    *WRITEBACK_CHECKS,
+    *REALTIME_CHECKS,
+]
 
 # `mirror` extracts, reconciles, plans write-back (applied only when configured) and publishes; the asset
 # checks of the selection run with it.
@@ -63,9 +92,10 @@ defs = dg.Definitions(
     sensors=[connections_sensor, *REALTIME_SENSORS, runs_sensor, first_mirror_sensor],
     resources={
         "xero": XeroResource(),
+        "quickbooks": QuickBooksResource(),
         "zoho": ZohoResource(),
         "mirror": MirrorResource(),
-        "books_writer": XeroWriterResource(),
+        "books_writer": BooksWriterResource(),
         "crm_writer": ZohoWriterResource(),
     },
     # Writers run one at a time anyway (pool `duckdb`), so a subprocess per step would only add ~2 s each.
