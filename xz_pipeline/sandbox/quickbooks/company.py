@@ -121,11 +121,7 @@ class Company:
                         target[link["TxnId"]] = target.get(link["TxnId"], ZERO) + Decimal(str(line["Amount"]))
         return to_invoice, to_credit
 
-    def rebalance(self, touch: bool) -> None:
-        """Recompute invoices' Balance and LinkedTxn and credit memos' RemainingCredit from the payments.
-
-        With `touch`, a record that changed is saved as an update (SyncToken, time, event)."""
-        to_invoice, to_credit = self.applied()
+    def _paid_by(self) -> dict[str, list[dict]]:
         paid_by: dict[str, list[dict]] = {}
         for pay in self.records["Payment"].values():
             for line in pay.get("Line") or []:
@@ -134,19 +130,32 @@ class Company:
                         links = paid_by.setdefault(link["TxnId"], [])
                         if not any(x["TxnId"] == pay["Id"] for x in links):
                             links.append({"TxnId": pay["Id"], "TxnType": "Payment"})
+        return paid_by
+
+    @staticmethod
+    def _derive(inv: dict, paid: Decimal, payments: list[dict]) -> bool:
+        """Set an invoice's Balance (HomeBalance) and its payment links; True when they changed."""
+        want = ZERO if inv.get("_voided") else max(ZERO, inv["TotalAmt"] - paid)
+        links = [x for x in inv.get("LinkedTxn") or [] if x.get("TxnType") != "Payment"] + payments
+        changed = inv.get("Balance") != want or inv.get("LinkedTxn") != links
+        inv["Balance"], inv["LinkedTxn"] = want, links
+        if "HomeTotalAmt" in inv:
+            inv["HomeBalance"] = (want * inv.get("ExchangeRate", Decimal(1))).quantize(Decimal("0.01"))
+        return changed
+
+    def derive_invoice(self, inv: dict) -> None:
+        """An invoice about to be saved gets the balance and links its payments give it."""
+        self._derive(inv, self.applied()[0].get(inv["Id"], ZERO), self._paid_by().get(inv["Id"], []))
+
+    def rebalance(self, touch: bool) -> None:
+        """Recompute invoices' Balance and LinkedTxn and credit memos' RemainingCredit from the payments.
+
+        With `touch`, a record that changed is saved as an update (SyncToken, time, event)."""
+        to_invoice, to_credit = self.applied()
+        paid_by = self._paid_by()
         for inv in self.records["Invoice"].values():
-            paid = to_invoice.get(inv["Id"], ZERO)
-            want = ZERO if inv.get("_voided") else max(ZERO, inv["TotalAmt"] - paid)
-            links = [x for x in inv.get("LinkedTxn") or [] if x.get("TxnType") != "Payment"]
-            links += paid_by.get(inv["Id"], [])
-            if inv.get("Balance") != want or inv.get("LinkedTxn") != links:
-                inv["Balance"], inv["LinkedTxn"] = want, links
-                if "HomeTotalAmt" in inv:
-                    inv["HomeBalance"] = (want * inv.get("ExchangeRate", Decimal(1))).quantize(
-                        Decimal("0.01")
-                    )
-                if touch:
-                    self.save("Invoice", inv, "Update")
+            if self._derive(inv, to_invoice.get(inv["Id"], ZERO), paid_by.get(inv["Id"], [])) and touch:
+                self.save("Invoice", inv, "Update")
         for memo in self.records["CreditMemo"].values():
             want = (
                 ZERO if memo.get("_voided") else max(ZERO, memo["TotalAmt"] - to_credit.get(memo["Id"], ZERO))

@@ -386,15 +386,13 @@ class Writer:
         self._currency(rec, cust)
         self._sales_lines(rec)
         self._doc_number("Invoice", rec)
-        rec.setdefault(
-            "LinkedTxn", [x for x in (current or {}).get("LinkedTxn", []) if x.get("TxnType") == "Payment"]
-        )
+        rec["LinkedTxn"] = [x for x in rec.get("LinkedTxn") or [] if x.get("TxnType") != "Payment"]
         rec.setdefault("PrintStatus", "NotSet")
         rec.setdefault("EmailStatus", "NotSet")
         rec.setdefault("GlobalTaxCalculation", "TaxExcluded")
-        rec["Balance"] = rec["TotalAmt"]  # rebalance() subtracts what payments apply
         if self._multicurrency():
             rec["HomeTotalAmt"] = (rec["TotalAmt"] * rec.get("ExchangeRate", Decimal(1))).quantize(CENT)
+        self.c.derive_invoice(rec)  # Balance and payment links now, so one update is one SyncToken
         for field in rec.get("CustomField") or []:
             if len(str(field.get("StringValue", ""))) > 31:
                 raise invalid("CustomField", "A custom field's value is at most 31 characters.")
