@@ -709,8 +709,10 @@ def _day(value: date | None) -> str | None:
 
 def _line_to_qbo(line: InvoiceLine, item_ids: dict[str, str], default_item: str | None) -> dict[str, Any]:
     quantity, price = line.quantity, line.unit_price
-    amount = line.line_amount
-    if amount is None and quantity is not None and price is not None:
+    amount = (
+        line.line_amount
+    )  # QBO refuses an Amount other than UnitPrice x Qty (6070): derived when it can be
+    if quantity is not None and price is not None:
         amount = (quantity * price).quantize(Decimal("0.01"))
     item = item_ids.get(line.item_code or "") or line.product_id or default_item
     return _compact(
