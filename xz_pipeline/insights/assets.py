@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from xz_pipeline.core.resources import TRIGGER_TAG, MirrorResource
+from xz_pipeline.insights.anomalies import billing_anomalies
 from xz_pipeline.insights.backtest import run_backtest, summary
 from xz_pipeline.insights.features import NEVER, Ledger, day_date, from_day, to_day
 from xz_pipeline.insights.model import PaymentModel, score, train
@@ -192,4 +193,4 @@ def payment_risk(context: dg.AssetExecutionContext, config: PaymentRiskConfig, m
     return dg.MaterializeResult(metadata=metadata)
 
 
-INSIGHTS_ASSETS = [payment_risk]
+INSIGHTS_ASSETS = [payment_risk, billing_anomalies]
