@@ -2,7 +2,7 @@
 
 Source: Intuit's data-queries page (notes A.3). Conditions are `field op value` joined by AND only, with
 `=, <, >, <=, >=, in (...), like '%x%'` (LIKE takes only `%`); no OR, no JOIN, no GROUP BY, no
-projections. Keywords and entity names are case-insensitive; strings are single-quoted with `\\'`
+projections (`select *, Sku` is `*`). Keywords and entity names are case-insensitive; strings are single-quoted with `\\'`
 escapes. A bad query is QBO's QueryParserError (code 4000, HTTP 400); an unknown entity or property is
 QueryValidationError (4001).
 
@@ -137,11 +137,12 @@ class _Parser:
             count = True
         else:
             raise query_error(
-                f'Encountered " "{tok.text}" " : only select * and select count(*) are supported.'
+                f'Encountered " "{tok.text}" " : projections are not supported; select * or count(*).'
             )
-        nxt = self.peek()
-        if nxt is not None and nxt.kind == "op" and nxt.text == ",":
-            raise query_error('Encountered ",": projections are not supported.')
+        # `select *, Sku from Item` (python-quickbooks asks so): the fields after * are in * already
+        while not count and (nxt := self.peek()) is not None and nxt.kind == "op" and nxt.text == ",":
+            self.take()
+            self.path()
         self.expect_word("from")
         name = self.take()
         entity = BY_LOWER.get(name.word)

@@ -247,7 +247,10 @@ class Renderer:
         rec["CurrencyRef"] = currency_ref(currency)
         if self.multicurrency:
             rec["ExchangeRate"] = rate
-            rec["HomeTotalAmt"] = (total * rate).quantize(CENT)
+            if "VendorRef" in rec:  # bills and vendor credits carry HomeBalance, not HomeTotalAmt
+                rec["HomeBalance"] = (rec.get("Balance", total) * rate).quantize(CENT)
+            else:
+                rec["HomeTotalAmt"] = (total * rate).quantize(CENT)
 
     def invoice(self, inv) -> None:
         c = self.c
@@ -265,8 +268,6 @@ class Renderer:
         if inv.reference:
             rec["PrivateNote"] = inv.reference
             rec["CustomField"] = [{**REFERENCE_FIELD, "StringValue": inv.reference[:31]}]
-        else:
-            rec["CustomField"] = [dict(REFERENCE_FIELD)]
         if voided:
             rec["PrivateNote"] = "Voided"
             rec["_voided"] = True
@@ -376,6 +377,10 @@ class Renderer:
                     rec["DocNumber"] = p.reference[:21]
                 c.put("BillPayment", rec, created=p.created, updated=p.updated)
                 bill["Balance"] = max(ZERO, bill["Balance"] - p.amount)
+                if "HomeBalance" in bill:
+                    bill["HomeBalance"] = (bill["Balance"] * bill.get("ExchangeRate", Decimal(1))).quantize(
+                        CENT
+                    )
 
     def company_info(self) -> None:
         org, c = self.org, self.c
