@@ -81,6 +81,7 @@ class Renderer:
         self.items_by_code: dict[str, dict] = {}
         self.tax_codes: dict[str, dict] = {}  # world tax type -> TaxCode record
         self.rates: dict[str, Decimal] = {}
+        self.rate_ids: dict[str, str] = {}  # world tax type -> TaxRate id
         self.customer_names: dict[str, str] = {}
         self.vendor_names: dict[str, str] = {}
 
@@ -103,21 +104,42 @@ class Renderer:
                    "CurrentBalance": ZERO, "CurrencyRef": currency_ref(org.base_currency)}  # fmt: skip
             c.put("Account", rec, created=org.created, updated=org.created)
 
+    def code_name(self, t, top: Decimal) -> str:
+        """The TaxCode a tax type belongs to: UK companies use QBO's VAT codes ("20.0% S", "5.0% R", "0.0% Z",
+        "Exempt", "No VAT"), with sales and purchase rates on one code; elsewhere one code per tax type."""
+        if self.org.country_code != "GB":
+            return t.name
+        kind = t.tax_type.upper()
+        if "EXEMPT" in kind:
+            return "Exempt"
+        if kind == "NONE":
+            return "No VAT"
+        if not t.rate:
+            return "0.0% Z"
+        return f"{t.rate:.1f}% {'S' if t.rate == top else 'R'}"
+
     def taxes(self) -> None:
         org, c = self.org, self.c
+        top = max((t.rate for t in org.tax_rates), default=ZERO)
+        codes: dict[str, dict] = {}
         for t in org.tax_rates:
             self.rates[t.tax_type] = t.rate
-            rate_id = c.assign("TaxRate", f"taxrate:{t.tax_type}")
+            rate_id = self.rate_ids[t.tax_type] = c.assign("TaxRate", f"taxrate:{t.tax_type}")
             c.put("TaxRate", {"Id": rate_id, "Name": t.name, "Description": t.name, "Active": True,
                               "RateValue": t.rate, "SpecialTaxType": "NONE" if t.rate else "ZERO_RATE",
                               "DisplayType": "ReadOnly"}, created=org.created, updated=org.created)  # fmt: skip
-            name = t.name if self.us else f"{t.rate.normalize():f}% {t.name}"
-            code = {"Id": c.assign("TaxCode", f"taxcode:{t.tax_type}"), "Name": name, "Description": t.name,
-                    "Active": True, "Hidden": False, "Taxable": bool(t.rate), "TaxGroup": self.us,
-                    "SalesTaxRateList": {"TaxRateDetail": [{"TaxRateRef": ref(rate_id, t.name), "TaxTypeApplicable": "TaxOnAmount",
-                                                            "TaxOrder": 0}]},
-                    "PurchaseTaxRateList": {"TaxRateDetail": []}}  # fmt: skip
-            c.put("TaxCode", code, created=org.created, updated=org.created)
+            name = self.code_name(t, top)
+            code = codes.get(name)
+            if code is None:
+                code = codes[name] = {"Id": c.assign("TaxCode", f"taxcode:{name}"), "Name": name, "Description": name,
+                                      "Active": True, "Hidden": False, "Taxable": False, "TaxGroup": self.us,
+                                      "SalesTaxRateList": {"TaxRateDetail": []}, "PurchaseTaxRateList": {"TaxRateDetail": []}}  # fmt: skip
+                c.put("TaxCode", code, created=org.created, updated=org.created)
+            purchase = t.tax_type.upper().startswith("INPUT") or "expenses" in t.name.lower()
+            code["PurchaseTaxRateList" if purchase else "SalesTaxRateList"]["TaxRateDetail"].append(
+                {"TaxRateRef": ref(rate_id, t.name), "TaxTypeApplicable": "TaxOnAmount", "TaxOrder": 0}
+            )
+            code["Taxable"] = code["Taxable"] or bool(t.rate)
             self.tax_codes[t.tax_type] = code
 
     def line_tax(self, tax_type: str, rate: Decimal) -> dict[str, str]:
@@ -224,10 +246,8 @@ class Renderer:
         total = sum((tax for _net, tax in taxable.values()), ZERO)
         tax_lines = []
         for tax_type, (net, tax) in taxable.items():
-            code = self.tax_codes.get(tax_type)
-            rate_ref = code["SalesTaxRateList"]["TaxRateDetail"][0]["TaxRateRef"] if code else ref("0")
             tax_lines.append({"Amount": tax, "DetailType": "TaxLineDetail",
-                              "TaxLineDetail": {"TaxRateRef": ref(rate_ref["value"]), "PercentBased": True,
+                              "TaxLineDetail": {"TaxRateRef": ref(self.rate_ids.get(tax_type, "0")), "PercentBased": True,
                                                 "TaxPercent": self.rates.get(tax_type, ZERO), "NetAmountTaxable": net}})  # fmt: skip
         detail: dict[str, Any] = {"TotalTax": total, "TaxLine": tax_lines}
         if self.us and taxable:

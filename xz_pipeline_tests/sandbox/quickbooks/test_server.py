@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import shlex
@@ -9,6 +12,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,8 +26,32 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    with SandboxServer(seed=5, size="tiny", connections=2, books="quickbooks") as sb:
+def received():
+    """A loopback receiver standing for the app's /webhooks/quickbooks: (headers, body) per POST."""
+    got: list[tuple[dict, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/webhooks/quickbooks", got
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def sandbox(received):
+    url, _ = received
+    with SandboxServer(
+        seed=5, size="tiny", connections=2, books="quickbooks", webhook_url=url, deliver_every=0.05
+    ) as sb:
         yield sb
 
 
@@ -52,6 +81,29 @@ def test_env_names_quickbooks_and_keeps_the_zoho_side(sandbox):
     other = requests.get(f"{env['QBO_API_URL']}/v3/company/{sandbox.env(1)['QBO_REALM_ID']}/preferences",
                          headers={"Authorization": f"Bearer {token}"}, timeout=10)  # fmt: skip
     assert other.status_code == 403  # one connection's token never reads the other's company
+
+
+def test_changes_reach_the_webhook_receiver_signed(sandbox, received):
+    _, got = received
+    env = sandbox.env(0)
+    token = qbo_token(env)["access_token"]
+    resp = requests.post(f"{env['QBO_API_URL']}/v3/company/{env['QBO_REALM_ID']}/customer", timeout=10,
+                         json={"DisplayName": "Webhook Watcher"},
+                         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    made = resp.json()["Customer"]["Id"]
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:  # the sandbox delivers on its own, every 50 ms here
+        time.sleep(0.02)
+    headers, body = got[0]
+    digest = hmac.new(env["QBO_WEBHOOK_VERIFIER"].encode(), body, hashlib.sha256).digest()
+    assert base64.b64decode(headers["intuit-signature"]) == digest
+    [event] = json.loads(body)
+    assert (event["type"], event["intuitentityid"], event["intuitaccountid"]) == (
+        "qbo.customer.created.v1",
+        made,
+        env["QBO_REALM_ID"],
+    )
 
 
 def test_connections_file_round_trips_through_settings(sandbox, xz_home):
