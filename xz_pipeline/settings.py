@@ -275,6 +275,18 @@ def get_connection(name: str, environ: Mapping[str, str] | None = None) -> Conne
     raise _unknown([name], connections, environ)
 
 
+def not_paired(connection: str, vendor: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """Why `vendor`'s assets and checks do nothing for `connection` (its books and crm are other vendors), or
+    None when the connection uses it (or is not configured: the vendor's resource then says what is missing)."""
+    try:
+        conn = get_connection(connection, environ)
+    except SettingsError:
+        return None
+    if conn.uses(vendor):
+        return None
+    return f"connection {conn.name} pairs {conn.books} with {conn.crm}: nothing to do with {vendor}"
+
+
 def require_connections(names: list[str], environ: Mapping[str, str] | None = None) -> list[str]:
     """The names, when each is a configured connection; else one SettingsError naming the unknown ones and
     the configured ones (every command given `--connection` checks it before doing anything)."""

@@ -34,6 +34,7 @@ import duckdb
 import pandas as pd
 import pandera.pandas as pa
 
+from xz_pipeline import settings
 from xz_pipeline.core.resources import MirrorResource, connections_partitions
 from xz_pipeline.core.schemas import ROW_CHECK_FIELDS
 from xz_pipeline.core.store import Store
@@ -601,6 +602,12 @@ def build_mirror_checks(
     )
     def _checks(context: dg.AssetCheckExecutionContext, mirror: MirrorResource):
         connection = context.partition_key
+        skipped = settings.not_paired(connection, vendor)
+        if skipped is not None:  # the asset read nothing for this connection: nothing to check either
+            for rule in selected_rules(context, rules):
+                yield dg.AssetCheckResult(asset_key=key, check_name=rule.name, passed=True,
+                                          severity=rule.severity, metadata={"skipped": skipped})  # fmt: skip
+            return
         ids = announced_ids(context.run.run_config, key.to_python_identifier())
         store = mirror.store()
         scope = "a targeted run read"

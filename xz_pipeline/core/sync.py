@@ -74,13 +74,9 @@ def extract_asset(name: str, group: str, description: str):
 def _not_paired(context, vendor: str) -> dg.MaterializeResult | None:
     """A connection whose books and crm are other vendors: this vendor's asset does nothing for it, and says
     so (lineage stays one graph whatever the pairing)."""
-    try:
-        conn = settings.get_connection(context.partition_key)
-    except settings.SettingsError:
-        return None  # the vendor's resource says what is missing, as it always did
-    if conn.uses(vendor):
+    why = settings.not_paired(context.partition_key, vendor)
+    if why is None:
         return None
-    why = f"connection {conn.name} pairs {conn.books} with {conn.crm}: nothing to read from {vendor}"
     context.log.info(why)
     return dg.MaterializeResult(metadata={"skipped": why, "api_calls": 0})
 

@@ -7,10 +7,12 @@ is skipped by `core.sync.extract_asset`, which says so in the step's metadata.
 (No `from __future__ import annotations` here: Dagster inspects the `context` annotation.)
 """
 
+from datetime import datetime, timedelta
+
 import dagster as dg
 
 from xz_pipeline.core.http import CallMeter
-from xz_pipeline.core.mirror import EntityTable
+from xz_pipeline.core.mirror import EntityTable, read_state
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.core.sync import Fetched, MirrorConfig, ReadPlan, extract_asset, run_extract
 from xz_pipeline.quickbooks import tables
@@ -21,8 +23,18 @@ from xz_pipeline.quickbooks.resources import QuickBooksResource
 WHOLE = {"Item", "Account", "CompanyInfo", "Preferences"}
 
 
-def fetch_for(client: QuickBooksClient, spec: EntityTable, plan: ReadPlan) -> Fetched:
-    """How one read plan becomes pages of payloads (and CDC's deletions)."""
+# QBO's clock against ours, and a change committed just before a read ended: read this much again.
+CAUGHT_UP_MARGIN = timedelta(minutes=5)
+
+
+def fetch_for(
+    client: QuickBooksClient, spec: EntityTable, plan: ReadPlan, caught_up: datetime | None = None
+) -> Fetched:
+    """How one read plan becomes pages of payloads (and CDC's deletions).
+
+    An incremental read asks for what changed since the later of the cursor and the last time a read
+    reached the end (`caught_up`): a quiet company's cursor is its last change, maybe months old, while
+    CDC, the only reader of deletions, reaches back 30 days."""
     if plan.ids:
         rows = client.by_ids(spec.entity, list(plan.ids))
         return Fetched([rows] if rows else [])
@@ -32,7 +44,10 @@ def fetch_for(client: QuickBooksClient, spec: EntityTable, plan: ReadPlan) -> Fe
         return Fetched([[client.preferences()]])
     if plan.full or plan.since is None:
         return Fetched(client.iter_query(spec.entity))
-    changes = client.changes(spec.entity, plan.since)
+    since = plan.since
+    if caught_up is not None and not plan.completes_sweep:
+        since = max(since, caught_up - CAUGHT_UP_MARGIN)
+    changes = client.changes(spec.entity, since)
     note = "; cursor older than CDC's 30 days: read by query" if changes.how == "query" else ""
     return Fetched(changes.pages, deleted=lambda: changes.deleted, note=note)
 
@@ -47,16 +62,13 @@ def _qbo_asset(name: str, spec: EntityTable, description: str):
     ) -> dg.MaterializeResult:
         meter = CallMeter()
         with quickbooks.client(context.partition_key, meter=meter) as client:
+
+            def fetch(plan: ReadPlan) -> Fetched:
+                state = read_state(mirror.store(), context.partition_key, spec.vendor, spec.entity)
+                return fetch_for(client, spec, plan, state.caught_up)
+
             whole = spec.entity in WHOLE and not config.targeted
-            return run_extract(
-                context,
-                spec,
-                mirror,
-                config,
-                meter,
-                lambda plan: fetch_for(client, spec, plan),
-                always_full=whole,
-            )
+            return run_extract(context, spec, mirror, config, meter, fetch, always_full=whole)
 
     return _asset
 
