@@ -82,7 +82,7 @@ class Company:
 
     def save(self, entity: str, rec: dict, operation: str) -> dict:
         """Store a record changed through the API: SyncToken + 1, LastUpdatedTime now, one event."""
-        now = self.clock.now()
+        now = self.clock.now().replace(microsecond=0)  # QBO keeps whole seconds
         old = self.records[entity].get(rec["Id"])
         if old is None:
             rec["SyncToken"] = "0"
@@ -97,7 +97,7 @@ class Company:
         return rec
 
     def remove(self, entity: str, rid: str) -> Tombstone:
-        now = self.clock.now()
+        now = self.clock.now().replace(microsecond=0)
         rec = self.records[entity].pop(rid)
         stone = self.tombstones[entity][rid] = Tombstone(rid, rec["MetaData"]["CreateTime"], now)
         self._balances = None
