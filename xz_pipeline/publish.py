@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from xz_pipeline import settings
+from xz_pipeline import plots, settings
 from xz_pipeline.core.resources import TRIGGER_TAG, MirrorResource
 
 MIN_INTERVAL = timedelta(minutes=1)
@@ -52,9 +52,15 @@ def build_snapshot_asset(deps: list[dg.AssetsDefinition]) -> dg.AssetsDefinition
             return dg.MaterializeResult(
                 metadata={"published": False, "reason": "no mirror yet", "path": str(target)}
             )
+        plots.record(store, context.run_id)  # the plots' point of this publish: in the snapshot too
         store.publish_snapshot(target)
         return dg.MaterializeResult(
-            metadata={"published": True, "path": str(target), "bytes": target.stat().st_size}
+            metadata={
+                "published": True,
+                "path": str(target),
+                "bytes": target.stat().st_size,
+                **plots.metadata(store),  # Markdown plots the UI shows on the asset's page
+            }
         )
 
     return analytics_snapshot

@@ -12,6 +12,8 @@ A run's row is written when it ends, after the run published the analysts' snaps
 run before the one that published it. A run's kind comes from its tags: `xz/kind` (the runner's sync/demo), `xz/trigger` (targeted), a
 schedule's name (scheduled), else manual. A run over every connection (reconcile alone) gets a row per
 connection named, with the run's totals.
+Each run's API calls per vendor go to `meta.api_calls` beside it (with the lowest day budget left a vendor
+reported), so the calls of a day can be set against each vendor's budget (plots.py).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class RunSummary:
     rows_written: int
     outcome: str
     error: str | None
+    calls_by_vendor: tuple[tuple[str, int, int | None], ...] = ()  # (vendor, calls, day budget left after)
 
     def rows(self, now: datetime) -> list[tuple]:
         return [
@@ -107,6 +110,7 @@ def summarize(
     run = record.dagster_run
     api_calls = rows_written = 0
     error = None
+    by_vendor: dict[str, list] = {}  # vendor -> [calls, lowest day budget left reported]
     wanted = {DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.STEP_FAILURE}
     for entry in instance.all_logs(run_id, of_type=wanted):
         event = entry.dagster_event
@@ -115,9 +119,13 @@ def summarize(
         if event.is_step_failure and event.step_failure_data and error is None:
             error = f"{event.step_key}: {_failure_line(event.step_failure_data)}"
         elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
-            meta = event.step_materialization_data.materialization.metadata
+            materialization = event.step_materialization_data.materialization
+            meta = materialization.metadata
             if "api_calls" in meta:
                 api_calls += _calls(meta["api_calls"].value)
+                _add_vendor_calls(
+                    by_vendor, materialization.asset_key.path[-1], meta, run.tags.get(PARTITION_TAG)
+                )
             rows_written += sum(
                 int(meta[k].value or 0) for k in WRITTEN_KEYS if k in meta and isinstance(meta[k].value, int)
             )
@@ -129,7 +137,40 @@ def summarize(
         run_id=run_id, kind=run_kind(run.tags), job=run.job_name, connections=names,
         started_at=_time(record.start_time), finished_at=_time(record.end_time) or record.update_timestamp,
         api_calls=api_calls, rows_written=rows_written, outcome=OUTCOME[run.status], error=error,
+        calls_by_vendor=tuple((v, c, left) for v, (c, left) in sorted(by_vendor.items())),
     )  # fmt: skip
+
+
+VENDOR_PREFIXES = ("xero", "zoho", "quickbooks")  # an extract asset is named <vendor>_<entity>
+
+
+def _add_vendor_calls(by_vendor: dict[str, list], asset: str, meta, partition: str | None) -> None:
+    """Count an asset's API calls against its vendor: an extract's by its name, write-back's per role
+    (`{"books": n, "crm": m}`) by the connection's pairing."""
+    value = meta["api_calls"].value
+    left = meta["day_budget_left"].value if "day_budget_left" in meta else None
+    if isinstance(value, dict):
+        roles = _roles(partition)
+        pairs = [
+            (roles.get(role, role), int(n or 0)) for role, n in value.items() if isinstance(n, int | float)
+        ]
+    else:
+        vendor = asset.split("_", 1)[0]
+        pairs = [(vendor, _calls(value))] if vendor in VENDOR_PREFIXES else []
+    for vendor, n in pairs:
+        entry = by_vendor.setdefault(vendor, [0, None])
+        entry[0] += n
+        if isinstance(left, int) and vendor == asset.split("_", 1)[0]:
+            entry[1] = left if entry[1] is None else min(entry[1], left)
+
+
+def _roles(connection: str | None) -> dict[str, str]:
+    """{"books": vendor, "crm": vendor} of a connection (Xero and Zoho unless it is paired otherwise)."""
+    try:
+        c = settings.get_connection(connection) if connection else None
+    except settings.SettingsError:
+        c = None
+    return {"books": getattr(c, "books", None) or "xero", "crm": getattr(c, "crm", None) or "zoho"}
 
 
 def _configured() -> tuple[str, ...]:
@@ -148,18 +189,40 @@ def ensure_table(con) -> None:
     Store.ensure_base(con)
 
 
+CALLS_DDL = """
+create table if not exists meta.api_calls (  -- API calls of a run per vendor (runs.py writes it; plots read it)
+    connection varchar not null,
+    run_id varchar not null,
+    vendor varchar not null,
+    calls bigint not null,
+    day_budget_left bigint,  -- the lowest remaining count the vendor reported during the run, if it did
+    finished_at timestamptz,
+    primary key (connection, run_id, vendor)
+)"""
+
+
 def write(store: Store, summaries: Iterable[RunSummary]) -> int:
-    """Upsert the runs' rows; returns how many rows were written."""
+    """Upsert the runs' rows (and their calls per vendor in `meta.api_calls`); returns the meta.runs rows."""
     now = datetime.now(UTC)
+    summaries = list(summaries)
     rows = [row for s in summaries for row in s.rows(now)]
     if not rows:
         return 0
+    calls = [
+        (c, s.run_id, vendor, n, left, s.finished_at)
+        for s in summaries
+        for c in s.connections
+        for vendor, n, left in s.calls_by_vendor
+    ]
     with store.write() as con:
         ensure_table(con)
         con.executemany(
             f"insert or replace into meta.runs ({', '.join(COLUMNS)}) values ({', '.join('?' * len(COLUMNS))})",
             rows,
         )
+        con.execute(CALLS_DDL)
+        if calls:
+            con.executemany("insert or replace into meta.api_calls values (?, ?, ?, ?, ?, ?)", calls)
     return len(rows)
 
 

@@ -55,6 +55,8 @@ def test_the_snapshot_matches_the_mirror_and_its_views_resolve_as_documented(syn
         mirror.close()
     # meta.runs gets a run's row when the run ends, after the run published the snapshot: one row behind
     assert snap_counts.pop("meta.runs") == mirror_counts.pop("meta.runs") - 1
+    # and so are its API calls per vendor (meta.api_calls, written with meta.runs): none before the first run
+    assert snap_counts.pop("meta.api_calls", 0) == 0 and mirror_counts.pop("meta.api_calls") > 0
     assert snap_counts == mirror_counts
     assert snap_counts["xero.invoices"] > 0 and snap_counts["zoho.deals"] > 0
     # what was published is after write-back's plan: the last run's tables are in it
