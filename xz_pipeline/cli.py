@@ -53,14 +53,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  Xero emulator {sb.xero_url}   Zoho emulator {sb.zoho_url}", flush=True)
         _use_sandbox_env(sb)
         inst = runner.instance(home)
-        # Cycle 1: mirror, reconcile, write the corrections (default policies); cycle 2 sees the fixes.
-        first = runner.sync([DEMO_CONNECTION], inst=inst, apply=True, kind="demo")
-        print(
-            "  cycle 1 done (mirror, reconcile, write-back, reconcile again); cycle 2 mirrors the corrected "
-            "systems and writes what is left",
-            flush=True,
-        )
-        second = runner.sync([DEMO_CONNECTION], inst=inst, apply=True, kind="demo")
+        stop = runner.StopRequest()
+        with _stop_on_signals(stop, "xz demo"):
+            # Cycle 1: mirror, reconcile, write the corrections (default policies); cycle 2 sees the fixes.
+            first = runner.sync([DEMO_CONNECTION], inst=inst, apply=True, kind="demo", stop=stop)
+            if not _stopped_code(stop):
+                print(
+                    "  cycle 1 done (mirror, reconcile, write-back, reconcile again); cycle 2 mirrors the "
+                    "corrected systems and writes what is left",
+                    flush=True,
+                )
+                second = runner.sync([DEMO_CONNECTION], inst=inst, apply=True, kind="demo", stop=stop)
+        if _stopped_code(stop):
+            _say(f"xz demo: stopped by {stop.reason} after the step in progress; what it did is in {home}")
+            return _stopped_code(stop)
         outcomes = [*first, *second]
         received = Counter({"Xero emulator": len(sb.xero.received), "Zoho emulator": len(sb.zoho.received)})
         injected = Counter((DEMO_CONNECTION, inj.kind) for inj in sb.worlds[0].manifest)

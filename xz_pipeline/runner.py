@@ -272,9 +272,11 @@ def _error_line(error) -> str:
         "DagsterUserCodeExecutionError",
     ):
         error = error.cause
+    if error.cls_name == "DagsterExecutionInterruptedError":
+        return "interrupted: the process was asked to stop while this step ran"
     message = (error.message or "").strip()
     if message.startswith(f"{error.cls_name}:") or message.startswith("dagster."):
-        message = message.split(":", 1)[1].strip()
+        message = message.partition(":")[2].strip()  # "dagster…SomeError" alone has no message part
     return f"{error.cls_name}: {(message.splitlines() or [''])[0]}"
 
 

@@ -59,3 +59,36 @@ def test_a_stop_ends_a_long_read_after_its_chunk_and_the_next_sync_resumes(sandb
         assert con.execute("select count(*) from zoho.deals").fetchone()[0] == total
     finally:
         con.close()
+
+
+def test_a_sigterm_during_the_demo_ends_it_with_143_and_one_line(xz_home, monkeypatch, capsys):
+    """The demo stops like a sync: the signal asks for a stop, the run ends at a step boundary, exit 143."""
+    import os
+    import signal
+
+    from xz_pipeline import cli
+
+    real_sync = runner.sync
+    calls = []
+
+    def sync_after_a_signal(*args, **kwargs):
+        calls.append(kwargs.get("stop"))
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives through the demo's handler, as from `kill`
+        return real_sync(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "sync", sync_after_a_signal)
+    assert cli.main(["demo", "--size", "tiny"]) == 143
+    err = capsys.readouterr().err
+    assert len(calls) == 1 and calls[0] is not None and calls[0].reason == "SIGTERM"
+    assert "xz demo: stopped by SIGTERM" in err and "Traceback" not in err and "Error" not in err
+
+
+def test_an_interrupted_step_is_said_in_words():
+    from dagster._utils.error import SerializableErrorInfo
+
+    error = SerializableErrorInfo(
+        "dagster._core.errors.DagsterExecutionInterruptedError\n", [], "DagsterExecutionInterruptedError"
+    )
+    assert runner._error_line(error).startswith("interrupted: ")
+    bare = SerializableErrorInfo("dagster._core.errors.DagsterSomethingError\n", [], "DagsterSomethingError")
+    assert runner._error_line(bare) == "DagsterSomethingError: "
