@@ -9,8 +9,9 @@ practice (vendor + number after normalisation; amount within 1 % and 30 days; Le
 
 What is not a duplicate: two numbers that each follow the organisation's own numbering in sequence are
 two issued documents (consecutive invoices of equal totals for different jobs, or a monthly recurring
-invoice); a voided invoice bills nobody (voided and reissued); another customer is another bill; and a
-series of three or more same-line invoices about a month apart is a recurring charge.
+invoice); a voided invoice bills nobody (voided and reissued); another customer is another bill; and in a
+series of three or more same-line invoices about a month apart, numbers one character apart ("RET-2026-10",
+"RET-2026-11") are a recurring charge's own numbering.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.core.store import Store
-from xz_pipeline.insights.anomalies import ANOMALY_ASSETS, CHECK
+from xz_pipeline.insights.anomalies import ANOMALY_ASSETS, CHECK, find
 from xz_pipeline.sandbox.server import SandboxServer
 
 SEED = 7
@@ -155,3 +155,78 @@ def test_voiding_the_duplicate_resolves_it_and_keeps_first_seen(story):
     assert others["resolved_at"].isna().all()
     meta = third.get_asset_materialization_events()[0].step_materialization_data.materialization.metadata
     assert meta["resolved"].value == 1 and _check(third).passed
+
+
+# ---- the other kinds, on canonical frames built by hand (what the asset reads from the mirror)
+
+
+def _frames(invoices: list[dict], deals=(), links=(), discrepancies=(), notes=(), allocations=()) -> dict:
+    base = {"connection": "c", "type": "sale", "status": "open", "customer_id": "cust", "customer_name": "Acme",
+            "reference": "", "currency": "NZD", "amount_credited": 0.0}  # fmt: skip
+    inv = pd.DataFrame([{**base, **i} for i in invoices])
+    inv["issue_date"] = pd.to_datetime(inv["issue_date"])
+    lines = pd.DataFrame([{"connection": "c", "invoice_id": i["invoice_id"], "item_code": "X", "description": "",
+                           "quantity": 1.0} for i in invoices])  # fmt: skip
+
+    def frame(rows, cols):
+        return pd.DataFrame(list(rows), columns=cols)
+
+    return {
+        "books_invoices": inv,
+        "books_invoice_lines": lines,
+        "books_credit_notes": frame(
+            notes,
+            ["connection", "credit_note_id", "number", "type", "status", "customer_id", "reference", "total"],
+        ),  # fmt: skip
+        "books_credit_allocations": frame(
+            allocations, ["connection", "credit_note_id", "invoice_id", "amount", "date"]
+        ),
+        "crm_deals": frame(deals, ["connection", "deal_id", "name", "stage", "amount", "currency"]),
+        "invoice_links": frame(links, ["connection", "invoice_id", "deal_id"]),
+        "open_discrepancies": frame(discrepancies, ["connection", "kind", "books_id", "crm_id"]),
+        "recon_missing": pd.DataFrame({"missing": [False]}),
+    }
+
+
+def test_amount_far_from_the_customers_usual_is_an_outlier():
+    usual = [{"invoice_id": f"i{k}", "number": f"INV-{k:04d}", "issue_date": f"2026-0{1 + k % 9}-1{k % 10}",
+              "total": 100.0 + 7 * (k % 5)} for k in range(14)]  # fmt: skip
+    big = {"invoice_id": "big", "number": "INV-0099", "issue_date": "2026-10-01", "total": 2400.0}
+    found, _ = find(_frames([*usual, big]))
+    outliers = found[found["kind"] == "amount_outlier"]
+    assert list(outliers["books_id"]) == ["big"] and "times Acme's usual" in outliers["reason"].iloc[0]
+    found, _ = find(_frames(usual[:8] + [big]))  # too little history: nothing is usual yet
+    assert (found["kind"] != "amount_outlier").all()
+
+
+def test_credit_allocated_beyond_the_total_is_reported_with_the_credit_note():
+    inv = [{"invoice_id": "a", "number": "INV-0001", "issue_date": "2026-10-01", "total": 500.0}]
+    notes = [
+        ("c", "cn1", "CN-0001", "sale", "paid", "cust", "", 300.0),
+        ("c", "cn2", "CN-0002", "sale", "paid", "cust", "", 300.0),
+    ]
+    allocations = [("c", "cn1", "a", 300.0, "2026-10-02"), ("c", "cn2", "a", 300.0, "2026-10-03")]
+    found, _ = find(_frames(inv, notes=notes, allocations=allocations))
+    (row,) = found[found["kind"] == "credit_exceeds_invoice"].itertuples()
+    assert (row.books_id, row.related_id) == (
+        "a",
+        "cn2",
+    ) and "600.00 against its total of 500.00" in row.reason
+    found, _ = find(_frames(inv, notes=notes[:1], allocations=allocations[:1]))
+    assert (found["kind"] != "credit_exceeds_invoice").all()
+
+
+def test_won_deal_billed_far_from_its_amount_unless_reconciliation_reports_it():
+    inv = [{"invoice_id": "a", "number": "INV-0001", "issue_date": "2026-10-01", "total": 1000.0, "amount_credited": 400.0},
+           {"invoice_id": "b", "number": "INV-0002", "issue_date": "2026-10-02", "total": 1000.0, "amount_credited": 50.0}]  # fmt: skip
+    deals = [
+        ("c", "d1", "Acme - fit-out", "won", 1000.0, "NZD"),
+        ("c", "d2", "Acme - repairs", "won", 1000.0, "NZD"),
+    ]
+    links = [("c", "a", "d1"), ("c", "b", "d2")]
+    found, _ = find(_frames(inv, deals=deals, links=links))
+    (row,) = found[found["kind"] == "won_deal_invoice_differs"].itertuples()
+    assert (row.books_id, row.related_id) == ("a", "d1") and "600.00" in row.reason and "-40%" in row.reason
+    told = [("c", "amount_mismatch", "a", "d1")]
+    found, _ = find(_frames(inv, deals=deals, links=links, discrepancies=told))
+    assert (found["kind"] != "won_deal_invoice_differs").all()
