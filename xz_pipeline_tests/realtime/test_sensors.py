@@ -115,7 +115,7 @@ def test_duplicate_delivery_runs_once_and_mirrors_the_change(world, monkeypatch)
     selected = {k.to_user_string() for k in request.asset_selection}
     assert {"xero_contacts", "canonical_views"} <= selected and "xero_invoices" not in selected
     # insights are scored by scheduled runs, not while a correction waits
-    assert "payment_risk" not in selected
+    assert not {"payment_risk", "billing_anomalies"} & selected
     checks = {(k.asset_key.to_user_string(), k.name) for k in request.asset_check_keys}
     assert ("xero_contacts", "contacts_schema") in checks  # blocking: gates the later stages
     assert ("xero_contacts", "no_missed_events") not in checks  # WARN: runs with scheduled reads
