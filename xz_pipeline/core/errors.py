@@ -106,7 +106,8 @@ MODULE_CODES = frozenset({"INVALID_MODULE", "NOT_SUPPORTED", "FEATURE_NOT_SUPPOR
 # Day-long budgets: a retry seconds later finds them as spent.
 SPENT_FOR_THE_DAY = frozenset({"day", "credits"})
 
-_NAMES = {"xero": "Xero", "zoho": "Zoho"}
+_NAMES = {"xero": "Xero", "zoho": "Zoho", "quickbooks": "QuickBooks"}
+_ENV_PREFIX = {"quickbooks": "QBO"}  # the variables' prefix where it is not the vendor's name
 
 
 def vendor_name(vendor: str) -> str:
@@ -117,7 +118,7 @@ def grant_hint(vendor: str, code: str) -> str | None:
     """What to do about a refused token request with this error code; None if the code is not one we know."""
     hint = REFUSED_GRANT_HINTS.get(code)
     v = vendor.lower()
-    return hint.format(V=v.upper(), v=v, N=vendor_name(vendor)) if hint else None
+    return hint.format(V=_ENV_PREFIX.get(v, v.upper()), v=v, N=vendor_name(vendor)) if hint else None
 
 
 class Verdict:

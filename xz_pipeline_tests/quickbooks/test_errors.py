@@ -1,0 +1,59 @@
+"""QBO's Fault envelopes classified by `core.errors`: a stale object, a business rule and a refused token are
+fixed by people (one line, no retry); throttling and server trouble are retried."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from xz_pipeline.core.errors import AuthError, explain
+from xz_pipeline.core.http import Reply
+from xz_pipeline.quickbooks.client import parse_error
+
+
+def fault(status: int, code: str, message: str, detail: str = "", key: str = "Fault") -> Reply:
+    errors = "Error" if key == "Fault" else "error"
+    body = {key: {errors: [{"Message" if key == "Fault" else "message": message, "Detail": detail, "code": code,
+                            "element": "SyncToken" if code == "5010" else ""}], "type": "ValidationFault"}}  # fmt: skip
+    raw = json.dumps(body).encode()
+    return Reply(status, {"Content-Type": "application/json"}, raw, body)
+
+
+@pytest.mark.parametrize(
+    ("reply", "code", "retry", "says"),
+    [
+        (
+            fault(400, "5010", "Stale Object Error", "You and Ann were working on this at the same time."),
+            "5010",
+            False,
+            "QuickBooks refused POST batch: 5010: Stale Object Error: You and Ann",
+        ),
+        (
+            fault(400, "6000", "A business validation error has occurred", "Duplicate Document Number"),
+            "6000",
+            False,
+            "6000: A business validation error has occurred: Duplicate Document Number",
+        ),
+        (
+            fault(401, "3200", "message=AuthenticationFailed", key="fault"),
+            "3200",
+            False,
+            "run `xz auth quickbooks`",
+        ),
+        (fault(429, "003001", "ThrottleExceeded"), "003001", True, "ThrottleExceeded"),
+        (fault(503, "10000", "An application error has occurred"), "10000", True, "An application error"),
+    ],
+    ids=["stale", "business", "auth", "throttled", "server"],
+)
+def test_faults(reply, code, retry, says):
+    exc = parse_error(reply, "POST batch")
+    assert exc.code == code and exc.vendor == "quickbooks"
+    assert isinstance(exc, AuthError) == (code == "3200")
+    verdict = explain(exc)
+    assert verdict.retry is retry and says in verdict.message and "\n" not in verdict.message
+
+
+def test_a_refused_refresh_names_the_qbo_variables():
+    exc = AuthError("quickbooks", 400, "invalid_client", "refused", endpoint="oauth token")
+    assert "check QBO_CLIENT_ID and QBO_CLIENT_SECRET" in explain(exc).message
