@@ -1,5 +1,6 @@
-"""QBO's Fault envelopes classified by `core.errors`: a stale object, a business rule and a refused token are
-fixed by people (one line, no retry); throttling and server trouble are retried."""
+"""What QBO refuses and how much it allows: Fault envelopes classified by `core.errors` (a stale object, a
+business rule and a refused token are fixed by people: one line, no retry; throttling and server trouble are
+retried), and the per-realm minute budget counted on our side."""
 
 from __future__ import annotations
 
@@ -57,3 +58,27 @@ def test_faults(reply, code, retry, says):
 def test_a_refused_refresh_names_the_qbo_variables():
     exc = AuthError("quickbooks", 400, "invalid_client", "refused", endpoint="oauth token")
     assert "check QBO_CLIENT_ID and QBO_CLIENT_SECRET" in explain(exc).message
+
+
+class FakeTimer:
+    def __init__(self) -> None:
+        self.now, self.slept = 1000.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_the_minute_budget_waits_for_the_oldest_call_to_age_out():
+    """QBO sends no remaining-count headers: 500 calls a minute per realm are counted here."""
+    from xz_pipeline.quickbooks.client import MinuteWindow
+
+    timer, window = FakeTimer(), MinuteWindow(500)
+    for n in range(500):
+        timer.now = 1000.0 + n * 0.01
+        assert window.reserve(timer) == 0
+    waited = window.reserve(timer)  # the 501st within the minute
+    assert 55 < waited < 61 and timer.now >= 1060.0
