@@ -20,6 +20,7 @@ from xz_pipeline.insights.backtest import run_backtest, summary
 from xz_pipeline.insights.features import NEVER, Ledger, day_date, from_day, to_day
 from xz_pipeline.insights.model import PaymentModel, score, train
 from xz_pipeline.insights.persist import ensure, latest_model, read_inputs, save_model, split, write_scores
+from xz_pipeline.insights.reminders import reminders
 
 CANONICAL = dg.AssetKey("canonical_views")
 
@@ -193,4 +194,4 @@ def payment_risk(context: dg.AssetExecutionContext, config: PaymentRiskConfig, m
     return dg.MaterializeResult(metadata=metadata)
 
 
-INSIGHTS_ASSETS = [payment_risk, billing_anomalies]
+INSIGHTS_ASSETS = [payment_risk, reminders, billing_anomalies]

@@ -113,8 +113,9 @@ def plan_run(
     roots = [dg.AssetKey(a) for a in config]
     selection = dg.AssetSelection.assets(*roots).downstream().resolve(asset_graph)
     # Insights (payment risk) are scored by the scheduled runs: a few seconds a model, for nothing a
-    # correction waits on.
-    selection = {k for k in selection if asset_graph.get(k).group_name != INSIGHTS_GROUP}
+    # correction waits on. Those tagged `xz/targeted` (reminders: a payment stops them) run here too.
+    selection = {k for k in selection if asset_graph.get(k).group_name != INSIGHTS_GROUP
+                 or asset_graph.get(k).tags.get("xz/targeted") == "1"}  # fmt: skip
     echo_only = is_echo is not None and all(is_echo(conn, e) for e in evs)
     if echo_only:
         selection = {k for k in selection if asset_graph.get(k).group_name != WRITEBACK_GROUP}

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 # The integration's custom fields, per CRM module: everything `xz setup zoho` creates. A "bare" org has
 # none of them until setup runs.
 INTEGRATION_FIELDS: dict[str, tuple[str, ...]] = {
-    "Accounts": ("Xero_Contact_ID", "Tax_Number", "Outstanding_Balance", "Overdue_Balance"),
-    "Deals": ("Xero_Invoice_ID", "Xero_Invoice_Number", "Payment_Status", "Amount_Paid", "Last_Payment_Date"),
+    "Accounts": ("Xero_Contact_ID", "Tax_Number", "Outstanding_Balance", "Overdue_Balance", "Payment_Risk",
+                 "Expected_Pay_Date"),
+    "Deals": ("Xero_Invoice_ID", "Xero_Invoice_Number", "Payment_Status", "Amount_Paid", "Last_Payment_Date",
+              "Payment_Risk", "Expected_Pay_Date"),
     "Invoices": ("Xero_Invoice_ID", "Payment_Status", "Amount_Paid", "Last_Payment_Date"),
-}
+}  # fmt: skip
 WON_STAGE = "Closed Won"  # the standard pipeline's won stage (its forecast_type is "Closed Won" too)
 
 

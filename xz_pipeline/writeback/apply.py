@@ -63,6 +63,9 @@ PHASES = [  # the books first: CRM changes refer to what they create (a deal rec
     ("crm", "account", "update"),
     ("crm", "contact", "update"),
     ("crm", "account", "tag"),
+    ("crm", "deal", "set"),  # insights' fields (payment risk), kept apart from the reconciled updates
+    ("crm", "account", "set"),
+    ("crm", "task", "create"),  # reminders to chase, on their accounts
 ]
 
 
@@ -287,6 +290,9 @@ class Applier:
             return self.books.find_invoices_by_reference(refs)
         if (system, entity) == ("crm", "account"):
             return {k: Outcome(True, v) for k, v in self.crm.find_accounts_by_reference(refs).items()}
+        if (system, entity) == ("crm", "task"):
+            ids = self.crm.find_tasks([g.fields for g in groups])
+            return {g.ref: Outcome(True, i) for g, i in zip(groups, ids, strict=True) if i}
         if (system, entity) == ("crm", "contact"):
             emails = {g.ref: str(g.fields.get("email") or g.ref.partition("|")[2]) for g in groups}
             found = self.crm.find_contacts_by_email(sorted(set(emails.values())))
@@ -629,6 +635,13 @@ class Applier:
         elif (system, entity) == ("crm", "invoice"):
             records = [(g.record, dict(g.fields)) for g in batch]
             kind = "update_invoices"
+        elif system == "crm" and op == "set":
+            records = [(g.record, dict(g.fields)) for g in batch]
+            body = [repr(r) for r in records]
+            return (lambda: self.crm.set_fields(entity, records)), body, ("set_fields", (entity, records))
+        elif (system, entity) == ("crm", "task"):
+            records = [dict(g.fields) for g in batch]
+            kind = "create_tasks"
         elif (system, entity) == ("books", "customer"):
             records = [customer(g, Role.BOOKS) for g in batch]
             kind = "create_customers" if op == "create" else "update_customers"

@@ -165,6 +165,26 @@ class World:
                     "and system = 'books' and entity = 'invoice' and op = 'create' and status = 'applied'"
                 )
             }
+        # What insights computed (read only by the policies that carry them to the CRM: insight_plan.py).
+        self.risk = (
+            q("select * from insights.payment_risk where connection = ?")
+            if _exists(con, "insights", "payment_risk")
+            else []
+        )
+        self.reminders = (
+            q("select * from insights.reminders where connection = ? and status = 'due'")
+            if _exists(con, "insights", "reminders")
+            else []
+        )
+        self.tasks_made: set[str] = set()  # reminder refs (<invoice id>|<step>) whose task was created
+        if _exists(con, "writeback", "plan"):
+            self.tasks_made = {
+                r["ref"]
+                for r in q(
+                    "select distinct ref from writeback.plan where connection = ? and system = 'crm' "
+                    "and entity = 'task' and op = 'create' and status = 'applied'"
+                )
+            }
         links = q("select * from recon.customer_links where connection = ?") if has_recon else []
         self.linked = [r for r in links if r["status"] == "linked"]
         self.invoice_links = q("select * from recon.invoice_links where connection = ?") if has_recon else []
@@ -655,8 +675,11 @@ def compute(
 ) -> pd.DataFrame:
     """Every change the active policies want for `connection`, as plan rows. Reads only the mirror."""
     unavailable = dict(capabilities.unavailable) if capabilities else {}
+    from xz_pipeline.writeback.insight_plan import INSIGHT_POLICIES  # it builds on Change and World
+
     w = World(con, connection, today or datetime.now(UTC).date(), unavailable)
-    changes = [c for name, fn in POLICY_FUNCTIONS.items() if policies.active(name) for c in fn(w, policies)]
+    functions = {**POLICY_FUNCTIONS, **INSIGHT_POLICIES}
+    changes = [c for name, fn in functions.items() if policies.active(name) for c in fn(w, policies)]
     return changes_frame(connection, changes)
 
 

@@ -1,7 +1,7 @@
 """Write-back policies per connection: which rules run, dry-run, field ownership and the guard's limits.
 
 Read from, lowest precedence first:
-1. defaults (every policy on, invoices created as DRAFT, Xero owns billing address, tax number and the
+1. defaults (every policy on except those of insights, `OFF_BY_DEFAULT`; invoices created as DRAFT, Xero owns billing address, tax number and the
    financial fields, the CRM owns names, phones and contact emails);
 2. `$XZ_HOME/connections.toml`, table `[connections."<name>".writeback]` (same keys as the JSON below);
 3. the environment: `XZ_WRITEBACK=off` turns write-back off, `XZ_WRITEBACK_DRY_RUN=1` plans without
@@ -33,7 +33,11 @@ POLICIES = (
     "payment_to_crm",
     "bill_tags_to_crm",
     "field_corrections",
+    "payment_risk_to_crm",  # insights.payment_risk's band and expected pay date on deals and accounts
+    "reminders_to_crm",  # each due reminder (insights.reminders) as a CRM task on its account
 )
+# Insights are opinions, not corrections: they reach the CRM only when a person turns them on.
+OFF_BY_DEFAULT = frozenset({"payment_risk_to_crm", "reminders_to_crm"})
 BOOKS, CRM = "books", "crm"
 DEFAULT_OWNERSHIP: dict[str, str] = {
     "billing_address": BOOKS,
@@ -59,7 +63,7 @@ class Policies:
     enabled: bool = True
     auto_apply: bool = False
     dry_run: bool = False
-    on: Mapping[str, bool] = field(default_factory=lambda: dict.fromkeys(POLICIES, True))
+    on: Mapping[str, bool] = field(default_factory=lambda: {p: p not in OFF_BY_DEFAULT for p in POLICIES})
     invoice_status: str = "DRAFT"
     email_invoices: bool = False
     ownership: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_OWNERSHIP))

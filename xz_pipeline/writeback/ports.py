@@ -149,6 +149,18 @@ class CrmWriter(Writer, Protocol):
 
     def add_tags(self, account_ids: Sequence[str], tags: Sequence[str]) -> Batch: ...
 
+    def set_fields(self, entity: str, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> Batch:
+        """(account or deal id, {payment_risk, expected_pay_date}) each: what insights keep in the CRM."""
+        ...
+
+    def create_tasks(self, tasks: Sequence[Mapping[str, Any]]) -> Batch:
+        """Tasks ({subject, due_date, description, what_id, se_module}) for people to act on."""
+        ...
+
+    def find_tasks(self, tasks: Sequence[Mapping[str, Any]]) -> list[str | None]:
+        """The id of the task holding each one's subject, due date and related record, or None."""
+        ...
+
     def find_accounts_by_reference(self, books_ids: Sequence[str]) -> dict[str, str]:
         """Books ids stored on CRM accounts -> CRM account id."""
         ...

@@ -2,7 +2,7 @@
 
 The integration keeps a few fields of its own in the CRM (the Xero contact link on Accounts, the invoice
 link, number, payment status, amount paid and last payment date on Deals and Invoices, tax number and
-balances). `xz setup zoho` creates them under our names; an org that already keeps its Xero id in
+balances, and the payment risk and expected pay date insights computes on Accounts and Deals). `xz setup zoho` creates them under our names; an org that already keeps its Xero id in
 `Xero_ID`, or its payment state in a picklist `Invoice_Status` saying "Fully Paid", maps them per
 connection instead (`[connections.<name>.zoho.fields]`, `[connections.<name>.zoho.values.<Field>]`,
 `customer_types`; `XZ_ZOHO_FIELDS` for the environment's connection). Everything else in this folder
@@ -17,11 +17,15 @@ from dataclasses import dataclass
 from xz_pipeline import settings
 
 # The integration's own fields per module (our API names): what `xz setup zoho` creates.
+# Payment_Risk (a picklist: Low, Medium, High) and Expected_Pay_Date are what the payment-risk insight
+# writes on accounts and deals (policy payment_risk_to_crm).
 OWN_FIELDS: dict[str, tuple[str, ...]] = {
-    "Accounts": ("Xero_Contact_ID", "Tax_Number", "Outstanding_Balance", "Overdue_Balance"),
-    "Deals": ("Xero_Invoice_ID", "Xero_Invoice_Number", "Payment_Status", "Amount_Paid", "Last_Payment_Date"),
+    "Accounts": ("Xero_Contact_ID", "Tax_Number", "Outstanding_Balance", "Overdue_Balance", "Payment_Risk",
+                 "Expected_Pay_Date"),
+    "Deals": ("Xero_Invoice_ID", "Xero_Invoice_Number", "Payment_Status", "Amount_Paid", "Last_Payment_Date",
+              "Payment_Risk", "Expected_Pay_Date"),
     "Invoices": ("Xero_Invoice_ID", "Payment_Status", "Amount_Paid", "Last_Payment_Date"),
-}
+}  # fmt: skip
 DEFAULT_CUSTOMER_TYPES = ("Customer",)
 
 

@@ -181,6 +181,8 @@ def _accounts(email: str, primary: str, meta: bool = True) -> dict[str, str]:
         "source_created": "a.created_time",
         "source_modified": "a.modified_time",
         "fetched_at": "a.fetched_at",
+        "payment_risk": "lower(a.payment_risk)",
+        "expected_pay_date": "a.expected_pay_date",
     }
 
 
@@ -232,6 +234,8 @@ _DEALS = {
     "tags": _TAGS.format(col="tags"),
     "source_modified": "modified_time",
     "fetched_at": "fetched_at",
+    "payment_risk": "lower(payment_risk)",
+    "expected_pay_date": "expected_pay_date",
 }
 
 _INVOICES = {

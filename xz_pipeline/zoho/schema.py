@@ -25,6 +25,9 @@ log = get_logger(__name__)
 
 VENDOR = "zoho"
 USED_MODULES = ("Accounts", "Contacts", "Deals", "Invoices", "Products")
+# Modules written but never mirrored: only whether the org offers them is kept (their standard fields
+# are written as they are), so no metadata call is spent on them.
+WRITTEN_MODULES = ("Tasks",)
 MAX_AGE = timedelta(hours=24)
 # What Zoho answers for an endpoint or module an org (edition, grant) does not offer.
 NOT_OFFERED = frozenset(
@@ -62,6 +65,10 @@ DISABLES: dict[tuple[str, str], str] = {
     ("Invoices", "Payment_Status"): "payment_to_crm's payment status on CRM invoices",
     ("Invoices", "Amount_Paid"): "payment_to_crm's amount paid on CRM invoices",
     ("Invoices", "Last_Payment_Date"): "payment_to_crm's last payment date on CRM invoices",
+    ("Accounts", "Payment_Risk"): "payment_risk_to_crm's risk band on accounts",
+    ("Accounts", "Expected_Pay_Date"): "payment_risk_to_crm's expected pay date on accounts",
+    ("Deals", "Payment_Risk"): "payment_risk_to_crm's risk band on deals",
+    ("Deals", "Expected_Pay_Date"): "payment_risk_to_crm's expected pay date on deals",
 }
 
 
@@ -174,6 +181,11 @@ def discover(client, connection: str) -> OrgSchema:
         schema.known = False
         schema.org["schema_error"] = str(exc)[:300]
         return schema
+    for module in WRITTEN_MODULES:
+        if module in offered:
+            schema.modules[module] = {}
+        else:
+            schema.absent[module] = f"the org has no {module} module (edition?)"
     for module in USED_MODULES:
         if module not in offered:
             schema.absent[module] = f"the org has no {module} module (edition?)"

@@ -21,6 +21,7 @@ from xz_pipeline.zoho.fieldmap import DEFAULT, FieldMap
 log = get_logger(__name__)
 
 PAYMENT_STATUSES = ("Unpaid", "Partially Paid", "Paid", "Overdue")
+RISK_BANDS = ("Low", "Medium", "High")  # insights.payment_risk's bands, as the CRM shows them
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ CUSTOM_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec("Tax_Number", "Tax Number", "text", length=50),
         FieldSpec("Outstanding_Balance", "Outstanding Balance", "currency"),
         FieldSpec("Overdue_Balance", "Overdue Balance", "currency"),
+        FieldSpec("Payment_Risk", "Payment Risk", "picklist", picklist=RISK_BANDS),
+        FieldSpec("Expected_Pay_Date", "Expected Pay Date", "date"),
     ),
     "Deals": (
         FieldSpec("Xero_Invoice_ID", "Xero Invoice ID", "text", length=64),
@@ -60,6 +63,8 @@ CUSTOM_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec("Payment_Status", "Payment Status", "picklist", picklist=PAYMENT_STATUSES),
         FieldSpec("Amount_Paid", "Amount Paid", "currency"),
         FieldSpec("Last_Payment_Date", "Last Payment Date", "date"),
+        FieldSpec("Payment_Risk", "Payment Risk", "picklist", picklist=RISK_BANDS),
+        FieldSpec("Expected_Pay_Date", "Expected Pay Date", "date"),
     ),
     "Invoices": (
         FieldSpec("Xero_Invoice_ID", "Xero Invoice ID", "text", length=64, external=True),
@@ -93,6 +98,9 @@ POLICY_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
             for f in ("Payment_Status", "Amount_Paid", "Last_Payment_Date")
         ),
         ("Invoices", "Xero_Invoice_ID"),
+    ),
+    "payment_risk_to_crm": tuple(
+        (m, f) for m in ("Accounts", "Deals") for f in ("Payment_Risk", "Expected_Pay_Date")
     ),
 }
 QUOTA_CODES = ("LIMIT_EXCEEDED",)

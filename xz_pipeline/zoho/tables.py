@@ -155,6 +155,8 @@ def _build(fm: FieldMap) -> dict[str, EntityTable]:
             Col("tax_number", "varchar", text(fm.api("Accounts", "Tax_Number"))),
             Col("outstanding_balance", MONEY, money(fm.api("Accounts", "Outstanding_Balance"))),
             Col("overdue_balance", MONEY, money(fm.api("Accounts", "Overdue_Balance"))),
+            Col("payment_risk", "varchar", _ours(fm, "Accounts", "Payment_Risk")),
+            Col("expected_pay_date", "date", day(fm.api("Accounts", "Expected_Pay_Date"))),
         ],
     )
 
@@ -197,6 +199,8 @@ def _build(fm: FieldMap) -> dict[str, EntityTable]:
             Col("payment_status", "varchar", _ours(fm, "Deals", "Payment_Status")),
             Col("amount_paid", MONEY, money(fm.api("Deals", "Amount_Paid"))),
             Col("last_payment_date", "date", day(fm.api("Deals", "Last_Payment_Date"))),
+            Col("payment_risk", "varchar", _ours(fm, "Deals", "Payment_Risk")),
+            Col("expected_pay_date", "date", day(fm.api("Deals", "Expected_Pay_Date"))),
         ],
         children=[
             ChildTable(
@@ -305,13 +309,14 @@ _FIELDS = {
     "Accounts": ["Account_Name", "Account_Number", "Phone", "Website", "Account_Type", "Billing_Street",
                  "Billing_City", "Billing_State", "Billing_Code", "Billing_Country", "Shipping_Street",
                  "Shipping_City", "Shipping_State", "Shipping_Code", "Shipping_Country", "Currency",
-                 "Xero_Contact_ID", "Tax_Number", "Outstanding_Balance", "Overdue_Balance"],
+                 "Xero_Contact_ID", "Tax_Number", "Outstanding_Balance", "Overdue_Balance", "Payment_Risk",
+                 "Expected_Pay_Date"],
     "Contacts": ["Account_Name", "First_Name", "Last_Name", "Full_Name", "Email", "Secondary_Email", "Phone",
                  "Mobile", "Title", "Mailing_Street", "Mailing_City", "Mailing_State", "Mailing_Zip",
                  "Mailing_Country"],
     "Deals": ["Deal_Name", "Stage", "Pipeline", "Closing_Date", "Amount", "Probability", "Currency",
               "Account_Name", "Contact_Name", "Xero_Invoice_ID", "Xero_Invoice_Number", "Payment_Status",
-              "Amount_Paid", "Last_Payment_Date"],
+              "Amount_Paid", "Last_Payment_Date", "Payment_Risk", "Expected_Pay_Date"],
     "Invoices": ["Subject", "Invoice_Number", "Invoice_Date", "Due_Date", "Status", "Account_Name",
                  "Contact_Name", "Deal_Name", "Currency", "Sub_Total", "Discount", "Tax", "Adjustment",
                  "Grand_Total", "Xero_Invoice_ID", "Payment_Status", "Amount_Paid", "Last_Payment_Date"],

@@ -5,12 +5,15 @@ records, or one sub-request of a composite call carrying up to five such writes 
 on `Email`, so a replay finds what the first call made instead of creating it twice. Writes send
 `trigger: []` unless configured: our own corrections must not set off the org's workflows (and loops).
 Refreshing writes the records read back through `core.mirror.write_entity`, as the extract assets do.
+Insights reach the CRM here too: the payment risk band and expected pay date set on accounts and deals
+(`set_fields`), and reminders as Tasks on their account (`create_tasks`; Tasks are written, never
+mirrored: a create in doubt is found again by its subject, due date and account, `find_tasks`).
 
 (No `from __future__ import annotations`: Dagster inspects resource annotations.)
 """
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import dagster as dg
@@ -61,7 +64,16 @@ CRM_FIELDS: dict[tuple[str, str], tuple[str, str]] = {
         )
     },
     ("deal", "books_invoice_number"): ("Deals", "Xero_Invoice_Number"),
+    **{
+        (entity, f): (module, name)
+        for entity, module in (("account", "Accounts"), ("deal", "Deals"))
+        for f, name in (("payment_risk", "Payment_Risk"), ("expected_pay_date", "Expected_Pay_Date"))
+    },
 }
+TASKS = "Tasks"
+# A reminder task's plan fields -> the Tasks module's standard fields (zoho-api.md: Tasks need `Subject`).
+TASK_FIELDS = {"subject": "Subject", "due_date": "Due_Date", "description": "Description"}
+RISK_WORDS = {"low": "Low", "medium": "Medium", "high": "High"}  # bands as `xz setup zoho` creates them
 DEAL_PRODUCTS = "Deals/Products"  # the related list, as `meta.vendor_schema` names an endpoint not offered
 RELATION_FIELDS = ["Quantity", "List_Price"]  # the deal-product relation's own fields
 
@@ -82,6 +94,37 @@ def _batch(results: list[WriteResult]) -> Batch:
 
 def _literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _iso_day(value: Any) -> str | None:
+    """A plan's date (a date, or its ISO text) as Zoho writes dates."""
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, date) else str(value)[:10]
+
+
+def _insight_record(record_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """An Accounts or Deals update from insight fields (our names): the band in the picklist's words."""
+    unknown = sorted(set(fields) - {"payment_risk", "expected_pay_date"})
+    if unknown:
+        raise KeyError(f"fields not settable by insights: {', '.join(unknown)}")
+    out: dict[str, Any] = {"id": record_id}
+    if "payment_risk" in fields:
+        band = fields["payment_risk"]
+        out["Payment_Risk"] = None if band is None else RISK_WORDS.get(str(band), str(band))
+    if "expected_pay_date" in fields:
+        out["Expected_Pay_Date"] = _iso_day(fields["expected_pay_date"])
+    return out
+
+
+def _task_record(task: Mapping[str, Any]) -> dict[str, Any]:
+    """A Tasks record: a reminder to chase, related to its account (`What_Id` + `$se_module`)."""
+    out: dict[str, Any] = {TASK_FIELDS[k]: v for k, v in task.items() if k in TASK_FIELDS and v is not None}
+    out["Due_Date"] = _iso_day(task.get("due_date"))
+    if task.get("what_id"):
+        out["What_Id"] = {"id": str(task["what_id"])}
+        out["$se_module"] = str(task.get("se_module") or "Accounts")
+    return out
 
 
 class ZohoCrmWriter:
@@ -130,6 +173,8 @@ class ZohoCrmWriter:
             if not schema.has_module(module):
                 missing[key] = f"the org has no {module} module"
             elif not schema.has(module, theirs):
+                if module == TASKS:
+                    continue
                 if ours == "Currency":
                     home = schema.home_currency or "its home currency"
                     missing[key] = f"{module}.Currency does not exist in this org (single currency: {home})"
@@ -137,6 +182,9 @@ class ZohoCrmWriter:
                     missing[key] = (
                         f"{module}.{theirs} does not exist in this org: run `xz setup zoho` or map it"
                     )
+        if not schema.has_module(TASKS):
+            why = schema.absent.get(TASKS, f"the org has no {TASKS} module")
+            missing.update({("task", f): why for f in (*TASK_FIELDS, "what_id", "se_module")})
         roles = {DEAL_PRODUCTS: "deal_products", "__composite_requests": "composite"}
         unavailable = {roles.get(k, k): v for k, v in schema.endpoints.items()}
         return Capabilities(missing_fields=missing, unavailable=unavailable)
@@ -183,6 +231,37 @@ class ZohoCrmWriter:
         self._check(len(changes))
         records = [self._out("Invoices", invoice_update_to_zoho(i, fields)) for i, fields in changes]
         return _batch(self.client.update("Invoices", records, trigger=self.trigger))
+
+    def set_fields(self, entity: str, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> Batch:
+        """(record id, {payment_risk, expected_pay_date}) on accounts or deals: what insights keep there."""
+        self._check(len(changes))
+        module = MODULES[entity]
+        records = [self._out(module, _insight_record(rid, fields)) for rid, fields in changes]
+        return _batch(self.client.update(module, records, trigger=self.trigger))
+
+    def create_tasks(self, tasks: Sequence[Mapping[str, Any]]) -> Batch:
+        """Tasks ({subject, due_date, description, what_id, se_module}): one per reminder to chase."""
+        self._check(len(tasks))
+        return _batch(self.client.insert(TASKS, [_task_record(t) for t in tasks], trigger=self.trigger))
+
+    def find_tasks(self, tasks: Sequence[Mapping[str, Any]]) -> list[str | None]:
+        """The id of the task already holding each one's subject, due date and related record (or None):
+        how a create whose answer was lost is found instead of being sent twice."""
+        wanted = sorted({str(t["subject"]) for t in tasks if t.get("subject")})
+        held: dict[tuple[str, str, str], str] = {}
+        for start in range(0, len(wanted), 50):
+            chunk = ", ".join(_literal(v) for v in wanted[start : start + 50])
+            for row in self.client.coql(
+                f"select id, Subject, Due_Date, What_Id from Tasks where Subject in ({chunk})"
+            ):
+                what = row.get("What_Id")
+                what = str(what.get("id")) if isinstance(what, Mapping) else str(what or "")
+                key = (str(row.get("Subject")), str(row.get("Due_Date") or ""), what)
+                held.setdefault(key, str(row["id"]))
+        return [
+            held.get((str(t.get("subject")), _iso_day(t.get("due_date")) or "", str(t.get("what_id") or "")))
+            for t in tasks
+        ]
 
     def add_tags(self, account_ids: Sequence[str], tags: Sequence[str]) -> Batch:
         self._check(len(account_ids), self.tag_batch_size)
@@ -232,6 +311,16 @@ class ZohoCrmWriter:
         if kind == "update_invoices":
             return c.write_request("update", "Invoices", [self._out("Invoices", invoice_update_to_zoho(i, f)) for i, f in args[0]],
                                    trigger=t)  # fmt: skip
+        if kind == "set_fields":
+            module = MODULES[args[0]]
+            records = [self._out(module, _insight_record(i, f)) for i, f in args[1]]
+            return c.write_request("update", module, records, trigger=t)
+        if kind == "create_tasks":
+            records = [_task_record(task) for task in args[0]]
+            if not 0 < len(records) <= WRITE_CHUNK:
+                raise ValueError(f"a sub-request carries 1 to {WRITE_CHUNK} records")
+            body = {"data": records, "trigger": list(t)}
+            return SubRequest("POST", TASKS, body, len(records), "insert")
         if kind == "add_tags":
             return c.tags_request("Accounts", list(args[0]), list(args[1]))
         raise ValueError(f"no CRM write {kind!r}")
@@ -268,6 +357,8 @@ class ZohoCrmWriter:
         return found
 
     def refresh(self, store: Store, entity: str, ids: Sequence[str], run_id: str | None) -> int:
+        if entity not in MODULES:
+            return 0  # tasks are written, not mirrored
         module = MODULES[entity]
         if self.store is None:
             self.store = store

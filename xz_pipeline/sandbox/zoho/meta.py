@@ -129,6 +129,12 @@ class ModuleDef:
         return None
 
 
+RISK_BANDS = ("Low", "Medium", "High")  # the integration's Payment_Risk picklist (`xz setup zoho`)
+SE_MODULE = "$se_module"  # a lookup whose target module the record names (Tasks' What_Id)
+TASK_STATUSES = ("Not Started", "Deferred", "In Progress", "Completed", "Waiting for input")
+WHAT_MODULES = ("Accounts", "Deals", "Products", "Invoices")  # what a task may be related to, of ours
+
+
 def _sys(api_name: str, label: str, data_type: str, **kw) -> FieldDef:
     return FieldDef(api_name, label, data_type, **kw)
 
@@ -261,6 +267,8 @@ def standard_modules() -> list[ModuleDef]:
             _sys("Tax_Number", "Tax Number", "text", custom=True, length=50),
             _sys("Outstanding_Balance", "Outstanding Balance", "currency", custom=True),
             _sys("Overdue_Balance", "Overdue Balance", "currency", custom=True),
+            _sys("Payment_Risk", "Payment Risk", "picklist", custom=True, picklist=RISK_BANDS),
+            _sys("Expected_Pay_Date", "Expected Pay Date", "date", custom=True),
         ],
     )
     contacts = ModuleDef(
@@ -336,6 +344,8 @@ def standard_modules() -> list[ModuleDef]:
             _sys("Payment_Status", "Payment Status", "picklist", custom=True, picklist=PAYMENT_STATUSES),
             _sys("Amount_Paid", "Amount Paid", "currency", custom=True),
             _sys("Last_Payment_Date", "Last Payment Date", "date", custom=True),
+            _sys("Payment_Risk", "Payment Risk", "picklist", custom=True, picklist=RISK_BANDS),
+            _sys("Expected_Pay_Date", "Expected Pay Date", "date", custom=True),
         ],
     )
     products = ModuleDef(
@@ -400,7 +410,27 @@ def standard_modules() -> list[ModuleDef]:
             _sys("Last_Payment_Date", "Last Payment Date", "date", custom=True),
         ],
     )
-    modules = [accounts, contacts, deals, products, invoices]
+    tasks = ModuleDef(
+        "Tasks",
+        "Task",
+        "Tasks",
+        "1000000000007",
+        "Subject",
+        [
+            _sys("Subject", "Subject", "text", mandatory=True, length=255),
+            _sys("Due_Date", "Due Date", "date"),
+            _sys("Status", "Status", "picklist", picklist=TASK_STATUSES),
+            _sys("Priority", "Priority", "picklist", picklist=("High", "Highest", "Low", "Lowest", "Normal")),
+            # "Related To": a record of the module `$se_module` names (Accounts, Deals, ...)
+            _sys("What_Id", "Related To", "lookup", lookup=SE_MODULE),
+            _sys("Who_Id", "Contact Name", "lookup", lookup="Contacts"),
+            _sys("Send_Notification_Email", "Send Notification Email", "boolean"),
+            _sys("Closed_Time", "Closed Time", "datetime", read_only=True),
+            _sys("Description", "Description", "textarea"),
+            *_common(),
+        ],
+    )
+    modules = [accounts, contacts, deals, products, invoices, tasks]
     for m in modules:
         for i, f in enumerate(m.fields):
             f.id = f"{m.id}{i + 100:04d}"
@@ -419,6 +449,7 @@ MODULE_IDS = {
     "Deals": "1000000000004",
     "Products": "1000000000005",
     "Invoices": "1000000000006",
+    "Tasks": "1000000000007",
 }
 
 

@@ -9,7 +9,7 @@ unique, lookup targets) and answers in Zoho's per-record result shape, in input 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +18,9 @@ from xz_pipeline.sandbox.profiles import Profile, get_profile
 from xz_pipeline.sandbox.zoho.meta import (
     INVOICED_ITEMS,
     RELATED_LISTS,
+    SE_MODULE,
     STANDARD_PIPELINE,
+    WHAT_MODULES,
     FieldDef,
     ModuleDef,
     copy_modules,
@@ -33,6 +35,7 @@ NAME_FIELD = {
     "Deals": "Deal_Name",
     "Products": "Product_Name",
     "Invoices": "Subject",
+    "Tasks": "Subject",
 }
 SYSTEM_TIMES = ("Created_Time", "Modified_Time")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -183,6 +186,8 @@ class OrgState:
             elif isinstance(value, (dict, list)):
                 value = _copy(value)
             out[f.api_name] = value
+        if SE_MODULE in rec and (wanted is None or "What_Id" in wanted):
+            out[SE_MODULE] = rec[SE_MODULE]
         return out
 
     def _line_out(self, line: dict) -> dict:
@@ -365,6 +370,9 @@ class OrgState:
                     )
                 continue
             raw = item[f.api_name]
+            if f.lookup == SE_MODULE and raw not in (None, ""):
+                f = self._related_to(item, f, index)
+                changes[SE_MODULE] = f.lookup
             if raw is None or raw == "" or raw == []:
                 if f.mandatory:
                     raise RecordError(
@@ -398,6 +406,18 @@ class OrgState:
                         },
                     )
         return changes
+
+    def _related_to(self, item: dict, f: FieldDef, index: int) -> FieldDef:
+        """A task's What_Id points into the module its `$se_module` names; without one it is refused."""
+        module = item.get(SE_MODULE)
+        if not module:
+            raise RecordError("DEPENDENT_FIELD_MISSING", "dependent field missing",
+                              {"api_name": SE_MODULE, "json_path": f"$.data[{index}].{SE_MODULE}",
+                               "dependee": {"api_name": f.api_name}})  # fmt: skip
+        if module not in WHAT_MODULES or module not in self.modules:
+            raise RecordError("INVALID_DATA", "invalid data",
+                              {"api_name": SE_MODULE, "json_path": f"$.data[{index}].{SE_MODULE}"})  # fmt: skip
+        return replace(f, lookup=module)
 
     def _invalid(self, f: FieldDef, path: str, **extra) -> RecordError:
         return RecordError(
@@ -550,6 +570,8 @@ class OrgState:
             rec["Owner"] = dict(user)
         if module == "Deals":
             rec.setdefault("Pipeline", STANDARD_PIPELINE)
+        if module == "Tasks":
+            rec.setdefault("Status", "Not Started")
         rec["Created_By"] = dict(user)
         rec["Modified_By"] = dict(user)
         self.derive(module, rec, changes)
