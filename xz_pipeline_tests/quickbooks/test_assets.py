@@ -97,13 +97,32 @@ def test_first_sync_incremental_cdc_and_the_views(sb, monkeypatch, xz_home):
         assert _count(store, "select count(*) from quickbooks.customers where notes = 'moved offices'") == 1
         assert {r.path.rsplit("/", 1)[-1] for r in sb.quickbooks.received[start:]} == {"cdc"}
 
+        # A webhook's targeted run: exactly the announced ids, a deletion announced as such.
+        start = len(sb.quickbooks.received)
+        config = {"ops": {"quickbooks_invoices": {"config": {"ids": ["4", "5"], "deleted_ids": ["6"]}}}}
+        result = dg.materialize([QUICKBOOKS_ASSETS[1]], partition_key=CONNECTION, instance=instance,
+                                resources=RESOURCES, run_config=config)  # fmt: skip
+        assert result.success
+        (query,) = [r.query["query"] for r in sb.quickbooks.received[start:] if r.path.endswith("/query")]
+        assert "Id in ('4', '5')" in query
+        assert (
+            _count(store, "select count(*) from quickbooks.invoices where invoice_id in ('4', '5', '6')") == 2
+        )
+
     # The books views are the union of both vendors' renderings; the Xero side has no tables here.
     with store.write() as con:
         made = install_views(con, combine_views(con, [XERO_VIEWS, QBO_VIEWS]))
     assert set(made.values()) == {"source"}
-    assert _count(store, "select count(*) from canonical.books_invoices") == len(
-        company.records["Invoice"]
-    ) + len(company.records["Bill"])
+    assert _count(store, "select count(*) from canonical.books_invoices") == _count(
+        store, "select (select count(*) from quickbooks.invoices) + (select count(*) from quickbooks.bills)"
+    )
     assert _count(store, "select count(*) from canonical.books_customers where connection = 'us'") == len(
         company.records["Customer"]
     )
+
+
+def test_the_realtime_job_reaches_the_quickbooks_assets():
+    from xz_pipeline.definitions import defs
+
+    keys = {k.to_user_string() for k in defs.resolve_job_def("realtime").asset_layer.executable_asset_keys}
+    assert {a.op.name for a in QUICKBOOKS_ASSETS} <= keys
