@@ -559,8 +559,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xz sandbox",
-        description="Serve the Xero and Zoho emulators on loopback until stopped, and print the "
-        "environment that points the pipeline at them.",
+        description="Serve the books (Xero or QuickBooks Online) and Zoho emulators on loopback until stopped, "
+        "and print the environment that points the pipeline at them.",
     )
     add_arguments(parser)
     return parser

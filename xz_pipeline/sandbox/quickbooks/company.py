@@ -55,6 +55,7 @@ class Company:
     tombstones: dict[str, dict[str, Tombstone]] = field(default_factory=lambda: {e: {} for e in ENTITIES})
     counters: dict[str, int] = field(default_factory=dict)
     id_map: dict[str, str] = field(default_factory=dict)  # world id -> QBO id
+    version: int = 0  # moves on every change: cached query orders of an older version are stale
     _balances: dict[str, Decimal] | None = None
 
     # ---- ids and storage ---------------------------------------------------------------------
@@ -78,6 +79,7 @@ class Company:
         rec["domain"], rec["sparse"] = "QBO", False
         self.records[entity][rec["Id"]] = rec
         self._balances = None
+        self.version += 1
         return rec
 
     def save(self, entity: str, rec: dict, operation: str) -> dict:
@@ -93,6 +95,7 @@ class Company:
         rec["domain"], rec["sparse"] = "QBO", False
         self.records[entity][rec["Id"]] = rec
         self._balances = None
+        self.version += 1
         self.on_change(entity, rec["Id"], operation, now)
         return rec
 
@@ -101,6 +104,7 @@ class Company:
         rec = self.records[entity].pop(rid)
         stone = self.tombstones[entity][rid] = Tombstone(rid, rec["MetaData"]["CreateTime"], now)
         self._balances = None
+        self.version += 1
         self.on_change(entity, rid, "Delete", now)
         return stone
 

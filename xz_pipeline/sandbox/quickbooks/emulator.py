@@ -46,6 +46,7 @@ __all__ = ["QuickBooksEmulator", "QboLimits", "ReceivedRequest"]
 
 API_PREFIX = "/v3/company"
 REQUEST_IDS_KEPT = 10_000
+ORDERS_KEPT = 16  # paged queries whose filtered order is remembered between pages
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ class QuickBooksEmulator:
         self.rate = RateLimiter(self.clock, self.limits)
         self.webhooks = WebhookSender(self.clock)
         self._request_ids: dict[tuple[str, str], tuple[int, dict]] = {}
+        self._orders: dict[tuple, list[str]] = {}
         routes = [
             *auth_routes(self.auth, lambda: self.base_url),
             Route(API_PREFIX + "/{realm}/{path:path}", self._api, methods=["GET", "POST"]),
@@ -299,14 +301,22 @@ class QuickBooksEmulator:
             raise QboFault("2310", "Invalid Request", "The request body must be a JSON object.")
         return data
 
-    @staticmethod
-    def _query(company: Company, text: str) -> dict:
+    def _query(self, company: Company, text: str) -> dict:
+        """Answer a query. A paged read asks the same query once per page: the first filters and sorts the
+        whole entity and keeps the order (until the company changes); later pages slice it, rendered fresh."""
         q = query.parse(text)
-        rows = [company.view(q.entity, r) for r in company.records[q.entity].values()]
-        found = query.select(q, rows)
+        key = (company.realm_id, q.entity, repr(q.conditions), repr(q.order), company.version)
+        ids = self._orders.get(key)
+        if ids is None:
+            rows = [company.view(q.entity, r) for r in company.records[q.entity].values()]
+            ids = [r["Id"] for r in query.select(q, rows)]
+            self._orders[key] = ids
+            while len(self._orders) > ORDERS_KEPT:
+                self._orders.pop(next(iter(self._orders)))
         if q.count:
-            return {"totalCount": len(found)}
-        page = found[q.start - 1 : q.start - 1 + q.max_results]
+            return {"totalCount": len(ids)}
+        records = company.records[q.entity]
+        page = [company.view(q.entity, records[i]) for i in ids[q.start - 1 : q.start - 1 + q.max_results]]
         if not page:
             return {}
         return {q.entity: page, "startPosition": q.start, "maxResults": len(page)}

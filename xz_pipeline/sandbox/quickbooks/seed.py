@@ -276,9 +276,9 @@ class Renderer:
         c = self.c
         rid = c.assign("Invoice", inv.id)
         cust = c.id_map[inv.contact_id]
-        lines, tax, _tax = self.sales_lines(inv.lines)
+        lines, tax, total_tax = self.sales_lines(inv.lines)
         voided = inv.status == "VOIDED"
-        total = ZERO if voided else inv.total
+        total = ZERO if voided else lines[-1]["Amount"] + total_tax  # the subtotal line plus the tax
         rec: dict[str, Any] = {"Id": rid, "DocNumber": inv.number, "TxnDate": inv.date, "DueDate": inv.due_date,
                                "CustomerRef": ref(cust, self.customer_names[inv.contact_id]), "Line": lines,
                                "TxnTaxDetail": tax, "TotalAmt": total, "Balance": total,

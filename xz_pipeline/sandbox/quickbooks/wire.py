@@ -35,17 +35,22 @@ def iso(dt: datetime, zone: ZoneInfo | None = None) -> str:
 
 
 def to_wire(value: Any, zone: ZoneInfo | None = None) -> Any:
-    """A stored record as QBO's JSON values (recursively)."""
-    if isinstance(value, dict):
-        return {k: to_wire(v, zone) for k, v in value.items() if not k.startswith("_")}
-    if isinstance(value, list):
+    """A stored record as QBO's JSON values (recursively; keys starting with `_` are the emulator's own)."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is int or value is None:
+        return value
+    if kind is dict:
+        return {k: to_wire(v, zone) for k, v in value.items() if k[:1] != "_"}
+    if kind is list:
         return [to_wire(v, zone) for v in value]
+    if kind is Decimal:
+        return float(value) if value != value.to_integral_value() else int(value)
     if isinstance(value, datetime):
         return iso(value, zone)
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value) if value != value.to_integral_value() else int(value)
+    if isinstance(value, dict):
+        return {k: to_wire(v, zone) for k, v in value.items() if k[:1] != "_"}
     return value
 
 

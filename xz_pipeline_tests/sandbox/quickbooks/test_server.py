@@ -142,6 +142,13 @@ def test_manifest_maps_world_ids_to_qbo_ids(sandbox, tmp_path):
     assert again["id_maps"] == doc["id_maps"]
 
 
+def test_bad_pairings_fail_before_starting(tmp_path):
+    with pytest.raises(ValueError, match="books must be one of"):
+        SandboxServer(books="sage")
+    with pytest.raises(ValueError, match="fixture folder"):
+        SandboxServer(books="quickbooks", fixture_dir=tmp_path)
+
+
 def test_xz_sandbox_books_quickbooks_prints_the_qbo_lines(tmp_path):
     env = {**os.environ, "XZ_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
