@@ -178,12 +178,11 @@ class Auth:
             raise TokenError("unsupported_grant_type")
 
     def revoke(self, headers, token: str) -> None:
+        """End the grant a refresh or access token belongs to (an unknown token is not an error, RFC 7009)."""
         with self.lock:
             client = self._client(headers, {})
-            grant_id = (
-                self.refresh.get(token) or self.access.get(token) or RefreshToken("", self.clock.now())
-            ).grant_id
-            g = self.grants.get(grant_id)
+            held = self.refresh.get(token) or self.access.get(token)
+            g = self.grants.get(held.grant_id) if held is not None else None
             if g is None or g.client_id != client.client_id:
                 return
             g.revoked = True

@@ -270,7 +270,7 @@ def _coerce(sample: Any, literal: Any) -> Any:
 
 
 def _text_key(value: Any) -> Any:
-    text = str(value).lower() if not isinstance(value, bool) else str(value).lower()
+    text = str(value).lower()
     return (0, int(text), "") if text.isdigit() else (1, 0, text)
 
 

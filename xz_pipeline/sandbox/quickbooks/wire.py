@@ -8,7 +8,7 @@ amounts as JSON numbers. Errors are QBO's `{"Fault": {"Error": [...], "type": ..
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -167,7 +167,3 @@ def duplicate_name(name: str, rid: str) -> QboFault:
 
 def query_error(detail: str) -> QboFault:
     return QboFault("4000", "Error parsing query", f"QueryParserError: {detail}")
-
-
-def offset_of(zone: ZoneInfo, when: datetime) -> timedelta:
-    return when.astimezone(zone).utcoffset() or timedelta(0)

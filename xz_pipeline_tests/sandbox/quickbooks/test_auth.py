@@ -82,3 +82,13 @@ def test_discovery_document_points_at_the_emulator():
     qbo = connect()
     doc = qbo.http.get("/.well-known/openid_configuration").json()
     assert doc["token_endpoint"].endswith(TOKEN) and doc["authorization_endpoint"].endswith("/connect/oauth2")
+
+
+def test_revoking_ends_the_grant_for_both_tokens():
+    qbo = connect()
+    resp = qbo.http.post(
+        "/oauth2/v1/tokens/revoke", auth=(CLIENT_ID, SECRET), json={"token": qbo.refresh_token}
+    )
+    assert resp.status_code == 200
+    assert qbo.get("CompanyInfo", qbo.realm).status_code == 401
+    assert _refresh(qbo, qbo.refresh_token).json() == {"error": "invalid_grant"}
