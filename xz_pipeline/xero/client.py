@@ -42,9 +42,9 @@ AUTHORIZE_PATH = "/identity/connect/authorize"
 TOKEN_PATH = "/connect/token"
 # Granular scopes (apps created from March 2026 get only these); offline_access yields a refresh token.
 GRANULAR_SCOPES = ("openid", "profile", "email", "offline_access", "accounting.contacts", "accounting.invoices",
-                   "accounting.payments", "accounting.settings")  # fmt: skip
+                   "accounting.payments", "accounting.settings", "projects.read")  # fmt: skip
 BROAD_SCOPES = ("openid", "profile", "email", "offline_access", "accounting.contacts", "accounting.transactions",
-                "accounting.settings")  # fmt: skip
+                "accounting.settings", "projects.read")  # fmt: skip
 
 # Collections with page/pageSize; IDs= filter; `order` parameter (from the spec's parameter lists).
 PAGED = frozenset({"Contacts", "Invoices", "CreditNotes", "Payments", "BankTransactions", "ManualJournals",

@@ -32,6 +32,7 @@ from xz_pipeline.sandbox.world.inject import choose
 from xz_pipeline.sandbox.world.ledger import AUTHORISED, build_ledger
 from xz_pipeline.sandbox.world.ledger import build_bills as bill_numbers
 from xz_pipeline.sandbox.world.model import DISCREPANCY_KINDS, CustomerTruth, Injection, Size, World
+from xz_pipeline.sandbox.world.projects import build_projects
 from xz_pipeline.sandbox.world.text import ascii_slug
 from xz_pipeline.sandbox.world.timeline import Timeline
 from xz_pipeline.sandbox.world.vocab import CATALOGUES, COUNTRIES, EXPENSE_ACCOUNTS, ORG_COUNTRIES, USD_PER
@@ -169,11 +170,16 @@ def build(
         for c in bc
         if c.injected == "customer_missing_in_crm"
     ]
+    names = {a.id: a.name for a in crm_org.accounts}
+    projects, planted_projects = build_projects(seed, size_name, index, bc, crm_org.deals, names, AS_OF)
+    manifest += planted_projects
     order = {k: i for i, k in enumerate(DISCREPANCY_KINDS)}
     manifest.sort(key=lambda m: (order[m.kind], m.books_id, m.crm_id))
     fit_profile(crm_org, profile)
     truth = _truth(customers)
-    return World(seed, size_name, index, AS_OF, books, crm_org, manifest, truth, profile.name, anomalies)
+    world = World(seed, size_name, index, AS_OF, books, crm_org, manifest, truth, profile.name, anomalies)
+    world.projects = projects
+    return world
 
 
 def _currencies(customers: list[Customer], base: str) -> list[str]:

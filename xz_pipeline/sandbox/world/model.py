@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xz_pipeline.sandbox.world.projects import ProjectsBook
 
 # --------------------------------------------------------------------------------------------
 # Shared pieces
@@ -371,6 +375,8 @@ DISCREPANCY_KINDS = (
     "payment_status_stale",
     "balance_mismatch",
     "invoice_missing_in_crm",
+    "time_not_invoiced",  # Xero Projects (world/projects.py): chargeable time left ACTIVE past the billing cycle
+    "project_over_budget",
 )
 
 
@@ -422,6 +428,7 @@ class World:
     truth: list[CustomerTruth] = field(default_factory=list)
     profile: str = "full"  # the organisation profile (sandbox.profiles) the records were drawn for
     anomalies: list[Anomaly] = field(default_factory=list)  # billing anomalies and their hard negatives
+    projects: ProjectsBook | None = None  # the books' Xero Projects (world/projects.py)
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ from xz_pipeline.sandbox.xero.books import (
 from xz_pipeline.sandbox.xero.identity import DEFAULT_SCOPES, Client, Identity, identity_routes
 from xz_pipeline.sandbox.xero.identity import problem as problem_response
 from xz_pipeline.sandbox.xero.limits import RateLimiter, XeroLimits
+from xz_pipeline.sandbox.xero.projects import PREFIX as PROJECTS_PREFIX
+from xz_pipeline.sandbox.xero.projects import ProjectsApi
 from xz_pipeline.sandbox.xero.webhooks import WebhookSender
 from xz_pipeline.sandbox.xero.where import QueryError, apply_order, compile_where
 from xz_pipeline.sandbox.xero.wire import WireError, envelope_date, from_wire, parse_datetime, to_wire, to_xml
@@ -176,10 +178,13 @@ class XeroEmulator:
         self._idempotency: dict[tuple[str, str], tuple[str, datetime, Reply, bool]] = {}
         self._online: dict[str, tuple[str, str]] = {}
         self.emails: list[dict] = []
+        self.projects = ProjectsApi(self)  # the Projects API (sandbox/xero/projects.py)
         routes = [
             *identity_routes(self.identity),
             Route(API_PREFIX + "/{path:path}", self._accounting, methods=["GET", "PUT", "POST", "DELETE"]),
             Route("/online-invoice/{token}", self._online_page, methods=["GET"]),
+            Route(PROJECTS_PREFIX + "/{path:path}", self.projects.handle,
+                  methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
         self.app = _Recorder(Starlette(routes=routes), self)
 
@@ -249,6 +254,8 @@ class XeroEmulator:
             tid = self.add_tenant(org.name, tenant_id=org.tenant_id, base_currency=org.base_currency,
                                   country_code=org.country_code)  # fmt: skip
             seed_books(self.books[tid], org, self._put_tax_rate)
+            if getattr(world, "projects", None) is not None:
+                self.projects.seed(tid, world.projects)
         return tid
 
     def load(self, tenant_id: str, collection: str, records: list[dict]) -> None:

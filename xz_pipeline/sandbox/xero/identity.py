@@ -33,6 +33,7 @@ ID_TOKEN_TTL = timedelta(minutes=5)
 
 DEFAULT_SCOPES = (
     "openid profile email offline_access accounting.transactions accounting.contacts accounting.settings"
+    " projects.read"
 )
 SANDBOX_USER = {
     "id": "5f0e3a40-9b6c-4d5e-8f7a-1b2c3d4e5f60",
