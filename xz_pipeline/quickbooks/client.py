@@ -293,13 +293,14 @@ class QuickBooksClient:
         body: Any = None,
         requestid: str | None = None,
         endpoint: str | None = None,
+        content_type: str | None = None,
     ) -> Reply:
         realm = self.realm_id
         window(realm, "minute", PER_MINUTE).reserve(self.http.timer)
         query = {**(params or {}), "minorversion": MINOR_VERSION}
         if requestid:
             query["requestid"] = requestid
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **({"Content-Type": content_type} if content_type else {})}
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -489,10 +490,11 @@ class QuickBooksClient:
         return out
 
     def send_invoice(self, invoice_id: str) -> dict:
-        """POST /invoice/{id}/send: QBO emails the invoice to its BillEmail."""
+        """POST /invoice/{id}/send (no body, `application/octet-stream`): QBO emails the invoice to its
+        BillEmail and answers the invoice with its EmailStatus."""
         path = f"invoice/{invoice_id}/send"
-        reply = self._call("POST", path, body={}, requestid=request_id(self.realm_id, path, {}),
-                           endpoint="POST invoice/id/send")  # fmt: skip
+        reply = self._call("POST", path, requestid=request_id(self.realm_id, path, {}), endpoint="POST invoice/id/send",
+                           content_type="application/octet-stream")  # fmt: skip
         return reply.data.get("Invoice") if isinstance(reply.data, dict) else {}
 
 
