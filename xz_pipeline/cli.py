@@ -268,7 +268,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     tokens = TokenStore(settings.xz_home() / "tokens")
     rows = []
     for c in connections:
-        for vendor, configured in (("xero", c.xero), ("zoho", c.zoho)):
+        for vendor, configured in (("xero", c.xero), ("quickbooks", c.quickbooks), ("zoho", c.zoho)):
             if configured is None:
                 continue
             stored = tokens.load(c.name, vendor)

@@ -336,7 +336,8 @@ def run(names: Sequence[str] | None = None, *, get: Callable[[str], int] = _http
                       "$XZ_HOME/connections.toml (docs/configuration.md)", blocking=True), *_store()]  # fmt: skip
     out: list[Check] = []
     for conn in connections:
-        missing = [v for v, s in (("Xero", conn.xero), ("Zoho CRM", conn.zoho)) if s is None]
+        books = ("QuickBooks", conn.quickbooks) if conn.books == "quickbooks" else ("Xero", conn.xero)
+        missing = [v for v, s in (books, ("Zoho CRM", conn.zoho)) if s is None]
         out.append(
             Check(
                 conn.name,
@@ -347,7 +348,7 @@ def run(names: Sequence[str] | None = None, *, get: Callable[[str], int] = _http
                 blocking=True,
             )  # fmt: skip
             if missing
-            else Check(conn.name, "config", True, "Xero and Zoho CRM configured")
+            else Check(conn.name, "config", True, f"{books[0]} and Zoho CRM configured")
         )
         dates = _Dates()
         if conn.xero is not None:
