@@ -23,6 +23,8 @@ from xz_pipeline.writeback.assets import WRITEBACK_ASSETS, WRITEBACK_CHECKS
 from xz_pipeline.xero.assets import XERO_ASSETS
 from xz_pipeline.xero.checks import XERO_CHECKS
 from xz_pipeline.xero.mapping import BOOKS_VIEWS
+from xz_pipeline.xero.projects_assets import PROJECTS_ASSETS
+from xz_pipeline.xero.projects_mapping import PROJECT_VIEWS
 from xz_pipeline.xero.resources import XeroResource
 from xz_pipeline.xero.writer import XeroWriterResource
 from xz_pipeline.zoho.assets import ZOHO_ASSETS
@@ -45,10 +47,10 @@ class BooksWriterResource(dg.ConfigurableResource):
         return XeroWriterResource(timeout=self.timeout).writer(connection, meter=meter)
 
 
-EXTRACT_ASSETS = [*XERO_ASSETS, *QUICKBOOKS_ASSETS, *ZOHO_ASSETS]
+EXTRACT_ASSETS = [*XERO_ASSETS, *PROJECTS_ASSETS, *QUICKBOOKS_ASSETS, *ZOHO_ASSETS]
 # Books views: the union of the Xero and QuickBooks renderings (each holds only its own connections' rows).
 canonical_views = build_canonical_views_asset(
-    EXTRACT_ASSETS, [BOOKS_VIEWS, QUICKBOOKS_BOOKS_VIEWS, CRM_VIEWS]
+    EXTRACT_ASSETS, [BOOKS_VIEWS, PROJECT_VIEWS, QUICKBOOKS_BOOKS_VIEWS, CRM_VIEWS]
 )
 analytics_snapshot = build_snapshot_asset(
     [canonical_views, *RECONCILE_ASSETS, *WRITEBACK_ASSETS, *INSIGHTS_ASSETS]
