@@ -126,6 +126,20 @@ def xero_day_limit(environ: Mapping[str, str] | None = None) -> int:
     """`XZ_XERO_DAY_LIMIT` (default 5,000): calls a Xero tenant may make a day (1,000 on the Starter tier)."""
     env = os.environ if environ is None else environ
     raw = env.get("XZ_XERO_DAY_LIMIT", "5000")
+def unbilled_time_days(environ: Mapping[str, str] | None = None) -> int:
+    """`XZ_UNBILLED_TIME_DAYS` (default 30): chargeable project time still not invoiced this many days before
+    the organisation's latest logged time is reported (`time_not_invoiced`)."""
+    env = os.environ if environ is None else environ
+    raw = env.get("XZ_UNBILLED_TIME_DAYS", "30")
+    try:
+        days = int(raw)
+    except ValueError:
+        days = -1
+    if days < 0:
+        raise SettingsError(f"XZ_UNBILLED_TIME_DAYS must be a whole number of days, not {raw!r}")
+    return days
+
+
     try:
         return int(raw)
     except ValueError:
