@@ -111,6 +111,20 @@ def full_sweep_hours(environ: Mapping[str, str] | None = None) -> float:
         raise SettingsError(f"XZ_FULL_SWEEP_HOURS must be a number of hours, not {raw!r}") from None
 
 
+def unbilled_time_days(environ: Mapping[str, str] | None = None) -> int:
+    """`XZ_UNBILLED_TIME_DAYS` (default 30): chargeable project time still not invoiced this many days before
+    the organisation's latest logged time is reported (`time_not_invoiced`)."""
+    env = os.environ if environ is None else environ
+    raw = env.get("XZ_UNBILLED_TIME_DAYS", "30")
+    try:
+        days = int(raw)
+    except ValueError:
+        days = -1
+    if days < 0:
+        raise SettingsError(f"XZ_UNBILLED_TIME_DAYS must be a whole number of days, not {raw!r}")
+    return days
+
+
 def zoho_subforms(environ: Mapping[str, str] | None = None) -> bool:
     """`XZ_ZOHO_SUBFORMS` (default on): read each new or changed CRM invoice by id for its line items.
     Zoho returns subforms only on single-record reads, so this costs one API credit per such invoice."""
@@ -126,20 +140,6 @@ def xero_day_limit(environ: Mapping[str, str] | None = None) -> int:
     """`XZ_XERO_DAY_LIMIT` (default 5,000): calls a Xero tenant may make a day (1,000 on the Starter tier)."""
     env = os.environ if environ is None else environ
     raw = env.get("XZ_XERO_DAY_LIMIT", "5000")
-def unbilled_time_days(environ: Mapping[str, str] | None = None) -> int:
-    """`XZ_UNBILLED_TIME_DAYS` (default 30): chargeable project time still not invoiced this many days before
-    the organisation's latest logged time is reported (`time_not_invoiced`)."""
-    env = os.environ if environ is None else environ
-    raw = env.get("XZ_UNBILLED_TIME_DAYS", "30")
-    try:
-        days = int(raw)
-    except ValueError:
-        days = -1
-    if days < 0:
-        raise SettingsError(f"XZ_UNBILLED_TIME_DAYS must be a whole number of days, not {raw!r}")
-    return days
-
-
     try:
         return int(raw)
     except ValueError:
