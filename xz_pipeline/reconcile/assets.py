@@ -28,6 +28,7 @@ from xz_pipeline.reconcile.persist import (
     read_decisions,
     write_links,
 )
+from xz_pipeline.reconcile.projects import links_of, write_project_links
 from xz_pipeline.reconcile.rules import KINDS, Inputs, discrepancies
 
 CANONICAL = dg.AssetKey("canonical_views")
@@ -40,6 +41,7 @@ class Reconciliation:
     duplicates: pd.DataFrame
     invoice_links: pd.DataFrame
     discrepancies: pd.DataFrame
+    project_links: pd.DataFrame | None = None
 
     @property
     def connections(self) -> list[str]:
@@ -53,20 +55,22 @@ def reconcile(frames: dict[str, pd.DataFrame], decisions: pd.DataFrame | None = 
     )
     dups = duplicates(links)
     invoice_links = link_deals_to_invoices(frames["books_invoices"], frames["crm_deals"], links)
-    found = discrepancies(
-        Inputs(
-            books_customers=frames["books_customers"],
-            books_invoices=frames["books_invoices"],
-            crm_accounts=frames["crm_accounts"],
-            crm_contacts=frames["crm_contacts"],
-            crm_deals=frames["crm_deals"],
-            crm_invoices=frames["crm_invoices"],
-            customer_links=links,
-            duplicates=dups,
-            invoice_links=invoice_links,
-        )
+    inputs = Inputs(
+        books_customers=frames["books_customers"],
+        books_invoices=frames["books_invoices"],
+        crm_accounts=frames["crm_accounts"],
+        crm_contacts=frames["crm_contacts"],
+        crm_deals=frames["crm_deals"],
+        crm_invoices=frames["crm_invoices"],
+        customer_links=links,
+        duplicates=dups,
+        invoice_links=invoice_links,
+        books_projects=frames.get("books_projects"),
+        books_project_tasks=frames.get("books_project_tasks"),
+        books_time_entries=frames.get("books_time_entries"),
     )
-    return Reconciliation(links, dups, invoice_links, found)
+    found = discrepancies(inputs)
+    return Reconciliation(links, dups, invoice_links, found, links_of(inputs))
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -119,6 +123,7 @@ def reconcile_assets(context: dg.AssetExecutionContext, mirror: MirrorResource):
         now = datetime.now(UTC)
         with store.write() as con:
             write_links(con, result.customer_links, result.invoice_links, connections, now)
+            write_project_links(con, result.project_links, connections, now)
             counts = persist_discrepancies(con, result.discrepancies, connections, now)
             views = install_analytics(con)
     links = result.customer_links

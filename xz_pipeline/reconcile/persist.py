@@ -65,6 +65,12 @@ READ_COLUMNS: dict[str, list[str]] = {
                   "payment_status_raw", "payment_status_tracked", "amount_paid", "last_payment_date"],
     "crm_invoices": ["connection", "invoice_id", "number", "status", "account_id", "deal_id", "issue_date",
                      "currency", "total", "books_invoice_id"],
+    "books_projects": ["connection", "project_id", "customer_id", "name", "currency", "status", "estimate",
+                       "minutes_logged", "expense_amount", "total_invoiced", "total_to_be_invoiced"],
+    "books_project_tasks": ["connection", "task_id", "project_id", "charge_type", "rate", "estimate_minutes",
+                            "total_minutes"],
+    "books_time_entries": ["connection", "time_entry_id", "project_id", "task_id", "worked_on", "minutes",
+                           "status", "chargeable"],
 }  # fmt: skip
 
 LINK_TABLE_COLUMNS = ["connection", "books_id", "crm_id", "method", "confidence", "status", "evidence"]

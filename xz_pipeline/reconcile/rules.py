@@ -26,6 +26,7 @@ import pandas as pd
 import phonenumbers
 
 from xz_pipeline.reconcile import normalize
+from xz_pipeline.reconcile import projects as project_rules
 
 DISCREPANCY_COLUMNS = [
     "connection", "kind", "books_id", "crm_id", "field", "books_value", "crm_value", "severity", "detail",
@@ -45,6 +46,8 @@ SEVERITY = {
     "payment_status_stale": ERROR,
     "balance_mismatch": ERROR,
     "invoice_missing_in_crm": WARN,
+    "time_not_invoiced": WARN,  # projects (reconcile/projects.py): the books' own state, worth sales' look
+    "project_over_budget": WARN,
 }
 KINDS = tuple(SEVERITY)
 
@@ -115,6 +118,9 @@ class Inputs:
     customer_links: pd.DataFrame
     duplicates: pd.DataFrame
     invoice_links: pd.DataFrame
+    books_projects: pd.DataFrame | None = None  # absent where the books keep no projects
+    books_project_tasks: pd.DataFrame | None = None
+    books_time_entries: pd.DataFrame | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -548,6 +554,8 @@ RULES = {
     "payment_status_stale": payment_status_stale,
     "balance_mismatch": balance_mismatch,
     "invoice_missing_in_crm": invoice_missing_in_crm,
+    "time_not_invoiced": project_rules.time_not_invoiced,
+    "project_over_budget": project_rules.project_over_budget,
 }
 
 
