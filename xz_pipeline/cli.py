@@ -20,6 +20,7 @@ from pathlib import Path
 from xz_pipeline import settings
 from xz_pipeline.sandbox.profiles import PROFILE_NAMES
 
+VENDOR_NAMES = {"xero": "Xero", "quickbooks": "QuickBooks", "zoho": "Zoho", "salesforce": "Salesforce"}
 DEMO_CONNECTION = "sandbox"
 CONNECTION_HELP = (
     "only this connection: its name in $XZ_HOME/connections.toml, or the XZ_CONNECTION name of the one the "
@@ -49,8 +50,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"xz demo: generating the '{args.size}' world (seed {args.seed}) and starting the sandbox...",
         flush=True,
     )
-    with SandboxServer(seed=args.seed, size=args.size, profile=args.profile) as sb:
-        print(f"  Xero emulator {sb.xero_url}   Zoho emulator {sb.zoho_url}", flush=True)
+    with SandboxServer(seed=args.seed, size=args.size, profile=args.profile, books=args.books) as sb:
+        books_label = f"{VENDOR_NAMES[args.books]} emulator"
+        books_url = sb.quickbooks_url if args.books == "quickbooks" else sb.xero_url
+        print(f"  {books_label} {books_url}   Zoho emulator {sb.zoho_url}", flush=True)
         _use_sandbox_env(sb)
         inst = runner.instance(home)
         stop = runner.StopRequest()
@@ -68,12 +71,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             _say(f"xz demo: stopped by {stop.reason} after the step in progress; what it did is in {home}")
             return _stopped_code(stop)
         outcomes = [*first, *second]
-        received = Counter({"Xero emulator": len(sb.xero.received), "Zoho emulator": len(sb.zoho.received)})
+        received = Counter(
+            {books_label: len(sb.books_emulator.received), "Zoho emulator": len(sb.zoho.received)}
+        )
         injected = Counter((DEMO_CONNECTION, inj.kind) for inj in sb.worlds[0].manifest)
         manifest_path = home / "manifest.json"
         from xz_pipeline.sandbox.world import write_manifest
 
-        write_manifest(sb.worlds[0], manifest_path)
+        write_manifest(sb.worlds[0], manifest_path, sb.id_maps(0))
     print()
     print(
         report.render(
@@ -541,6 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", default="demo", choices=["tiny", "demo", "medium", "large"])
     demo.add_argument(
         "--profile", default="full", choices=PROFILE_NAMES, help="organisation profile (docs/sandbox.md)"
+    )
+    demo.add_argument(
+        "--books", default="xero", choices=["xero", "quickbooks"], help="the books system the sandbox plays"
     )
     demo.set_defaults(func=cmd_demo)
 
