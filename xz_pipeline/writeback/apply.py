@@ -612,6 +612,10 @@ class Applier:
     def sender(
         self, system: str, entity: str, op: str, batch: list[Group]
     ) -> tuple[Callable[[], Batch], object, tuple[str, tuple]]:
+        if system == "crm" and op == "set":  # insights' own fields on accounts and deals
+            changes = [(g.record, dict(g.fields)) for g in batch]
+            body = [repr(r) for r in changes]
+            return (lambda: self.crm.set_fields(entity, changes)), body, ("set_fields", (entity, changes))
         if (system, entity) == ("crm", "account"):
             records = [customer(g, Role.CRM) for g in batch]
             kind = "upsert_accounts" if op == "create" else "update_accounts"
@@ -635,10 +639,6 @@ class Applier:
         elif (system, entity) == ("crm", "invoice"):
             records = [(g.record, dict(g.fields)) for g in batch]
             kind = "update_invoices"
-        elif system == "crm" and op == "set":
-            records = [(g.record, dict(g.fields)) for g in batch]
-            body = [repr(r) for r in records]
-            return (lambda: self.crm.set_fields(entity, records)), body, ("set_fields", (entity, records))
         elif (system, entity) == ("crm", "task"):
             records = [dict(g.fields) for g in batch]
             kind = "create_tasks"

@@ -66,7 +66,8 @@ def mass_change(
             )
             name = view or f"{system}.{entity}"
             result.counts[name] = (len(records), int(total))
-            share = len(records) / total if total else 1.0
+            # records with no mirrored table (CRM tasks write-back creates) are held by the count alone
+            share = len(records) / total if total else (1.0 if view else 0.0)
             if len(records) > policies.max_change_count:
                 result.reasons.append(
                     f"{name}: {len(records)} records changed (limit {policies.max_change_count})"

@@ -1,0 +1,168 @@
+"""The insight policies through the real write-back on the tiny world: nothing reaches the CRM while they
+are off; turned on, deals and accounts get their payment risk and expected pay date and each due reminder
+becomes one task on its account, and a second cycle writes nothing; an org without the fields (the
+`bare` profile) gets its rows skipped with the reason."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import pytest
+
+from xz_pipeline import runner, settings
+from xz_pipeline.core.store import Store
+from xz_pipeline.definitions import defs
+from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline.writeback.assets import apply_connection
+
+SEED = 5
+ON = json.dumps({"policies": {"payment_risk_to_crm": True, "reminders_to_crm": True}})
+WORDS = {"low": "Low", "medium": "Medium", "high": "High"}
+
+
+def _synced(tmp_path_factory, label: str, **sandbox):
+    """A tiny world synced once with write-back applying (insight policies off): yields (sandbox, store,
+    connection, monkeypatch) with the sandbox serving and the environment pointing at it."""
+    home = tmp_path_factory.mktemp(label)
+    mp = pytest.MonkeyPatch()
+    for key in ("XZ_HOME", "XZ_WRITEBACK_POLICIES", "XZ_WRITEBACK", "XZ_WRITEBACK_DRY_RUN"):
+        mp.delenv(key, raising=False)
+    mp.setenv("XZ_HOME", str(home))
+    mp.setenv("DAGSTER_HOME", str(home / "dagster"))
+    (home / "dagster").mkdir()
+    try:
+        with SandboxServer(seed=SEED, size="tiny", **sandbox) as sb:
+            for k, v in sb.env(0).items():
+                mp.setenv(k, v)
+            name = sb.connection_name(0)
+            mp.setenv("XZ_CONNECTION", name)
+            outcomes = runner.sync([name], inst=runner.instance(home), apply=True)
+            assert all(o.success for o in outcomes), [o.error for o in outcomes]
+            yield sb, Store(settings.mirror_path()), name, mp
+    finally:
+        mp.undo()
+
+
+def _q(store: Store, sql: str, args: list | None = None) -> list[tuple]:
+    with store.read() as con:
+        return con.execute(sql, args or []).fetchall()
+
+
+def _held(sb, module: str) -> dict[str, dict]:
+    return {str(r["id"]): r for r in sb.zoho.dump(sb.org_ids[0], module)}
+
+
+@pytest.fixture(scope="module")
+def cycles(tmp_path_factory):
+    """Off (the sync), then on: two plan-and-apply cycles. What the CRM held after each."""
+    for sb, store, name, mp in _synced(tmp_path_factory, "insight-policies"):
+        off = {"accounts": _held(sb, "Accounts"), "deals": _held(sb, "Deals"), "tasks": _held(sb, "Tasks")}
+        off_plan = _q(store, "select count(*) from writeback.plan where policy in "
+                             "('payment_risk_to_crm', 'reminders_to_crm')")[0][0]  # fmt: skip
+        mp.setenv("XZ_WRITEBACK_POLICIES", ON)
+        first = apply_connection(store, name, defs.resources)
+        after_first = {
+            "accounts": _held(sb, "Accounts"),
+            "deals": _held(sb, "Deals"),
+            "tasks": _held(sb, "Tasks"),
+        }
+        calls_first = _q(store, "select count(*) from writeback.ledger")[0][0]
+        second = apply_connection(store, name, defs.resources)
+        after_second = {
+            "accounts": _held(sb, "Accounts"),
+            "deals": _held(sb, "Deals"),
+            "tasks": _held(sb, "Tasks"),
+        }
+        calls_second = _q(store, "select count(*) from writeback.ledger")[0][0]
+        yield {
+            "sb": sb, "store": store, "name": name, "off": off, "off_plan": off_plan, "first": first,
+            "second": second, "after_first": after_first, "after_second": after_second,
+            "calls": (calls_first, calls_second),
+        }  # fmt: skip
+
+
+def test_nothing_reaches_the_crm_without_its_policy(cycles):
+    store, off = cycles["store"], cycles["off"]
+    due = _q(
+        store, "select count(*) from insights.reminders where status = 'due' and account_id is not null"
+    )[0][0]
+    risky = _q(store, "select count(*) from insights.payment_risk")[0][0]
+    assert due and risky, "the world has something to send"
+    assert cycles["off_plan"] == 0
+    assert not off["tasks"]
+    assert not any(r.get("Payment_Risk") or r.get("Expected_Pay_Date") for r in off["accounts"].values())
+    assert not any(r.get("Payment_Risk") or r.get("Expected_Pay_Date") for r in off["deals"].values())
+
+
+def test_risk_is_written_to_accounts_and_deals_once(cycles):
+    store, name = cycles["store"], cycles["name"]
+    first, second = cycles["after_first"], cycles["after_second"]
+    assert not cycles["first"].blocked and not cycles["first"].errors, cycles["first"].summary()
+    risk = _q(store, "select customer_id, invoice_id, risk_band, expected_pay_date from insights.payment_risk "
+                     "where connection = ?", [name])  # fmt: skip
+    links: dict[str, str] = {}  # each books customer's best link, as write-back picks it
+    for books, crm in _q(store, "select books_id, crm_id from recon.customer_links where connection = ? "
+                                "and status = 'linked' order by confidence desc", [name]):  # fmt: skip
+        links.setdefault(books, crm)
+    want: dict[str, list] = defaultdict(list)
+    for customer, _invoice, band, pay in risk:
+        if customer in links:
+            want[links[customer]].append((band, pay))
+    assert want
+    for account, rows in want.items():
+        band = max((b for b, _ in rows), key=["low", "medium", "high"].index)
+        held = first["accounts"][account]
+        assert held["Payment_Risk"] == WORDS[band]
+        assert held["Expected_Pay_Date"] == min(p for _, p in rows).isoformat()
+    deal_links = dict(
+        _q(store, "select invoice_id, deal_id from recon.invoice_links where connection = ?", [name])
+    )
+    set_deals = [d for i in (r[1] for r in risk) if (d := deal_links.get(i))]
+    assert set_deals and all(first["deals"][d]["Payment_Risk"] for d in set_deals)
+    # the second cycle: nothing written (a write bumps Modified_Time even when nothing changes)
+    assert cycles["second"].applied == 0 and cycles["calls"][0] == cycles["calls"][1]
+    for module in ("accounts", "deals"):
+        assert {k: r["Modified_Time"] for k, r in first[module].items()} == {
+            k: r["Modified_Time"] for k, r in second[module].items()
+        }
+    # and the mirror reads the fields back, so the plan sees the CRM agrees
+    held = dict(
+        _q(store, "select account_id, payment_risk from canonical.crm_accounts where connection = ?", [name])
+    )
+    assert all(
+        held[a] == max((b for b, _ in rows), key=["low", "medium", "high"].index) for a, rows in want.items()
+    )
+
+
+def test_one_task_per_due_reminder_on_its_account(cycles):
+    store, name = cycles["store"], cycles["name"]
+    due = _q(store, "select subject, send_on, account_id, body from insights.reminders where connection = ? "
+                    "and status in ('due', 'sent-to-crm') and account_id is not null", [name])  # fmt: skip
+    tasks = list(cycles["after_first"]["tasks"].values())
+    assert len(tasks) == len(due) > 0
+    made = sorted((t["Subject"], t["Due_Date"], t["What_Id"]["id"], t["$se_module"]) for t in tasks)
+    assert made == sorted((s, d.isoformat(), a, "Accounts") for s, d, a, _ in due)
+    assert {t["Description"] for t in tasks} == {b for *_, b in due}
+    assert cycles["after_second"]["tasks"].keys() == cycles["after_first"]["tasks"].keys()
+    # each task's five plan rows (subject, due date, description, account, module) applied
+    assert _q(store, "select count(*) from writeback.plan where connection = ? and policy = 'reminders_to_crm' "
+                     "and op = 'create' and status = 'applied'", [name])[0][0] == 5 * len(due)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory):
+    for sb, store, name, mp in _synced(tmp_path_factory, "insight-policies-bare", profile="bare"):
+        mp.setenv("XZ_WRITEBACK_POLICIES", ON)
+        report = apply_connection(store, name, defs.resources)
+        yield sb, store, name, report
+
+
+def test_an_org_without_the_fields_gets_the_rows_skipped_with_the_reason(bare):
+    sb, store, name, report = bare
+    rows = _q(store, "select entity, field, status, error from writeback.plan where connection = ? "
+                     "and policy = 'payment_risk_to_crm'", [name])  # fmt: skip
+    assert rows and {r[2] for r in rows} == {"skipped"}
+    assert all(f".{'Payment_Risk' if r[1] == 'payment_risk' else 'Expected_Pay_Date'} does not exist in this org: "
+               "run `xz setup zoho` or map it" in r[3] for r in rows)  # fmt: skip
+    assert not any("Payment_Risk" in r or "Expected_Pay_Date" in r for r in _held(sb, "Accounts").values())
