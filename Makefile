@@ -74,3 +74,13 @@ bench-profiles: install
 .PHONY: bench-reliability
 bench-reliability: install
 	$(BIN)/python bench/bench_reliability.py $(ARGS)
+
+# The UI in a real browser (xz_pipeline_tests/integration, never part of `make test`): `xz dev` on a tiny sandbox,
+# Selenium driving Debian's chromium through chromium-driver of the same version (apt, installed once, as root);
+# screenshots land in ./.xz/integration/ui/.
+.PHONY: test-integration
+test-integration: install
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+	$(BIN)/python -c "import selenium" 2>/dev/null || $(PIP) install -e '.[dev,integration]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+	XZ_INTEGRATION=1 $(BIN)/python -m pytest -q -p no:cacheprovider xz_pipeline_tests/integration
