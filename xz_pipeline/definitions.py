@@ -17,6 +17,11 @@ from xz_pipeline.quickbooks.writer import QuickBooksWriterResource
 from xz_pipeline.realtime.sensors import REALTIME_CHECKS, REALTIME_JOBS, REALTIME_SENSORS
 from xz_pipeline.reconcile.assets import RECONCILE_ASSETS, RECONCILE_CHECKS
 from xz_pipeline.runs import runs_sensor
+from xz_pipeline.salesforce.assets import SALESFORCE_ASSETS
+from xz_pipeline.salesforce.checks import SALESFORCE_CHECKS
+from xz_pipeline.salesforce.mapping import CRM_VIEWS as SALESFORCE_CRM_VIEWS
+from xz_pipeline.salesforce.resources import SalesforceResource
+from xz_pipeline.salesforce.writer import SalesforceWriterResource
 from xz_pipeline.schedules import build_schedules, connections_sensor
 from xz_pipeline.views import build_canonical_views_asset
 from xz_pipeline.writeback.assets import WRITEBACK_ASSETS, WRITEBACK_CHECKS
@@ -47,10 +52,21 @@ class BooksWriterResource(dg.ConfigurableResource):
         return XeroWriterResource(timeout=self.timeout).writer(connection, meter=meter)
 
 
-EXTRACT_ASSETS = [*XERO_ASSETS, *PROJECTS_ASSETS, *QUICKBOOKS_ASSETS, *ZOHO_ASSETS]
+class CrmWriterResource(dg.ConfigurableResource):
+    """Write-back's CRM writer: the connection's own CRM vendor (`crm = "zoho" | "salesforce"`)."""
+
+    timeout: float = 30.0
+
+    def writer(self, connection: str, meter: CallMeter | None = None, trigger=()):
+        if settings.get_connection(connection).crm == "salesforce":
+            return SalesforceWriterResource(timeout=self.timeout).writer(connection, meter=meter)
+        return ZohoWriterResource(timeout=self.timeout).writer(connection, meter=meter, trigger=trigger)
+
+
+EXTRACT_ASSETS = [*XERO_ASSETS, *PROJECTS_ASSETS, *QUICKBOOKS_ASSETS, *ZOHO_ASSETS, *SALESFORCE_ASSETS]
 # Books views: the union of the Xero and QuickBooks renderings (each holds only its own connections' rows).
 canonical_views = build_canonical_views_asset(
-    EXTRACT_ASSETS, [BOOKS_VIEWS, PROJECT_VIEWS, QUICKBOOKS_BOOKS_VIEWS, CRM_VIEWS]
+    EXTRACT_ASSETS, [BOOKS_VIEWS, PROJECT_VIEWS, QUICKBOOKS_BOOKS_VIEWS, CRM_VIEWS, SALESFORCE_CRM_VIEWS]
 )
 analytics_snapshot = build_snapshot_asset(
     [canonical_views, *RECONCILE_ASSETS, *WRITEBACK_ASSETS, *INSIGHTS_ASSETS]
@@ -67,6 +83,7 @@ CHECKS = [
     *XERO_CHECKS,
     *QUICKBOOKS_CHECKS,
     *ZOHO_CHECKS,
+    *SALESFORCE_CHECKS,
     *RECONCILE_CHECKS,
     *WRITEBACK_CHECKS,
     *REALTIME_CHECKS,
@@ -96,9 +113,10 @@ defs = dg.Definitions(
         "xero": XeroResource(),
         "quickbooks": QuickBooksResource(),
         "zoho": ZohoResource(),
+        "salesforce": SalesforceResource(),
         "mirror": MirrorResource(),
         "books_writer": BooksWriterResource(),
-        "crm_writer": ZohoWriterResource(),
+        "crm_writer": CrmWriterResource(),
     },
     # Writers run one at a time anyway (pool `duckdb`), so a subprocess per step would only add ~2 s each.
     executor=dg.in_process_executor,

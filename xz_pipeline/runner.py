@@ -95,7 +95,7 @@ def instance(home: Path | None = None) -> dg.DagsterInstance:
 
 
 STAGES = {
-    "mirror": ("xero", "quickbooks", "zoho", "canonical", "analytics"),
+    "mirror": ("xero", "quickbooks", "zoho", "salesforce", "canonical", "analytics"),
     "reconcile": ("reconcile", "analytics"),
     "writeback": ("writeback",),
 }

@@ -141,7 +141,7 @@ def summarize(
     )  # fmt: skip
 
 
-VENDOR_PREFIXES = ("xero", "zoho", "quickbooks")  # an extract asset is named <vendor>_<entity>
+VENDOR_PREFIXES = ("xero", "zoho", "quickbooks", "salesforce")  # an extract asset is named <vendor>_<entity>
 
 
 def _add_vendor_calls(by_vendor: dict[str, list], asset: str, meta, partition: str | None) -> None:

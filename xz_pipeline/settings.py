@@ -22,6 +22,7 @@ ZOHO_ACCOUNTS_URL = "https://accounts.zoho.com"
 QBO_API_URL = "https://quickbooks.api.intuit.com"
 QBO_TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
 QBO_AUTH_URL = "https://appcenter.intuit.com/connect/oauth2"
+SALESFORCE_LOGIN_URL = "https://login.salesforce.com"
 
 # The pairing: which vendor plays each role for a connection (`books = ...`, `crm = ...`; XZ_BOOKS, XZ_CRM).
 BOOKS_VENDORS = ("xero", "quickbooks")
@@ -72,6 +73,19 @@ class QuickBooksSettings:
 
 
 @dataclass(frozen=True)
+class SalesforceSettings:
+    """One Salesforce org reached through one connected app (`SALESFORCE_*`, `[connections.<name>.salesforce]`)."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    refresh_token: str = field(default="", repr=False)
+    login_url: str = SALESFORCE_LOGIN_URL
+    instance_url: str = ""  # empty: the token response's instance_url
+    org_id: str = ""  # empty: the org named by the token response's identity URL
+    notify_token: str = field(default="", repr=False)  # the Outbound Message endpoint's URL secret
+
+
+@dataclass(frozen=True)
 class Connection:
     """One books organisation paired with one CRM org; `books` and `crm` name the vendor of each role."""
 
@@ -81,6 +95,7 @@ class Connection:
     books: str = DEFAULT_BOOKS
     crm: str = DEFAULT_CRM
     quickbooks: QuickBooksSettings | None = None
+    salesforce: SalesforceSettings | None = None
 
     def uses(self, vendor: str) -> bool:
         """Whether this connection's books or crm is `vendor` (the other vendors' assets skip it)."""
@@ -235,6 +250,46 @@ def _qbo_table(table: object) -> dict[str, str]:
     return out
 
 
+_SF_KEYS = (
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "REFRESH_TOKEN",
+    "LOGIN_URL",
+    "INSTANCE_URL",
+    "ORG_ID",
+    "NOTIFY_TOKEN",
+)
+
+
+def _salesforce(values: Mapping[str, str], where: str) -> SalesforceSettings | None:
+    if not values.get("SALESFORCE_CLIENT_ID"):
+        return None
+    if not values.get("SALESFORCE_CLIENT_SECRET"):
+        raise SettingsError(f"SALESFORCE_CLIENT_SECRET is missing in {where} (SALESFORCE_CLIENT_ID is set)")
+    return SalesforceSettings(
+        client_id=values["SALESFORCE_CLIENT_ID"],
+        client_secret=values["SALESFORCE_CLIENT_SECRET"],
+        refresh_token=values.get("SALESFORCE_REFRESH_TOKEN", ""),
+        login_url=(values.get("SALESFORCE_LOGIN_URL") or SALESFORCE_LOGIN_URL).rstrip("/"),
+        instance_url=(values.get("SALESFORCE_INSTANCE_URL") or "").rstrip("/"),
+        org_id=values.get("SALESFORCE_ORG_ID", ""),
+        notify_token=values.get("SALESFORCE_NOTIFY_TOKEN", ""),
+    )
+
+
+def _sf_table(table: object) -> dict[str, str]:
+    """`[connections.<name>.salesforce]` as SALESFORCE_* keys (its `fields`/`values` tables are the mapping)."""
+    if not isinstance(table, dict):
+        return {}
+    out = {}
+    for key, value in table.items():
+        k = str(key).upper()
+        k = k if k.startswith("SALESFORCE_") else f"SALESFORCE_{k}"
+        if k[len("SALESFORCE_") :] in _SF_KEYS and not isinstance(value, dict):
+            out[k] = str(value)
+    return out
+
+
 def _pairing(values: Mapping[str, str], where: str, books_key: str, crm_key: str) -> tuple[str, str]:
     """The connection's books and crm vendors (xero and zoho unless said otherwise); one line when unknown."""
     books = (values.get(books_key) or DEFAULT_BOOKS).strip().lower()
@@ -267,18 +322,21 @@ def load_connections(environ: Mapping[str, str] | None = None) -> list[Connectio
             if not isinstance(values, dict):
                 raise SettingsError(f"{where} is not a table")
             qbo = _qbo_table(values.get("quickbooks"))
+            sf = _sf_table(values.get("salesforce"))
             values = {str(k).upper(): str(v) for k, v in values.items() if not isinstance(v, dict)}
             books, crm = _pairing(values, where, "BOOKS", "CRM")
             found.append(Connection(name=name, xero=_xero(values, where), zoho=_zoho(values, where), books=books,
-                                    crm=crm, quickbooks=_quickbooks({**values, **qbo}, where)))  # fmt: skip
+                                    crm=crm, quickbooks=_quickbooks({**values, **qbo}, where),
+                                    salesforce=_salesforce({**values, **sf}, where)))  # fmt: skip
         return found
     where = "the environment"
     xero, zoho, qbo = _xero(env, where), _zoho(env, where), _quickbooks(env, where)
-    if xero is None and zoho is None and qbo is None:
+    sf = _salesforce(env, where)
+    if xero is None and zoho is None and qbo is None and sf is None:
         return []
     books, crm = _pairing(env, where, "XZ_BOOKS", "XZ_CRM")
     return [Connection(name=env.get("XZ_CONNECTION", DEFAULT_CONNECTION), xero=xero, zoho=zoho, books=books, crm=crm,
-                       quickbooks=qbo)]  # fmt: skip
+                       quickbooks=qbo, salesforce=sf)]  # fmt: skip
 
 
 def get_connection(name: str, environ: Mapping[str, str] | None = None) -> Connection:
@@ -378,6 +436,35 @@ def zoho_mapping_doc(connection: str, environ: Mapping[str, str] | None = None) 
         raise SettingsError("XZ_ZOHO_FIELDS must be a JSON object")
     structured = any(k in doc for k in ("fields", "values", "customer_types"))
     return (doc if structured else {"fields": doc}), "XZ_ZOHO_FIELDS"
+
+
+def salesforce_mapping_doc(connection: str, environ: Mapping[str, str] | None = None) -> tuple[dict, str]:
+    """The raw field mapping of a connection's Salesforce org (`salesforce/fieldmap.py` parses it):
+    `fields`/`values` of `[connections.<name>.salesforce]`, else `XZ_SALESFORCE_FIELDS` (JSON, the same keys)."""
+    env = os.environ if environ is None else environ
+    path = connections_file(env)
+    if path.exists():
+        try:
+            doc = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path} is not valid TOML: {exc}") from None
+        table = doc.get("connections", {}).get(connection, {}).get("salesforce")
+        table = (
+            {k: v for k, v in (table or {}).items() if k in ("fields", "values")}
+            if isinstance(table, dict)
+            else {}
+        )
+        return table, f"{path} [connections.{connection}.salesforce]"
+    raw = env.get("XZ_SALESFORCE_FIELDS", "").strip()
+    if not raw:
+        return {}, "XZ_SALESFORCE_FIELDS"
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"XZ_SALESFORCE_FIELDS is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise SettingsError("XZ_SALESFORCE_FIELDS must be a JSON object")
+    return (doc if any(k in doc for k in ("fields", "values")) else {"fields": doc}), "XZ_SALESFORCE_FIELDS"
 
 
 DEFAULT_REMINDER_STEPS = (-7, -3, -1, 1, 7, 14, 30)

@@ -106,7 +106,7 @@ MODULE_CODES = frozenset({"INVALID_MODULE", "NOT_SUPPORTED", "FEATURE_NOT_SUPPOR
 # Day-long budgets: a retry seconds later finds them as spent.
 SPENT_FOR_THE_DAY = frozenset({"day", "credits"})
 
-_NAMES = {"xero": "Xero", "zoho": "Zoho", "quickbooks": "QuickBooks"}
+_NAMES = {"xero": "Xero", "zoho": "Zoho", "quickbooks": "QuickBooks", "salesforce": "Salesforce"}
 _ENV_PREFIX = {"quickbooks": "QBO"}  # the variables' prefix where it is not the vendor's name
 
 

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import uvicorn
 from starlette.applications import Starlette
@@ -27,6 +28,8 @@ from xz_pipeline.core.oauth import TokenStore
 from xz_pipeline.quickbooks import webhooks as qbo_hooks
 from xz_pipeline.quickbooks.client import remembered_realm
 from xz_pipeline.realtime.inbox import Inbox, InboxEvent, iso
+from xz_pipeline.salesforce import webhooks as sf_hooks
+from xz_pipeline.salesforce.client import org_id_of
 from xz_pipeline.xero import webhooks as xero_hooks
 from xz_pipeline.zoho import webhooks as zoho_hooks
 
@@ -183,6 +186,44 @@ class Receiver:
         ]
         return await self._store(rows)
 
+    # -- Salesforce -----------------------------------------------------------------------------
+
+    async def salesforce(self, request: Request) -> Response:
+        """Outbound Messages: the org (and the URL secret, when configured) decide the connection; each
+        notification is stored under its Id, then acknowledged with `<Ack>true</Ack>` (a retry of one
+        already stored is acknowledged again and stored nothing)."""
+        try:
+            body = await _read_body(request, self.max_body)
+        except BodyTooLarge:
+            return Response(status_code=413)
+        try:
+            message = sf_hooks.parse_message(body)
+        except UNREADABLE:
+            return Response(status_code=400)
+        store = TokenStore(settings.xz_home() / "tokens")
+        conn = None
+        for c in self.connections:
+            if c.salesforce is None:
+                continue
+            org = c.salesforce.org_id or org_id_of(await run_in_threadpool(store.load, c.name, "salesforce")) or ""
+            secret = c.salesforce.notify_token
+            given = request.query_params.get(sf_hooks.URL_SECRET_PARAM)
+            if sf_hooks.same_org(org, message.organization_id) and (not secret or sf_hooks.same_secret(secret, given)):
+                conn = c
+        if conn is None:
+            return Response(status_code=401)
+        rows = [
+            InboxEvent(dedupe=message.dedupe_key(n), source="salesforce", connection=conn.name,
+                       tenant_id=message.organization_id, asset=n.asset, record_id=n.record_id, deleted=False,
+                       event_time=iso(n.modified) if n.modified else iso(datetime.now(UTC)))  # fmt: skip
+            for n in message.notifications
+            if n.asset is not None
+        ]
+        stored = await self._store(rows)
+        if stored.status_code != 200:
+            return stored
+        return Response(sf_hooks.ACK, status_code=200, media_type="text/xml; charset=utf-8")
+
     async def _store(self, rows: list[InboxEvent]) -> Response:
         try:
             await run_in_threadpool(self.inbox.add, rows)
@@ -243,6 +284,7 @@ def build_app(inbox: Inbox | None = None, connections: list[settings.Connection]
             Route("/webhooks/xero", r.xero, methods=["POST"]),
             Route("/webhooks/zoho", r.zoho, methods=["POST"]),
             Route("/webhooks/quickbooks", r.quickbooks, methods=["POST"]),
+            Route("/webhooks/salesforce", r.salesforce, methods=["POST"]),
             Route("/health", r.health, methods=["GET"]),
         ]
     )

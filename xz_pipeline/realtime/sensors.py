@@ -44,7 +44,7 @@ WRITEBACK_GROUP = "writeback"
 INSIGHTS_GROUP = "insights"
 # An invoice changes when a payment lands on it (Xero has no payment webhooks): read payments with it.
 ALSO_INCREMENTAL = {"xero_invoices": "xero_payments"}
-SYSTEM = {"xero": "xero", "zoho": "zoho", "quickbooks": "books"}
+SYSTEM = {"xero": "xero", "zoho": "zoho", "quickbooks": "books", "salesforce": "crm"}
 MAX_RUNTIME = 900  # seconds; a targeted run takes a few
 KEY_TAG = "xz/inbox_key"  # the run key of a targeted run, as a tag we can look runs up by
 PARTITION_TAG = "dagster/partition"
@@ -59,7 +59,7 @@ FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 realtime_job = dg.define_asset_job(
     "realtime",
-    selection=dg.AssetSelection.groups("xero", "zoho", "quickbooks").downstream(),
+    selection=dg.AssetSelection.groups("xero", "zoho", "quickbooks", "salesforce").downstream(),
     executor_def=dg.in_process_executor,
     description="Targeted near-real-time runs: the announced records, then everything downstream of them.",
 )
