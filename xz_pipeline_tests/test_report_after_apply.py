@@ -73,6 +73,19 @@ def test_a_dry_run_says_would_apply_and_names_the_dry_run_as_the_reason(synced):
     assert row[:2] == [connection, "dry run"] and int(row[2]) > 0
     why = [r[-1] for r in _table(text, "Discrepancies by connection and kind") if len(r) == 4]
     assert any("planned, not written (dry run; --apply writes them)" in w for w in why), why
+    # In the asset's metadata too: the dry run says would_apply, the real one applied, never the other way.
+    import dagster as dg
+
+    from xz_pipeline import runner
+
+    inst = runner.instance(_store.path.parent)
+    records = inst.fetch_materializations(dg.AssetKey("writeback_apply"), limit=10).records
+    metas = [r.asset_materialization.metadata for r in sorted(records, key=lambda r: r.timestamp)]
+    assert [(m["dry_run"].value, "would_apply" in m, "applied" in m) for m in metas] == [
+        (True, True, False),
+        (False, False, True),
+    ]
+    assert metas[0]["would_apply"].value == int(row[2])
 
 
 def test_the_report_after_apply_counts_what_recon_holds_open_afterwards(synced):
