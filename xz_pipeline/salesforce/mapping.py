@@ -79,6 +79,8 @@ def is_customer_type(value: str | None) -> bool:
 # The canonical views over `salesforce.*`
 
 _TAGS = "[]::varchar[]"  # Salesforce records carry no tags (Topics are another object)
+# A compound street holds its lines separated by newlines: one line, joined as `Address.street` joins them.
+_STREET = "nullif(regexp_replace(trim({col}), '\\s*\\n\\s*', ', ', 'g'), '')"
 _STAGE = (
     "(case when {t}.stage_name is null then null when {t}.is_won then 'won' "
     "when {t}.is_closed then 'lost' else 'open' end)"
@@ -113,7 +115,7 @@ def _accounts(email: str, primary: str, meta: bool) -> dict[str, str]:
         "tax_number": "a.tax_number",
         "currency": f"coalesce(a.currency, {_HOME.format(t='a')})" if meta else "a.currency",
         "account_number": "a.account_number",
-        "street": "a.billing_street",
+        "street": _STREET.format(col="a.billing_street"),
         "city": "a.billing_city",
         "region": "a.billing_state",
         "postal_code": "a.billing_postal_code",
@@ -144,7 +146,7 @@ _CONTACTS = {
     "phone": "phone",
     "mobile": "mobile_phone",
     "title": "title",
-    "street": "mailing_street",
+    "street": _STREET.format(col="mailing_street"),
     "city": "mailing_city",
     "region": "mailing_state",
     "postal_code": "mailing_postal_code",
