@@ -208,6 +208,9 @@ def cmd_auth(args: argparse.Namespace) -> int:
         elif args.vendor == "quickbooks":
             realm = _authorize_quickbooks(connection, open_url, args.timeout)
             print(f"xz auth: QuickBooks Online company {realm} connected for {connection}")
+        elif args.vendor == "salesforce":
+            consent.authorize_salesforce(connection, open_url, timeout=args.timeout)
+            print(f"xz auth: Salesforce org connected for {connection}")
         else:
             consent.authorize_zoho(connection, open_url, timeout=args.timeout)
             print(f"xz auth: Zoho CRM connected for {connection}")
@@ -240,6 +243,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
     """Create the custom fields the integration needs in the Zoho org (idempotent)."""
     from datetime import timedelta
 
+    if args.vendor == "salesforce":
+        return _setup_salesforce(args)
+
     from xz_pipeline.core.store import Store
     from xz_pipeline.zoho import fieldmap
     from xz_pipeline.zoho import schema as zoho_schema
@@ -255,6 +261,33 @@ def cmd_setup(args: argparse.Namespace) -> int:
     print(f"xz setup zoho: {len(result)} field(s) created" + (f": {', '.join(result)}" if result else ""))
     for policy, why in sorted(result.skipped.items()):
         print(f"xz setup zoho: policy {policy} skipped: {why}")
+    return 0
+
+
+def _setup_salesforce(args: argparse.Namespace) -> int:
+    """Create the integration's custom fields in the Salesforce org through the Tooling API (idempotent)."""
+    from datetime import timedelta
+
+    from xz_pipeline.core.store import Store
+    from xz_pipeline.salesforce import fieldmap as sf_fieldmap
+    from xz_pipeline.salesforce import schema as sf_schema
+    from xz_pipeline.salesforce.resources import SalesforceResource
+    from xz_pipeline.salesforce.setup import setup_connection as sf_setup
+
+    connection = _connection_name(args)
+    store = Store(settings.mirror_path())
+    with SalesforceResource().client(connection) as client:
+        result = sf_setup(client, sf_fieldmap.load(connection))
+        if store.path.exists():  # describe the org again now, so the next run reads the fields just created
+            sf_schema.ensure(client, store, connection, max_age=timedelta(0))
+    print(f"xz setup salesforce: {len(result.created)} field(s) created"
+          + (f": {', '.join(result.created)}" if result.created else "")
+          + (f"; {len(result.present)} already there" if result.present else ""))  # fmt: skip
+    for ours, theirs in sorted(result.mapped.items()):
+        print(f"xz setup salesforce: {ours} is mapped to the org's {theirs}: not created")
+    if result.invisible:
+        print(f"xz setup salesforce: not visible to the API user yet: {', '.join(result.invisible)} — grant "
+              "field-level security (a permission set) to the integration user, then run xz setup salesforce again")  # fmt: skip
     return 0
 
 
@@ -573,15 +606,15 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(func=cmd_sandbox)
 
     auth = sub.add_parser("auth", help="connect a real organisation (OAuth consent with a loopback redirect)")
-    auth.add_argument("vendor", choices=["xero", "quickbooks", "zoho"])
+    auth.add_argument("vendor", choices=["xero", "quickbooks", "zoho", "salesforce"])
     auth.add_argument("--connection", help="the connection to store the tokens for; " + ONE_CONNECTION_HELP)
     auth.add_argument("--no-browser", action="store_true", help="print the URL only")
     auth.add_argument("--timeout", type=float, default=300.0)
     auth.set_defaults(func=cmd_auth)
 
-    setup = sub.add_parser("setup", help="create the Zoho custom fields the integration uses (idempotent)")
-    setup.add_argument("vendor", choices=["zoho"])
-    setup.add_argument("--connection", help="the connection whose Zoho org to set up; " + ONE_CONNECTION_HELP)
+    setup = sub.add_parser("setup", help="create the CRM custom fields the integration uses (idempotent)")
+    setup.add_argument("vendor", choices=["zoho", "salesforce"])
+    setup.add_argument("--connection", help="the connection whose CRM org to set up; " + ONE_CONNECTION_HELP)
     setup.set_defaults(func=cmd_setup)
 
     rev = sub.add_parser("review", help="customer links waiting for a decision; accept or reject them")

@@ -130,3 +130,21 @@ def authorize_zoho(connection: str, open_url: Callable[[str], object], *, timeou
     with store.lock(connection, "zoho"):
         store.save(connection, "zoho", tokens)
     return tokens
+
+
+def authorize_salesforce(
+    connection: str, open_url: Callable[[str], object], *, timeout: float = 300.0
+) -> TokenSet:
+    """Consent for a Salesforce org (PKCE); stores the tokens with the org's `instance_url` and identity."""
+    from xz_pipeline.salesforce.client import complete_consent as sf_complete
+    from xz_pipeline.salesforce.client import consent_request as sf_request
+    from xz_pipeline.salesforce.resources import sf_settings
+
+    ss, uri = sf_settings(connection), redirect_uri()
+    request = sf_request(ss.login_url, client_id=ss.client_id, redirect_uri=uri)
+    with CallbackReceiver(uri) as receiver:
+        open_url(request.url)
+        params = receiver.wait(timeout)
+    return sf_complete(login_url=ss.login_url, client_id=ss.client_id, client_secret=ss.client_secret, request=request,
+                       params=params, redirect_uri=uri, token_store=TokenStore(settings.xz_home() / "tokens"),
+                       connection=connection)  # fmt: skip

@@ -14,6 +14,7 @@ from xz_pipeline.quickbooks.checks import QUICKBOOKS_CHECKS
 from xz_pipeline.quickbooks.mapping import BOOKS_VIEWS as QUICKBOOKS_BOOKS_VIEWS
 from xz_pipeline.quickbooks.resources import QuickBooksResource
 from xz_pipeline.quickbooks.writer import QuickBooksWriterResource
+from xz_pipeline.realtime.polling import salesforce_polling_sensor
 from xz_pipeline.realtime.sensors import REALTIME_CHECKS, REALTIME_JOBS, REALTIME_SENSORS
 from xz_pipeline.reconcile.assets import RECONCILE_ASSETS, RECONCILE_CHECKS
 from xz_pipeline.runs import runs_sensor
@@ -108,7 +109,13 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     jobs=[mirror_job, *REALTIME_JOBS],
     schedules=build_schedules(mirror_job, EXTRACT_ASSETS),
-    sensors=[connections_sensor, *REALTIME_SENSORS, runs_sensor, first_mirror_sensor],
+    sensors=[
+        connections_sensor,
+        *REALTIME_SENSORS,
+        salesforce_polling_sensor,
+        runs_sensor,
+        first_mirror_sensor,
+    ],
     resources={
         "xero": XeroResource(),
         "quickbooks": QuickBooksResource(),

@@ -22,6 +22,9 @@ from xz_pipeline import settings
 from xz_pipeline.core.resources import TRIGGER_TAG
 from xz_pipeline.core.store import Store, StoreBusy
 from xz_pipeline.realtime.runs import blocking_checks
+from xz_pipeline.salesforce.dates import parse_sf_datetime
+from xz_pipeline.salesforce.resources import SalesforceResource
+from xz_pipeline.salesforce.webhooks import ASSET_BY_SOBJECT
 from xz_pipeline.xero.dates import parse_xero_datetime
 from xz_pipeline.xero.resources import XeroResource
 
@@ -38,7 +41,7 @@ def poll_interval_seconds(
     return max(5, math.ceil(86_400 * calls_per_probe / (limit * share)))
 
 
-def _mirror_cursor(connection: str, entity: str) -> datetime | None:
+def _mirror_cursor(connection: str, entity: str, vendor: str = "xero") -> datetime | None:
     """The mirror's cursor for `entity`, as the last published snapshot holds it: the sensor never opens
     the mirror (a reader there makes a run's writer fail), and the snapshot trails it by at most a run."""
     path = settings.snapshot_path()
@@ -47,8 +50,8 @@ def _mirror_cursor(connection: str, entity: str) -> datetime | None:
     try:
         with Store(path).read() as con:
             row = con.execute(
-                "select cursor_value from meta.cursors where connection = ? and vendor = 'xero' and entity = ?",
-                [connection, entity],
+                "select cursor_value from meta.cursors where connection = ? and vendor = ? and entity = ?",
+                [connection, vendor, entity],
             ).fetchone()
     except (StoreBusy, duckdb.CatalogException):
         return None  # being replaced this instant, or without cursors yet: the next probe reads it
@@ -127,5 +130,77 @@ def xero_polling_sensor(context: dg.SensorEvaluationContext, xero: XeroResource)
     if not requests:
         return dg.SensorResult(
             skip_reason=dg.SkipReason(f"probed {probed} connection(s): no change"), cursor=json.dumps(cursor)
+        )
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+
+
+# -- Salesforce: SystemModstamp polling (Outbound Messages need a workflow per object; polling needs nothing) --
+
+SF_POLLED = ASSET_BY_SOBJECT
+SF_DAY_LIMIT = 15_000  # the smallest org's allocation (Developer Edition): probes stay within its share
+
+
+def _sf_requests(context, salesforce: SalesforceResource, conn: str, state: dict) -> list:
+    """One SOQL call per object: the records changed after the watermark (the mirror's cursor, or the last
+    probe's newest change), as a targeted run of exactly those ids (a full page: an incremental run)."""
+    requests = []
+    with salesforce.client(conn) as client:
+        for sobject, asset in SF_POLLED.items():
+            mark = state.get(sobject)
+            since = datetime.fromisoformat(mark) if mark else None
+            mirrored = _mirror_cursor(conn, sobject, "salesforce")
+            if mirrored is not None and (since is None or mirrored > since):
+                since = mirrored
+            if since is None:
+                continue  # never mirrored: the schedule's first sync comes first
+            rows = client.changed_since(sobject, since, PROBE_PAGE)
+            if not rows:
+                state[sobject] = since.isoformat()
+                continue
+            newest = max(parse_sf_datetime(r.get("SystemModstamp")) or since for r in rows)
+            state[sobject] = newest.isoformat()
+            config = {} if len(rows) >= PROBE_PAGE else {"ids": [str(r["Id"]) for r in rows]}
+            graph = context.repository_def.asset_graph
+            selection = dg.AssetSelection.assets(asset).downstream().resolve(graph)
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"poll:{conn}:{sobject}:{newest.isoformat()}",
+                    partition_key=conn,
+                    asset_selection=sorted(selection, key=lambda k: k.to_user_string()),
+                    asset_check_keys=blocking_checks(graph, selection),
+                    run_config={"ops": {asset: {"config": config}}},
+                    tags={TRIGGER_TAG: "poll", "xz/events": str(len(rows))},
+                )
+            )
+    return requests
+
+
+@dg.sensor(
+    name="salesforce_polling_sensor",
+    job_name="realtime",
+    minimum_interval_seconds=poll_interval_seconds(SF_DAY_LIMIT, None, len(SF_POLLED)),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Probes each mirrored Salesforce object for records whose SystemModstamp moved past the mirror's "
+    "cursor (one SOQL call each), within XZ_POLL_SHARE of a Developer Edition's day allocation.",
+)
+def salesforce_polling_sensor(context: dg.SensorEvaluationContext, salesforce: SalesforceResource):
+    now = datetime.now(UTC)
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    interval = timedelta(seconds=poll_interval_seconds(SF_DAY_LIMIT, None, len(SF_POLLED)))
+    requests, probed = [], 0
+    for conn in settings.load_connections():
+        if conn.crm != "salesforce" or conn.salesforce is None:
+            continue
+        state = cursor.setdefault(conn.name, {})
+        last = state.get("at")
+        if last and now - datetime.fromisoformat(last) < interval:
+            continue
+        requests += _sf_requests(context, salesforce, conn.name, state)
+        state["at"] = now.isoformat()
+        probed += 1
+    if not requests:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(f"probed {probed} Salesforce connection(s): no change"),
+            cursor=json.dumps(cursor),
         )
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))

@@ -395,6 +395,15 @@ class SalesforceClient:
             f"select {cols} from {sobject}{clause} order by SystemModstamp asc, Id asc"
         )
 
+    def changed_since(self, sobject: str, since: datetime, limit: int = 200) -> list[dict]:
+        """One call: `Id` and `SystemModstamp` of up to `limit` records changed after `since`, oldest first
+        (what a poll needs to ask for exactly those records)."""
+        soql = (f"select Id, SystemModstamp from {sobject} where SystemModstamp > {format_sf_datetime(since)} "
+                f"order by SystemModstamp asc, Id asc limit {int(limit)}")  # fmt: skip
+        reply = self.call("GET", "query/", params={"q": soql}, endpoint="GET query")
+        data = reply.data if isinstance(reply.data, dict) else {}
+        return [r for r in data.get("records") or [] if isinstance(r, dict)]
+
     def _asked(self, sobject: str, fields: Iterable[str]) -> list[str]:
         wanted = [f for f in fields if f and f != "Id"]
         return self.schema.keep(sobject, wanted) if self.schema is not None else wanted
