@@ -44,8 +44,21 @@ def _changes(entity: str, record: str, held: dict, wanted: tuple[str | None, dat
     return out
 
 
+def _still_open(w: World) -> list[dict]:
+    """Risk rows of invoices the books still show open: a payment that arrived by webhook (a targeted run
+    leaves payment risk to the scheduled runs) clears its deal and account at once."""
+    return [
+        r
+        for r in w.risk
+        if (inv := w.invoices.get(r["invoice_id"])) is not None
+        and inv["status"] == "open"
+        and (inv["amount_due"] or 0) > 0
+    ]
+
+
 def payment_risk_to_crm(w: World, p: Policies) -> list[Change]:
-    risk = {r["invoice_id"]: r for r in w.risk}
+    open_risk = _still_open(w)
+    risk = {r["invoice_id"]: r for r in open_risk}
     out: list[Change] = []
     by_deal: dict[str, list[dict]] = defaultdict(list)
     for link in w.invoice_links:
@@ -65,7 +78,7 @@ def payment_risk_to_crm(w: World, p: Policies) -> list[Change]:
             out += _changes("deal", deal_id, deal, (None, None), "its invoice is no longer open",
                             "recon.invoice_links; insights.payment_risk (no open invoice)")  # fmt: skip
     by_account: dict[str, list[dict]] = defaultdict(list)
-    for r in w.risk:
+    for r in open_risk:
         crm = w.crm_of_books.get(r["customer_id"] or "")
         if crm and crm in w.accounts:
             by_account[crm].append(r)

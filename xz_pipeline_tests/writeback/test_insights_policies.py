@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from datetime import date
 
 import pytest
 
@@ -15,6 +16,9 @@ from xz_pipeline.core.store import Store
 from xz_pipeline.definitions import defs
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.writeback.assets import apply_connection
+from xz_pipeline.zoho.fieldmap import DEFAULT as DEFAULT_FIELDS
+from xz_pipeline.zoho.writer import ZohoCrmWriter
+from xz_pipeline_tests.zoho.support import ZohoSandbox
 
 SEED = 5
 ON = json.dumps({"policies": {"payment_risk_to_crm": True, "reminders_to_crm": True}})
@@ -166,3 +170,22 @@ def test_an_org_without_the_fields_gets_the_rows_skipped_with_the_reason(bare):
     assert all(f".{'Payment_Risk' if r[1] == 'payment_risk' else 'Expected_Pay_Date'} does not exist in this org: "
                "run `xz setup zoho` or map it" in r[3] for r in rows)  # fmt: skip
     assert not any("Payment_Risk" in r or "Expected_Pay_Date" in r for r in _held(sb, "Accounts").values())
+
+
+def test_a_task_whose_answer_was_lost_is_found_again_not_sent_twice(tmp_path):
+    """What apply asks before resending a task create in doubt; and the sandbox relates tasks as Zoho does."""
+    with ZohoSandbox() as sb:
+        client = sb.client(tmp_path / "tokens")
+        (account,) = client.insert("Accounts", [{"Account_Name": "Lost Answer Ltd"}])
+        writer = ZohoCrmWriter(client, "lost", fm=DEFAULT_FIELDS)
+        task = {"subject": "Invoice INV-9 is 7 day(s) overdue", "due_date": date(2026, 11, 8),
+                "description": "Please pay.", "what_id": account.id, "se_module": "Accounts"}  # fmt: skip
+        (made,) = writer.create_tasks([task]).outcomes
+        assert made.ok and made.record_id
+        other = {**task, "due_date": date(2026, 11, 9)}  # another step of the same invoice
+        assert writer.find_tasks([task, other]) == [made.record_id, None]
+        (held,) = sb.org.records["Tasks"].values()
+        assert held["What_Id"] == {"id": account.id, "name": "Lost Answer Ltd"}
+        assert held["$se_module"] == "Accounts" and held["Status"] == "Not Started"
+        (orphan,) = client.insert("Tasks", [{"Subject": "x", "What_Id": {"id": account.id}}])
+        assert not orphan.ok and orphan.code == "DEPENDENT_FIELD_MISSING"
