@@ -676,9 +676,12 @@ def compute(
     """Every change the active policies want for `connection`, as plan rows. Reads only the mirror."""
     unavailable = dict(capabilities.unavailable) if capabilities else {}
     from xz_pipeline.writeback.insight_plan import INSIGHT_POLICIES  # it builds on Change and World
+    from xz_pipeline.writeback.projects import ProjectFacts, projects_to_crm
 
     w = World(con, connection, today or datetime.now(UTC).date(), unavailable)
-    functions = {**POLICY_FUNCTIONS, **INSIGHT_POLICIES}
+    if policies.active("projects_to_crm"):
+        w.project_facts = ProjectFacts(con, connection)
+    functions = {**POLICY_FUNCTIONS, **INSIGHT_POLICIES, "projects_to_crm": projects_to_crm}
     changes = [c for name, fn in functions.items() if policies.active(name) for c in fn(w, policies)]
     return changes_frame(connection, changes)
 

@@ -35,9 +35,10 @@ POLICIES = (
     "field_corrections",
     "payment_risk_to_crm",  # insights.payment_risk's band and expected pay date on deals and accounts
     "reminders_to_crm",  # each due reminder (insights.reminders) as a CRM task on its account
+    "projects_to_crm",  # hours delivered, unbilled amount and status of books projects on deals and accounts
 )
 # Insights are opinions, not corrections: they reach the CRM only when a person turns them on.
-OFF_BY_DEFAULT = frozenset({"payment_risk_to_crm", "reminders_to_crm"})
+OFF_BY_DEFAULT = frozenset({"payment_risk_to_crm", "reminders_to_crm", "projects_to_crm"})
 BOOKS, CRM = "books", "crm"
 DEFAULT_OWNERSHIP: dict[str, str] = {
     "billing_address": BOOKS,

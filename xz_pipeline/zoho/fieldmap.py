@@ -21,9 +21,9 @@ from xz_pipeline import settings
 # writes on accounts and deals (policy payment_risk_to_crm).
 OWN_FIELDS: dict[str, tuple[str, ...]] = {
     "Accounts": ("Xero_Contact_ID", "Tax_Number", "Outstanding_Balance", "Overdue_Balance", "Payment_Risk",
-                 "Expected_Pay_Date"),
+                 "Expected_Pay_Date", "Hours_Delivered", "Unbilled_Amount", "Project_Status"),
     "Deals": ("Xero_Invoice_ID", "Xero_Invoice_Number", "Payment_Status", "Amount_Paid", "Last_Payment_Date",
-              "Payment_Risk", "Expected_Pay_Date"),
+              "Payment_Risk", "Expected_Pay_Date", "Hours_Delivered", "Unbilled_Amount", "Project_Status"),
     "Invoices": ("Xero_Invoice_ID", "Payment_Status", "Amount_Paid", "Last_Payment_Date"),
 }  # fmt: skip
 DEFAULT_CUSTOMER_TYPES = ("Customer",)

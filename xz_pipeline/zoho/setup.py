@@ -22,6 +22,7 @@ log = get_logger(__name__)
 
 PAYMENT_STATUSES = ("Unpaid", "Partially Paid", "Paid", "Overdue")
 RISK_BANDS = ("Low", "Medium", "High")  # insights.payment_risk's bands, as the CRM shows them
+PROJECT_STATUSES = ("In Progress", "Over Budget", "Closed")  # projects_to_crm's (writeback/projects.py)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ class FieldSpec:
         return out
 
 
+PROJECT_SPECS = (
+    FieldSpec("Hours_Delivered", "Hours Delivered", "double"),
+    FieldSpec("Unbilled_Amount", "Unbilled Amount", "currency"),
+    FieldSpec("Project_Status", "Project Status", "picklist", picklist=PROJECT_STATUSES),
+)
 CUSTOM_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
     "Accounts": (
         FieldSpec("Xero_Contact_ID", "Xero Contact ID", "text", length=64, external=True),
@@ -56,6 +62,7 @@ CUSTOM_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec("Overdue_Balance", "Overdue Balance", "currency"),
         FieldSpec("Payment_Risk", "Payment Risk", "picklist", picklist=RISK_BANDS),
         FieldSpec("Expected_Pay_Date", "Expected Pay Date", "date"),
+        *PROJECT_SPECS,
     ),
     "Deals": (
         FieldSpec("Xero_Invoice_ID", "Xero Invoice ID", "text", length=64),
@@ -65,6 +72,7 @@ CUSTOM_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec("Last_Payment_Date", "Last Payment Date", "date"),
         FieldSpec("Payment_Risk", "Payment Risk", "picklist", picklist=RISK_BANDS),
         FieldSpec("Expected_Pay_Date", "Expected Pay Date", "date"),
+        *PROJECT_SPECS,
     ),
     "Invoices": (
         FieldSpec("Xero_Invoice_ID", "Xero Invoice ID", "text", length=64, external=True),
@@ -102,6 +110,7 @@ POLICY_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "payment_risk_to_crm": tuple(
         (m, f) for m in ("Accounts", "Deals") for f in ("Payment_Risk", "Expected_Pay_Date")
     ),
+    "projects_to_crm": tuple((m, s.api_name) for m in ("Accounts", "Deals") for s in PROJECT_SPECS),
 }
 QUOTA_CODES = ("LIMIT_EXCEEDED",)
 

@@ -45,6 +45,9 @@ from xz_pipeline.zoho.mapping import (
 from xz_pipeline.zoho.resources import ZohoResource
 
 MODULES = {"account": "Accounts", "contact": "Contacts", "deal": "Deals", "invoice": "Invoices"}
+# The books' project figures on deals and accounts (policy projects_to_crm): plan field -> our API name.
+PROJECT_FIELDS = {"hours_delivered": "Hours_Delivered", "unbilled_amount": "Unbilled_Amount",
+                  "project_status": "Project_Status"}  # fmt: skip
 # What write-back writes in the CRM, as (canonical entity, plan field) -> (module, our API name).
 CRM_FIELDS: dict[tuple[str, str], tuple[str, str]] = {
     ("account", "books_link"): ("Accounts", "Xero_Contact_ID"),
@@ -68,6 +71,11 @@ CRM_FIELDS: dict[tuple[str, str], tuple[str, str]] = {
         (entity, f): (module, name)
         for entity, module in (("account", "Accounts"), ("deal", "Deals"))
         for f, name in (("payment_risk", "Payment_Risk"), ("expected_pay_date", "Expected_Pay_Date"))
+    },
+    **{  # projects_to_crm (writeback/projects.py)
+        (entity, f): (module, name)
+        for entity, module in (("account", "Accounts"), ("deal", "Deals"))
+        for f, name in PROJECT_FIELDS.items()
     },
 }
 TASKS = "Tasks"
@@ -105,10 +113,15 @@ def _iso_day(value: Any) -> str | None:
 
 def _insight_record(record_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     """An Accounts or Deals update from insight fields (our names): the band in the picklist's words."""
-    unknown = sorted(set(fields) - {"payment_risk", "expected_pay_date"})
+    unknown = sorted(set(fields) - {"payment_risk", "expected_pay_date", *PROJECT_FIELDS})
     if unknown:
         raise KeyError(f"fields not settable by insights: {', '.join(unknown)}")
     out: dict[str, Any] = {"id": record_id}
+    for f in ("hours_delivered", "unbilled_amount"):
+        if f in fields:
+            out[PROJECT_FIELDS[f]] = None if fields[f] is None else float(str(fields[f]))
+    if "project_status" in fields:
+        out["Project_Status"] = fields["project_status"]
     if "payment_risk" in fields:
         band = fields["payment_risk"]
         out["Payment_Risk"] = None if band is None else RISK_WORDS.get(str(band), str(band))
@@ -173,8 +186,6 @@ class ZohoCrmWriter:
             if not schema.has_module(module):
                 missing[key] = f"the org has no {module} module"
             elif not schema.has(module, theirs):
-                if module == TASKS:
-                    continue
                 if ours == "Currency":
                     home = schema.home_currency or "its home currency"
                     missing[key] = f"{module}.Currency does not exist in this org (single currency: {home})"
@@ -183,7 +194,9 @@ class ZohoCrmWriter:
                         f"{module}.{theirs} does not exist in this org: run `xz setup zoho` or map it"
                     )
         if not schema.has_module(TASKS):
-            why = schema.absent.get(TASKS, f"the org has no {TASKS} module")
+            why = schema.absent.get(TASKS) or (  # a schema read before tasks were written
+                f"whether the org offers {TASKS} is not known yet: `xz setup zoho` reads the org again"
+            )
             missing.update({("task", f): why for f in (*TASK_FIELDS, "what_id", "se_module")})
         roles = {DEAL_PRODUCTS: "deal_products", "__composite_requests": "composite"}
         unavailable = {roles.get(k, k): v for k, v in schema.endpoints.items()}
