@@ -57,16 +57,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _use_sandbox_env(sb)
         inst = runner.instance(home)
         stop = runner.StopRequest()
-        with _stop_on_signals(stop, "xz demo"):
+        from xz_pipeline.progress import RunProgress
+
+        with _stop_on_signals(stop, "xz demo"), RunProgress() as progress:  # a bar per run on a terminal only
             # Cycle 1: mirror, reconcile, write the corrections (default policies); cycle 2 sees the fixes.
-            first = runner.sync([DEMO_CONNECTION], inst=inst, apply=True, kind="demo", stop=stop)
+            first = runner.sync(
+                [DEMO_CONNECTION], inst=inst, apply=True, kind="demo", stop=stop, progress=progress
+            )
             if not _stopped_code(stop):
                 print(
                     "  cycle 1 done (mirror, reconcile, write-back, reconcile again); cycle 2 mirrors the "
                     "corrected systems and writes what is left",
                     flush=True,
                 )
-                second = runner.sync([DEMO_CONNECTION], inst=inst, apply=True, kind="demo", stop=stop)
+                second = runner.sync(
+                    [DEMO_CONNECTION], inst=inst, apply=True, kind="demo", stop=stop, progress=progress
+                )
         if _stopped_code(stop):
             _say(f"xz demo: stopped by {stop.reason} after the step in progress; what it did is in {home}")
             return _stopped_code(stop)
@@ -103,10 +109,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
     75 when another sync held the XZ_HOME past `--wait`; 143/130 when stopped by SIGTERM/SIGINT."""
     from xz_pipeline import report, runner
     from xz_pipeline.core.store import Store
+    from xz_pipeline.progress import RunProgress
 
     names = settings.require_connections([args.connection]) if args.connection else None
     stop = runner.StopRequest()
-    with _stop_on_signals(stop, "xz sync"):
+    with _stop_on_signals(stop, "xz sync"), RunProgress() as progress:  # a bar on a terminal only
         try:
             outcomes = runner.sync(
                 names,
@@ -116,6 +123,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 stop=stop,
                 wait=args.wait,
                 on_wait=lambda message: _say(f"xz sync: {message}"),
+                progress=progress,
             )
         except runner.SyncBusy as exc:
             _say(f"xz sync: {exc}")

@@ -29,6 +29,7 @@ from xz_pipeline.core.resources import APPROVE_TAG, connections_partitions
 from xz_pipeline.core.store import HeldLock, Store, process_alive, process_start
 from xz_pipeline.core.sync import STOP_READS
 from xz_pipeline.definitions import ASSETS, CHECKS, defs
+from xz_pipeline.progress import RunProgress
 
 # The instance settings of the repository (pool `duckdb` limited to 1, telemetry off).
 INSTANCE_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
@@ -211,20 +212,33 @@ def file_logger(path: Path) -> logging.Logger:
         return logger
 
 
-def _logger_def(path: Path) -> dg.LoggerDefinition:
-    return dg.LoggerDefinition(
-        lambda _init: file_logger(path), description=f"Dagster's events and logs to {path}"
-    )
+def _logger_def(path: Path, extra: logging.Handler | None = None) -> dg.LoggerDefinition:
+    """The run's logger: the XZ_HOME's log file, and `extra` (a terminal progress bar) when given."""
+
+    def make(_init) -> logging.Logger:
+        base = file_logger(path)
+        if extra is None:
+            return base
+        logger = logging.Logger(f"{base.name}.progress", level=logging.DEBUG)
+        for handler in [*base.handlers, extra]:
+            logger.addHandler(handler)
+        return logger
+
+    return dg.LoggerDefinition(make, description=f"Dagster's events and logs to {path}")
 
 
 # -- the run ----------------------------------------------------------------------------------------
 
 
 def _materialize(selection: list, *, partition_key: str | None, inst: dg.DagsterInstance, run_config: dict,
-                 stop: StopRequest | None, tags: dict[str, str]) -> dg.ExecuteInProcessResult:  # fmt: skip
-    """`dg.materialize`, with the events going to the log file and a stop hook between steps."""
-    job_defs = _definitions_for(selection, stop)
+                 stop: StopRequest | None, tags: dict[str, str],
+                 progress: RunProgress | None = None) -> dg.ExecuteInProcessResult:  # fmt: skip
+    """`dg.materialize`, with the events going to the log file (and a progress bar) and a stop hook between
+    steps."""
+    job_defs = _definitions_for(selection, stop, progress.handler() if progress is not None else None)
     job = job_defs.resolve_job_def(JOB_NAME)
+    if progress is not None:
+        progress.start_run(partition_key or "all connections", len(job.graph.nodes))
     # Loggers named in the run config replace Dagster's console logger.
     return job.execute_in_process(
         run_config={**run_config, "loggers": {"xz_file": {}}},
@@ -235,13 +249,15 @@ def _materialize(selection: list, *, partition_key: str | None, inst: dg.Dagster
     )
 
 
-def _definitions_for(selection: list, stop: StopRequest | None) -> dg.Definitions:
+def _definitions_for(
+    selection: list, stop: StopRequest | None, extra: logging.Handler | None = None
+) -> dg.Definitions:
     hooks = {_stop_hook(stop)} if stop is not None else set()
     return dg.Definitions(
         jobs=[dg.define_asset_job(name=JOB_NAME, hooks=hooks)],
         assets=selection,
         resources=defs.resources,
-        loggers={"xz_file": _logger_def(log_path())},
+        loggers={"xz_file": _logger_def(log_path(), extra)},
     )
 
 
@@ -382,6 +398,7 @@ def sync(
     wait: float = WAIT_DEFAULT,
     on_wait: Callable[[str], None] | None = None,
     kind: str = "sync",
+    progress: RunProgress | None = None,
 ) -> list[RunOutcome]:
     """Materialise every asset (or one stage's) once for each connection (all configured ones by default).
 
@@ -390,7 +407,8 @@ def sync(
     A stage of unpartitioned assets only (`reconcile`: every connection at once) runs once.
     `stop`, when given, ends the run at the next step boundary once set (the caller's signal handlers set
     it); a second sync on the same XZ_HOME waits up to `wait` seconds, telling `on_wait`, then SyncBusy.
-    Each run is recorded in `meta.runs` as `kind` (sync, demo) when it ends (runs.py).
+    Each run is recorded in `meta.runs` as `kind` (sync, demo) when it ends (runs.py). `progress` shows a bar
+    per run on a terminal (progress.py).
     """
     names = (
         settings.require_connections(connections)
@@ -426,7 +444,7 @@ def sync(
 
             def run(name=name) -> dg.ExecuteInProcessResult:
                 return _materialize([*assets, *checks], partition_key=name if partitioned else None, inst=inst,
-                                    run_config=run_config, stop=stop, tags=tags)  # fmt: skip
+                                    run_config=run_config, stop=stop, tags=tags, progress=progress)  # fmt: skip
 
             result = _in_worker(run) if stop is not None else run()
             outcomes.append(_outcome(name, result))
@@ -435,7 +453,7 @@ def sync(
                 break
         wrote = [o for o in outcomes if o.wrote]
         if wrote and not (stop is not None and stop.is_set()):
-            after = _reconcile_after_writeback(inst, tags, stop, names)
+            after = _reconcile_after_writeback(inst, tags, stop, names, progress)
             for o in wrote:
                 o.after_writeback = after
         return outcomes
@@ -449,8 +467,8 @@ def _checks_of(assets: list[dg.AssetsDefinition]) -> list:
     return [c for c in CHECKS if all(spec.asset_key in keys for spec in c.check_specs)]
 
 
-def _reconcile_after_writeback(inst, tags: dict[str, str], stop: StopRequest | None,
-                               names: list[str]) -> RunOutcome:  # fmt: skip
+def _reconcile_after_writeback(inst, tags: dict[str, str], stop: StopRequest | None, names: list[str],
+                               progress: RunProgress | None = None) -> RunOutcome:  # fmt: skip
     """Reconcile again (and republish the snapshot) once write-back wrote and refreshed what it wrote, so
     `recon.discrepancies`, the snapshot and the report show the systems as they stand after the corrections,
     not as they stood before them. One run over every connection (the reconcile stage is unpartitioned)."""
@@ -458,7 +476,7 @@ def _reconcile_after_writeback(inst, tags: dict[str, str], stop: StopRequest | N
 
     def run() -> dg.ExecuteInProcessResult:
         return _materialize([*assets, *_checks_of(assets)], partition_key=None, inst=inst, run_config={},
-                            stop=stop, tags=tags)  # fmt: skip
+                            stop=stop, tags=tags, progress=progress)  # fmt: skip
 
     result = _in_worker(run) if stop is not None else run()
     runs.record(Store(settings.mirror_path()), inst, result.run_id, names)
