@@ -16,7 +16,7 @@ Grammar (whitespace around tokens is ignored)::
              | "burst=" K       once fired, also hit the next K-1 matching calls (K consecutive in all)
              | "path=" PREFIX   only requests whose path starts with PREFIX
              | "method=" M      only these methods, "|"-separated: GET or PUT|POST
-             | "vendor=" V      xero | zoho | quickbooks | both (default both)
+             | "vendor=" V      xero | zoho | quickbooks | salesforce | both (default both)
              | "seed=" N        the RNG seed for rate= (default: derived from the server's seed)
 
 At most one of rate/nth/every; with none of them the fault hits every matching call. Args per kind:
@@ -61,14 +61,14 @@ from dataclasses import dataclass
 from typing import Any
 
 KINDS = ("429", "5xx", "slow", "drop", "expired", "malformed")
-VENDORS = ("xero", "zoho", "quickbooks", "both")
+VENDORS = ("xero", "zoho", "quickbooks", "salesforce", "both")
 XERO_429_PROBLEMS = ("minute", "day", "appminute", "concurrent")
 FIVE_XX_CODES = (500, 501, 502, 503, 504)
 DEFAULT_SLOW_SECONDS = 30.0
 
 # OAuth endpoints of both vendors (token, revocation, consent): a fault only hits them when its
 # path filter is itself inside one of these areas.
-AUTH_PREFIXES = ("/connect/", "/identity/", "/oauth/", "/oauth2/", "/.well-known/")
+AUTH_PREFIXES = ("/connect/", "/identity/", "/oauth/", "/oauth2/", "/.well-known/", "/services/oauth2/")
 
 FAULTS_HELP = """\
 Fault spec: FAULT[;FAULT...], FAULT = KIND[:ARG][@OPT,OPT...]
@@ -79,7 +79,7 @@ Fault spec: FAULT[;FAULT...], FAULT = KIND[:ARG][@OPT,OPT...]
          expired                                expire the request's access token, then let the 401 happen
          malformed                              a 200 whose JSON body is cut short
   options: rate=F | nth=N | every=N (one trigger; none = every call), burst=K,
-           path=/prefix, method=GET|POST, vendor=xero|zoho|quickbooks|both, seed=N
+           path=/prefix, method=GET|POST, vendor=xero|zoho|quickbooks|salesforce|both, seed=N
   e.g. '429@nth=3,burst=2;5xx:503@rate=0.1;slow:5@nth=7;drop@every=10;expired@nth=2;malformed@rate=0.05'
   OAuth endpoints are skipped unless path= names them."""
 
@@ -301,6 +301,15 @@ def server_error(vendor: str, code: int) -> tuple[bytes, str]:
                      "Detail": "System Failure Error: An unknown error occurred.", "code": "10000"}  # fmt: skip
             body = {"Fault": {"Error": [error], "type": "SystemFault"}}
             return json.dumps(body).encode(), "application/json;charset=UTF-8"
+    elif vendor == "salesforce":  # the REST API's own error list; 503 is its "server unavailable"
+        if code in (500, 501, 503):
+            err = {500: ("UNKNOWN_EXCEPTION", "An unexpected error occurred. Please include this ErrorId if you "
+                         "contact support: 1234567890-12345 (-1234567890)"),
+                   501: ("NOT_IMPLEMENTED", "The requested operation is not implemented"),
+                   503: ("SERVER_UNAVAILABLE", "Server is temporarily unavailable")}[code]  # fmt: skip
+            return json.dumps(
+                [{"message": err[1], "errorCode": err[0]}]
+            ).encode(), "application/json;charset=UTF-8"
     else:
         if code in (500, 501):
             body = {
@@ -379,8 +388,8 @@ class FaultMiddleware:
         self.app = app
         self.emulator = emulator
         self.vendor = vendor or _vendor_of(emulator)
-        if self.vendor not in ("xero", "zoho", "quickbooks"):
-            raise ValueError(f"vendor must be xero, zoho or quickbooks, got {self.vendor!r}")
+        if self.vendor not in ("xero", "zoho", "quickbooks", "salesforce"):
+            raise ValueError(f"vendor must be xero, zoho, quickbooks or salesforce, got {self.vendor!r}")
         self.faults = coerce_faults(faults)
         self._states = [
             _FaultState(f, f"{seed}:{self.vendor}:{i}:{f}")
@@ -545,7 +554,7 @@ def _bearer(scope: dict) -> str:
 
 def _vendor_of(emulator: Any) -> str:
     name = type(emulator).__name__.lower()
-    for vendor in ("xero", "zoho", "quickbooks"):
+    for vendor in ("xero", "zoho", "quickbooks", "salesforce"):
         if name.startswith(vendor):
             return vendor
     return ""

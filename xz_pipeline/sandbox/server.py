@@ -64,8 +64,16 @@ QBO_ENV_KEYS = (
     "QBO_AUTH_URL",
     "QBO_WEBHOOK_VERIFIER",
 )
+# With `crm="salesforce"` the CRM lines are these instead of the ZOHO_* ones (and XZ_CRM=salesforce).
+SF_ENV_KEYS = (
+    "SALESFORCE_CLIENT_ID",
+    "SALESFORCE_CLIENT_SECRET",
+    "SALESFORCE_REFRESH_TOKEN",
+    "SALESFORCE_LOGIN_URL",
+    "SALESFORCE_INSTANCE_URL",
+)
 BOOKS = ("xero", "quickbooks")
-CRMS = ("zoho",)
+CRMS = ("zoho", "salesforce")
 
 
 def _derive(seed: int, label: str, n: int = 64) -> str:
@@ -146,11 +154,20 @@ class SandboxServer:
         books: str = "xero",
         qbo_limits: Any = None,
         qbo_webhook_format: str = "cloudevents",
+        crm: str = "zoho",
+        sf_limits: Any = None,
+        sf_outbound_url: str | None = None,
     ) -> None:
         if connections < 1:
             raise ValueError("connections must be >= 1")
         if books not in BOOKS:
             raise ValueError(f"books must be one of {', '.join(BOOKS)}, got {books!r}")
+        if crm not in CRMS:
+            raise ValueError(f"crm must be one of {', '.join(CRMS)}, got {crm!r}")
+        if crm == "salesforce" and fixture_dir is not None:
+            raise ValueError(
+                "a fixture folder holds Zoho records; use the generated world with crm=salesforce"
+            )
         if books == "quickbooks" and fixture_dir is not None:
             raise ValueError(
                 "a fixture folder holds Xero records; use the generated world with books=quickbooks"
@@ -178,6 +195,13 @@ class SandboxServer:
         self.qbo_client_id = "AB" + _derive(seed, "qbo-client-id", 48)
         self.qbo_client_secret = _derive(seed, "qbo-client-secret", 40)
         self.qbo_webhook_verifier = _derive(seed, "qbo-webhook-verifier", 36)
+        self.crm, self.sf_limits, self.sf_outbound_url = crm, sf_limits, sf_outbound_url
+        self.sf_client_id = "3MVG9" + _derive(seed, "salesforce-client-id", 80)
+        self.sf_client_secret = _derive(seed, "salesforce-client-secret", 64).upper()
+        self._sf: Any = None
+        self._sf_orgs: list[str] = []
+        self._sf_tokens: list[str] = []
+        self.sf_faults: FaultMiddleware | None = None
         self._realms: list[str] = []
         self._qbo_tokens: list[str] = []
         self._qbo: Any = None
@@ -212,7 +236,12 @@ class SandboxServer:
             from xz_pipeline.sandbox.xero import XeroEmulator
 
             self._xero = XeroEmulator(clock=self.clock, limits=self.xero_limits)
-        self._zoho = ZohoEmulator(clock=self.clock, limits=self.zoho_limits)
+        if self.crm == "salesforce":
+            from xz_pipeline.sandbox.salesforce import SalesforceEmulator
+
+            self._sf = SalesforceEmulator(clock=self.clock, limits=self.sf_limits)
+        else:
+            self._zoho = ZohoEmulator(clock=self.clock, limits=self.zoho_limits)
         self._seed_state()
         if self._qbo is not None:
             self.qbo_faults = FaultMiddleware(
@@ -222,20 +251,27 @@ class SandboxServer:
             self.xero_faults = FaultMiddleware(
                 self._xero.app, self.faults, self._xero, vendor="xero", seed=self.seed
             )
-        split = self.profile.separate_accounts_server
-        self.zoho_faults = FaultMiddleware(
-            self._zoho.api_app if split else self._zoho.app,
-            self.faults,
-            self._zoho,
-            vendor="zoho",
-            seed=self.seed,
-        )
+        split = self.profile.separate_accounts_server and self._sf is None
         served = [
             ("quickbooks", self.qbo_faults, self.xero_port, self._qbo)
             if self._qbo is not None
             else ("xero", self.xero_faults, self.xero_port, self._xero),
-            ("zoho", self.zoho_faults, self.zoho_port, self._zoho),
         ]
+        if self._sf is not None:  # the login host, then one instance host per org (each org its own origin)
+            self.sf_faults = FaultMiddleware(
+                self._sf.app, self.faults, self._sf, vendor="salesforce", seed=self.seed
+            )
+            served.append(("salesforce", self.sf_faults, self.zoho_port, self._sf))
+            served += [(f"salesforce-{i + 1}", self.sf_faults, 0, None) for i in range(len(self._sf_orgs))]
+        else:
+            self.zoho_faults = FaultMiddleware(
+                self._zoho.api_app if split else self._zoho.app,
+                self.faults,
+                self._zoho,
+                vendor="zoho",
+                seed=self.seed,
+            )
+            served.append(("zoho", self.zoho_faults, self.zoho_port, self._zoho))
         if split:  # a non-US data centre: the accounts server on its own origin, the API on another
             self._zoho.location = self.profile.data_centre
             self.zoho_accounts_faults = FaultMiddleware(
@@ -250,6 +286,10 @@ class SandboxServer:
                     emulator.base_url = server.url
             if split:
                 self._zoho.accounts_url = self._servers["zoho-accounts"].url
+            for i, org_id in enumerate(self._sf_orgs):
+                self._sf.set_instance_url(org_id, self._servers[f"salesforce-{i + 1}"].url)
+                if self.sf_outbound_url:
+                    self._sf.set_outbound(org_id, self.sf_outbound_url)
             if self.webhook_url and self._qbo is not None:
                 self._qbo.set_webhook(self.webhook_url, self.qbo_webhook_verifier, self.qbo_webhook_format)
             elif self.webhook_url:
@@ -271,6 +311,9 @@ class SandboxServer:
             return
         xero, zoho = self._xero, self._zoho
         xero.register_client(self.xero_client_id, self.xero_client_secret, list(REDIRECT_URIS))
+        if self._sf is not None:
+            self._seed_salesforce_crm()
+            return
         zoho.register_client(self.zoho_client_id, self.zoho_client_secret, list(REDIRECT_URIS))
         if self.fixture_dir is not None:
             from xz_pipeline.sandbox.fixtures import load_fixture_dir
@@ -298,6 +341,9 @@ class SandboxServer:
 
         qbo, zoho = self._qbo, self._zoho
         qbo.register_client(self.qbo_client_id, self.qbo_client_secret, list(REDIRECT_URIS))
+        if self._sf is not None:
+            self._seed_salesforce_crm()
+            return
         zoho.register_client(self.zoho_client_id, self.zoho_client_secret, list(REDIRECT_URIS))
         for index in range(self.connections):
             world = generate(
@@ -311,11 +357,36 @@ class SandboxServer:
             self._qbo_tokens.append(qbo.grant_refresh_token(self.qbo_client_id, realm))
             self._zoho_tokens.append(zoho.grant_refresh_token(self.zoho_client_id, org_id))
 
+    def _seed_salesforce_crm(self) -> None:
+        """The books side as usual, and one Salesforce org per generated world in place of the Zoho org."""
+        from xz_pipeline.sandbox.world import generate
+
+        sf = self._sf
+        sf.register_client(self.sf_client_id, self.sf_client_secret, list(REDIRECT_URIS))
+        for index in range(self.connections):
+            world = generate(
+                seed=self.seed, size=self.size, index=index, profile=self.profile, habits=self.habits
+            )
+            self._worlds.append(world)
+            if self._qbo is not None:
+                self._tenants.append(world.books.tenant_id)
+                self._realms.append(self._qbo.seed_world(world))
+                self._qbo_tokens.append(self._qbo.grant_refresh_token(self.qbo_client_id, self._realms[-1]))
+            else:
+                self._tenants.append(self._xero.seed_world(world))
+                self._xero_tokens.append(
+                    self._xero.grant_refresh_token(self.xero_client_id, [self._tenants[-1]])
+                )
+            self._sf_orgs.append(sf.seed_world(world))
+            self._orgs.append(self._sf_orgs[-1])
+            self._sf_tokens.append(sf.grant_refresh_token(self.sf_client_id, self._sf_orgs[-1]))
+
     def _deliver_loop(self) -> None:
         """Push queued webhooks and notifications, as the real services do on their own."""
         books = self._qbo if self._qbo is not None else self._xero
+        crm_flush = self._sf.flush_outbound if self._sf is not None else self._zoho.flush_notifications
         while not self._delivery_stop.wait(self.deliver_every):
-            for flush in (books.flush_webhooks, self._zoho.flush_notifications):
+            for flush in (books.flush_webhooks, crm_flush):
                 try:
                     flush()
                 except Exception as exc:  # a receiver that is down must not stop the sandbox
@@ -325,7 +396,13 @@ class SandboxServer:
         self._delivery_stop.set()
         if self._delivery is not None:
             self._delivery.join(5)
-        for mw in (self.xero_faults, self.qbo_faults, self.zoho_faults, self.zoho_accounts_faults):
+        for mw in (
+            self.xero_faults,
+            self.qbo_faults,
+            self.zoho_faults,
+            self.zoho_accounts_faults,
+            self.sf_faults,
+        ):
             if mw is not None:
                 mw.close()
         for server in self._servers.values():
@@ -355,6 +432,25 @@ class SandboxServer:
         return self._qbo
 
     @property
+    def salesforce(self) -> Any:
+        """The Salesforce emulator (None unless crm="salesforce")."""
+        return self._sf
+
+    @property
+    def crm_emulator(self) -> Any:
+        """Whichever emulator plays the CRM role."""
+        return self._sf if self._sf is not None else self._zoho
+
+    @property
+    def salesforce_url(self) -> str:
+        """The Salesforce login host (OAuth); each org's API is on its own instance URL (`env`)."""
+        return self._server("salesforce").url
+
+    @property
+    def salesforce_org_ids(self) -> list[str]:
+        return list(self._sf_orgs)
+
+    @property
     def books_emulator(self) -> Any:
         """Whichever emulator plays the books role."""
         return self._qbo if self._qbo is not None else self._xero
@@ -370,9 +466,12 @@ class SandboxServer:
 
     def id_maps(self, index: int = 0) -> dict[str, dict[str, str]]:
         """{vendor: {world id: vendor id}} for connection `index`, for vendors whose ids are not the world's."""
-        if self._qbo is None:
-            return {}
-        return {"quickbooks": self._qbo.id_map(self._realms[index])}
+        maps = {}
+        if self._qbo is not None:
+            maps["quickbooks"] = self._qbo.id_map(self._realms[index])
+        if self._sf is not None:
+            maps["salesforce"] = self._sf.id_map(self._sf_orgs[index])
+        return maps
 
     @property
     def worlds(self) -> list[Any]:
@@ -412,7 +511,13 @@ class SandboxServer:
     def env(self, index: int = 0) -> dict[str, str]:
         """The environment (docs/configuration.md) for connection `index`: the pipeline needs nothing else."""
         if self._qbo is not None:
-            return self._env_quickbooks(index)
+            return self._crm_env(self._env_quickbooks(index), index)
+        if self._sf is not None:
+            env = {"XERO_CLIENT_ID": self.xero_client_id, "XERO_CLIENT_SECRET": self.xero_client_secret,
+                   "XERO_REFRESH_TOKEN": self._xero_tokens[index], "XERO_TENANT_ID": self._tenants[index],
+                   "XERO_WEBHOOK_KEY": self.xero_webhook_key, "XERO_API_URL": self.xero_url,
+                   "XERO_IDENTITY_URL": self.xero_url, "XERO_LOGIN_URL": self.xero_url}  # fmt: skip
+            return self._crm_env(env, index)
         xero_url, zoho_url = self.xero_url, self.zoho_url
         if not 0 <= index < len(self._tenants):
             raise IndexError(f"connection {index} does not exist (0..{len(self._tenants) - 1})")
@@ -441,13 +546,34 @@ class SandboxServer:
             del env["ZOHO_API_DOMAIN"]
         return env
 
+    def _crm_env(self, env: dict[str, str], index: int) -> dict[str, str]:
+        """With crm="salesforce": SALESFORCE_* and XZ_CRM=salesforce in place of the ZOHO_* lines."""
+        if self._sf is None:
+            return env
+        from xz_pipeline.sandbox.salesforce.schema import field_mapping
+
+        env = {k: v for k, v in env.items() if not k.startswith(("ZOHO_", "XZ_ZOHO_"))}
+        org_id = self._sf_orgs[index]
+        env.update({
+            "XZ_CRM": "salesforce",
+            "SALESFORCE_CLIENT_ID": self.sf_client_id,
+            "SALESFORCE_CLIENT_SECRET": self.sf_client_secret,
+            "SALESFORCE_REFRESH_TOKEN": self._sf_tokens[index],
+            "SALESFORCE_LOGIN_URL": self.salesforce_url,
+            "SALESFORCE_INSTANCE_URL": self._sf.orgs[org_id].instance_url,
+        })  # fmt: skip
+        mapping = field_mapping(self.profile)
+        if mapping:  # the org keeps our fields under its own names: the mapping a person would configure
+            env["XZ_SALESFORCE_FIELDS"] = json.dumps(mapping, sort_keys=True)
+        return env
+
     def _env_quickbooks(self, index: int) -> dict[str, str]:
         """QBO_* and XZ_BOOKS=quickbooks in place of the XERO_* lines; the Zoho side as with Xero."""
         if not 0 <= index < len(self._realms):
             raise IndexError(f"connection {index} does not exist (0..{len(self._realms) - 1})")
         from xz_pipeline.sandbox.quickbooks.auth import CONSENT_PATH, TOKEN_PATH
 
-        url, zoho_url = self.quickbooks_url, self.zoho_url
+        url, zoho_url = self.quickbooks_url, self.zoho_url if self._zoho is not None else ""
         env = {
             "XZ_BOOKS": "quickbooks",
             "QBO_CLIENT_ID": self.qbo_client_id,
@@ -458,6 +584,10 @@ class SandboxServer:
             "QBO_TOKEN_URL": url + TOKEN_PATH,
             "QBO_AUTH_URL": url + CONSENT_PATH,
             "QBO_WEBHOOK_VERIFIER": self.qbo_webhook_verifier,
+        }
+        if self._zoho is None:
+            return env
+        env |= {
             "ZOHO_CLIENT_ID": self.zoho_client_id,
             "ZOHO_CLIENT_SECRET": self.zoho_client_secret,
             "ZOHO_REFRESH_TOKEN": self._zoho_tokens[index],
@@ -485,8 +615,11 @@ class SandboxServer:
             # JSON string escapes are valid TOML basic-string escapes.
             env = self.env(index)
             mapping = json.loads(env.pop("XZ_ZOHO_FIELDS", "{}"))
+            sf_mapping = json.loads(env.pop("XZ_SALESFORCE_FIELDS", "{}"))
             if env.pop("XZ_BOOKS", "") == "quickbooks":
                 lines.append('books = "quickbooks"')
+            if env.pop("XZ_CRM", "") == "salesforce":
+                lines.append('crm = "salesforce"')
             lines += [f"{key} = {json.dumps(value)}" for key, value in env.items()]
             lines.append("")
             if mapping.get("fields"):
@@ -495,6 +628,18 @@ class SandboxServer:
                 lines.append("")
             for key, table in sorted(mapping.get("values", {}).items()):
                 lines.append(f'[connections."{self.connection_name(index)}".zoho.values.{json.dumps(key)}]')
+                lines += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in sorted(table.items())]
+                lines.append("")
+            if sf_mapping.get("fields"):
+                lines.append(f'[connections."{self.connection_name(index)}".salesforce.fields]')
+                lines += [
+                    f"{json.dumps(k)} = {json.dumps(v)}" for k, v in sorted(sf_mapping["fields"].items())
+                ]
+                lines.append("")
+            for key, table in sorted(sf_mapping.get("values", {}).items()):
+                lines.append(
+                    f'[connections."{self.connection_name(index)}".salesforce.values.{json.dumps(key)}]'
+                )
                 lines += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in sorted(table.items())]
                 lines.append("")
         tmp = target.with_suffix(".toml.tmp")
@@ -585,6 +730,10 @@ def run(args: argparse.Namespace) -> int:
             zoho_port=args.zoho_port,
             deliver_every=1.0,
             books=getattr(args, "books", "xero"),
+            crm=getattr(args, "crm", "zoho"),
+            sf_outbound_url=_outbound_url(args.webhook_url)
+            if getattr(args, "crm", "") == "salesforce"
+            else None,
         )
     except ValueError as exc:
         print(f"xz sandbox: {exc}", file=sys.stderr)
@@ -609,17 +758,15 @@ def run(args: argparse.Namespace) -> int:
                 if sandbox.books == "quickbooks"
                 else f"Xero emulator {sandbox.xero_url}"
             )
-            print(
-                f"# xz sandbox ({sandbox.profile.name}): {books}, "
-                f"Zoho emulator {sandbox.zoho_url}"
-                + (
+            if sandbox.crm == "salesforce":
+                crm = f"Salesforce emulator {sandbox.salesforce_url} (login)"
+            else:
+                crm = f"Zoho emulator {sandbox.zoho_url}" + (
                     f" (accounts server {sandbox.zoho_accounts_url})"
                     if sandbox.profile.separate_accounts_server
                     else ""
-                ),
-                file=sys.stderr,
-                flush=True,
-            )
+                )
+            print(f"# xz sandbox ({sandbox.profile.name}): {books}, {crm}", file=sys.stderr, flush=True)
             if sandbox.connections > 1:
                 print(sandbox.write_connections_file(), flush=True)
             else:
@@ -632,6 +779,16 @@ def run(args: argparse.Namespace) -> int:
     finally:
         _restore_handlers(previous)
     return 0
+
+
+def _outbound_url(webhook_url: str | None) -> str | None:
+    """Outbound Messages go to the receiver's /webhooks/salesforce, on the origin given for webhooks."""
+    if not webhook_url:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(webhook_url)
+    return f"{parts.scheme}://{parts.netloc}/webhooks/salesforce"
 
 
 def _install_stop_handlers(stop: threading.Event) -> dict:

@@ -96,10 +96,32 @@ def generation_stats(size: str, seed: int = 7) -> dict[str, object]:
     return {"size": size, "seed": seed, "seconds": round(seconds, 3), "counts": record_counts(world)}
 
 
-# The books+CRM pairings each discrepancy kind applies to. Every kind applies to both pairings: the QBO
-# emulator renders the same world (a Xero draft is an open QBO invoice, a credit allocation a zero-total
-# payment), so each injected disagreement exists in QuickBooks exactly as in Xero.
-PAIRS = ("xero+zoho", "quickbooks+zoho")
+# The books+CRM pairings each discrepancy kind applies to. The QBO emulator renders the same world (a Xero
+# draft is a QBO Estimate, a credit allocation a zero-total payment), so each injected disagreement
+# exists in QuickBooks exactly as in Xero. The Salesforce emulator renders the same accounts, contacts and
+# deals (as opportunities), but Salesforce keeps no invoices: a kind that needs CRM invoices
+# (reconcile.rules reads `crm_invoices` only for invoice_missing_in_crm) cannot exist in a *+salesforce pair.
+PAIRS = ("xero+zoho", "quickbooks+zoho", "xero+salesforce", "quickbooks+salesforce")
+NEEDS_CRM_INVOICES = {
+    "invoice_missing_in_crm": "Salesforce has no CRM invoices (Opportunities stand for deals; no standard "
+    "invoice object): there is no CRM invoice to be missing",
+}
+
+
+NEEDS_XERO_PROJECTS = {  # reconcile/projects.py reads Xero Projects; QuickBooks keeps none the pipeline reads
+    "time_not_invoiced": "chargeable project time comes from Xero Projects: QuickBooks has no projects here",
+    "project_over_budget": "project estimates come from Xero Projects: QuickBooks has no projects here",
+}
+
+
+def pair_exclusions() -> dict[str, dict[str, str]]:
+    """{kind: {pair: why the kind cannot exist there}} for the pairs `pairs` leaves out."""
+    out = {
+        kind: {p: why for p in PAIRS if p.endswith("+salesforce")} for kind, why in NEEDS_CRM_INVOICES.items()
+    }
+    for kind, why in NEEDS_XERO_PROJECTS.items():
+        out.setdefault(kind, {}).update({p: why for p in PAIRS if p.startswith("quickbooks+")})
+    return out
 
 
 def manifest_document(world: World, id_maps: dict[str, dict[str, str]] | None = None) -> dict[str, object]:
@@ -108,11 +130,15 @@ def manifest_document(world: World, id_maps: dict[str, dict[str, str]] | None = 
 
     `id_maps` is {vendor: {world id: vendor id}} for vendors whose ids are not the world's (QuickBooks
     numbers its records per company); a vendor not listed knows the records by their world ids (Xero,
-    Zoho). `pairs` names, per discrepancy kind, the books+CRM pairings it applies to."""
+    Zoho; Salesforce ids are listed under "salesforce"). `pairs` names, per discrepancy kind, the books+CRM
+    pairings it applies to; `pairs_undetectable` says, per kind, why it cannot exist in the pairings left out."""
     undetectable = get_profile(world.profile).undetectable()
     return {
         "id_maps": {vendor: dict(sorted(m.items())) for vendor, m in sorted((id_maps or {}).items())},
-        "pairs": {kind: list(PAIRS) for kind in DISCREPANCY_KINDS},
+        "pairs": {
+            kind: [p for p in PAIRS if p not in pair_exclusions().get(kind, {})] for kind in DISCREPANCY_KINDS
+        },
+        "pairs_undetectable": pair_exclusions(),
         "seed": world.seed,
         "size": world.size,
         "profile": world.profile,

@@ -135,7 +135,9 @@ def test_manifest_maps_world_ids_to_qbo_ids(sandbox, tmp_path):
     assert emu.record(realm, "Invoice", ids[invoice.id])["DocNumber"] == invoice.number
     contact = next(c for c in world.books.contacts if c.id == invoice.contact_id)
     assert emu.record(realm, "Customer", ids[contact.id])["DisplayName"] == contact.name
-    assert all(pairs == ["xero+zoho", "quickbooks+zoho"] for pairs in doc["pairs"].values())
+    every = {"xero+zoho", "quickbooks+zoho", "xero+salesforce", "quickbooks+salesforce"}
+    assert all(set(p) | set(doc["pairs_undetectable"].get(k, {})) == every for k, p in doc["pairs"].items())
+    assert "quickbooks+zoho" in doc["pairs"]["amount_mismatch"]
     assert set(doc["pairs"]) == set(doc["detectable"]) | set(doc["undetectable"])
     # the map is the seeding order: the same world gives the same ids in another sandbox
     again = json.loads(sandbox.write_manifests(tmp_path / "again")[0].read_text())
