@@ -13,6 +13,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 XERO_API_URL = "https://api.xero.com"
@@ -138,6 +139,37 @@ def unbilled_time_days(environ: Mapping[str, str] | None = None) -> int:
     if days < 0:
         raise SettingsError(f"XZ_UNBILLED_TIME_DAYS must be a whole number of days, not {raw!r}")
     return days
+
+
+def project_cost_rates(connection: str, environ: Mapping[str, str] | None = None) -> dict[str, Decimal]:
+    """What an hour of each project user costs the firm (`analytics.project_profitability` subtracts it):
+    `cost_rates` of `[connections.<name>.projects]` in the connections file, else `XZ_PROJECT_COST_RATES`, a
+    JSON object; keys are a user's id, name or email (case aside), values amounts per hour. None configured: {}."""
+    env = os.environ if environ is None else environ
+    path = connections_file(env)
+    where = f"{path} [connections.{connection}.projects] cost_rates"
+    raw: object = {}
+    if path.exists():
+        try:
+            doc = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path} is not valid TOML: {exc}") from None
+        raw = (doc.get("connections", {}).get(connection, {}).get("projects") or {}).get("cost_rates") or {}
+    if not raw and env.get("XZ_PROJECT_COST_RATES", "").strip():
+        where = "XZ_PROJECT_COST_RATES"
+        try:
+            raw = json.loads(env["XZ_PROJECT_COST_RATES"])
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"XZ_PROJECT_COST_RATES is not JSON: {exc}") from None
+    if not isinstance(raw, Mapping):
+        raise SettingsError(f"{where} must map a user (id, name or email) to an hourly cost")
+    out: dict[str, Decimal] = {}
+    for user, rate in raw.items():
+        try:
+            out[str(user).strip().lower()] = Decimal(str(rate))
+        except ArithmeticError:
+            raise SettingsError(f"{where}: the cost of {user!r} is not an amount: {rate!r}") from None
+    return out
 
 
 def zoho_subforms(environ: Mapping[str, str] | None = None) -> bool:
