@@ -194,6 +194,62 @@ ANALYTICS_VIEWS: dict[str, str] = {
 }
 
 
+# Per books project: what it was estimated at, the work delivered at its price (reconcile/projects.py's
+# measure), expenses, invoiced and still to invoice; margin = invoiced + to be invoiced - expenses - the cost of
+# the hours logged where cost rates are configured (settings.project_cost_rates; {costs} their VALUES rows).
+PROJECT_PROFITABILITY = """
+    with costs(connection, user_key, hourly_cost) as ({costs}),
+    task_value as (
+        select connection, project_id, sum(case charge_type
+            when 'time' then rate * total_minutes / 60
+            when 'fixed' then case when total_minutes > 0 then rate * greatest(1, case when estimate_minutes > 0
+                then total_minutes / estimate_minutes else 1 end) else 0 end
+            else 0 end) as time_value
+        from canonical.books_project_tasks group by all),
+    labour as (
+        select e.connection, e.project_id, sum(e.minutes * c.hourly_cost / 60) as cost,
+               sum(e.minutes) filter (where c.hourly_cost is not null) as costed_minutes
+        from canonical.books_time_entries e
+        left join costs c on c.connection = e.connection and c.user_key in (lower(e.user_id), lower(e.user_name))
+        group by all)
+    select p.connection, p.project_id, p.name, p.customer_id, bc.name as customer_name, p.status, p.currency,
+           p.estimate, round(coalesce(t.time_value, 0), 2)::decimal(18, 2) as time_value,
+           p.expense_amount as expenses, p.total_invoiced as invoiced, p.total_to_be_invoiced as to_be_invoiced,
+           round(coalesce(l.cost, 0), 2)::decimal(18, 2) as labour_cost, coalesce(l.costed_minutes, 0) as costed_minutes,
+           (p.total_invoiced + p.total_to_be_invoiced - p.expense_amount
+            - round(coalesce(l.cost, 0), 2))::decimal(18, 2) as margin,
+           p.estimate > 0 and coalesce(t.time_value, 0) + p.expense_amount > p.estimate as over_estimate
+    from canonical.books_projects p
+    left join task_value t on t.connection = p.connection and t.project_id = p.project_id
+    left join labour l on l.connection = p.connection and l.project_id = p.project_id
+    left join canonical.books_customers bc on bc.connection = p.connection and bc.customer_id = p.customer_id
+    order by margin"""
+
+
+def _costs_sql(connections: Iterable[str]) -> str:
+    """The `costs` rows of each connection's configured hourly costs (an empty one when none is)."""
+    from xz_pipeline import settings
+
+    def lit(v: str) -> str:
+        return "'" + v.replace("'", "''") + "'"
+
+    rows = []
+    for connection in connections:
+        try:
+            rates = settings.project_cost_rates(connection)
+        except settings.SettingsError:
+            continue  # unreadable settings: margins without costs (`xz doctor` names the setting)
+        rows += [
+            f"({lit(connection)}, {lit(user)}, {rate}::decimal(18, 2))"
+            for user, rate in sorted(rates.items())
+        ]
+    return (
+        "values " + ", ".join(rows)
+        if rows
+        else "select null::varchar, null::varchar, null::decimal(18, 2) where false"
+    )
+
+
 def _owners_sql(ownership: Mapping[str, Mapping[str, str]]) -> str:
     """The `owners` rows: '*' for the defaults, then each connection's own ownership."""
     rows = [("*", f, side) for f, side in {**DEFAULT_OWNERSHIP, **EXTRA_OWNERSHIP}.items()]
@@ -230,4 +286,15 @@ def install_analytics(
     for name, select in ANALYTICS_VIEWS.items():
         sql = select.replace("{owners}", _owners_sql(ownership))
         con.execute(f"create or replace view analytics.{name} as {sql}")
+    projects = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'canonical' "
+        "and table_name in ('books_projects', 'books_project_tasks', 'books_time_entries')"
+    ).fetchone()[0]
+    if projects == 3:  # a mirror from before projects has no project views until canonical_views runs again
+        names = [
+            r[0] for r in con.execute("select distinct connection from canonical.books_projects").fetchall()
+        ]
+        sql = PROJECT_PROFITABILITY.replace("{costs}", _costs_sql(names))
+        con.execute(f"create or replace view analytics.project_profitability as {sql}")
+        return [*ANALYTICS_VIEWS, "project_profitability"]
     return list(ANALYTICS_VIEWS)
