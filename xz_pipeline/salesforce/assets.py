@@ -9,6 +9,9 @@ by `core.sync.extract_asset`, which says so in the step's metadata.
 (No `from __future__ import annotations` here: Dagster inspects the `context` annotation.)
 """
 
+from collections.abc import Callable
+from datetime import timedelta
+
 import dagster as dg
 
 from xz_pipeline.core.http import CallMeter
@@ -21,9 +24,20 @@ from xz_pipeline.salesforce.client import SalesforceClient
 from xz_pipeline.salesforce.fieldmap import DEFAULT, FieldMap
 from xz_pipeline.salesforce.resources import SalesforceResource
 
+# The replication API answers for whole minutes that have ended (`latestDateCovered`), so a deletion in the minute
+# a read ran shows only later: deletions are asked from a day before the cursor at least (held ids only land).
+DELETION_LOOKBACK = timedelta(days=1)
 
-def fetch_for(client: SalesforceClient, spec: EntityTable, plan: ReadPlan, fm: FieldMap = DEFAULT) -> Fetched:
-    """How one read plan becomes pages of records (and, when incremental, the deletions since the cursor)."""
+
+def fetch_for(
+    client: SalesforceClient,
+    spec: EntityTable,
+    plan: ReadPlan,
+    fm: FieldMap = DEFAULT,
+    held: Callable[[list[str]], set[str]] | None = None,
+) -> Fetched:
+    """How one read plan becomes pages of records (and, when incremental, the deletions since the cursor that
+    the mirror still holds: `held` says which of the reported ids it does)."""
     schema = client.schema
     if schema is not None and not schema.has_object(spec.entity):
         return Fetched([], note=f"; not offered by this org ({schema.absent.get(spec.entity, '')})")
@@ -33,12 +47,30 @@ def fetch_for(client: SalesforceClient, spec: EntityTable, plan: ReadPlan, fm: F
     if plan.full or plan.since is None:
         return Fetched(client.select(spec.entity, asked))
     pages = client.select(spec.entity, asked, since=plan.since)
-    start = plan.cursor or plan.since
+    start = min(plan.cursor or plan.since, client.now() - DELETION_LOOKBACK)
 
     def deleted() -> list[tuple[str, dict]]:
-        return [(str(r["id"]), r) for r in client.deleted(spec.entity, start).records]
+        found = [(str(r["id"]), r) for r in client.deleted(spec.entity, start).records]
+        keep = held([rid for rid, _ in found]) if held is not None and found else {rid for rid, _ in found}
+        return [(rid, r) for rid, r in found if rid in keep]
 
     return Fetched(pages, deleted=deleted)
+
+
+def held_ids(store, spec: EntityTable, connection: str) -> Callable[[list[str]], set[str]]:
+    """Which of some ids the mirror's current table holds for the connection."""
+
+    def held(ids: list[str]) -> set[str]:
+        id_col = spec.key[-1]
+        with store.read() as con:
+            rows = con.execute(
+                f"select {id_col} from {spec.schema}.{spec.table} where connection = ? "
+                f"and {id_col} in (select unnest(?::varchar[]))",
+                [connection, ids],
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    return held
 
 
 def _with_schema(result: dg.MaterializeResult, schema, sobject: str, fm: FieldMap) -> dg.MaterializeResult:

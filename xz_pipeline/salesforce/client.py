@@ -309,6 +309,9 @@ class SalesforceClient:
         self.auth.access_token()
         return org_id_of(self.auth.tokens)
 
+    def now(self) -> datetime:
+        return self._now()
+
     @property
     def base(self) -> str:
         return f"/services/data/v{self.api_version}"
@@ -326,10 +329,11 @@ class SalesforceClient:
         endpoint: str | None = None,
         repeatable: bool = False,
         raise_for_status: bool = True,
+        headers: Mapping[str, str] | None = None,
     ) -> Reply:
         """One call to `path` (under /services/data/vXX.X/ unless it starts with /services/)."""
         full = path if path.startswith("/services/") else f"{self.base}/{path.lstrip('/')}"
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(headers or {})}
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -349,10 +353,20 @@ class SalesforceClient:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def query_pages(self, soql: str, *, all_rows: bool = False) -> Iterator[list[dict]]:
-        """The records of one SOQL query, a batch (up to 2,000) at a time, following `nextRecordsUrl`."""
+    def query_pages(
+        self, soql: str, *, all_rows: bool = False, batch_size: int | None = None
+    ) -> Iterator[list[dict]]:
+        """The records of one SOQL query, a batch (up to 2,000; `batch_size` asks for fewer, 200 at least)
+        at a time, following `nextRecordsUrl`."""
         resource = "queryAll" if all_rows else "query"
-        reply = self.call("GET", f"{resource}/", params={"q": soql}, endpoint=f"GET {resource}")
+        options = (
+            {"Sforce-Query-Options": f"batchSize={max(200, min(QUERY_BATCH, batch_size))}"}
+            if batch_size
+            else None
+        )
+        reply = self.call(
+            "GET", f"{resource}/", params={"q": soql}, endpoint=f"GET {resource}", headers=options
+        )
         while True:
             data = reply.data if isinstance(reply.data, dict) else None
             if data is None or not isinstance(data.get("records"), list):
@@ -362,7 +376,7 @@ class SalesforceClient:
             nxt = data.get("nextRecordsUrl")
             if data.get("done", True) or not nxt:
                 return
-            reply = self.call("GET", str(nxt), endpoint=f"GET {resource} more")
+            reply = self.call("GET", str(nxt), endpoint=f"GET {resource} more", headers=options)
 
     def query(self, soql: str) -> list[dict]:
         return [r for page in self.query_pages(soql) for r in page]
@@ -506,7 +520,12 @@ class SalesforceClient:
                           endpoint=f"PATCH {sobject} upsert one", repeatable=True)  # fmt: skip
         data = reply.data if isinstance(reply.data, dict) else {}
         created = reply.status == 201 or bool(data.get("created"))
-        return SaveResult(0, True, str(data["id"]) if data.get("id") else None, created)
+        rid = data.get("id")
+        if not rid:  # 204 (before v46: an update answers no body): the record is read by its external id
+            found = self.call("GET", f"sobjects/{sobject}/{external_field}/{quote(str(value), safe='')}",
+                              params={"fields": "Id"}, endpoint=f"GET {sobject} by external id")  # fmt: skip
+            rid = found.data.get("Id") if isinstance(found.data, dict) else None
+        return SaveResult(0, True, str(rid) if rid else None, created)
 
     def delete(self, ids: Sequence[str]) -> list[SaveResult]:
         results: list[SaveResult] = []
