@@ -23,38 +23,40 @@ def client_of(sb, store: TokenStore, refresh: str | None = "env") -> SalesforceC
 
 
 def test_a_bare_org_is_read_without_invalid_field_and_set_up_once(tmp_path):
-    with SandboxServer(seed=11, size="tiny", crm="salesforce", profile="bare") as sb:
-        with client_of(sb, TokenStore(tmp_path / "tokens")) as c:
-            schema = sf_schema.ensure(c, None, "acme")
-            missing = {m["field"] for m in sf_schema.missing_report(schema, tables.FIELDS)}
-            assert {"Account.Books_Customer_Id__c", "Opportunity.Payment_Status__c"} <= missing
-            start = len(sb.salesforce.received)
-            counts = {s: sum(len(p) for p in c.select(s, tables.fields(s))) for s in tables.FIELDS}
-            queries = [r for r in sb.salesforce.received[start:] if r.path.endswith("/query/")]
-            assert all(n > 0 for n in counts.values()) and all(r.status == 200 for r in queries)
-            assert not [r for r in queries if "__c" in r.query["q"]]  # never a field the org lacks
-            caps = SalesforceCrmWriter(c, "acme").capabilities()
-            assert "xz setup salesforce" in caps.missing_fields[("account", "books_link")]
-            assert "no CRM invoices" in caps.missing_fields[("invoice", "payment_status")]
+    with (
+        SandboxServer(seed=11, size="tiny", crm="salesforce", profile="bare") as sb,
+        client_of(sb, TokenStore(tmp_path / "tokens")) as c,
+    ):
+        schema = sf_schema.ensure(c, None, "acme")
+        missing = {m["field"] for m in sf_schema.missing_report(schema, tables.FIELDS)}
+        assert {"Account.Books_Customer_Id__c", "Opportunity.Payment_Status__c"} <= missing
+        start = len(sb.salesforce.received)
+        counts = {s: sum(len(p) for p in c.select(s, tables.fields(s))) for s in tables.FIELDS}
+        queries = [r for r in sb.salesforce.received[start:] if r.path.endswith("/query/")]
+        assert all(n > 0 for n in counts.values()) and all(r.status == 200 for r in queries)
+        assert not [r for r in queries if "__c" in r.query["q"]]  # never a field the org lacks
+        caps = SalesforceCrmWriter(c, "acme").capabilities()
+        assert "xz setup salesforce" in caps.missing_fields[("account", "books_link")]
+        assert "no CRM invoices" in caps.missing_fields[("invoice", "payment_status")]
 
-            first = setup_connection(c)
-            wanted = {f"{s}.{f.api_name}" for s, specs in CUSTOM_FIELDS.items() for f in specs}
-            assert set(first.created) == wanted and first.invisible == []
-            tooling = [r for r in sb.salesforce.received if "/tooling/sobjects/CustomField" in r.path]
-            assert len(tooling) == len(wanted) and all(r.status == 201 for r in tooling)
-            again = setup_connection(c)
-            assert again.created == [] and set(again.present) == wanted  # idempotent: nothing sent twice
-            assert len(
-                [r for r in sb.salesforce.received if "/tooling/sobjects/CustomField" in r.path]
-            ) == len(wanted)
-            fresh = sf_schema.discover(c, "acme")
-            assert fresh.external_id("Account", "Books_Customer_Id__c")
-            assert fresh.picklist("Opportunity", "Payment_Status__c") == [
-                "Unpaid",
-                "Partially Paid",
-                "Paid",
-                "Overdue",
-            ]
+        first = setup_connection(c)
+        wanted = {f"{s}.{f.api_name}" for s, specs in CUSTOM_FIELDS.items() for f in specs}
+        assert set(first.created) == wanted and first.invisible == []
+        tooling = [r for r in sb.salesforce.received if "/tooling/sobjects/CustomField" in r.path]
+        assert len(tooling) == len(wanted) and all(r.status == 201 for r in tooling)
+        again = setup_connection(c)
+        assert again.created == [] and set(again.present) == wanted  # idempotent: nothing sent twice
+        assert len([r for r in sb.salesforce.received if "/tooling/sobjects/CustomField" in r.path]) == len(
+            wanted
+        )
+        fresh = sf_schema.discover(c, "acme")
+        assert fresh.external_id("Account", "Books_Customer_Id__c")
+        assert fresh.picklist("Opportunity", "Payment_Status__c") == [
+            "Unpaid",
+            "Partially Paid",
+            "Paid",
+            "Overdue",
+        ]
 
 
 def test_rotated_refresh_tokens_are_persisted_and_the_spent_one_refused(tmp_path):
@@ -71,9 +73,9 @@ def test_rotated_refresh_tokens_are_persisted_and_the_spent_one_refused(tmp_path
             assert second.refresh_token not in (bootstrap, first.refresh_token)
         with client_of(sb, store) as later:  # another process: the stored grant, not the spent bootstrap
             assert later.query("select Id from Product2") and later.auth.refreshes == 0
-        with client_of(sb, TokenStore(tmp_path / "other")) as stale:  # only the spent bootstrap to go on
-            with pytest.raises(AuthError) as refused:
-                stale.query("select Id from Product2")
+        # only the spent bootstrap to go on
+        with client_of(sb, TokenStore(tmp_path / "other")) as stale, pytest.raises(AuthError) as refused:
+            stale.query("select Id from Product2")
         verdict = explain(refused.value)
         assert refused.value.code == "invalid_grant" and not verdict.retry
         assert "xz auth salesforce" in verdict.message
