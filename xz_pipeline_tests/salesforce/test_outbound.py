@@ -89,3 +89,54 @@ def test_other_orgs_wrong_secrets_and_hostile_bodies_are_refused(tmp_path, monke
     assert inbox.count() == 0
     ok = post(client, message(note), "?token=s3cret-url-token")
     assert ok.status_code == 200 and inbox.count() == 1
+
+
+def test_the_emulators_messages_retried_duplicated_and_shuffled_are_stored_once(tmp_path, monkeypatch):
+    """Outbound Messages as the emulator sends them: refused while the URL lacks its secret (retried after the
+    back-off), then acknowledged; a duplicate of an acknowledged message and a shuffled order store nothing twice."""
+    from datetime import UTC, datetime
+
+    from xz_pipeline.core.oauth import TokenStore
+    from xz_pipeline.realtime.receiver import serve_in_thread
+    from xz_pipeline.salesforce.client import SalesforceClient
+    from xz_pipeline.sandbox.clock import ManualClock
+    from xz_pipeline.sandbox.server import SandboxServer
+
+    monkeypatch.setenv("XZ_HOME", str(tmp_path))
+    inbox = Inbox(tmp_path / "inbox.sqlite")
+    clock = ManualClock(datetime.now(UTC))
+    with SandboxServer(seed=11, size="tiny", crm="salesforce", clock=clock) as sb:
+        org_id = sb.salesforce_org_ids[0]
+        sf = settings.SalesforceSettings(
+            client_id="cid", client_secret="cs", org_id=org_id, notify_token="url-secret-1"
+        )
+        conn = settings.Connection(name="acme", xero=None, zoho=None, crm="salesforce", salesforce=sf)
+        url, stop = serve_in_thread(inbox=inbox, connections=[conn])
+        try:
+            emulator = sb.salesforce
+            emulator.set_outbound(org_id, f"{url}/webhooks/salesforce")  # the secret forgotten
+            emulator.outbound.duplicate = emulator.outbound.shuffle = True
+            env = sb.env(0)
+            with SalesforceClient(client_id=env["SALESFORCE_CLIENT_ID"], client_secret=env["SALESFORCE_CLIENT_SECRET"],
+                                  refresh_token=env["SALESFORCE_REFRESH_TOKEN"], login_url=env["SALESFORCE_LOGIN_URL"],
+                                  token_store=TokenStore(tmp_path / "tokens"), connection="acme", clock=clock) as c:  # fmt: skip
+                accounts = sorted(emulator.orgs[org_id].records["Account"])[:2]
+                opp = sorted(emulator.orgs[org_id].records["Opportunity"])[0]
+                assert all(
+                    r.ok for r in c.update("Account", [{"id": a, "Website": "x.example"} for a in accounts])
+                )
+                assert c.update("Opportunity", [{"id": opp, "Description": "edited"}])[0].ok
+            assert (
+                emulator.flush_outbound() == 0 and inbox.count() == 0
+            )  # 401: not acknowledged, kept for later
+            emulator.set_outbound(org_id, f"{url}/webhooks/salesforce?token=url-secret-1")
+            assert emulator.flush_outbound() == 0  # not due yet: the back-off runs on
+            clock.advance(16)  # the first retry comes 15 s later
+            assert emulator.flush_outbound() == 3
+            assert sorted((e.asset, e.record_id) for e in inbox.after(0)) == sorted(
+                [("salesforce_accounts", a) for a in accounts] + [("salesforce_opportunities", opp)]
+            )
+            assert inbox.count() == 3  # the duplicated message stored nothing twice
+            assert emulator.outbound.pending == []
+        finally:
+            stop()
