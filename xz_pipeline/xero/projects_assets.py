@@ -39,6 +39,15 @@ NO_SCOPE = (
 )
 
 
+def projects_calls(snapshot: dict) -> int:
+    """Calls to the Projects API in a meter's snapshot (the token and tenant calls are not Projects calls)."""
+    return sum(
+        e.get("calls", 0)
+        for name, e in snapshot.get("endpoints", {}).items()
+        if name.startswith("GET projects/")
+    )
+
+
 def _signature(values: dict) -> tuple:
     return tuple(values.get(c) for c in SIGNATURE)
 
@@ -173,7 +182,7 @@ def xero_projects(
         "mode": mode,
         **figures,
         "api_calls": calls["calls"],
-        "projects_calls": calls["calls"],
+        "projects_calls": projects_calls(calls),
         **{
             f"{table} inserted/updated/deleted": f"{c.inserted}/{c.updated}/{c.deleted + counts.get(f'{table}_deleted', 0)}"
             for table, c in counts.items()
