@@ -240,6 +240,8 @@ class SandboxServer:
             from xz_pipeline.sandbox.salesforce import SalesforceEmulator
 
             self._sf = SalesforceEmulator(clock=self.clock, limits=self.sf_limits)
+            if self.clock is None:  # wall-clock time: Outbound Message back-off compressed (2 h -> 7 s)
+                self._sf.outbound.retry_scale = 0.001
         else:
             self._zoho = ZohoEmulator(clock=self.clock, limits=self.zoho_limits)
         self._seed_state()

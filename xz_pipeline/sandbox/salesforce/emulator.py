@@ -43,6 +43,9 @@ __all__ = ["ReceivedRequest", "SalesforceEmulator"]
 
 VERSIONS = ("59.0", "60.0", "61.0", "62.0")
 PER_LICENCE = 1_000
+# Refresh-token rotation is an opt-in setting of the connected app (notes B.2): the orgs of these profiles
+# have it on, so the suite meets both kinds of org.
+ROTATING_PROFILES = ("renamed",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +120,7 @@ class SalesforceEmulator:
         from xz_pipeline.sandbox.salesforce.seed import seed_org
 
         prof = get_profile(profile if profile is not None else world.profile)
-        rotate = prof.name == "renamed" if rotate_refresh_tokens is None else rotate_refresh_tokens
+        rotate = prof.name in ROTATING_PROFILES if rotate_refresh_tokens is None else rotate_refresh_tokens
         org, ids = seed_org(world, prof, rotate_refresh_tokens=rotate)
         with self._lock:
             org.instance_url = org.instance_url or self.base_url
