@@ -114,7 +114,9 @@ class Outcome:
         total = max(self.population or self.rows_checked, 1)
         share = f"{len(self.reasons)} of {total} rows ({len(self.reasons) / total:.0%})"
         if self.blocks:
-            return (f"{share} fail {self.rule.name}, more than {UNTRUSTWORTHY_SHARE:.0%}: the connection is "
+            # a rule that quarantines blocks past the share; one that does not blocks on any failure
+            why = f", more than {UNTRUSTWORTHY_SHARE:.0%}" if self.quarantine else ""
+            return (f"{share} fail {self.rule.name}{why}: the connection is "
                     "blocked until the source or the mapping is fixed")  # fmt: skip
         if self.rule.blocking and self.quarantine:
             return f"{share} quarantined by {self.rule.name}: left out of canonical.* until fixed; the rest goes on"
