@@ -85,6 +85,12 @@ quickbooks_invoices = _qbo_asset(
     "Sales invoices as `quickbooks.invoices` and `quickbooks.invoice_lines` (+ `_history`): totals, tax, "
     "balance, due dates; CDC deletions remove them.",
 )
+quickbooks_estimates = _qbo_asset(
+    "quickbooks_estimates",
+    tables.ESTIMATES,
+    "Estimates (unposted sales documents: the books' drafts) as `quickbooks.estimates` and "
+    "`quickbooks.estimate_lines` (+ `_history`).",
+)
 quickbooks_payments = _qbo_asset(
     "quickbooks_payments",
     tables.PAYMENTS,
@@ -122,6 +128,7 @@ quickbooks_preferences = _qbo_asset(
 QUICKBOOKS_ASSETS = [
     quickbooks_customers,
     quickbooks_invoices,
+    quickbooks_estimates,
     quickbooks_payments,
     quickbooks_credit_memos,
     quickbooks_bills,

@@ -79,6 +79,14 @@ class QboInvoice(QboDocument):
         unique = ["connection", "invoice_id"]
 
 
+class QboEstimate(QboDocument):
+    estimate_id: Series[str] = _id()
+    customer_id: Series[str] = _req()
+
+    class Config:
+        unique = ["connection", "estimate_id"]
+
+
 class QboCreditMemo(QboDocument):
     credit_memo_id: Series[str] = _id()
     customer_id: Series[str] = _req()
@@ -211,6 +219,8 @@ RULES: dict[str, tuple[EntityTable, list[Rule]]] = {
              description="customer emails look like email addresses"),
     ]),
     "quickbooks_invoices": (tables.INVOICES, _document_rules(tables.INVOICES, QboInvoice, "invoice_lines", "invoice")),
+    "quickbooks_estimates": (tables.ESTIMATES, _document_rules(tables.ESTIMATES, QboEstimate, "estimate_lines", "estimate",
+                                                               dated=False)),
     "quickbooks_credit_memos": (tables.CREDIT_MEMOS, _document_rules(tables.CREDIT_MEMOS, QboCreditMemo,
                                                                      "credit_memo_lines", "credit memo", dated=False)),
     "quickbooks_bills": (tables.BILLS, _document_rules(tables.BILLS, QboBill, "bill_lines", "bill")),

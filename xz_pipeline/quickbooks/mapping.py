@@ -8,8 +8,13 @@ What maps to what, where QBO differs from Xero:
 - **Status.** QBO invoices have no DRAFT/AUTHORISED/PAID field. Each document gets a derived state,
   `status_raw`: `Voided` (TxnStatus says so, or QBO's void marker: TotalAmt 0 and a PrivateNote starting
   "Voided"), else `Paid` (Balance 0), else `Partial` (0 < Balance < TotalAmt), else `Open`; `status`
-  is then void / paid / open / open. Nothing is ever a draft; deleted documents leave the mirror (CDC
-  reports them `status: "Deleted"`).
+  is then void / paid / open / open. Deleted documents leave the mirror (CDC reports them
+  `status: "Deleted"`).
+- **Drafts are Estimates.** A QBO invoice is posted the moment it exists (in A/R and the customer's
+  Balance); the unposted sales document is the Estimate. Estimates are books sales invoices with ids
+  prefixed `estimate-` (their own entity, so an id apart from the invoices'): Pending and Accepted ones
+  `draft` (amount_due their total, as a Xero draft's), Closed (converted to an invoice, which carries on)
+  and Rejected ones `void`. The writer creates an Estimate for an invoice asked for as a draft.
 - **Customers.** DisplayName is the name; the primary email, phone and mobile are the customer's own; the
   billing address is BillAddr when any of it is set, else ShipAddr. AcctNum is the account number. QBO's
   API gives a customer no external-id field, so our write-back keeps the CRM id (the `crm_link`) as a
@@ -77,7 +82,14 @@ TAX_MODE: dict[str, str] = {
 LINE_KINDS = ("SalesItemLineDetail", "DescriptionOnly", "GroupLineDetail", "DiscountLineDetail",
               "ItemBasedExpenseLineDetail", "AccountBasedExpenseLineDetail")  # fmt: skip
 """Lines that are the document's own (SubTotalLineDetail only repeats the sum of the others)."""
-BILL_PREFIX, VENDOR_PREFIX = "bill-", "vendor-"
+BILL_PREFIX, VENDOR_PREFIX, ESTIMATE_PREFIX = "bill-", "vendor-", "estimate-"
+ESTIMATE_STATE: dict[str, str] = {
+    "Pending": DocumentStatus.DRAFT,
+    "Accepted": DocumentStatus.DRAFT,
+    "Closed": DocumentStatus.VOID,
+    "Rejected": DocumentStatus.VOID,
+}
+"""An Estimate's TxnStatus -> canonical status: open to be posted, or done with (converted or refused)."""
 CRM_MARKER = "xz-crm-id:"
 """Written as a line of a customer's Notes: the CRM id our write-back links it to."""
 _CRM_LINK_SQL = r"nullif(regexp_extract(c.notes, 'xz-crm-id:[ \t]*([^\s]+)', 1), '')"
@@ -233,6 +245,38 @@ def _invoices(a: str, *, bill: bool, credited: str, paid_on: str) -> dict[str, s
     }
 
 
+def _estimates() -> dict[str, str]:
+    """An Estimate as a books sales invoice: a draft while Pending or Accepted, void once Closed or Rejected."""
+    state = "coalesce(e.txn_status, 'Pending')"
+    live = f"({sql_case(state, ESTIMATE_STATE)} = '{DocumentStatus.DRAFT}')"
+    return {
+        "connection": "e.connection",
+        "invoice_id": f"'{ESTIMATE_PREFIX}' || e.estimate_id",
+        "number": "e.doc_number",
+        "type": f"'{DocumentType.SALE}'",
+        "status": sql_case(state, ESTIMATE_STATE),
+        "status_raw": state,
+        "customer_id": "e.customer_id",
+        "customer_name": "e.customer_name",
+        "reference": "e.private_note",
+        "issue_date": "e.txn_date",
+        "due_date": "coalesce(e.expiration_date, e.due_date)",
+        "paid_date": "null",
+        "currency": f"coalesce(e.currency, {_HOME.format(a='e')})",
+        "currency_rate": "e.exchange_rate",
+        "amounts_tax": _tax_mode_sql("e"),
+        "subtotal": "(e.total_amt - coalesce(e.total_tax, 0))",
+        "tax": "coalesce(e.total_tax, 0)",
+        "total": "e.total_amt",
+        "amount_paid": "0",
+        "amount_due": f"(case when {live} then e.total_amt else 0 end)",
+        "amount_credited": "0",
+        "sent": "(e.email_status = 'EmailSent')",
+        "source_modified": "e.updated_utc",
+        "fetched_at": "e.fetched_at",
+    }
+
+
 def _lines(parent: str, prefix: str | None) -> dict[str, str]:
     doc_id = f"'{prefix}' || l.{parent}" if prefix else f"l.{parent}"
     sign = "(case when l.detail_type = 'DiscountLineDetail' then -1 else 1 end)"
@@ -351,6 +395,8 @@ _SALES = (
 )
 _SALES_ONLY = f"select {project('books_invoices', _invoices('i', bill=False, credited='0', paid_on='null'))} from quickbooks.invoices i"
 _BILLS = f"select {project('books_invoices', _invoices('b', bill=True, credited='0', paid_on='null'))} from quickbooks.bills b"
+_ESTIMATES = f"select {project('books_invoices', _estimates())} from quickbooks.estimates e"
+_ESTIMATE_LINES = _line_select("estimate_lines", "estimates", "estimate_id", ESTIMATE_PREFIX)
 _PAYMENT_FROM = (
     "from quickbooks.payments p "
     "left join quickbooks.payment_lines l on l.connection = p.connection and l.payment_id = p.payment_id "
@@ -366,6 +412,8 @@ BOOKS_VIEWS: dict[str, str | list[str]] = {
         f"select {project('books_customers', _customers('c.currency', 'c.overdue_balance'))} from quickbooks.customers c",
     ],
     "books_invoices": [
+        f"{_SALES} union all {_ESTIMATES} union all {_BILLS}",
+        f"{_SALES} union all {_ESTIMATES}",
         f"{_SALES} union all {_BILLS}",
         _SALES,
         f"{_SALES_ONLY} union all {_BILLS}",
@@ -373,6 +421,9 @@ BOOKS_VIEWS: dict[str, str | list[str]] = {
         _BILLS,
     ],
     "books_invoice_lines": [
+        f"{_line_select('invoice_lines', 'invoices', 'invoice_id', None)} union all {_ESTIMATE_LINES} union all "
+        f"{_line_select('bill_lines', 'bills', 'bill_id', BILL_PREFIX)}",
+        f"{_line_select('invoice_lines', 'invoices', 'invoice_id', None)} union all {_ESTIMATE_LINES}",
         f"{_line_select('invoice_lines', 'invoices', 'invoice_id', None)} union all "
         f"{_line_select('bill_lines', 'bills', 'bill_id', BILL_PREFIX)}",
         _line_select("invoice_lines", "invoices", "invoice_id", None),
@@ -771,7 +822,19 @@ def invoice_to_qbo(
     )
 
 
+def estimate_to_qbo(invoice: Invoice, **options: Any) -> dict[str, Any]:
+    """A draft invoice as `POST /estimate` takes it: the invoice's fields, its due date as the estimate's
+    ExpirationDate (an estimate owes nothing, so it has no due date of its own), Pending."""
+    payload = invoice_to_qbo(invoice, **options)
+    due = payload.pop("DueDate", None)
+    if due:
+        payload["ExpirationDate"] = due
+    payload["TxnStatus"] = "Pending"
+    return payload
+
+
 __all__ = [
+    "estimate_to_qbo",
     "BOOKS_VIEWS",
     "credit_note_from_qbo",
     "customer_from_qbo",

@@ -238,6 +238,36 @@ INVOICES = EntityTable(
     ],
 )
 
+ESTIMATES = EntityTable(
+    vendor=VENDOR,
+    entity="Estimate",
+    schema=VENDOR,
+    table="estimates",
+    key=["connection", "estimate_id"],
+    record_id=_record_id,
+    modified=modified,
+    cols=[
+        *_document_cols("estimate_id", "customer"),
+        Col("expiration_date", "date", day("ExpirationDate")),
+        Col("due_date", "date", day("DueDate")),
+        Col("accepted_date", "date", day("AcceptedDate")),
+        Col("balance", MONEY, money("Balance")),  # an estimate posts nothing: QBO leaves it out
+        Col("email_status", "varchar", text("EmailStatus")),
+        *_TIMES,
+    ],
+    children=[
+        ChildTable(
+            table="estimate_lines",
+            cols=_line_cols("estimate_id"),
+            key=["connection", "estimate_id", "line_id"],
+            parent_column="estimate_id",
+            items=_lines("estimate_id"),
+        )
+    ],
+)
+"""QBO's unposted sales documents (Pending, Accepted; Closed once converted to an invoice, or Rejected): what
+a Xero draft invoice is in QuickBooks (see mapping.py)."""
+
 CREDIT_MEMOS = EntityTable(
     vendor=VENDOR,
     entity="CreditMemo",
@@ -441,4 +471,15 @@ PREFERENCES = EntityTable(
     ],
 )
 
-ENTITIES = [CUSTOMERS, INVOICES, PAYMENTS, CREDIT_MEMOS, ITEMS, ACCOUNTS, COMPANY_INFO, PREFERENCES, BILLS]
+ENTITIES = [
+    CUSTOMERS,
+    INVOICES,
+    ESTIMATES,
+    PAYMENTS,
+    CREDIT_MEMOS,
+    ITEMS,
+    ACCOUNTS,
+    COMPANY_INFO,
+    PREFERENCES,
+    BILLS,
+]

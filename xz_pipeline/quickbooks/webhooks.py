@@ -20,6 +20,7 @@ from dataclasses import dataclass
 ASSET_BY_ENTITY = {
     "customer": "quickbooks_customers",
     "invoice": "quickbooks_invoices",
+    "estimate": "quickbooks_estimates",
     "payment": "quickbooks_payments",
     "creditmemo": "quickbooks_credit_memos",
     "bill": "quickbooks_bills",

@@ -6,8 +6,15 @@ items, so one rejected item costs only itself, and its `requestid` is derived fr
 sparse and carry the record's current SyncToken, read just before; an item refused as a stale object
 (Fault 5010: someone changed it meanwhile) is read again and sent once more, and only once.
 
-Lookups by reference: the CRM id a customer carries (our marker line in its Notes) and an invoice's
-PrivateNote (`DEAL-<deal id>`). Neither is a field QBO's query language filters on, so lookups read the
+An invoice asked for as a draft (the default `invoice_status = "DRAFT"` of a won deal's invoice) is created
+as an Estimate, QBO's unposted sales document: a QBO invoice is posted the moment it exists (accounts
+receivable, the customer's balance, statements), so an invoice nobody approved would already be money the
+customer owes, and the CRM's balances would move under the plan that created it. An Estimate waits, like
+a Xero draft, until a person converts it to an invoice ("Create invoice"); its id is `estimate-<Id>` in
+the canonical views (mapping.py). An AUTHORISED one is an Invoice.
+
+Lookups by reference: the CRM id a customer carries (our marker line in its Notes) and an invoice's (or
+estimate's) PrivateNote (`DEAL-<deal id>`). Neither is a field QBO's query language filters on, so lookups read the
 entity whole and match here (a page of 1,000 a call). Refreshing writes the records read back through
 `core.mirror.write_entity`, as the extract assets do.
 
@@ -19,7 +26,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from xz_pipeline.core.canonical import Customer, Invoice
+from xz_pipeline.core.canonical import Customer, DocumentStatus, Invoice
 from xz_pipeline.core.errors import ApiError
 from xz_pipeline.core.http import CallMeter
 from xz_pipeline.core.mirror import write_entity
@@ -27,22 +34,36 @@ from xz_pipeline.core.store import Store
 from xz_pipeline.quickbooks import tables
 from xz_pipeline.quickbooks.client import BATCH_MAX, BatchResult, Fault, QuickBooksClient
 from xz_pipeline.quickbooks.mapping import (
+    ESTIMATE_PREFIX,
+    ESTIMATE_STATE,
     STATE,
     crm_link_of,
     customer_to_qbo,
     document_state,
+    estimate_to_qbo,
     invoice_to_qbo,
 )
 from xz_pipeline.quickbooks.resources import QuickBooksResource
 from xz_pipeline.writeback.ports import Batch, InvoiceDefaults, Outcome
 
 STALE_OBJECT = "5010"
-SPECS = {"customer": (tables.CUSTOMERS, "Customer"), "invoice": (tables.INVOICES, "Invoice")}
+SPECS = {"customer": (tables.CUSTOMERS, "Customer"), "invoice": (tables.INVOICES, "Invoice"),
+         "estimate": (tables.ESTIMATES, "Estimate")}  # fmt: skip
+
+
+def _entity_of(invoice_id: str | None) -> tuple[str, str | None]:
+    """("Estimate", QBO Id) for a canonical `estimate-<Id>`, else ("Invoice", the id)."""
+    if invoice_id and invoice_id.startswith(ESTIMATE_PREFIX):
+        return "Estimate", invoice_id.removeprefix(ESTIMATE_PREFIX)
+    return "Invoice", invoice_id
 
 
 def _outcome(r: BatchResult) -> Outcome:
-    number = r.record.get("DocNumber") if r.entity == "Invoice" else None
-    return Outcome(ok=r.ok, record_id=r.record_id, error=r.error(), code=r.code or ("OK" if r.ok else "ERROR"),
+    number = r.record.get("DocNumber") if r.entity in ("Invoice", "Estimate") else None
+    rid = r.record_id
+    if rid is not None and r.entity == "Estimate":
+        rid = ESTIMATE_PREFIX + rid
+    return Outcome(ok=r.ok, record_id=rid, error=r.error(), code=r.code or ("OK" if r.ok else "ERROR"),
                    extra={"number": number} if number else {})  # fmt: skip
 
 
@@ -121,26 +142,58 @@ class QuickBooksBooksWriter:
         return self._update("Customer", [c.books_id for c in customers], body)
 
     def create_invoices(self, invoices: Sequence[Invoice]) -> Batch:
+        """One batch: drafts as Estimates, the others as Invoices (see the module docstring)."""
         self.invoice_defaults()
-        return self._create("Invoice", [self._invoice(i) for i in invoices])
+        if len(invoices) > self.batch_size:
+            raise ValueError(f"at most {self.batch_size} records a call")
+        items = []
+        for i in invoices:
+            entity = "Estimate" if i.status is DocumentStatus.DRAFT else "Invoice"
+            items.append({"operation": "create", entity: self._invoice(i, entity)})
+        self.write_calls += 1
+        return _batch(self.client.batch(items))
 
     def update_invoices(self, invoices: Sequence[Invoice]) -> Batch:
+        """Invoices and estimates (an `estimate-` id), each entity in its own batch, answered in order."""
         self.invoice_defaults()
+        by_entity: dict[str, list[int]] = {}
+        for n, i in enumerate(invoices):
+            by_entity.setdefault(_entity_of(i.books_id)[0], []).append(n)
+        outcomes: list[Outcome | None] = [None] * len(invoices)
+        status = 200
+        for entity, positions in by_entity.items():
 
-        def body(n: int, now: dict) -> dict:
-            payload = self._invoice(invoices[n])
-            if not invoices[n].lines:
-                payload.pop("Line", None)  # an update without lines keeps the invoice's lines
-            payload.pop("CurrencyRef", None)  # fixed once the invoice exists
-            return payload
+            def body(n: int, now: dict, entity=entity, positions=positions) -> dict:
+                invoice = invoices[positions[n]]
+                payload = self._invoice(invoice, entity)
+                if not invoice.lines:
+                    payload.pop("Line", None)  # an update without lines keeps the document's lines
+                payload.pop("CurrencyRef", None)  # fixed once the document exists
+                payload.pop("TxnStatus", None)  # an estimate's state is the person's (accepted, ...)
+                return payload
 
-        return self._update("Invoice", [i.books_id for i in invoices], body)
+            answer = self._update(entity, [_entity_of(invoices[n].books_id)[1] for n in positions], body)
+            for n, outcome in zip(positions, answer.outcomes, strict=True):
+                outcomes[n] = outcome
+            status = max(status, answer.status)
+        done = [o for o in outcomes if o is not None]
+        failed = sum(not o.ok for o in done)
+        return (
+            Batch(done, 200 if not failed else (207 if failed < len(done) else 400))
+            if done
+            else Batch([], status)
+        )
 
-    def _invoice(self, invoice: Invoice) -> dict:
-        return invoice_to_qbo(invoice, item_ids=self._item_ids, default_item=self._default_item,
-                              global_tax=self._global_tax)  # fmt: skip
+    def _invoice(self, invoice: Invoice, entity: str = "Invoice") -> dict:
+        to_qbo = estimate_to_qbo if entity == "Estimate" else invoice_to_qbo
+        return to_qbo(
+            invoice, item_ids=self._item_ids, default_item=self._default_item, global_tax=self._global_tax
+        )
 
     def email_invoice(self, invoice_id: str) -> Outcome:
+        if _entity_of(invoice_id)[0] == "Estimate":  # only authorised invoices are emailed
+            return Outcome(ok=False, record_id=invoice_id, error="a draft (a QBO estimate) is not emailed",
+                           code="Draft")  # fmt: skip
         self.write_calls += 1
         try:
             self.client.send_invoice(invoice_id)
@@ -149,8 +202,21 @@ class QuickBooksBooksWriter:
         return Outcome(ok=True, record_id=invoice_id)
 
     def invoice_status(self, invoice_ids: Sequence[str]) -> dict[str, str]:
-        found = self.client.by_ids("Invoice", list(invoice_ids))
-        return {str(r["Id"]): str(STATE[document_state(r)]) for r in found}
+        """Canonical status per id: an estimate is a draft while Pending or Accepted."""
+        wanted = [_entity_of(i) for i in invoice_ids]
+        out: dict[str, str] = {}
+        invoices = [rid for entity, rid in wanted if entity == "Invoice" and rid]
+        estimates = [rid for entity, rid in wanted if entity == "Estimate" and rid]
+        if invoices:
+            out.update(
+                {str(r["Id"]): str(STATE[document_state(r)]) for r in self.client.by_ids("Invoice", invoices)}
+            )
+        if estimates:
+            for r in self.client.by_ids("Estimate", estimates):
+                out[ESTIMATE_PREFIX + str(r["Id"])] = str(
+                    ESTIMATE_STATE.get(r.get("TxnStatus") or "Pending", "void")
+                )
+        return out
 
     def find_customers_by_reference(self, refs: Sequence[str]) -> dict[str, str]:
         wanted, found = set(refs), {}
@@ -162,6 +228,7 @@ class QuickBooksBooksWriter:
         return found
 
     def find_invoices_by_reference(self, refs: Sequence[str]) -> dict[str, Outcome]:
+        """Live invoices, then estimates still open to be posted, whose PrivateNote is one of `refs`."""
         wanted, found = set(refs), {}
         for page in self.client.iter_query("Invoice"):
             for r in page:
@@ -170,6 +237,14 @@ class QuickBooksBooksWriter:
                     found[ref] = Outcome(
                         ok=True, record_id=str(r["Id"]), extra={"number": r.get("DocNumber")}
                     )
+        if wanted - set(found):
+            for page in self.client.iter_query("Estimate"):
+                for r in page:
+                    ref = r.get("PrivateNote")
+                    live = ESTIMATE_STATE.get(r.get("TxnStatus") or "Pending") == DocumentStatus.DRAFT
+                    if ref in wanted and ref not in found and live:
+                        found[ref] = Outcome(ok=True, record_id=ESTIMATE_PREFIX + str(r["Id"]),
+                                             extra={"number": r.get("DocNumber")})  # fmt: skip
         return found
 
     def invoice_defaults(self) -> InvoiceDefaults:
@@ -221,12 +296,21 @@ class QuickBooksBooksWriter:
         return self._defaults
 
     def refresh(self, store: Store, entity: str, ids: Sequence[str], run_id: str | None) -> int:
-        spec, name = SPECS[entity]
-        payloads = self.client.by_ids(name, sorted(set(ids)))
-        if payloads:
-            write_entity(store, spec, connection=self.connection, payloads=payloads, fetched_at=datetime.now(UTC),
-                         run_id=run_id, advance_cursor=False)  # fmt: skip
-        return len(payloads)
+        groups: dict[str, list[str]] = {entity: []}
+        for rid in sorted(set(ids)):
+            kind, qbo_id = _entity_of(rid) if entity == "invoice" else (entity, rid)
+            groups.setdefault(kind.lower() if kind == "Estimate" else entity, []).append(qbo_id or rid)
+        read = 0
+        for key, group in groups.items():
+            if not group:
+                continue
+            spec, name = SPECS[key]
+            payloads = self.client.by_ids(name, group)
+            if payloads:
+                write_entity(store, spec, connection=self.connection, payloads=payloads,
+                             fetched_at=datetime.now(UTC), run_id=run_id, advance_cursor=False)  # fmt: skip
+            read += len(payloads)
+        return read
 
 
 def _missing(entity: str, rid: str | None) -> Fault:

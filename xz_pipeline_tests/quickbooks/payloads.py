@@ -196,6 +196,37 @@ INVOICES = [
         "MetaData": meta("2026-11-09T10:00:00-07:00"),
     },
 ]
+# Estimates: QBO's unposted sales documents (a Xero draft). Id 101 is also an invoice's: another entity.
+ESTIMATES = [
+    {
+        "Id": "101",
+        "SyncToken": "0",
+        "DocNumber": "1006",
+        "TxnDate": "2026-11-10",
+        "ExpirationDate": "2026-12-10",
+        "TxnStatus": "Pending",
+        "CustomerRef": {"value": "1", "name": "Acme Pty"},
+        "PrivateNote": "DEAL-11",
+        "GlobalTaxCalculation": "TaxExcluded",
+        "TxnTaxDetail": {"TotalTax": 5},
+        "Line": [_sales_line(1, 50, ("5", "Consulting"), 0.5, 100), _subtotal(50)],
+        "TotalAmt": 55,
+        "MetaData": meta("2026-11-10T10:00:00-07:00"),
+    },
+    # converted to an invoice: the invoice carries on, the estimate takes part in nothing
+    {
+        "Id": "106",
+        "SyncToken": "1",
+        "DocNumber": "1007",
+        "TxnDate": "2026-10-01",
+        "TxnStatus": "Closed",
+        "CustomerRef": {"value": "1", "name": "Acme Pty"},
+        "TxnTaxDetail": {"TotalTax": 0},
+        "Line": [_sales_line(1, 25, ("6", "Widget"), 2, 12.5), _subtotal(25)],
+        "TotalAmt": 25,
+        "MetaData": meta("2026-10-06T10:00:00-07:00"),
+    },
+]
 PAYMENTS = [
     {
         "Id": "301",
@@ -283,5 +314,5 @@ PREFERENCES = [
     },
 ]
 
-DUMPS = {"Customer": CUSTOMERS, "Item": ITEMS, "Account": ACCOUNTS, "Invoice": INVOICES, "Payment": PAYMENTS,
+DUMPS = {"Customer": CUSTOMERS, "Item": ITEMS, "Account": ACCOUNTS, "Invoice": INVOICES, "Estimate": ESTIMATES, "Payment": PAYMENTS,
          "CreditMemo": CREDIT_MEMOS, "Bill": BILLS, "CompanyInfo": COMPANY_INFO, "Preferences": PREFERENCES}  # fmt: skip

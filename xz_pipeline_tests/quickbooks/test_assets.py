@@ -114,7 +114,9 @@ def test_first_sync_incremental_cdc_and_the_views(sb, monkeypatch, xz_home):
         made = install_views(con, combine_views(con, [XERO_VIEWS, QBO_VIEWS]))
     assert set(made.values()) == {"source"}
     assert _count(store, "select count(*) from canonical.books_invoices") == _count(
-        store, "select (select count(*) from quickbooks.invoices) + (select count(*) from quickbooks.bills)"
+        store,
+        "select (select count(*) from quickbooks.invoices) + (select count(*) from quickbooks.bills) "
+        "+ (select count(*) from quickbooks.estimates)",
     )
     assert _count(store, "select count(*) from canonical.books_customers where connection = 'us'") == len(
         company.records["Customer"]

@@ -96,7 +96,22 @@ def test_invoice_statuses_amounts_and_bills(books):
     rows = by(view_rows(books[0], "select * from canonical.books_invoices"), "invoice_id")
     assert {k: (r["status"], r["status_raw"]) for k, r in rows.items()} == {
         "101": ("open", "Open"), "102": ("paid", "Paid"), "103": ("open", "Partial"), "104": ("void", "Voided"),
-        "105": ("open", "Open"), "bill-101": ("open", "Open")}  # fmt: skip
+        "105": ("open", "Open"), "bill-101": ("open", "Open"), "estimate-101": ("draft", "Pending"),
+        "estimate-106": ("void", "Closed")}  # fmt: skip
+    draft = rows["estimate-101"]  # a draft owes its total once posted, nothing yet; it is due when it expires
+    assert (draft["type"], draft["number"], draft["reference"], draft["customer_id"]) == (
+        "sale",
+        "1006",
+        "DEAL-11",
+        "1",
+    )
+    assert (draft["total"], draft["amount_due"], draft["amount_paid"], draft["due_date"]) == (
+        55,
+        55,
+        0,
+        date(2026, 12, 10),
+    )
+    assert rows["estimate-106"]["amount_due"] == 0
     partial = rows["103"]
     assert (partial["amount_paid"], partial["amount_credited"], partial["amount_due"]) == (10, 10, 40)
     assert rows["102"]["paid_date"] == date(2026, 11, 1) and rows["101"]["paid_date"] is None
@@ -116,7 +131,8 @@ def test_invoice_statuses_amounts_and_bills(books):
 def test_lines_skip_subtotals_and_name_items_by_sku(books):
     rows = view_rows(books[0], "select * from canonical.books_invoice_lines order by invoice_id, line_no")
     assert [(r["invoice_id"], r["line_no"]) for r in rows] == [
-        ("101", 1), ("102", 1), ("103", 1), ("103", 2), ("105", 1), ("bill-101", 1)]  # fmt: skip
+        ("101", 1), ("102", 1), ("103", 1), ("103", 2), ("105", 1), ("bill-101", 1), ("estimate-101", 1),
+        ("estimate-106", 1)]  # fmt: skip
     first = rows[0]
     assert (first["item_code"], first["account_code"], first["tax_code"], first["quantity"]) == (
         "CONS",

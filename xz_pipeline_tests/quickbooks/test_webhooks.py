@@ -74,7 +74,8 @@ def test_classic_notifications_become_inbox_events(app):
     assert set(events) == {
         ("quickbooks_invoices", "130"),
         ("quickbooks_customers", "7"),
-    }  # Estimate: not mirrored
+        ("quickbooks_estimates", "3"),  # the books' drafts
+    }
     assert (
         events[("quickbooks_customers", "7")].deleted and not events[("quickbooks_invoices", "130")].deleted
     )
@@ -84,7 +85,7 @@ def test_classic_notifications_become_inbox_events(app):
     assert events[("quickbooks_invoices", "130")].event_time.startswith("2026-12-01T10:00:00")
     # A redelivery is stored once.
     client.post("/webhooks/quickbooks", content=CLASSIC, headers={"intuit-signature": sign(CLASSIC)})
-    assert inbox.count() == 2
+    assert inbox.count() == 3
 
 
 def test_cloudevents_become_inbox_events(app):

@@ -24,13 +24,13 @@ from xz_pipeline.sandbox.clock import Clock
 
 ZERO = Decimal("0")
 ENTITIES = (
-    "Account", "Bill", "BillPayment", "CompanyInfo", "CreditMemo", "Customer", "Invoice", "Item",
+    "Account", "Bill", "BillPayment", "CompanyInfo", "CreditMemo", "Customer", "Estimate", "Invoice", "Item",
     "Payment", "Preferences", "TaxCode", "TaxRate", "Term", "Vendor", "VendorCredit",
 )  # fmt: skip
 ID_SPACE = {"Customer": "name", "Vendor": "name", "Invoice": "txn", "Payment": "txn", "CreditMemo": "txn",
-            "Bill": "txn", "BillPayment": "txn", "VendorCredit": "txn"}  # fmt: skip
+            "Bill": "txn", "BillPayment": "txn", "VendorCredit": "txn", "Estimate": "txn"}  # fmt: skip
 HAS_ACTIVE = ("Customer", "Vendor", "Item", "Account", "TaxCode", "TaxRate", "Term")
-TRANSACTIONS = ("Invoice", "Payment", "CreditMemo", "Bill", "BillPayment", "VendorCredit")
+TRANSACTIONS = ("Invoice", "Payment", "CreditMemo", "Bill", "BillPayment", "VendorCredit", "Estimate")
 # Entities the CDC endpoint serves (QBO: not TaxCode, TaxRate, JournalCode, TimeActivity).
 CDC_ENTITIES = tuple(e for e in ENTITIES if e not in ("TaxCode", "TaxRate", "CompanyInfo", "Preferences"))
 BY_LOWER = {e.lower(): e for e in ENTITIES}
@@ -55,6 +55,7 @@ class Company:
     tombstones: dict[str, dict[str, Tombstone]] = field(default_factory=lambda: {e: {} for e in ENTITIES})
     counters: dict[str, int] = field(default_factory=dict)
     id_map: dict[str, str] = field(default_factory=dict)  # world id -> QBO id
+    id_entity: dict[str, str] = field(default_factory=dict)  # world id -> the QBO entity it became
     version: int = 0  # moves on every change: cached query orders of an older version are stale
     _balances: dict[str, Decimal] | None = None
 
@@ -70,6 +71,7 @@ class Company:
         rid = self.id_map.get(world_id)
         if rid is None:
             rid = self.id_map[world_id] = self.next_id(entity)
+            self.id_entity[world_id] = entity
         return rid
 
     def put(self, entity: str, rec: dict, *, created: datetime, updated: datetime, sync: int = 0) -> dict:

@@ -155,13 +155,20 @@ class QuickBooksEmulator:
         realm = realm_for(org.tenant_id)
         with self._lock:
             company = self._new_company(realm, org.name, org.timezone)
-            seed_company(company, org, multicurrency=multicurrency)
+            customers = {i for t in world.truth for i in t.books_ids}
+            seed_company(company, org, multicurrency=multicurrency, customer_ids=customers)
         return realm
 
     def id_map(self, realm_id: str) -> dict[str, str]:
-        """world id -> QBO id for every seeded record of this realm (the manifest's `id_maps`)."""
+        """world id -> QBO id for every seeded record of this realm (the manifest's `id_maps`). A world
+        invoice QBO keeps as an Estimate (a draft: seed.py) is `Estimate/<Id>`: its Id is not an invoice's."""
         with self._lock:
-            return {k: v for k, v in self.companies[realm_id].id_map.items() if ":" not in k}
+            company = self.companies[realm_id]
+            return {
+                k: f"Estimate/{v}" if company.id_entity.get(k) == "Estimate" else v
+                for k, v in company.id_map.items()
+                if ":" not in k
+            }
 
     def record(self, realm_id: str, entity: str, rid: str) -> dict | None:
         """One record as the API would send it (None when absent)."""

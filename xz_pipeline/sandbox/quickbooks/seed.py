@@ -2,19 +2,25 @@
 
 The world speaks Xero's vocabulary; QBO's shapes differ, and the rendering follows QBO
 (Finance.xsd types, python-quickbooks objects):
-- contacts billed by sales invoices (or by nothing) become Customers, those billed by supplier bills
-  Vendors; ACCREC invoices become Invoices, ACCPAY ones Bills; ACCRECCREDIT notes CreditMemos,
+- contacts billed by sales invoices become Customers, those billed by supplier bills Vendors; a contact
+  with no documents yet is a Customer when the world knows it as one (`world.truth`), else a Vendor (a
+  supplier not billed yet: QBO keeps suppliers in its vendor list, never among the customers); ACCREC invoices become Invoices, ACCPAY ones Bills; ACCRECCREDIT notes CreditMemos,
   ACCPAYCREDIT ones VendorCredits; payments become Payments (BillPayments for bills).
 - a credit note's allocation to an invoice becomes what QBO makes of applying a credit: a Payment of
   TotalAmt 0 whose two lines link the Invoice and the CreditMemo.
-- QBO has no draft or awaiting-approval invoices: DRAFT and SUBMITTED ones are plain open invoices.
-  VOIDED ones keep their lines with zero amounts and `PrivateNote: "Voided"`; DELETED ones (and
-  deleted payments) are not in the company at all.
+- QBO has no draft or awaiting-approval invoices: a sales document nobody has posted yet is an Estimate
+  (QBO's unposted sales form: it is not in accounts receivable nor in the customer's Balance, and
+  becomes an invoice when a person converts it). So DRAFT and SUBMITTED sales invoices become
+  Estimates (TxnStatus "Pending", the world's due date as ExpirationDate, same number, lines and memo),
+  never open invoices: a customer's QBO balance is then what Xero's would be (drafts excluded), and a
+  won deal whose invoice is a draft still has its document. VOIDED invoices keep their lines with zero
+  amounts and `PrivateNote: "Voided"`; DELETED ones (and deleted payments) are not in the company at all.
 - US companies tax lines with TaxCodeRef TAX/NON and one TxnTaxCodeRef per invoice; elsewhere each
   line names its own TaxCode (VAT codes such as "20.0% S").
 - the invoice's Reference is the memo (PrivateNote) and the sales-form custom field "Reference".
-- a customer has no external-id field in QBO's API, so the world's ContactNumber (a CRM id a
-  previous write-back left in Xero) is not rendered; AccountNumber becomes AcctNum.
+- a customer has no external-id field in QBO's API: the world's ContactNumber (the CRM id a previous
+  write-back stored) is rendered where our write-back keeps it in QBO, a line `xz-crm-id: <id>` in
+  the customer's Notes. AccountNumber becomes AcctNum.
 
 Seeding is deterministic: records are numbered in the world's order, so the same world always gets
 the same QBO ids (`Company.id_map`, written into the manifest's `id_maps`).
@@ -29,6 +35,8 @@ from xz_pipeline.sandbox.quickbooks.company import ZERO, Company
 from xz_pipeline.sandbox.quickbooks.wire import CURRENCY_NAMES
 
 CENT = Decimal("0.01")
+UNPOSTED = ("DRAFT", "SUBMITTED")  # sales invoices QBO keeps as Estimates (see the module docstring)
+CRM_MARKER = "xz-crm-id:"  # the line our write-back adds to a customer's Notes (quickbooks/mapping.py)
 REFERENCE_FIELD = {"DefinitionId": "1", "Name": "Reference", "Type": "StringType"}
 ACCOUNT_TYPES = {  # Xero account type -> (QBO AccountType, Classification, AccountSubType)
     "BANK": ("Bank", "Asset", "Checking"),
@@ -72,9 +80,12 @@ def address(a) -> dict[str, str] | None:
 class Renderer:
     """Turns one BooksOrg into records of one Company (the caller holds the emulator lock)."""
 
-    def __init__(self, company: Company, org, *, multicurrency: bool) -> None:
+    def __init__(
+        self, company: Company, org, *, multicurrency: bool, customer_ids: set[str] | None = None
+    ) -> None:
         self.c = company
         self.org = org
+        self.customer_ids = customer_ids  # contacts the world knows as customers (None: every contact)
         self.us = org.country_code == "US"
         self.multicurrency = multicurrency
         self.accounts_by_code: dict[str, dict] = {}
@@ -179,6 +190,10 @@ class Renderer:
         suppliers |= {n.contact_id for n in org.credit_notes if n.type == "ACCPAYCREDIT"}
         customers = {i.contact_id for i in org.invoices if i.type == "ACCREC"}
         customers |= {n.contact_id for n in org.credit_notes if n.type == "ACCRECCREDIT"}
+        if self.customer_ids is not None:  # a contact with no documents is a supplier unless known a customer
+            suppliers |= {
+                ct.id for ct in org.contacts if ct.id not in customers and ct.id not in self.customer_ids
+            }
         for ct in org.contacts:
             if ct.id in customers or ct.id not in suppliers:
                 c.put("Customer", self.contact("Customer", ct, c.assign("Customer", ct.id)),
@@ -208,6 +223,8 @@ class Renderer:
             rec["BillAddr"] = {"Id": str(int(rid) + 1000), **addr}
         if ct.account_number:
             rec["AcctNum"] = ct.account_number
+        if entity == "Customer" and ct.contact_number:
+            rec["Notes"] = f"{CRM_MARKER} {ct.contact_number}"
         if ct.tax_number:
             rec["PrimaryTaxIdentifier" if entity == "Customer" else "TaxIdentifier"] = ct.tax_number
         rec["CurrencyRef"] = currency_ref(ct.currency or self.org.base_currency)
@@ -258,7 +275,9 @@ class Renderer:
         for inv in self.org.invoices:
             if inv.status == "DELETED":
                 continue
-            if inv.type == "ACCREC":
+            if inv.type == "ACCREC" and inv.status in UNPOSTED:
+                self.estimate(inv)
+            elif inv.type == "ACCREC":
                 self.invoice(inv)
             else:
                 self.bill(inv)
@@ -298,6 +317,23 @@ class Renderer:
                 ln["Amount"] = ZERO
         self.money_fields(rec, total, inv.currency, inv.currency_rate)
         c.put("Invoice", rec, created=inv.created, updated=inv.updated)
+
+    def estimate(self, inv) -> None:
+        """A sales invoice nobody has posted (DRAFT, SUBMITTED) as QBO keeps one: an Estimate, pending."""
+        c = self.c
+        rid = c.assign("Estimate", inv.id)
+        lines, tax, total_tax = self.sales_lines(inv.lines)
+        total = lines[-1]["Amount"] + total_tax
+        rec: dict[str, Any] = {"Id": rid, "DocNumber": inv.number, "TxnDate": inv.date, "TxnStatus": "Pending",
+                               "ExpirationDate": inv.due_date, "Line": lines, "TxnTaxDetail": tax,
+                               "CustomerRef": ref(c.id_map[inv.contact_id], self.customer_names[inv.contact_id]),
+                               "TotalAmt": total, "GlobalTaxCalculation": "TaxExcluded",
+                               "ApplyTaxAfterDiscount": False, "PrintStatus": "NotSet", "EmailStatus": "NotSet"}  # fmt: skip
+        if inv.reference:
+            rec["PrivateNote"] = inv.reference
+            rec["CustomField"] = [{**REFERENCE_FIELD, "StringValue": inv.reference[:31]}]
+        self.money_fields(rec, total, inv.currency, inv.currency_rate)
+        c.put("Estimate", rec, created=inv.created, updated=inv.updated)
 
     def bill(self, inv) -> None:
         c = self.c
@@ -460,6 +496,7 @@ def preferences_record(home: str, multicurrency: bool, us: bool) -> dict:
     }  # fmt: skip
 
 
-def seed_company(company: Company, org, *, multicurrency: bool) -> None:
-    """Load every list of a BooksOrg into `company` (the caller holds the emulator lock)."""
-    Renderer(company, org, multicurrency=multicurrency).render()
+def seed_company(company: Company, org, *, multicurrency: bool, customer_ids: set[str] | None = None) -> None:
+    """Load every list of a BooksOrg into `company` (the caller holds the emulator lock). `customer_ids`:
+    the contacts the world knows as customers (the others with no documents are suppliers)."""
+    Renderer(company, org, multicurrency=multicurrency, customer_ids=customer_ids).render()

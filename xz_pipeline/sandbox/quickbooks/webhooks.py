@@ -30,7 +30,7 @@ BATCH_SIZE = 100
 TIMEOUT_S = 5.0
 OPERATIONS = {"Create": "created", "Update": "updated", "Delete": "deleted", "Void": "voided",
               "Merge": "merged", "Emailed": "emailed"}  # fmt: skip
-NOTIFIED = ("Account", "Bill", "BillPayment", "CreditMemo", "Customer", "Invoice", "Item", "Payment",
+NOTIFIED = ("Account", "Bill", "BillPayment", "CreditMemo", "Customer", "Estimate", "Invoice", "Item", "Payment",
             "Preferences", "Term", "Vendor", "VendorCredit")  # fmt: skip
 
 

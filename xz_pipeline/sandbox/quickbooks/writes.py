@@ -33,8 +33,20 @@ from xz_pipeline.sandbox.quickbooks.wire import (
     stale_object,
 )
 
-WRITABLE = ("Customer", "Vendor", "Item", "Account", "Invoice", "Payment", "CreditMemo", "Bill", "Term")
-DELETABLE = ("Invoice", "Payment", "CreditMemo", "Bill", "BillPayment", "VendorCredit")
+WRITABLE = (
+    "Customer",
+    "Vendor",
+    "Item",
+    "Account",
+    "Invoice",
+    "Estimate",
+    "Payment",
+    "CreditMemo",
+    "Bill",
+    "Term",
+)
+DELETABLE = ("Invoice", "Estimate", "Payment", "CreditMemo", "Bill", "BillPayment", "VendorCredit")
+ESTIMATE_STATES = ("Pending", "Accepted", "Closed", "Rejected")
 VOIDABLE = ("Invoice", "Payment", "BillPayment")
 READ_ONLY = ("Id", "SyncToken", "MetaData", "domain", "sparse", "status", "Balance", "HomeBalance", "RemainingCredit",
              "TotalAmt", "HomeTotalAmt", "BalanceWithJobs", "FullyQualifiedName", "UnappliedAmt")  # fmt: skip
@@ -400,6 +412,28 @@ class Writer:
             paid = self.c.applied()[0].get(rec["Id"], ZERO)
             if paid > rec["TotalAmt"]:
                 raise business("The invoice total is less than the payments applied to it.")
+
+    def _complete_estimate(self, rec: dict, current: dict | None) -> None:
+        """An estimate: a sales form that posts nothing (no Balance, no payments); Pending until a person
+        accepts, closes (converts to an invoice) or rejects it."""
+        cust = self._name_ref(rec, "CustomerRef", "Customer")
+        self._dates(rec, with_due=False)
+        if rec.get("ExpirationDate"):
+            try:
+                rec["ExpirationDate"] = parse_date(rec["ExpirationDate"])
+            except WireError as exc:
+                raise invalid("ExpirationDate", str(exc)) from exc
+        self._currency(rec, cust)
+        self._sales_lines(rec)
+        self._doc_number("Estimate", rec)
+        rec.setdefault("TxnStatus", "Pending")
+        if rec["TxnStatus"] not in ESTIMATE_STATES:
+            raise invalid("TxnStatus", f"An estimate's TxnStatus is one of {', '.join(ESTIMATE_STATES)}.")
+        rec.setdefault("PrintStatus", "NotSet")
+        rec.setdefault("EmailStatus", "NotSet")
+        rec.setdefault("GlobalTaxCalculation", "TaxExcluded")
+        if self._multicurrency():
+            rec["HomeTotalAmt"] = (rec["TotalAmt"] * rec.get("ExchangeRate", Decimal(1))).quantize(CENT)
 
     def _complete_creditmemo(self, rec: dict, current: dict | None) -> None:
         cust = self._name_ref(rec, "CustomerRef", "Customer")

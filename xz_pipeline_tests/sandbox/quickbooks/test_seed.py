@@ -22,7 +22,7 @@ def _expected_balances(w) -> dict[str, Decimal]:
     return {
         i.id: Decimal(0) if i.status == "VOIDED" else max(Decimal(0), i.total - paid.get(i.id, Decimal(0)))
         for i in w.books.invoices
-        if i.type == "ACCREC" and i.status != "DELETED"
+        if i.type == "ACCREC" and i.status not in ("DELETED", "DRAFT", "SUBMITTED")  # drafts: Estimates
     }
 
 
@@ -72,8 +72,28 @@ def test_ids_are_small_integers_and_the_same_world_gets_the_same_ids():
     realm = one.seed_world(world())
     assert two.seed_world(world()) == realm
     assert one.id_map(realm) == two.id_map(realm)
-    assert all(v.isdigit() and int(v) < 10_000 for v in one.id_map(realm).values())
+    ids = one.id_map(realm)
+    assert all(
+        v.removeprefix("Estimate/").isdigit() and int(v.removeprefix("Estimate/")) < 10_000
+        for v in ids.values()
+    )
+    drafts = {
+        i.id for i in world().books.invoices if i.type == "ACCREC" and i.status in ("DRAFT", "SUBMITTED")
+    }
+    assert drafts and {k for k, v in ids.items() if v.startswith("Estimate/")} == drafts
     contacts = world().books.contacts
     company = one.companies[realm]
     names = {r["DisplayName"] for e in ("Customer", "Vendor") for r in company.records[e].values()}
     assert {c.name for c in contacts} == names
+
+
+def test_the_crm_id_a_previous_write_back_stored_is_in_the_customers_notes():
+    emu = QuickBooksEmulator()
+    realm = emu.seed_world(world())
+    ids, customers = emu.id_map(realm), emu.companies[realm].records["Customer"]
+    linked = [c for c in world().books.contacts if c.contact_number and ids.get(c.id) in customers]
+    assert linked and any(not c.contact_number for c in world().books.contacts)
+    for c in world().books.contacts:
+        if ids.get(c.id) in customers:
+            notes = customers[ids[c.id]].get("Notes")
+            assert notes == (f"xz-crm-id: {c.contact_number}" if c.contact_number else None), c.id

@@ -19,7 +19,7 @@ from xz_pipeline_tests.conftest import specs_dir
 from xz_pipeline_tests.sandbox.quickbooks.support import connect
 
 NS = "http://schema.intuit.com/finance/v3"
-ENTITIES = ("Customer", "Vendor", "Invoice", "Payment", "CreditMemo", "Item", "Account", "Bill", "BillPayment",
+ENTITIES = ("Customer", "Vendor", "Invoice", "Estimate", "Payment", "CreditMemo", "Item", "Account", "Bill", "BillPayment",
             "TaxCode", "TaxRate", "Term", "CompanyInfo")  # fmt: skip
 
 
