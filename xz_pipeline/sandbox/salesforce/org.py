@@ -45,6 +45,7 @@ class Org:
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     deleted_at: dict[str, datetime] = field(default_factory=dict)  # id -> when it went to the recycle bin
     journal: list[tuple[str, str, dict | None]] = field(default_factory=list)  # (sobject, id, before)
+    lines: dict[str, set[str]] = field(default_factory=dict)  # opportunity id -> its line item ids (an index)
     custom_fields: dict[str, tuple[str, str, datetime]] = field(
         default_factory=dict
     )  # 00N id -> object, name
@@ -104,6 +105,8 @@ class Org:
             rec["CurrencyIsoCode"] = self.currency
         self._remember(sobject, rid)
         self.records[sobject][rid] = rec
+        if sobject == "OpportunityLineItem" and rec.get("OpportunityId"):
+            self.lines.setdefault(rec["OpportunityId"], set()).add(rid)
         self.derive(sobject, rec)
         return rec
 
@@ -126,8 +129,8 @@ class Org:
         rec["SystemModstamp"] = whole_seconds(now)
         self.deleted_at[rid] = whole_seconds(now)
         if sobject == "Opportunity":
-            for line in self.find_by("OpportunityLineItem", "OpportunityId", rid):
-                self.delete("OpportunityLineItem", line["Id"], now)
+            for line in self._live_lines(rid):
+                self.delete("OpportunityLineItem", line, now)
         if sobject == "OpportunityLineItem":
             self._touch_parent(rec.get("OpportunityId"))
 
@@ -136,7 +139,10 @@ class Org:
         while len(self.journal) > mark:
             sobject, rid, before = self.journal.pop()
             if before is None:
-                self.records[sobject].pop(rid, None)
+                gone = self.records[sobject].pop(rid, None)
+                if sobject == "OpportunityLineItem" and gone is not None:
+                    self.lines.get(gone.get("OpportunityId") or "", set()).discard(rid)
+                    self._touch_parent(gone.get("OpportunityId"))
             else:
                 self.records[sobject][rid] = before
             if before is None or not before.get("IsDeleted"):
@@ -157,9 +163,7 @@ class Org:
                                                                                               stage.forecast)  # fmt: skip
                 if rec.get("Probability") is None:
                     rec["Probability"] = Decimal(stage.probability)
-            rec["HasOpportunityLineItem"] = bool(
-                self.find_by("OpportunityLineItem", "OpportunityId", rec["Id"])
-            )
+            rec["HasOpportunityLineItem"] = bool(self._live_lines(rec["Id"]))
         elif sobject == "PricebookEntry":
             product = self.records["Product2"].get(rec.get("Product2Id") or "")
             if product is not None:
@@ -181,9 +185,11 @@ class Org:
     def _touch_parent(self, opp_id: str | None) -> None:
         opp = self.records["Opportunity"].get(opp_id or "")
         if opp is not None:
-            opp["HasOpportunityLineItem"] = bool(
-                self.find_by("OpportunityLineItem", "OpportunityId", opp["Id"])
-            )
+            opp["HasOpportunityLineItem"] = bool(self._live_lines(opp["Id"]))
+
+    def _live_lines(self, opp_id: str) -> list[str]:
+        items = self.records["OpportunityLineItem"]
+        return sorted(i for i in self.lines.get(opp_id, ()) if i in items and not items[i]["IsDeleted"])
 
     # ---- change windows -----------------------------------------------------------------------
 
