@@ -189,10 +189,22 @@ def _status_note(o: RunOutcome) -> str:
     return "" if o.success else o.error[:120]
 
 
-def _calls(outcome: RunOutcome, prefix: str) -> int:
+def _calls(outcome: RunOutcome, prefix: str | tuple[str, ...]) -> int:
     return sum(
         int(m.get("api_calls", 0) or 0) for name, m in outcome.metadata.items() if name.startswith(prefix)
     )
+
+
+BOOKS_VENDORS = {"xero_": "Xero", "quickbooks_": "QuickBooks"}  # asset name prefix -> the vendor's name
+CRM_VENDORS = {"zoho_": "Zoho", "salesforce_": "Salesforce"}
+
+
+def _vendor_label(outcomes: list[RunOutcome], vendors: dict[str, str], role: str) -> str:
+    """The vendor whose assets ran (not skipped as another pairing's) in these runs, or the role when
+    several did (or none: a run of later stages only)."""
+    ran = {label for o in outcomes for name, m in o.metadata.items() for prefix, label in vendors.items()
+           if name.startswith(prefix) and isinstance(m, dict) and "skipped" not in m}  # fmt: skip
+    return ran.pop() if len(ran) == 1 else role
 
 
 def render(
@@ -231,6 +243,8 @@ def all_runs(outcomes: list[RunOutcome]) -> list[RunOutcome]:
 
 
 def _render(outcomes, store: Store | None, *, extra, discrepancies) -> str:
+    books = _vendor_label(outcomes, BOOKS_VENDORS, "Books")
+    crm = _vendor_label(outcomes, CRM_VENDORS, "CRM")
     lines = ["Runs"]
     lines.append(
         tabulate(
@@ -239,8 +253,8 @@ def _render(outcomes, store: Store | None, *, extra, discrepancies) -> str:
                     o.connection,
                     "ok" if o.success else "FAILED",
                     len(o.metadata),
-                    _calls(o, "xero_"),
-                    _calls(o, "zoho_"),
+                    _calls(o, tuple(BOOKS_VENDORS)),
+                    _calls(o, tuple(CRM_VENDORS)),
                     ", ".join(o.failed_checks) or "-",
                     _status_note(o),
                 )
@@ -250,8 +264,8 @@ def _render(outcomes, store: Store | None, *, extra, discrepancies) -> str:
                 "connection",
                 "status",
                 "assets",
-                "Xero calls",
-                "Zoho calls",
+                f"{books} calls",
+                f"{crm} calls",
                 "checks failed",
                 "steps failed",
             ],
@@ -290,8 +304,8 @@ def _render(outcomes, store: Store | None, *, extra, discrepancies) -> str:
                     "changes",
                     "rejected",
                     "waiting",
-                    "Xero write calls",
-                    "Zoho write calls",
+                    f"{books} write calls",
+                    f"{crm} write calls",
                 ],
             )  # fmt: skip
         )
