@@ -71,6 +71,11 @@ bench-writeback: install
 bench-profiles: install
 	$(BIN)/python bench/bench_profiles.py $(SIZES)
 
+# Each books+CRM pairing (default xero+zoho and quickbooks+zoho; PAIRS=... for others) against one manifest.
+.PHONY: bench-pairs
+bench-pairs: install
+	$(BIN)/python bench/bench_pairs.py $(SIZES) $(if $(PAIRS),--pairs $(PAIRS))
+
 .PHONY: bench-reliability
 bench-reliability: install
 	$(BIN)/python bench/bench_reliability.py $(ARGS)

@@ -3,7 +3,7 @@
 For each sandbox profile (full, single-currency, bare, standard, renamed, uk, us) and size (default tiny
 and demo) it runs `xz demo --profile P --size S` in a fresh temporary XZ_HOME, as a person would, and prints:
 - the exit status, and on failure the error's first line (a failing profile is a finding, not a crash);
-- the wall time, and the write calls of the first cycle and of the second (from the demo's report);
+- the wall time, and the write calls (books+CRM) of the first cycle and of the second (from the demo's report);
 - precision and recall per discrepancy kind the profile can show, the first cycle's findings
   (`recon.discrepancies` first seen in the first reconcile) scored against the ground-truth manifest with
   the scoring `make bench-recon` uses; `n/a` and the manifest's reason for the kinds it cannot show.
@@ -30,6 +30,7 @@ from tabulate import tabulate
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from xz_pipeline.quickbooks.mapping import ESTIMATE_PREFIX  # noqa: E402
 from xz_pipeline.sandbox.profiles import PROFILE_NAMES  # noqa: E402
 from xz_pipeline.sandbox.world import DISCREPANCY_KINDS  # noqa: E402
 from xz_pipeline_tests.reconcile.world_frames import score  # noqa: E402
@@ -38,9 +39,12 @@ XZ = Path(sys.executable).with_name("xz")
 TIMEOUT = {"tiny": 600, "demo": 1800, "medium": 7200, "large": 36000}
 
 
+CONNECTION_PREFIXES = ("XERO_", "ZOHO_", "QBO_", "SALESFORCE_", "SF_", "XZ_", "DAGSTER_")
+
+
 def _clean_env(home: str) -> dict[str, str]:
     """The caller's environment without any connection settings: the demo must find only its sandbox."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XERO_", "ZOHO_", "XZ_", "DAGSTER_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CONNECTION_PREFIXES)}
     env["XZ_HOME"] = home
     return env
 
@@ -82,15 +86,45 @@ def _write_calls(stdout: str) -> tuple[str, str]:
     return (rows[0] if rows else "-"), (rows[1] if len(rows) > 1 else "-")
 
 
-def _scores(state: Path) -> tuple[dict, dict[str, str]] | None:
-    """Per-kind scores of the first cycle's findings, and the kinds the profile cannot show (reasons)."""
+def vendor_id(value: str) -> str:
+    """An id of a manifest's `id_maps` as the pipeline names that record: a world draft QuickBooks keeps as
+    an Estimate is `Estimate/<Id>` there and `estimate-<Id>` in the canonical views."""
+    entity, _, rid = value.partition("/")
+    return ESTIMATE_PREFIX + rid if rid and entity == "Estimate" else value
+
+
+def truth_of(doc: dict, pair: str = "xero+zoho") -> list[SimpleNamespace]:
+    """The manifest's injections with world ids turned into the ids `pair`'s vendors give those records."""
+    books, _, crm = pair.partition("+")
+    books_ids, crm_ids = doc.get("id_maps", {}).get(books, {}), doc.get("id_maps", {}).get(crm, {})
+    return [
+        SimpleNamespace(
+            kind=m["kind"],
+            field=m["field"],
+            books_id=vendor_id(books_ids.get(m["books_id"], m["books_id"])),
+            crm_id=crm_ids.get(m["crm_id"], m["crm_id"]),
+        )  # fmt: skip
+        for m in doc["manifest"]
+    ]
+
+
+def not_applicable(doc: dict, pair: str = "xero+zoho") -> dict[str, str]:
+    """Kinds the manifest says cannot exist here, with the reason: the profile's, then the pairing's."""
+    out = dict(doc.get("undetectable", {}))
+    for kind, pairs in doc.get("pairs_undetectable", {}).items():
+        if pair in pairs and kind not in out:
+            out[kind] = pairs[pair]
+    return out
+
+
+def _scores(state: Path, pair: str = "xero+zoho") -> tuple[dict, dict[str, str]] | None:
+    """Per-kind scores of the first cycle's findings against the manifest (ids mapped to `pair`'s vendors),
+    and the kinds the profile or the pairing cannot show (reasons)."""
     manifest_path, mirror = state / "manifest.json", state / "mirror.duckdb"
     if not manifest_path.exists() or not mirror.exists():
         return None
     doc = json.loads(manifest_path.read_text())
-    truth = [
-        SimpleNamespace(**{k: m[k] for k in ("kind", "books_id", "crm_id", "field")}) for m in doc["manifest"]
-    ]
+    truth = truth_of(doc, pair)
     try:
         con = duckdb.connect(str(mirror), read_only=True)
     except duckdb.Error:
@@ -105,15 +139,19 @@ def _scores(state: Path) -> tuple[dict, dict[str, str]] | None:
     finally:
         con.close()
     found = found.fillna("")
-    return score(found, truth), doc.get("undetectable", {})
+    return score(found, truth), not_applicable(doc, pair)
 
 
-def run_one(profile: str, size: str) -> tuple[dict, list[dict]]:
-    with tempfile.TemporaryDirectory(prefix=f"xz-bench-{profile}-") as home:
+def run_demo(
+    options: list[str], size: str, label: dict[str, str], pair: str = "xero+zoho"
+) -> tuple[dict, list[dict]]:
+    """`xz demo <options> --size <size>` in a fresh XZ_HOME: the run's row (labelled) and one row per kind,
+    scored against the manifest with ids mapped to `pair`'s vendors."""
+    with tempfile.TemporaryDirectory(prefix="xz-bench-" + "-".join(label.values()) + "-") as home:
         started = time.perf_counter()
         try:
             proc = subprocess.run(
-                [str(XZ), "demo", "--profile", profile, "--size", size],
+                [str(XZ), "demo", *options, "--size", size],
                 env=_clean_env(home),
                 capture_output=True,
                 text=True,
@@ -125,10 +163,10 @@ def run_one(profile: str, size: str) -> tuple[dict, list[dict]]:
             out = out.decode() if isinstance(out, bytes) else out
         seconds = time.perf_counter() - started
         cycle1, cycle2 = _write_calls(out)
-        run = {"profile": profile, "size": size, "exit": rc, "wall s": f"{seconds:.1f}",
-               "write calls 1 (Xero+Zoho)": cycle1, "write calls 2": cycle2,
+        run = {**label, "size": size, "exit": rc, "wall s": f"{seconds:.1f}",
+               "write calls 1 (books+CRM)": cycle1, "write calls 2": cycle2,
                "error": "" if rc == 0 else _first_error_line(out, err)}  # fmt: skip
-        scored = _scores(Path(home) / "demo")
+        scored = _scores(Path(home) / "demo", pair)
     kinds: list[dict] = []
     if scored is None:
         return run, kinds
@@ -136,14 +174,18 @@ def run_one(profile: str, size: str) -> tuple[dict, list[dict]]:
     for kind in DISCREPANCY_KINDS:
         if kind in undetectable:
             found = scores.get(kind, {}).get("found", 0)  # anything here is a false alarm
-            kinds.append({"profile": profile, "size": size, "kind": kind, "expected": "", "found": found,
+            kinds.append({**label, "size": size, "kind": kind, "expected": "", "found": found,
                           "precision": "n/a", "recall": "n/a", "why": undetectable[kind]})  # fmt: skip
             continue
         s = scores.get(kind, {"expected": 0, "found": 0, "precision": 1.0, "recall": 1.0})
-        kinds.append({"profile": profile, "size": size, "kind": kind, "expected": s["expected"],
+        kinds.append({**label, "size": size, "kind": kind, "expected": s["expected"],
                       "found": s["found"], "precision": f"{s['precision']:.3f}", "recall": f"{s['recall']:.3f}",
                       "why": "" if s["expected"] else "none injected"})  # fmt: skip
     return run, kinds
+
+
+def run_one(profile: str, size: str) -> tuple[dict, list[dict]]:
+    return run_demo(["--profile", profile], size, {"profile": profile})
 
 
 def main(argv: list[str] | None = None) -> int:

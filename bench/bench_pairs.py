@@ -1,0 +1,92 @@
+"""Books + CRM pairs benchmark (`make bench-pairs [SIZES="tiny demo"] [PAIRS=xero+zoho,quickbooks+zoho]`).
+
+For each pairing (default xero+zoho and quickbooks+zoho; xero+salesforce and quickbooks+salesforce when
+`xz demo` takes `--crm`) and size (default tiny and demo; medium on request) it runs
+`xz demo --books B [--crm C] --size S` in a fresh temporary XZ_HOME, as a person would, and prints:
+- the exit status (on failure the error's first line), the wall time, and the write calls (books+CRM) of
+  the first cycle and of the second (a second cycle that writes means the first left work undone);
+- precision and recall per discrepancy kind: the first cycle's findings against the one ground-truth
+  manifest of the world, its world ids mapped to the ids the pair's vendors gave the records
+  (`id_maps`); `n/a` with the manifest's reason for the kinds the pairing (or profile) cannot show.
+
+The running, parsing and scoring are bench_profiles' (one implementation for both benchmarks). Not part
+of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_profiles import XZ, run_demo  # noqa: E402
+
+BOOKS, CRMS = ("xero", "quickbooks"), ("zoho", "salesforce")
+ALL_PAIRS = [f"{b}+{c}" for c in CRMS for b in BOOKS]
+DEFAULT_PAIRS = "xero+zoho,quickbooks+zoho"
+
+
+def demo_options() -> set[str]:
+    """The options `xz demo` takes (from its --help), so a pairing whose CRM it cannot play is skipped."""
+    proc = subprocess.run([str(XZ), "demo", "--help"], capture_output=True, text=True, timeout=120)
+    return {word.strip("[],") for word in proc.stdout.split() if word.startswith(("--", "[--"))}
+
+
+def options_for(pair: str) -> list[str]:
+    books, _, crm = pair.partition("+")
+    return ["--books", books, *(["--crm", crm] if crm != "zoho" else [])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("sizes", nargs="*", default=["tiny", "demo"], help="world sizes (default: tiny demo)")
+    parser.add_argument(
+        "--pairs",
+        default=DEFAULT_PAIRS,
+        help=f"comma-separated books+crm pairings from {', '.join(ALL_PAIRS)}",
+    )
+    args = parser.parse_args(argv)
+    pairs = [p for p in args.pairs.split(",") if p]
+    unknown = [p for p in pairs if p not in ALL_PAIRS]
+    if unknown:
+        print(
+            f"bench-pairs: unknown pairing {unknown[0]!r}; choose from {', '.join(ALL_PAIRS)}",
+            file=sys.stderr,
+        )
+        return 2
+    if not XZ.exists():
+        print(f"bench-pairs: {XZ} not found; run `make install` first", file=sys.stderr)
+        return 2
+    takes = demo_options()
+    runs, kinds, skipped = [], [], []
+    for pair in pairs:
+        if pair.split("+")[1] != "zoho" and "--crm" not in takes:
+            skipped.append(pair)
+            print(f"{pair:22} skipped: `xz demo` has no --crm yet", file=sys.stderr, flush=True)
+    for size in args.sizes:
+        for pair in [p for p in pairs if p not in skipped]:
+            run, rows = run_demo(options_for(pair), size, {"pair": pair}, pair)
+            status = "ok" if run["exit"] == 0 else f"FAILED (exit {run['exit']}): {run['error']}"
+            print(f"{pair:22} {size:7} {run['wall s']:>7}s  {status}", file=sys.stderr, flush=True)
+            runs.append(run)
+            kinds += rows
+    print("\nxz demo per books+CRM pairing and size (fresh XZ_HOME each)")
+    print(tabulate(runs, headers="keys", tablefmt="github", disable_numparse=True))
+    print(
+        "\nPrecision and recall per kind, first cycle against the manifest (n/a: the pairing cannot show it)"
+    )
+    print(tabulate(kinds, headers="keys", tablefmt="github", disable_numparse=True))
+    if skipped:
+        print(f"\nskipped (xz demo has no --crm yet): {', '.join(skipped)}")
+    failed = [r for r in runs if r["exit"] != 0]
+    print(f"\n{len(failed)} of {len(runs)} runs failed" if failed else f"\nall {len(runs)} runs exited 0")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
