@@ -226,3 +226,49 @@ def test_invoices_written_back_land_with_their_items_and_are_found_by_reference(
     assert set(found) == {"DEAL-4242"} and found["DEAL-4242"].record_id == made.outcomes[0].record_id
     assert writer.find_customers_by_reference(["crm-inv"]) == {"crm-inv": cust}
     assert writer.invoice_status([made.outcomes[0].record_id]) == {made.outcomes[0].record_id: "open"}
+
+
+def test_a_draft_is_written_as_an_estimate_that_owes_nothing_and_follows_its_deal(sb, make, tmp_path):
+    from xz_pipeline.core.canonical import DocumentStatus
+    from xz_pipeline.core.store import Store
+
+    c = make()
+    writer = QuickBooksBooksWriter(c, "us")
+    writer.invoice_defaults()
+    held = company(sb).records
+    cust = writer.create_customers([customer("Draft Me Ltd", crm_id="crm-draft")]).outcomes[0].record_id
+    owed = sb.quickbooks.record(sb.realm_ids[0], "Customer", cust)["Balance"]
+    line = InvoiceLine(description="one", quantity=Decimal(1), unit_price=Decimal("40"))
+    day = datetime.now(UTC).date()
+    draft = Invoice(role=Role.BOOKS, customer_id=cust, reference="DEAL-77", issue_date=day,
+                    due_date=day + timedelta(days=30), status=DocumentStatus.DRAFT, lines=(line,))  # fmt: skip
+    posted = replace(draft, reference="DEAL-78", status=DocumentStatus.OPEN)
+    start = len(sb.quickbooks.received)
+    made = writer.create_invoices([draft, posted])
+    assert made.failed == 0 and len(received(sb, start, "/batch")) == 1  # one call for both
+    estimate_id, invoice_id = (o.record_id for o in made.outcomes)
+    assert estimate_id.startswith("estimate-") and invoice_id.isdigit()
+    estimate = held["Estimate"][estimate_id.removeprefix("estimate-")]
+    assert (estimate["TxnStatus"], estimate["PrivateNote"], estimate["TotalAmt"]) == (
+        "Pending",
+        "DEAL-77",
+        40,
+    )
+    assert str(estimate["ExpirationDate"]) == str(day + timedelta(days=30)) and "DueDate" not in estimate
+    # only the posted invoice is owed
+    assert sb.quickbooks.record(sb.realm_ids[0], "Customer", cust)["Balance"] == owed + 40
+    found = writer.find_invoices_by_reference(["DEAL-77", "DEAL-78"])
+    assert {k: o.record_id for k, o in found.items()} == {"DEAL-77": estimate_id, "DEAL-78": invoice_id}
+    assert writer.invoice_status([estimate_id, invoice_id]) == {estimate_id: "draft", invoice_id: "open"}
+    # a draft follows its deal (an update of the estimate's lines); a person's acceptance is kept
+    estimate["TxnStatus"] = "Accepted"
+    more = replace(draft, books_id=estimate_id, lines=(replace(line, unit_price=Decimal("55")),))
+    assert writer.update_invoices([more]).failed == 0
+    assert (estimate := held["Estimate"][estimate_id.removeprefix("estimate-")])["TotalAmt"] == 55
+    assert estimate["TxnStatus"] == "Accepted"
+    # read back into the mirror: the estimate's own table
+    store = Store(tmp_path / "mirror.duckdb")
+    assert writer.refresh(store, "invoice", [estimate_id, invoice_id], None) == 2
+    with store.read() as con:
+        assert con.execute("select count(*) from quickbooks.estimates").fetchone()[0] == 1
+        assert con.execute("select count(*) from quickbooks.invoices").fetchone()[0] == 1

@@ -138,6 +138,12 @@ def test_manifest_maps_world_ids_to_qbo_ids(sandbox, tmp_path):
     every = {"xero+zoho", "quickbooks+zoho", "xero+salesforce", "quickbooks+salesforce"}
     assert all(set(p) | set(doc["pairs_undetectable"].get(k, {})) == every for k, p in doc["pairs"].items())
     assert "quickbooks+zoho" in doc["pairs"]["amount_mismatch"]
+    for kind in (
+        "time_not_invoiced",
+        "project_over_budget",
+    ):  # Xero Projects: no QuickBooks pairing shows them
+        assert doc["pairs"][kind] == ["xero+zoho", "xero+salesforce"]
+        assert "Xero Projects" in doc["pairs_undetectable"][kind]["quickbooks+zoho"]
     assert set(doc["pairs"]) == set(doc["detectable"]) | set(doc["undetectable"])
     # the map is the seeding order: the same world gives the same ids in another sandbox
     again = json.loads(sandbox.write_manifests(tmp_path / "again")[0].read_text())
