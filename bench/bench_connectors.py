@@ -7,6 +7,10 @@ waited on its rate budget, and the floor those limits alone impose on that many 
 received at all: the client paces itself from the rate-limit headers.
 
 Not part of `make test`; takes a few minutes, most of it Xero's minute limit.
+
+QuickBooks section (`--quickbooks-only` runs just it): the same organisation as a QBO company, each
+entity read whole by query (1,000 rows a page), its calls against the floor ceil(rows / 1,000), and then an
+idle incremental read (CDC since a minute ago, as the assets' next run asks: nothing changed) per entity.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xz_pipeline.core.http import CallMeter  # noqa: E402
+from xz_pipeline.quickbooks import tables as qbo_tables  # noqa: E402
+from xz_pipeline.quickbooks.resources import QuickBooksResource  # noqa: E402
 from xz_pipeline.sandbox.server import SandboxServer  # noqa: E402
 from xz_pipeline.xero.resources import XeroResource  # noqa: E402
 from xz_pipeline.zoho import tables as zoho_tables  # noqa: E402
@@ -66,11 +72,61 @@ class ZohoPages:
         return self.client.iter_pages(entity, fields=zoho_tables.FIELDS[entity])
 
 
+QBO_PAGE = 1000
+QBO_WHOLE = ("CompanyInfo", "Preferences")  # one GET each, no paging
+
+
+def quickbooks_section(seed: int, size: str) -> None:
+    """Calls per QBO entity for a full read against the floor, then an idle incremental read's calls."""
+    from datetime import UTC, datetime, timedelta
+
+    rows, idle = [], []
+    with tempfile.TemporaryDirectory() as home, SandboxServer(seed=seed, size=size, books="quickbooks") as sb:
+        os.environ.update({**sb.env(0), "XZ_HOME": home, "XZ_CONNECTION": "bench"})
+        meter = CallMeter()
+        with QuickBooksResource().client("bench", meter=meter) as client:
+            client.company_info()  # the token refresh before timing
+            started = time.monotonic()
+            for spec in qbo_tables.ENTITIES:
+                before, t0 = meter.calls(), time.monotonic()
+                if spec.entity in QBO_WHOLE:
+                    n = 1
+                    client.company_info() if spec.entity == "CompanyInfo" else client.preferences()
+                else:
+                    n = sum(len(p) for p in client.iter_query(spec.entity))
+                calls, floor = meter.calls() - before, max(1, math.ceil(n / QBO_PAGE))
+                rows.append(["QuickBooks", spec.entity, f"{n:,}", calls, floor, f"{calls / floor:.2f}",
+                             f"{time.monotonic() - t0:.1f}"])  # fmt: skip
+                print(rows[-1], file=sys.stderr, flush=True)
+            full = time.monotonic() - started
+            since = datetime.now(UTC) - timedelta(minutes=1)
+            for spec in qbo_tables.ENTITIES:
+                if spec.entity in QBO_WHOLE:
+                    continue
+                before = meter.calls()
+                changes = client.changes(spec.entity, since)
+                n = sum(len(p) for p in changes.pages)
+                idle.append(["QuickBooks", spec.entity, changes.how, n, meter.calls() - before])
+    print(
+        tabulate(
+            rows,
+            headers=["system", "entity", "rows", "calls", "floor (rows/1,000)", "calls / floor", "wall s"],
+        )
+    )
+    print(f"\n{size}: full read of every QuickBooks entity in {full:.0f}s")
+    print(tabulate(idle, headers=["system", "entity", "read by", "changed", "calls"]))
+    print(f"idle incremental run: {sum(r[-1] for r in idle)} calls for {len(idle)} entities")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="medium")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--quickbooks-only", action="store_true", help="only the QuickBooks section")
     args = parser.parse_args()
+    if args.quickbooks_only:
+        quickbooks_section(args.seed, args.size)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as home, SandboxServer(seed=args.seed, size=args.size) as sb:
         os.environ.update({**sb.env(0), "XZ_HOME": home, "XZ_CONNECTION": "bench"})
@@ -106,7 +162,8 @@ def main() -> None:
             ],
         )  # fmt: skip
     )
-    print(f"\n{args.size}: full read of every entity in {total:.0f}s with the real rate limits")
+    print(f"\n{args.size}: full read of every entity in {total:.0f}s with the real rate limits\n")
+    quickbooks_section(args.seed, args.size)
 
 
 if __name__ == "__main__":
