@@ -53,6 +53,19 @@ def _rows(store: Store, sql: str, *args) -> list[tuple]:
         return con.execute(sql, list(args)).fetchall()
 
 
+def _poll(cursor: str | None):
+    """One tick of the polling sensor, over the Salesforce assets alone (loading every definition costs seconds)."""
+    from xz_pipeline.realtime.polling import salesforce_polling_sensor
+
+    job = dg.define_asset_job("realtime", selection=dg.AssetSelection.groups("salesforce"))
+    repo = dg.Definitions(assets=SALESFORCE_ASSETS, jobs=[job], sensors=[salesforce_polling_sensor],
+                          resources=RESOURCES).get_repository_def()  # fmt: skip
+    context = dg.build_sensor_context(
+        cursor=cursor, repository_def=repo, resources={"salesforce": SalesforceResource()}
+    )
+    return salesforce_polling_sensor(context)
+
+
 def live(sb, sobject: str) -> dict[str, dict]:
     org = sb.salesforce.orgs[sb.salesforce_org_ids[0]]
     return {rid: r for rid, r in org.records[sobject].items() if not r.get("IsDeleted")}
@@ -87,6 +100,10 @@ def test_first_sync_incremental_views_and_a_targeted_read(sb, monkeypatch, xz_ho
         assert {s for raw, s in stages.items() if raw != "Deal Won"} <= {"open", "lost"}
         assert _rows(store, "select count(*) from canonical.crm_invoices") == [(0,)]
 
+        # polling on SystemModstamp starts from the mirror's cursor, as the published snapshot holds it
+        store.publish_snapshot(settings.snapshot_path())
+        assert not _poll(None).run_requests
+
         # a person edits an account and deletes another; the next run reads them incrementally
         sb.clock.advance(5)
         with SalesforceClient(client_id=env["SALESFORCE_CLIENT_ID"], client_secret=env["SALESFORCE_CLIENT_SECRET"],
@@ -96,6 +113,13 @@ def test_first_sync_incremental_views_and_a_targeted_read(sb, monkeypatch, xz_ho
             edited, doomed = sorted(live(sb, "Account"))[:2]
             assert c.update("Account", [{"id": edited, "Website": "edited.example"}])[0].ok
             assert c.delete([doomed])[0].ok
+        start = len(sb.salesforce.received)
+        (poll,) = _poll(None).run_requests
+        assert poll.run_config["ops"] == {"salesforce_accounts": {"config": {"ids": [edited]}}}
+        probes = [r for r in sb.salesforce.received[start:] if r.path.endswith("/query/")]
+        assert len(probes) == 5 and all(
+            "SystemModstamp >" in r.query["q"] for r in probes
+        )  # one call an object
         sb.clock.advance(120)  # the deletion's minute ends: the replication API reports it
         second = _materialize(instance, [salesforce_accounts])["salesforce_accounts"]
         assert second["mode"] == "incremental" and second["deleted"] == 1 and second["updated"] >= 1
