@@ -71,7 +71,7 @@ bench-writeback: install
 bench-profiles: install
 	$(BIN)/python bench/bench_profiles.py $(SIZES)
 
-# Each books+CRM pairing (default xero+zoho and quickbooks+zoho; PAIRS=... for others) against one manifest.
+# Each books+CRM pairing (default every one `xz demo` can play; PAIRS=a+b,c+d to pick) against one manifest.
 .PHONY: bench-pairs
 bench-pairs: install
 	$(BIN)/python bench/bench_pairs.py $(SIZES) $(if $(PAIRS),--pairs $(PAIRS))

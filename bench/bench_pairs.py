@@ -1,7 +1,7 @@
 """Books + CRM pairs benchmark (`make bench-pairs [SIZES="tiny demo"] [PAIRS=xero+zoho,quickbooks+zoho]`).
 
-For each pairing (default xero+zoho and quickbooks+zoho; xero+salesforce and quickbooks+salesforce when
-`xz demo` takes `--crm`) and size (default tiny and demo; medium on request) it runs
+For each pairing (default all four: xero+zoho, quickbooks+zoho, and xero+salesforce, quickbooks+salesforce
+when `xz demo` takes `--crm`, else those two are skipped with the reason; `--pairs` picks) and size (default tiny and demo; medium on request) it runs
 `xz demo --books B [--crm C] --size S` in a fresh temporary XZ_HOME, as a person would, and prints:
 - the exit status (on failure the error's first line), the wall time, and the write calls (books+CRM) of
   the first cycle and of the second (a second cycle that writes means the first left work undone);
@@ -28,7 +28,7 @@ from bench_profiles import XZ, run_demo  # noqa: E402
 
 BOOKS, CRMS = ("xero", "quickbooks"), ("zoho", "salesforce")
 ALL_PAIRS = [f"{b}+{c}" for c in CRMS for b in BOOKS]
-DEFAULT_PAIRS = "xero+zoho,quickbooks+zoho"
+DEFAULT_PAIRS = ",".join(ALL_PAIRS)
 
 
 def demo_options() -> set[str]:
