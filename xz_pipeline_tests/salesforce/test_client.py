@@ -13,7 +13,7 @@ import pytest
 
 from xz_pipeline.core.canonical import Customer, Person, Role
 from xz_pipeline.core.errors import ApiError, RateLimitExhausted, explain
-from xz_pipeline.core.http import Budgets
+from xz_pipeline.core.http import Budgets, RetryPolicy
 from xz_pipeline.core.oauth import TokenStore
 from xz_pipeline.salesforce import schema as sf_schema
 from xz_pipeline.salesforce import tables
@@ -151,7 +151,9 @@ def test_the_days_allocation_spent_fails_at_once(tmp_path):
     """Sforce-Limit-Info tells the client what is left: it stops before the org must refuse; a process that did
     not know (another one spent it) meets REQUEST_LIMIT_EXCEEDED once and fails with one line."""
     with SandboxServer(seed=11, size="tiny", crm="salesforce", sf_limits=SalesforceLimits(daily=5)) as sb:
-        with client_of(sb, tmp_path) as client:
+        with client_of(
+            sb, tmp_path, budgets=Budgets()
+        ) as client:  # its own budget: nothing leaks to other tests
             with pytest.raises(RateLimitExhausted) as spent:
                 for _ in range(10):
                     client.query("select Id from Product2")
@@ -170,3 +172,33 @@ def test_the_days_allocation_spent_fails_at_once(tmp_path):
             assert last[-1].status == 403 and [r.status for r in last].count(403) == 1  # never retried
             verdict = explain(refused)
             assert not verdict.retry and "Salesforce's day budget is spent" in verdict.message
+
+
+def test_transient_faults_are_retried_where_safe_and_an_expired_session_refreshed(tmp_path):
+    """5xx and a dropped connection on reads and idempotent writes are retried; a create is never sent twice;
+    an expired session is refreshed once and the call repeated."""
+    q = "/services/data/v62.0/query"
+    spec = (f"5xx:503@nth=1,path={q};expired@nth=3,path={q};drop:after@nth=1,method=PATCH;"
+            "5xx:503@nth=1,method=POST,path=/services/data/v62.0/composite/sobjects")  # fmt: skip
+    retry = RetryPolicy(backoff_factor=0.01, backoff_max=0.05)
+    with (
+        SandboxServer(seed=11, size="tiny", crm="salesforce", faults=spec) as sb,
+        client_of(sb, tmp_path, retry=retry, budgets=Budgets()) as c,
+    ):
+        assert len(c.query("select Id from Product2")) == len(org(sb).records["Product2"])  # after one 503
+        assert c.auth.refreshes == 1
+        assert (
+            c.query("select Id from Product2") and c.auth.refreshes == 2
+        )  # its session expired: refreshed once
+        assert [r.status for r in sb.salesforce.received if r.path.endswith("/query/")] == [200, 401, 200]
+        opp = sorted(org(sb).records["Opportunity"])[0]
+        assert c.update("Opportunity", [{"id": opp, "Description": "after a drop"}])[
+            0
+        ].ok  # the PATCH repeated
+        assert org(sb).records["Opportunity"][opp]["Description"] == "after a drop"
+        before = len(org(sb).records["Account"])
+        with pytest.raises(ApiError) as failed:
+            c.create("Account", [{"Name": "Once Ltd"}])
+        assert failed.value.status == 503 and failed.value.transient
+        assert len(org(sb).records["Account"]) == before  # not sent again: a create could land twice
+        assert sum(sb.sf_faults.injected.values()) == 4
