@@ -142,6 +142,7 @@ def child(vendor: str | None) -> None:
                 "rss_mb": peak_rss_mb(),
                 "xero_calls": sum(m.get("api_calls", 0) for m in xero),
                 "zoho_calls": sum(m.get("api_calls", 0) for m in zoho),
+                "projects_calls": meta.get("xero_projects", {}).get("projects_calls", 0),  # of the xero_calls
                 "api_seconds": sum(m.get("api_seconds", 0.0) for m in meta.values()),
                 "read_wait": sum(m.get("read_wait_seconds", 0.0) for m in meta.values()),
                 "write_seconds": sum(m.get("write_seconds", 0.0) for m in meta.values()),
@@ -272,6 +273,8 @@ def bench(size: str, seed: int, vendor: str | None = None) -> list[list]:
                 ]
             )
             print(f"{size} {label}: {rows[-1]}", file=sys.stderr, flush=True)
+            print(f"{size} {label}: Xero Projects calls {r.get('projects_calls', 0):,} (of the Xero calls; "
+                  "the day's 5,000 are shared)", file=sys.stderr, flush=True)  # fmt: skip
             if label == "full":  # where the time went, per asset
                 for name, (n, api, waited, written, held) in sorted(r["assets"].items()):
                     print(f"  {name:20} rows {n:>7,}  api {api:6.1f}s  writer waited {waited:6.1f}s  "

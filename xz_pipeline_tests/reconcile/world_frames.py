@@ -144,7 +144,49 @@ def frames(world: World, connection: str = "c0") -> dict[str, pd.DataFrame]:
         for col in ("issue_date", "due_date", "close_date", "last_payment_date"):
             if col in frame:
                 frame[col] = pd.to_datetime(frame[col])
+    out.update(project_frames(world, connection))
     return out
+
+
+def project_frames(world: World, connection: str = "c0") -> dict[str, pd.DataFrame]:
+    """The books' projects as `books_projects`, `books_project_tasks`, `books_time_entries` would show them
+    (totals derived as the Xero emulator derives them; amounts in cents)."""
+    projects, tasks, time = [], [], []
+    book = world.projects
+    for p in book.projects if book is not None else []:
+        kinds = {t.id: t for t in p.tasks}
+        minutes: dict[str, int] = defaultdict(int)
+        invoiced: dict[str, int] = defaultdict(int)
+        for e in p.time:
+            minutes[e.task_id] += e.duration
+            invoiced[e.task_id] += e.duration if e.status == "INVOICED" else 0
+            time.append({"connection": connection, "time_entry_id": e.id, "project_id": p.id, "task_id": e.task_id,
+                         "worked_on": pd.Timestamp(e.date), "minutes": e.duration, "status": e.status.lower(),
+                         "chargeable": kinds[e.task_id].charge_type != "NON_CHARGEABLE"})  # fmt: skip
+        to_invoice = 0
+        for t in p.tasks:
+            tasks.append({"connection": connection, "task_id": t.id, "project_id": p.id,
+                          "charge_type": t.charge_type.lower(), "rate": _cents(t.rate),
+                          "estimate_minutes": t.estimate_minutes, "total_minutes": minutes[t.id]})  # fmt: skip
+            if t.charge_type == "TIME":
+                to_invoice += _cents(t.rate * (minutes[t.id] - invoiced[t.id]) / 60)
+            elif t.charge_type == "FIXED" and t.status != "INVOICED":
+                to_invoice += _cents(t.rate)
+        projects.append({"connection": connection, "project_id": p.id, "customer_id": p.contact_id, "name": p.name,
+                         "currency": p.currency, "status": "closed" if p.status == "CLOSED" else "in_progress",
+                         "estimate": _cents(p.estimate), "minutes_logged": sum(minutes.values()),
+                         "expense_amount": _cents(p.expenses), "total_invoiced": None,
+                         "total_to_be_invoiced": to_invoice + _cents(p.expenses - p.expenses_invoiced)})  # fmt: skip
+    cols = {
+        "books_projects": ["connection", "project_id", "customer_id", "name", "currency", "status", "estimate",
+                           "minutes_logged", "expense_amount", "total_invoiced", "total_to_be_invoiced"],
+        "books_project_tasks": ["connection", "task_id", "project_id", "charge_type", "rate", "estimate_minutes",
+                                "total_minutes"],
+        "books_time_entries": ["connection", "time_entry_id", "project_id", "task_id", "worked_on", "minutes",
+                               "status", "chargeable"],
+    }  # fmt: skip
+    rows = {"books_projects": projects, "books_project_tasks": tasks, "books_time_entries": time}
+    return {view: pd.DataFrame(rows[view], columns=c) for view, c in cols.items()}
 
 
 # ---------------------------------------------------------------------------------------------
