@@ -50,10 +50,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"xz demo: generating the '{args.size}' world (seed {args.seed}) and starting the sandbox...",
         flush=True,
     )
-    with SandboxServer(seed=args.seed, size=args.size, profile=args.profile, books=args.books) as sb:
+    pair = {"books": args.books, **({"crm": args.crm} if args.crm != "zoho" else {})}
+    with SandboxServer(seed=args.seed, size=args.size, profile=args.profile, **pair) as sb:
         books_label = f"{VENDOR_NAMES[args.books]} emulator"
+        crm_label = f"{VENDOR_NAMES[args.crm]} emulator"
         books_url = sb.quickbooks_url if args.books == "quickbooks" else sb.xero_url
-        print(f"  {books_label} {books_url}   Zoho emulator {sb.zoho_url}", flush=True)
+        crm_url = sb.salesforce_url if args.crm == "salesforce" else sb.zoho_url
+        print(f"  {books_label} {books_url}   {crm_label} {crm_url}", flush=True)
         _use_sandbox_env(sb)
         inst = runner.instance(home)
         stop = runner.StopRequest()
@@ -78,9 +81,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return _stopped_code(stop)
         outcomes = [*first, *second]
         received = Counter(
-            {books_label: len(sb.books_emulator.received), "Zoho emulator": len(sb.zoho.received)}
+            {books_label: len(sb.books_emulator.received), crm_label: len(sb.crm_emulator.received)}
         )
-        injected = Counter((DEMO_CONNECTION, inj.kind) for inj in sb.worlds[0].manifest)
+        from xz_pipeline.sandbox.world.generate import pair_exclusions
+
+        cannot = {kind for kind, pairs in pair_exclusions().items() if f"{args.books}+{args.crm}" in pairs}
+        injected = Counter((DEMO_CONNECTION, i.kind) for i in sb.worlds[0].manifest if i.kind not in cannot)
         manifest_path = home / "manifest.json"
         from xz_pipeline.sandbox.world import write_manifest
 
@@ -590,6 +596,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--books", default="xero", choices=["xero", "quickbooks"], help="the books system the sandbox plays"
+    )
+    demo.add_argument(
+        "--crm", default="zoho", choices=["zoho", "salesforce"], help="the CRM the sandbox plays"
     )
     demo.set_defaults(func=cmd_demo)
 
