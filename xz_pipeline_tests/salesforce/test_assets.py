@@ -5,6 +5,8 @@ that does nothing for a Salesforce connection and says so, and a targeted run of
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
 import pytest
 
@@ -13,7 +15,9 @@ from xz_pipeline.core.canonical import install_views
 from xz_pipeline.core.oauth import TokenStore
 from xz_pipeline.core.resources import MirrorResource, connections_partitions
 from xz_pipeline.core.store import Store
-from xz_pipeline.salesforce.assets import SALESFORCE_ASSETS, salesforce_accounts
+from xz_pipeline.core.sync import ReadPlan
+from xz_pipeline.salesforce import fieldmap, tables
+from xz_pipeline.salesforce.assets import SALESFORCE_ASSETS, fetch_for, held_ids, salesforce_accounts
 from xz_pipeline.salesforce.client import SalesforceClient
 from xz_pipeline.salesforce.mapping import CRM_VIEWS
 from xz_pipeline.salesforce.resources import SalesforceResource
@@ -127,8 +131,15 @@ def test_first_sync_incremental_views_and_a_targeted_read(sb, monkeypatch, xz_ho
             ("edited.example",)
         ]
         assert _rows(store, "select count(*) from salesforce.accounts where account_id = ?", doomed) == [(0,)]
-        again = _materialize(instance, [salesforce_accounts])["salesforce_accounts"]
-        assert again["deleted"] == 0  # a deletion reported again lands once
+        # the next read is told of the same deletion again (a day back, whole minutes): it lands once
+        with SalesforceResource().client(CONNECTION) as c:
+            spec = tables.specs(fieldmap.load(CONNECTION))["Account"]
+            plan = ReadPlan(False, sb.clock.now(), sb.clock.now(), "incremental")
+            fetched = fetch_for(c, spec, plan, held=held_ids(store, spec, CONNECTION))
+            assert fetched.deleted() == []
+            assert [r["id"] for r in c.deleted("Account", plan.cursor - timedelta(days=1)).records] == [
+                doomed
+            ]
 
         # a targeted run (an Outbound Message or a poll): exactly the announced records
         start = len(sb.salesforce.received)
