@@ -70,7 +70,7 @@ def _first_error_line(stdout: str, stderr: str) -> str:
 
 
 def _write_calls(stdout: str) -> tuple[str, str]:
-    """(cycle 1, cycle 2) write calls as 'Xero+Zoho' from the demo report's Write-back table."""
+    """(cycle 1, cycle 2) write calls as 'books+CRM' from the demo report's Write-back table."""
     lines = stdout.splitlines()
     try:
         start = lines.index("Write-back")
