@@ -540,8 +540,9 @@ CANONICAL_VIEWS: dict[str, Columns] = {
         ("primary_contact_id", VARCHAR), ("phone", VARCHAR), ("website", VARCHAR), ("tax_number", VARCHAR),
         ("currency", VARCHAR), ("account_number", VARCHAR), *_ADDRESS, ("books_link", VARCHAR),
         ("outstanding", MONEY), ("overdue", MONEY), ("tags", TAGS), ("owner_id", VARCHAR),
-        ("marked_customer", BOOLEAN), ("source_created", TIMESTAMPTZ), *_TIMES,
+        ("marked_customer", BOOLEAN), ("source_created", TIMESTAMPTZ),
         ("payment_risk", VARCHAR), ("expected_pay_date", DATE),  # what insights last wrote (NULL: none)
+        *_TIMES,
     ],
     "crm_contacts": [
         ("connection", VARCHAR), ("contact_id", VARCHAR), ("account_id", VARCHAR), ("first_name", VARCHAR),
@@ -557,8 +558,8 @@ CANONICAL_VIEWS: dict[str, Columns] = {
         ("currency", VARCHAR), ("close_date", DATE), ("account_id", VARCHAR), ("account_name", VARCHAR),
         ("contact_id", VARCHAR), ("books_invoice_id", VARCHAR), ("books_invoice_number", VARCHAR),
         ("payment_status", VARCHAR), ("payment_status_raw", VARCHAR), ("payment_status_tracked", BOOLEAN),
-        ("amount_paid", MONEY), ("last_payment_date", DATE), ("owner_id", VARCHAR), ("tags", TAGS), *_TIMES,
-        ("payment_risk", VARCHAR), ("expected_pay_date", DATE),
+        ("amount_paid", MONEY), ("last_payment_date", DATE), ("owner_id", VARCHAR), ("tags", TAGS),
+        ("payment_risk", VARCHAR), ("expected_pay_date", DATE), *_TIMES,
     ],
     # What a deal was sold as: its products (code, quantity, unit price before tax), where the CRM keeps
     # them. Not every deal has lines; the mirror reads them only for won deals not yet invoiced.
