@@ -555,7 +555,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         # "will not be used"; the instance is configured by the copy in DAGSTER_HOME.
         # `dagster dev` says it is superseded by `dg dev` (not a dependency of ours): not worth a warning here.
         env = {**os.environ, "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded"}
-        child = subprocess.Popen(cmd, cwd=dagster_home, env=env, preexec_fn=_default_signals)
+        # In a process group of its own (same session), so what it leaves behind is stopped with it.
+        child = subprocess.Popen(cmd, cwd=dagster_home, env=env, preexec_fn=_default_signals, process_group=0)
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
         try:
@@ -568,8 +569,26 @@ def cmd_dev(args: argparse.Namespace) -> int:
                     child.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     child.kill()
+            _stop_group(child.pid)
             stop_receiver()
     return 0
+
+
+def _stop_group(pgid: int, grace: float = 10.0) -> None:
+    """After `dagster dev` ended: its code server otherwise waits out its 45 s heartbeat, and a run worker
+    may still be going. SIGTERM to what is left of its process group, SIGKILL after `grace` seconds."""
+    deadline = time.monotonic() + grace
+    sig = signal.SIGTERM
+    while True:
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            return  # nothing left
+        if time.monotonic() > deadline + 5:
+            return  # unkillable (uninterruptible sleep): not ours to wait for any longer
+        if time.monotonic() > deadline:
+            sig = signal.SIGKILL
+        time.sleep(0.2)
 
 
 def build_parser() -> argparse.ArgumentParser:
