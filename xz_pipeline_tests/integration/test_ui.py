@@ -132,7 +132,7 @@ def test_a_failing_blocking_check_shows_its_failing_rows(dev, browser):
     _open(browser, f"{dev.url}/assets/discrepancies?view=checks")
     browser.find_element(By.XPATH, "//*[normalize-space()='invoice_totals_add_up']").click()
     text = _wait_text(browser, "This is a blocking asset check.", "failing_rows_preview")
-    assert "Failed" in text and "1 of " in text, text[-2000:]
+    assert "Failed" in text and "fail invoice_totals_add_up: the connection is blocked" in text, text[-2000:]
     browser.save_screenshot(str(dev.shots / "failing_check.png"))
     row = "//tr[.//*[normalize-space()='failing_rows_preview']]"
     link = browser.find_element(By.XPATH, f"{row}//*[normalize-space()='[Show Markdown]' and not(*)]")
