@@ -28,6 +28,10 @@ from xz_pipeline.consent import ZOHO_SCOPES
 from xz_pipeline.core.errors import explain
 from xz_pipeline.core.http import CallMeter, HttpClient, RetryPolicy
 from xz_pipeline.core.store import Store, StoreBusy
+from xz_pipeline.salesforce import fieldmap as sf_fieldmap
+from xz_pipeline.salesforce import schema as sf_schema
+from xz_pipeline.salesforce import tables as sf_tables
+from xz_pipeline.salesforce.resources import SalesforceResource
 from xz_pipeline.xero.resources import XeroResource
 from xz_pipeline.zoho import fieldmap, tables
 from xz_pipeline.zoho import schema as zoho_schema
@@ -228,6 +232,53 @@ def _zoho(name: str, zs: settings.ZohoSettings, dates: _Dates) -> list[Check]:
     return out
 
 
+def _salesforce(name: str, dates: _Dates) -> list[Check]:
+    """Salesforce: the refresh, the org's share of the fields we read, the day's API allocation (`/limits`)."""
+    out: list[Check] = []
+    with SalesforceResource().client(name, CallMeter()) as client:
+        client.http.session.hooks["response"].append(dates.hook)
+        token_url = client.auth.token_url
+        try:
+            client.auth.force_refresh()
+            instance = client.instance_url
+        except Exception as exc:  # noqa: BLE001
+            return [
+                Check(
+                    name,
+                    "tokens",
+                    False,
+                    f"Salesforce at {_host(token_url)}: {_one_line(exc)}",
+                    blocking=True,
+                )
+            ]
+        out.append(
+            Check(
+                name, "tokens", True, f"Salesforce: refreshed at {_host(token_url)}; org at {_host(instance)}"
+            )
+        )
+        try:
+            org = sf_schema.discover(client, name)
+            lacking = sf_schema.missing_report(org, sf_tables.FIELDS, sf_fieldmap.load(name))
+            daily = client.limits().get("DailyApiRequests") or {}
+        except Exception as exc:  # noqa: BLE001
+            return [*out, Check(name, "fields", False, f"Salesforce: the org could not be described: {_one_line(exc)}",
+                                blocking=True)]  # fmt: skip
+        ours = [m for m in lacking if m["field"].endswith("__c")]  # the integration's own fields
+        if ours:
+            shown = "; ".join(f"{m['field']} ({m['disables']})" for m in ours[:6])
+            more = f" and {len(ours) - 6} more" if len(ours) > 6 else ""
+            out.append(Check(name, "fields", False, f"Salesforce lacks {shown}{more}: run `xz setup salesforce "
+                             f"--connection {name}` or map them under [connections.{name}.salesforce.fields]"))  # fmt: skip
+        else:
+            absent = f" ({len(lacking)} standard field(s) absent: their columns stay NULL)" if lacking else ""
+            out.append(Check(name, "fields", True, f"Salesforce: every field the integration keeps{absent}"))
+        if daily.get("Max"):
+            left, most = int(daily.get("Remaining") or 0), int(daily["Max"])
+            out.append(Check(name, "budget", left > 0, f"Salesforce: {left} of {most} API calls left in the "
+                             "rolling 24 hours", blocking=left <= 0))  # fmt: skip
+    return out
+
+
 def _webhooks(conn: settings.Connection, get: Callable[[str], int]) -> list[Check]:
     name = conn.name
     problems = []
@@ -337,7 +388,8 @@ def run(names: Sequence[str] | None = None, *, get: Callable[[str], int] = _http
     out: list[Check] = []
     for conn in connections:
         books = ("QuickBooks", conn.quickbooks) if conn.books == "quickbooks" else ("Xero", conn.xero)
-        missing = [v for v, s in (books, ("Zoho CRM", conn.zoho)) if s is None]
+        crm = ("Salesforce", conn.salesforce) if conn.crm == "salesforce" else ("Zoho CRM", conn.zoho)
+        missing = [v for v, s in (books, crm) if s is None]
         out.append(
             Check(
                 conn.name,
@@ -348,13 +400,15 @@ def run(names: Sequence[str] | None = None, *, get: Callable[[str], int] = _http
                 blocking=True,
             )  # fmt: skip
             if missing
-            else Check(conn.name, "config", True, f"{books[0]} and Zoho CRM configured")
+            else Check(conn.name, "config", True, f"{books[0]} and {crm[0]} configured")
         )
         dates = _Dates()
         if conn.xero is not None:
             out += _xero(conn.name, conn.xero, dates)
         if conn.zoho is not None:
             out += _zoho(conn.name, conn.zoho, dates)
+        if conn.salesforce is not None and conn.crm == "salesforce":
+            out += _salesforce(conn.name, dates)
         out += _webhooks(conn, get)
         out.append(_clock(conn.name, dates))
     return out + _store()

@@ -13,7 +13,7 @@ from xz_pipeline.runner import RunOutcome
 from xz_pipeline.writeback.plan import FIXED_BY
 from xz_pipeline.writeback.policies import load_policies
 
-MIRROR_SCHEMAS = ("xero", "quickbooks", "zoho")
+MIRROR_SCHEMAS = ("xero", "quickbooks", "zoho", "salesforce")
 
 
 def mirror_counts(store: Store) -> list[tuple[str, str, int]]:

@@ -1,4 +1,4 @@
-"""`xz setup salesforce` on a bare org: the integration's fields created once, said in words, the mirror's
+"""`xz doctor` and `xz setup salesforce` on a bare org: the integration's fields created once, said in words, the mirror's
 view of the org refreshed; a second run creates nothing."""
 
 from __future__ import annotations
@@ -18,6 +18,12 @@ def test_setup_creates_the_fields_once_and_says_so(monkeypatch, xz_home, capsys)
         store = Store(settings.mirror_path())
         with store.write() as con:
             store.ensure_base(con)  # a mirror exists: setup describes the org into it again
+        assert cli.main(["doctor", "--connection", "acme"]) == 0  # missing fields warn, they do not block
+        out = capsys.readouterr().out
+        assert (
+            "Xero and Salesforce configured" in out and "Salesforce lacks Account.Books_Customer_Id__c" in out
+        )
+        assert "API calls left in the rolling 24 hours" in out
         assert cli.main(["setup", "salesforce", "--connection", "acme"]) == 0
         out = capsys.readouterr().out
         assert f"xz setup salesforce: {wanted} field(s) created: Account.Books_Customer_Id__c" in out
@@ -27,5 +33,7 @@ def test_setup_creates_the_fields_once_and_says_so(monkeypatch, xz_home, capsys)
         )
         assert cli.main(["setup", "salesforce", "--connection", "acme"]) == 0
         assert f"xz setup salesforce: 0 field(s) created; {wanted} already there" in capsys.readouterr().out
+        cli.main(["doctor", "--connection", "acme"])
+        assert "Salesforce: every field the integration keeps" in capsys.readouterr().out
         created = [r for r in sb.salesforce.received if r.path.endswith("/tooling/sobjects/CustomField")]
         assert len(created) == wanted
