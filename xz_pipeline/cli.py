@@ -293,7 +293,7 @@ def _setup_salesforce(args: argparse.Namespace) -> int:
     with SalesforceResource().client(connection) as client:
         result = sf_setup(client, sf_fieldmap.load(connection))
         if store.path.exists():  # describe the org again now, so the next run reads the fields just created
-            sf_schema.ensure(client, store, connection, max_age=timedelta(0))
+            sf_schema.ensure(client, store, connection, sf_fieldmap.load(connection), max_age=timedelta(0))
     print(f"xz setup salesforce: {len(result.created)} field(s) created"
           + (f": {', '.join(result.created)}" if result.created else "")
           + (f"; {len(result.present)} already there" if result.present else ""))  # fmt: skip

@@ -104,7 +104,7 @@ def _sf_asset(name: str, sobject: str, description: str):
         spec = tables.specs(fm)[sobject]
         with salesforce.client(connection, meter=meter) as client:
             with mirror.step_session(context):
-                schema = schema_mod.ensure(client, mirror.store(), connection)
+                schema = schema_mod.ensure(client, mirror.store(), connection, fm)
             result = run_extract(
                 context, spec, mirror, config, meter, lambda plan: fetch_for(client, spec, plan, fm)
             )

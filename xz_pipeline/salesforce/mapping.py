@@ -93,13 +93,15 @@ _HOME = (
     "(select v.value from meta.vendor_schema v where v.connection = {t}.connection and v.vendor = 'salesforce' "
     "and v.module = '@org' and v.field = 'home_currency')"
 )
-# Whether the org keeps a payment status on opportunities (ours, or the field it is mapped to — the typed
-# column reads the mapped name, so the field's presence is asked under any name the mapping gives).
+# Whether the org keeps a payment status on opportunities: ours, or the field the connection maps it to (the
+# `@mapping` rows schema.save keeps); NULL when the org's schema was never read.
 _TRACKED = (
     "(case when not exists (select 1 from meta.vendor_schema v where v.connection = {t}.connection "
     "and v.vendor = 'salesforce' and v.module = 'Opportunity') then null "
     "else exists (select 1 from meta.vendor_schema v where v.connection = {t}.connection "
-    "and v.vendor = 'salesforce' and v.module = 'Opportunity' and v.field = {field}) end)"
+    "and v.vendor = 'salesforce' and v.module = 'Opportunity' and v.field = coalesce((select m.value "
+    "from meta.vendor_schema m where m.connection = {t}.connection and m.vendor = 'salesforce' "
+    "and m.module = '@mapping' and m.field = 'Opportunity.Payment_Status__c'), 'Payment_Status__c')) end)"
 )
 
 
@@ -158,7 +160,7 @@ _CONTACTS = {
 }
 
 
-def _deals(meta: bool, payment_field: str = "'Payment_Status__c'") -> dict[str, str]:
+def _deals(meta: bool) -> dict[str, str]:
     return {
         "connection": "d.connection",
         "deal_id": "d.opportunity_id",
@@ -177,7 +179,7 @@ def _deals(meta: bool, payment_field: str = "'Payment_Status__c'") -> dict[str, 
         "books_invoice_number": "d.books_invoice_number",
         "payment_status": sql_case("lower(trim(d.payment_status))", PAYMENT_STATUS),
         "payment_status_raw": "d.payment_status",
-        "payment_status_tracked": _TRACKED.format(t="d", field=payment_field) if meta else "null",
+        "payment_status_tracked": _TRACKED.format(t="d") if meta else "null",
         "amount_paid": "d.amount_paid",
         "last_payment_date": "d.last_payment_date",
         "owner_id": "d.owner_id",
@@ -231,13 +233,6 @@ CRM_VIEWS: dict[str, str | list[str]] = {
 }
 """Salesforce's SELECT of each `canonical.crm_*` view it has rows for (no CRM invoices: see above); the
 definitions union them with Zoho's (`views.combine_views`)."""
-
-
-def crm_views(payment_status_field: str = "Payment_Status__c") -> dict[str, str | list[str]]:
-    """CRM_VIEWS for an org whose payment status lives under another name (the field mapping)."""
-    lit = "'" + payment_status_field.replace("'", "''") + "'"
-    return {**CRM_VIEWS,
-            "crm_deals": f"select {project('crm_deals', _deals(True, lit))} from salesforce.opportunities d"}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

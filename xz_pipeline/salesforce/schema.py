@@ -146,8 +146,9 @@ def discover(client, connection: str) -> OrgSchema:
     return schema
 
 
-def save(store: Store, schema: OrgSchema) -> None:
-    """Replace the connection's Salesforce rows in `meta.vendor_schema` with `schema`."""
+def save(store: Store, schema: OrgSchema, fm: FieldMap = DEFAULT) -> None:
+    """Replace the connection's Salesforce rows in `meta.vendor_schema` with `schema` and the field mapping in
+    force (`@mapping` rows: the views ask under which name the org keeps one of our fields)."""
     rows: list[tuple] = []
     for sobject, fields in schema.objects.items():
         rows.append((sobject, "", "sobject", None, "offered"))
@@ -157,6 +158,7 @@ def save(store: Store, schema: OrgSchema) -> None:
     rows += [(s, "", "sobject", None, f"absent: {why}") for s, why in schema.absent.items()]
     rows += [("@org", k, "fact", None, v) for k, v in schema.org.items()]
     rows += [("@org", "known", "fact", None, str(schema.known).lower())]
+    rows += [("@mapping", f"{s}.{ours}", "field", None, theirs) for (s, ours), theirs in fm.names]
     with store.write() as con:
         store.ensure_base(con)
         con.execute(
@@ -188,6 +190,8 @@ def load(store: Store, connection: str) -> OrgSchema | None:
         return None
     schema = OrgSchema(connection, min(r[5] for r in rows), store=store)
     for sobject, name, type_, picks, value in (r[:5] for r in rows):
+        if sobject == "@mapping":
+            continue
         if sobject == "@org":
             if name == "known":
                 schema.known = value == "true"
@@ -205,14 +209,16 @@ def load(store: Store, connection: str) -> OrgSchema | None:
     return schema
 
 
-def ensure(client, store: Store | None, connection: str, *, max_age: timedelta = MAX_AGE) -> OrgSchema:
+def ensure(
+    client, store: Store | None, connection: str, fm: FieldMap = DEFAULT, *, max_age: timedelta = MAX_AGE
+) -> OrgSchema:
     """The org's schema, from the mirror when fresh, else described (and saved); the client then asks only
     for what the org has."""
     schema = load(store, connection) if store is not None else None
     if schema is None or datetime.now(UTC) - schema.read_at > max_age:
         schema = discover(client, connection)
         if store is not None:
-            save(store, schema)
+            save(store, schema, fm)
     client.schema = schema
     return schema
 
@@ -230,4 +236,4 @@ def missing_report(
             if not schema.has(sobject, _base(sobject, theirs)):
                 out.append({"field": f"{sobject}.{theirs}",
                             "disables": DISABLES.get((sobject, ours), "its column stays NULL")})  # fmt: skip
-    return out
+    return sorted(out, key=lambda m: m["disables"] == "its column stays NULL")  # what it turns off first

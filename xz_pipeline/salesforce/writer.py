@@ -135,7 +135,7 @@ class SalesforceCrmWriter:
     @property
     def schema(self) -> schema_mod.OrgSchema:
         if self._schema is None:
-            self._schema = schema_mod.ensure(self.client, self.store, self.connection)
+            self._schema = schema_mod.ensure(self.client, self.store, self.connection, self.fm)
         return self._schema
 
     @property

@@ -103,6 +103,10 @@ def test_first_sync_incremental_views_and_a_targeted_read(sb, monkeypatch, xz_ho
         assert stages["Deal Won"] == "won" and "Closed Won" not in stages
         assert {s for raw, s in stages.items() if raw != "Deal Won"} <= {"open", "lost"}
         assert _rows(store, "select count(*) from canonical.crm_invoices") == [(0,)]
+        # the org keeps its payment status under its own name: still tracked, and in our words
+        assert _rows(store, "select distinct payment_status_tracked from canonical.crm_deals") == [(True,)]
+        statuses = {r[0] for r in _rows(store, "select payment_status from canonical.crm_deals")}
+        assert "paid" in statuses and statuses <= {"paid", "partially_paid", "unpaid", "overdue", None}
 
         # polling on SystemModstamp starts from the mirror's cursor, as the published snapshot holds it
         store.publish_snapshot(settings.snapshot_path())
