@@ -1,4 +1,5 @@
-"""The webhook receiver (`xz webhooks`): Xero webhooks and Zoho notifications into the inbox.
+"""The webhook receiver (`xz webhooks`): Xero and QuickBooks webhooks, Zoho notifications and Salesforce
+Outbound Messages into the inbox.
 
 Both endpoints authenticate first (Xero: HMAC over the raw body; Zoho: the URL secret and the channel
 token), store the announced changes durably, and only then answer, with an empty body, well inside
@@ -205,17 +206,30 @@ class Receiver:
         for c in self.connections:
             if c.salesforce is None:
                 continue
-            org = c.salesforce.org_id or org_id_of(await run_in_threadpool(store.load, c.name, "salesforce")) or ""
+            org = (
+                c.salesforce.org_id
+                or org_id_of(await run_in_threadpool(store.load, c.name, "salesforce"))
+                or ""
+            )
             secret = c.salesforce.notify_token
             given = request.query_params.get(sf_hooks.URL_SECRET_PARAM)
-            if sf_hooks.same_org(org, message.organization_id) and (not secret or sf_hooks.same_secret(secret, given)):
+            if sf_hooks.same_org(org, message.organization_id) and (
+                not secret or sf_hooks.same_secret(secret, given)
+            ):
                 conn = c
         if conn is None:
             return Response(status_code=401)
         rows = [
-            InboxEvent(dedupe=message.dedupe_key(n), source="salesforce", connection=conn.name,
-                       tenant_id=message.organization_id, asset=n.asset, record_id=n.record_id, deleted=False,
-                       event_time=iso(n.modified) if n.modified else iso(datetime.now(UTC)))  # fmt: skip
+            InboxEvent(
+                dedupe=message.dedupe_key(n),
+                source="salesforce",
+                connection=conn.name,
+                tenant_id=message.organization_id,
+                asset=n.asset,
+                record_id=n.record_id,
+                deleted=False,
+                event_time=iso(n.modified) if n.modified else iso(datetime.now(UTC)),
+            )  # fmt: skip
             for n in message.notifications
             if n.asset is not None
         ]
@@ -338,7 +352,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     inbox = Inbox()
     print(f"xz webhooks: Xero → http://{args.host}:{args.port}/webhooks/xero ; Zoho channels are enabled by the "
-          f"zoho_channels sensor ; inbox {inbox.path}", flush=True)  # fmt: skip
+          f"zoho_channels sensor ; Salesforce Outbound Messages → http://{args.host}:{args.port}/webhooks/salesforce"
+          f" ; inbox {inbox.path}", flush=True)  # fmt: skip
     uvicorn.run(build_app(inbox, connections), host=args.host, port=args.port, access_log=False,
                 log_level="info", lifespan="off")  # fmt: skip
     return 0
