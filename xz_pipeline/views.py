@@ -15,10 +15,11 @@ from xz_pipeline.core.resources import MirrorResource
 def combine_views(
     con, vendor_views: Sequence[Mapping[str, str | Sequence[str]]]
 ) -> dict[str, str | list[str]]:
-    """Several vendors of one role (Xero and QuickBooks for books) as one mapping: per view, each vendor's
-    first SELECT whose tables exist, joined by UNION ALL (each vendor's tables hold only the rows of the
-    connections paired with it). A view no vendor has sources for keeps the first vendor's SELECTs, so
-    `install_views` makes it empty."""
+    """Several vendors of one role (Xero and QuickBooks for books, Zoho and Salesforce for crm) as one mapping:
+    per view, each vendor's first SELECT whose tables exist, joined by UNION ALL (each vendor's tables hold only
+    the rows of the connections paired with it). A vendor may leave a view out (Salesforce has no CRM
+    invoices). A view no vendor has sources for keeps the first vendor's SELECTs, so `install_views` makes it
+    empty."""
     chosen: dict[str, list[str]] = {}
     original: dict[str, str | list[str]] = {}
     for views in vendor_views:
