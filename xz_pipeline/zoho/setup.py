@@ -54,6 +54,8 @@ PROJECT_SPECS = (
     FieldSpec("Unbilled_Amount", "Unbilled Amount", "currency"),
     FieldSpec("Project_Status", "Project Status", "picklist", picklist=PROJECT_STATUSES),
 )
+# Fields made only when their policy is asked for by name (never by "every field"): projects_to_crm's.
+OPT_IN_FIELDS: dict[str, tuple[FieldSpec, ...]] = {"Accounts": PROJECT_SPECS, "Deals": PROJECT_SPECS}
 CUSTOM_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
     "Accounts": (
         FieldSpec("Xero_Contact_ID", "Xero Contact ID", "text", length=64, external=True),
@@ -62,7 +64,6 @@ CUSTOM_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec("Overdue_Balance", "Overdue Balance", "currency"),
         FieldSpec("Payment_Risk", "Payment Risk", "picklist", picklist=RISK_BANDS),
         FieldSpec("Expected_Pay_Date", "Expected Pay Date", "date"),
-        *PROJECT_SPECS,
     ),
     "Deals": (
         FieldSpec("Xero_Invoice_ID", "Xero Invoice ID", "text", length=64),
@@ -72,7 +73,6 @@ CUSTOM_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec("Last_Payment_Date", "Last Payment Date", "date"),
         FieldSpec("Payment_Risk", "Payment Risk", "picklist", picklist=RISK_BANDS),
         FieldSpec("Expected_Pay_Date", "Expected Pay Date", "date"),
-        *PROJECT_SPECS,
     ),
     "Invoices": (
         FieldSpec("Xero_Invoice_ID", "Xero Invoice ID", "text", length=64, external=True),
@@ -141,6 +141,7 @@ def ensure_custom_fields(
     available = {m.get("api_name") for m in client.modules() if m.get("api_supported", True)}
     created = SetupResult()
     for module, all_specs in CUSTOM_FIELDS.items():
+        all_specs = (*all_specs, *OPT_IN_FIELDS.get(module, ()))
         specs = [s for s in all_specs if (module, s.api_name) in wanted]
         if not specs:
             continue

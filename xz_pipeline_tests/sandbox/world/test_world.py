@@ -158,6 +158,7 @@ def all_ids(w: World) -> tuple[set[str], set[str]]:
     books = {b.tenant_id}
     for coll in (b.accounts, b.items, b.contacts, b.invoices, b.payments, b.credit_notes):
         books |= {x.id for x in coll}
+    books |= {p.id for p in (w.projects.projects if w.projects else [])}  # Xero Projects
     crm = {c.org_id}
     for coll in (c.users, c.accounts, c.contacts, c.products, c.deals, c.invoices):
         crm |= {x.id for x in coll}
@@ -473,6 +474,10 @@ def test_every_injection_holds_on_the_records(world: World, view: View) -> None:
             assert inv.id not in view.crm_invoice_of and inv.status in LIVE
             siblings = [i for i in view.sales_of[inv.contact_id] if i.id != inv.id]
             assert any(i.id in view.crm_invoice_of for i in siblings)
+        elif k in ("time_not_invoiced", "project_over_budget"):  # see sandbox/xero/test_projects_world
+            project = next(p for p in world.projects.projects if p.id == m.books_id)
+            crm_ids = view.truth_of_books[project.contact_id].crm_ids
+            assert m.crm_id == project.deal_id and view.deal[m.crm_id].account_id in crm_ids
         else:
             raise AssertionError(f"unknown kind {k}")
 
