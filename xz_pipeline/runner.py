@@ -56,6 +56,7 @@ class RunOutcome:
     details: list[str] = field(default_factory=list)  # the full errors, for --verbose
     skipped: list[str] = field(default_factory=list)  # steps not run because a step they need failed
     stopped: bool = False  # a stop request ended the run early
+    approved_past: list[str] = field(default_factory=list)  # what the mass-change guard let past by approval
     run_id: str = ""
     # The reconciliation run after this run's write-back and its refresh (shared by the connections that
     # wrote): what `recon.discrepancies` and the snapshot hold once the corrections landed.
@@ -314,6 +315,9 @@ def _outcome(label: str, result: dg.ExecuteInProcessResult) -> RunOutcome:
     outcome = RunOutcome(connection=label, success=result.success, run_id=result.run_id)
     why_blocked: dict[str, str] = {}  # check name -> what it found, for the step it failed
     for evaluation in result.get_asset_check_evaluations():
+        approved = evaluation.metadata.get("approved_past")
+        if evaluation.passed and approved is not None and isinstance(approved.value, list):
+            outcome.approved_past += [str(r) for r in approved.value]
         if not evaluation.passed:
             outcome.failed_checks.append(
                 f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} ({evaluation.severity.value})"

@@ -49,6 +49,8 @@ def test_setup_then_sync_writes_through_the_new_fields(xz_home, monkeypatch, cap
         assert "blocked by writeback_guard" in blocked.error and "--approve" in blocked.error
         outcomes = runner.sync(inst=inst, apply=True, approve=True)
         assert all(o.success for o in outcomes), [(o.error, o.failed_checks) for o in outcomes]
+        # the approval is said, not silent: what the guard let past names the table and the limit
+        assert any("records changed" in r and "limit" in r for r in outcomes[0].approved_past)
         assert "xero_customer_to_crm" not in _skipped(store)
         org = sb.org_ids[0]
         linked = [a for a in sb.zoho.dump(org, "Accounts") if a.get("Xero_Contact_ID")]

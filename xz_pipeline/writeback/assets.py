@@ -130,7 +130,7 @@ def writeback_guard(context: dg.AssetCheckExecutionContext, mirror: MirrorResour
     store = mirror.store()
     with mirror.step_session(context):
         failures = [] if _passed_in_this_run(context, INVARIANT_CHECKS) else guards.invariant_failures(store)
-        reasons, counts, fingerprints = list(failures), {}, {}
+        reasons, counts, fingerprints, approved_past = list(failures), {}, {}, []
         for connection in _connections(context, store):
             pending = ledger.pending(store, connection)
             approved = context.run.tags.get(APPROVE_TAG) == "1"  # `xz sync --apply --approve`
@@ -139,6 +139,8 @@ def writeback_guard(context: dg.AssetCheckExecutionContext, mirror: MirrorResour
             fingerprints[connection] = mass.fingerprint
             if mass.blocked:
                 reasons += [f"{connection}: {r}" for r in mass.reasons]
+            elif mass.reasons:  # over the limits, let past by an approval: said, not silent
+                approved_past += [f"{connection}: {r}" for r in mass.reasons]
     return dg.AssetCheckResult(
         passed=not reasons,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -146,6 +148,7 @@ def writeback_guard(context: dg.AssetCheckExecutionContext, mirror: MirrorResour
             "reasons": dg.MetadataValue.json(reasons),
             "changed_records": dg.MetadataValue.json(counts),
             "fingerprints": dg.MetadataValue.json(fingerprints),
+            "approved_past": dg.MetadataValue.json(approved_past),
         },
     )
 
