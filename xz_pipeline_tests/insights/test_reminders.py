@@ -67,7 +67,7 @@ def at_home(world, monkeypatch):
     return world
 
 
-def test_one_row_per_step_and_one_due_per_invoice(world):
+def _one_row_per_step_and_one_due_per_invoice(world):
     _, store, name, _ = world
     rows = _rows(store)
     assert rows, "the tiny world has overdue invoices"
@@ -113,8 +113,8 @@ def _materialize(tags: dict | None = None) -> dg.ExecuteInProcessResult:
         return dg.materialize([reminders], instance=inst, resources={"mirror": MirrorResource()}, tags=tags)
 
 
-def test_a_template_in_xz_home_replaces_the_shipped_one(at_home):
-    _, store, _, _ = at_home
+def _a_template_in_xz_home_replaces_the_shipped_one(world):
+    _, store, _, _ = world
     override = settings.xz_home() / "templates" / "friendly.subject.j2"
     override.parent.mkdir(exist_ok=True)
     override.write_text("Nudge {{ invoice_number }} / {{ currency }} {{ amount_due | money }}\n")
@@ -129,8 +129,8 @@ def test_a_template_in_xz_home_replaces_the_shipped_one(at_home):
     assert not any(r["subject"].startswith("Nudge") for r in _rows(store))
 
 
-def test_a_payment_by_webhook_stops_the_invoices_reminders(at_home):
-    sb, store, name, _ = at_home
+def _a_payment_by_webhook_stops_the_invoices_reminders(world):
+    sb, store, name, _ = world
     due = [r for r in _rows(store, "status = 'due'")]
     assert len({r["invoice_id"] for r in due}) >= 2
     target = due[0]["invoice_id"]
@@ -163,3 +163,11 @@ def test_a_payment_by_webhook_stops_the_invoices_reminders(at_home):
     assert all(r["stop_reason"].startswith("the invoice was paid") and r["stopped_at"] for r in stopped)
     still = {r["invoice_id"] for r in _rows(store, "status = 'due'")}
     assert others <= still  # the others are still chased
+
+
+def test_planned_overridden_and_stopped_by_a_webhook_payment(at_home):
+    """One test for the one world (a module fixture shared by several tests is built once per xdist worker);
+    the payment comes last: it changes the world."""
+    _one_row_per_step_and_one_due_per_invoice(at_home)
+    _a_template_in_xz_home_replaces_the_shipped_one(at_home)
+    _a_payment_by_webhook_stops_the_invoices_reminders(at_home)

@@ -25,9 +25,9 @@ ON = json.dumps({"policies": {"payment_risk_to_crm": True, "reminders_to_crm": T
 WORDS = {"low": "Low", "medium": "Medium", "high": "High"}
 
 
-def _synced(tmp_path_factory, label: str, **sandbox):
-    """A tiny world synced once with write-back applying (insight policies off): yields (sandbox, store,
-    connection, monkeypatch) with the sandbox serving and the environment pointing at it."""
+def _synced(tmp_path_factory, label: str, apply: bool = True, **sandbox):
+    """A tiny world synced once (write-back applying unless `apply` is false; insight policies off): yields
+    (sandbox, store, connection, monkeypatch) with the sandbox serving and the environment pointing at it."""
     home = tmp_path_factory.mktemp(label)
     mp = pytest.MonkeyPatch()
     for key in ("XZ_HOME", "XZ_WRITEBACK_POLICIES", "XZ_WRITEBACK", "XZ_WRITEBACK_DRY_RUN"):
@@ -41,7 +41,7 @@ def _synced(tmp_path_factory, label: str, **sandbox):
                 mp.setenv(k, v)
             name = sb.connection_name(0)
             mp.setenv("XZ_CONNECTION", name)
-            outcomes = runner.sync([name], inst=runner.instance(home), apply=True)
+            outcomes = runner.sync([name], inst=runner.instance(home), apply=apply)
             assert all(o.success for o in outcomes), [o.error for o in outcomes]
             yield sb, Store(settings.mirror_path()), name, mp
     finally:
@@ -86,7 +86,7 @@ def cycles(tmp_path_factory):
         }  # fmt: skip
 
 
-def test_nothing_reaches_the_crm_without_its_policy(cycles):
+def _nothing_reaches_the_crm_without_its_policy(cycles):
     store, off = cycles["store"], cycles["off"]
     due = _q(
         store, "select count(*) from insights.reminders where status = 'due' and account_id is not null"
@@ -99,7 +99,7 @@ def test_nothing_reaches_the_crm_without_its_policy(cycles):
     assert not any(r.get("Payment_Risk") or r.get("Expected_Pay_Date") for r in off["deals"].values())
 
 
-def test_risk_is_written_to_accounts_and_deals_once(cycles):
+def _risk_is_written_to_accounts_and_deals_once(cycles):
     store, name = cycles["store"], cycles["name"]
     first, second = cycles["after_first"], cycles["after_second"]
     assert not cycles["first"].blocked and not cycles["first"].errors, cycles["first"].summary()
@@ -139,7 +139,7 @@ def test_risk_is_written_to_accounts_and_deals_once(cycles):
     )
 
 
-def test_one_task_per_due_reminder_on_its_account(cycles):
+def _one_task_per_due_reminder_on_its_account(cycles):
     store, name = cycles["store"], cycles["name"]
     due = _q(store, "select subject, send_on, account_id, body from insights.reminders where connection = ? "
                     "and status in ('due', 'sent-to-crm') and account_id is not null", [name])  # fmt: skip
@@ -154,9 +154,18 @@ def test_one_task_per_due_reminder_on_its_account(cycles):
                      "and op = 'create' and status = 'applied'", [name])[0][0] == 5 * len(due)  # fmt: skip
 
 
+def test_off_writes_nothing_then_on_writes_risk_and_tasks_once(cycles):
+    """One test for the one world (a module fixture shared by several tests is built once per xdist worker)."""
+    _nothing_reaches_the_crm_without_its_policy(cycles)
+    _risk_is_written_to_accounts_and_deals_once(cycles)
+    _one_task_per_due_reminder_on_its_account(cycles)
+
+
 @pytest.fixture(scope="module")
 def bare(tmp_path_factory):
-    for sb, store, name, mp in _synced(tmp_path_factory, "insight-policies-bare", profile="bare"):
+    for sb, store, name, mp in _synced(
+        tmp_path_factory, "insight-policies-bare", apply=False, profile="bare"
+    ):
         mp.setenv("XZ_WRITEBACK_POLICIES", ON)
         report = apply_connection(store, name, defs.resources)
         yield sb, store, name, report
