@@ -108,6 +108,14 @@ def test_tone_follows_the_step_the_customer_and_the_risk():
     assert tone_for(7, reliable, "low") == "friendly" and tone_for(30, reliable, "low") == "firm"
 
 
+def test_the_cadence_is_configurable_and_checked():
+    assert settings.reminder_steps({}) == STEPS
+    assert settings.reminder_steps({"XZ_REMINDER_STEPS": "14, -2,3,3"}) == (-2, 3, 14)
+    for bad in ("soon", "-1,0,1"):
+        with pytest.raises(settings.SettingsError, match="XZ_REMINDER_STEPS"):
+            settings.reminder_steps({"XZ_REMINDER_STEPS": bad})
+
+
 def _materialize(tags: dict | None = None) -> dg.ExecuteInProcessResult:
     with dg.instance_for_test() as inst:
         return dg.materialize([reminders], instance=inst, resources={"mirror": MirrorResource()}, tags=tags)

@@ -17,6 +17,7 @@ from xz_pipeline.definitions import defs
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.writeback.assets import apply_connection
 from xz_pipeline.zoho.fieldmap import DEFAULT as DEFAULT_FIELDS
+from xz_pipeline.zoho.setup import ensure_custom_fields
 from xz_pipeline.zoho.writer import ZohoCrmWriter
 from xz_pipeline_tests.zoho.support import ZohoSandbox
 
@@ -198,3 +199,18 @@ def test_a_task_whose_answer_was_lost_is_found_again_not_sent_twice(tmp_path):
         assert held["$se_module"] == "Accounts" and held["Status"] == "Not Started"
         (orphan,) = client.insert("Tasks", [{"Subject": "x", "What_Id": {"id": account.id}}])
         assert not orphan.ok and orphan.code == "DEPENDENT_FIELD_MISSING"
+
+
+def test_setup_creates_the_risk_fields_only_when_the_policy_is_on(tmp_path):
+    with ZohoSandbox() as sb:
+        for module in ("Accounts", "Deals"):  # an org nobody ran setup on since these fields came
+            mdef = sb.org.modules[module]
+            mdef.fields = [f for f in mdef.fields if f.api_name not in ("Payment_Risk", "Expected_Pay_Date")]
+        client = sb.client(tmp_path / "tokens")
+        assert ensure_custom_fields(client, ["payment_to_crm"]) == []
+        created = ensure_custom_fields(client, ["payment_to_crm", "payment_risk_to_crm"])
+        assert sorted(created) == [
+            f"{m}.{f}" for m in ("Accounts", "Deals") for f in ("Expected_Pay_Date", "Payment_Risk")
+        ]
+        risk = {f["api_name"]: f for f in client.fields("Deals")}["Payment_Risk"]
+        assert [v["actual_value"] for v in risk["pick_list_values"]] == ["Low", "Medium", "High"]
