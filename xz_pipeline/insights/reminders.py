@@ -142,10 +142,21 @@ def environment(templates_dir: Path | None) -> SandboxedEnvironment:
 
 
 def render(env: SandboxedEnvironment, tone: str, values: dict) -> tuple[str, str]:
-    """(subject, body) of one reminder; the subject is one line."""
-    subject = env.get_template(f"{tone}.subject.j2").render(**values)
-    body = env.get_template(f"{tone}.body.j2").render(**values)
-    return " ".join(subject.split()), body.strip() + "\n"
+    """(subject, body) of one reminder; the subject is one line. A template that cannot render stops the
+    asset with one line naming it (no retry fixes a template)."""
+    out = []
+    for part in ("subject", "body"):
+        name, template = f"{tone}.{part}.j2", None
+        try:
+            template = env.get_template(name)
+            out.append(template.render(**values))
+        except jinja2.TemplateError as exc:
+            where = getattr(exc, "filename", None) or getattr(template, "filename", None) or name
+            raise dg.Failure(
+                description=f"reminder template {where}: {exc} — fix it, or remove it to use the shipped one",
+                allow_retries=False,
+            ) from None
+    return " ".join(out[0].split()), out[1].strip() + "\n"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from xz_pipeline import runner, settings
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.core.store import Store
 from xz_pipeline.definitions import defs
-from xz_pipeline.insights.reminders import Pattern, reminders, tone_for
+from xz_pipeline.insights.reminders import Pattern, environment, reminders, render, tone_for
 from xz_pipeline.realtime.inbox import InboxEvent, iso
 from xz_pipeline.realtime.sensors import plan_run
 from xz_pipeline.sandbox.server import SandboxServer
@@ -114,6 +114,16 @@ def test_the_cadence_is_configurable_and_checked():
     for bad in ("soon", "-1,0,1"):
         with pytest.raises(settings.SettingsError, match="XZ_REMINDER_STEPS"):
             settings.reminder_steps({"XZ_REMINDER_STEPS": bad})
+
+
+def test_a_broken_template_stops_with_its_name(tmp_path):
+    (tmp_path / "firm.subject.j2").write_text("Invoice {{ invoice_no }}\n")
+    values = {"invoice_number": "INV-1", "step": 7, "customer_name": "Acme", "currency": "NZD",
+              "amount_due": Decimal("1234.5"), "due_date": "2026-11-01", "days_overdue": 9, "online_url": None}  # fmt: skip
+    with pytest.raises(dg.Failure, match=r"firm\.subject\.j2: 'invoice_no' is undefined"):
+        render(environment(tmp_path), "firm", values)
+    subject, body = render(environment(None), "firm", values)
+    assert subject == "Invoice INV-1 is 7 day(s) overdue" and "NZD 1,234.50" in body and "9 day(s)" in body
 
 
 def _materialize(tags: dict | None = None) -> dg.ExecuteInProcessResult:
