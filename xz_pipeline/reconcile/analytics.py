@@ -92,14 +92,14 @@ _OPEN_DISCREPANCIES = f"""
         select *, nullif(regexp_extract(detail, 'the first is (.*)$', 1), '') as dup_id
         from recon.discrepancies where resolved_at is null),
     owners(connection, field, side) as ({{owners}})
-    select d.connection, d.kind, d.severity, d.books_id, coalesce(bc.name, bi.customer_name) as books_name,
+    select d.connection, d.kind, d.severity, d.books_id, coalesce(bc.name, bi.customer_name{{project_name}}) as books_name,
            d.crm_id, coalesce(ca.name, cd.name) as crm_name, d.field, d.books_value, d.crm_value,
            {_DETAIL} as detail,
            d.first_seen, d.last_seen, date_diff('day', d.first_seen, now()) as days_open
     from d
     left join canonical.books_invoices bi on bi.connection = d.connection and bi.invoice_id = d.books_id
     left join canonical.crm_deals cd on cd.connection = d.connection and cd.deal_id = d.crm_id
-    left join canonical.books_customers bc on bc.connection = d.connection and bc.customer_id = d.books_id
+    left join canonical.books_customers bc on bc.connection = d.connection and bc.customer_id = d.books_id{{project_join}}
     left join canonical.crm_accounts ca on ca.connection = d.connection and ca.account_id = d.crm_id
     left join canonical.books_customers dup_b on dup_b.connection = d.connection and dup_b.customer_id = d.dup_id
     left join canonical.crm_accounts dup_c on dup_c.connection = d.connection and dup_c.account_id = d.dup_id
@@ -283,14 +283,22 @@ def install_analytics(
         names = [r[0] for r in con.execute("select distinct connection from recon.discrepancies").fetchall()]
         ownership = connection_ownership(names)
     con.execute("create schema if not exists analytics")
-    for name, select in ANALYTICS_VIEWS.items():
-        sql = select.replace("{owners}", _owners_sql(ownership))
-        con.execute(f"create or replace view analytics.{name} as {sql}")
     projects = con.execute(
         "select count(*) from information_schema.tables where table_schema = 'canonical' "
         "and table_name in ('books_projects', 'books_project_tasks', 'books_time_entries')"
     ).fetchone()[0]
-    if projects == 3:  # a mirror from before projects has no project views until canonical_views runs again
+    # A project's discrepancy is named after the project (a mirror from before projects has no project views
+    # until canonical_views runs again).
+    join = (
+        "\n    left join canonical.books_projects bp on bp.connection = d.connection and bp.project_id = d.books_id"
+        if projects == 3
+        else ""
+    )
+    for name, select in ANALYTICS_VIEWS.items():
+        sql = select.replace("{owners}", _owners_sql(ownership))
+        sql = sql.replace("{project_name}", ", bp.name" if join else "").replace("{project_join}", join)
+        con.execute(f"create or replace view analytics.{name} as {sql}")
+    if projects == 3:
         names = [
             r[0] for r in con.execute("select distinct connection from canonical.books_projects").fetchall()
         ]
