@@ -20,11 +20,11 @@ import dagster as dg
 import pandas as pd
 
 from xz_pipeline import settings
-from xz_pipeline.core.errors import ApiError
+from xz_pipeline.core.errors import ApiError, RateLimitExhausted
 from xz_pipeline.core.http import CallMeter
 from xz_pipeline.core.mirror import ensure_tables, finish_full_sweep, read_state, write_entity
 from xz_pipeline.core.resources import MirrorResource
-from xz_pipeline.core.sync import DayBudgetGate, MirrorConfig, extract_asset
+from xz_pipeline.core.sync import DAY_LIMITS, DayBudgetGate, MirrorConfig, extract_asset
 from xz_pipeline.xero.projects_client import ProjectsClient, lacks_scope
 from xz_pipeline.xero.projects_tables import PROJECT_TASKS, PROJECT_USERS, PROJECTS, TIME_ENTRIES
 from xz_pipeline.xero.resources import XeroResource
@@ -93,10 +93,20 @@ def mirror_projects(
     deferred_ids = {p["projectId"] for p in deferred}
     tasks: list[dict] = []
     entries: list[dict] = []
-    for p in reread:
-        tasks += list(client.tasks(p["projectId"]))
-        entries += list(client.time_entries(p["projectId"]))
-    users = list(client.users()) if reread else []
+    spent = False
+    for n, p in enumerate(reread):
+        try:
+            project_tasks = list(client.tasks(p["projectId"]))
+            project_time = list(client.time_entries(p["projectId"]))
+        except RateLimitExhausted as exc:  # the day's calls are spent: the rest waits for the next run
+            if exc.limit not in DAY_LIMITS:
+                raise
+            deferred, reread = reread[n:] + deferred, reread[:n]
+            deferred_ids, spent = {d["projectId"] for d in deferred}, True
+            break
+        tasks += project_tasks
+        entries += project_time
+    users = list(client.users()) if reread and not spent else []
     now = datetime.now(UTC)
     written = [p for p in listed if p["projectId"] not in deferred_ids]
     complete = full and not deferred
