@@ -183,8 +183,11 @@ class XeroEmulator:
             *identity_routes(self.identity),
             Route(API_PREFIX + "/{path:path}", self._accounting, methods=["GET", "PUT", "POST", "DELETE"]),
             Route("/online-invoice/{token}", self._online_page, methods=["GET"]),
-            Route(PROJECTS_PREFIX + "/{path:path}", self.projects.handle,
-                  methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route(
+                PROJECTS_PREFIX + "/{path:path}",
+                self.projects.handle,
+                methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            ),
         ]
         self.app = _Recorder(Starlette(routes=routes), self)
 
