@@ -14,7 +14,8 @@ The world speaks Xero's vocabulary; QBO's shapes differ, and the rendering follo
   Estimates (TxnStatus "Pending", the world's due date as ExpirationDate, same number, lines and memo),
   never open invoices: a customer's QBO balance is then what Xero's would be (drafts excluded), and a
   won deal whose invoice is a draft still has its document. VOIDED invoices keep their lines with zero
-  amounts and `PrivateNote: "Voided"`; DELETED ones (and deleted payments) are not in the company at all.
+  amounts and `PrivateNote: "Voided"` (voided bills and credit notes, too, keep zero-amount lines); DELETED
+  ones (and deleted payments) are not in the company at all.
 - US companies tax lines with TaxCodeRef TAX/NON and one TxnTaxCodeRef per invoice; elsewhere each
   line names its own TaxCode (VAT codes such as "20.0% S").
 - the invoice's Reference is the memo (PrivateNote) and the sales-form custom field "Reference".
@@ -350,6 +351,10 @@ class Renderer:
                           "DetailType": "AccountBasedExpenseLineDetail", "AccountBasedExpenseLineDetail": detail})  # fmt: skip
         voided = inv.status == "VOIDED"
         total = ZERO if voided else inv.total
+        if voided:  # QBO zeroes a voided document's lines with its total
+            for ln in lines:
+                ln["Amount"] = ZERO
+                ln["AccountBasedExpenseLineDetail"].pop("TaxAmount", None)
         rec = {"Id": rid, "DocNumber": inv.number, "TxnDate": inv.date, "DueDate": inv.due_date,
                "VendorRef": ref(c.id_map[key], self.vendor_names[inv.contact_id]), "Line": lines,
                "TxnTaxDetail": {"TotalTax": ZERO if voided else inv.total_tax}, "TotalAmt": total, "Balance": total,
@@ -385,8 +390,13 @@ class Renderer:
                 rec["Line"] = [ln for ln in lines if ln["DetailType"] != "SubTotalLineDetail"]
             if note.reference:
                 rec["PrivateNote"] = note.reference
-            if voided:
+            if voided:  # QBO zeroes a voided document's lines and tax with its total
                 rec["_voided"] = True
+                for ln in rec["Line"]:
+                    ln["Amount"] = ZERO
+                tax["TotalTax"] = ZERO
+                for ln in tax["TaxLine"]:
+                    ln["Amount"] = ZERO
             self.money_fields(rec, total, note.currency, Decimal("1"))
             c.put(entity, rec, created=note.created, updated=note.updated)
             if sales and not voided:

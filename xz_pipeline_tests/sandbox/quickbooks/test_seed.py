@@ -97,3 +97,19 @@ def test_the_crm_id_a_previous_write_back_stored_is_in_the_customers_notes():
         if ids.get(c.id) in customers:
             notes = customers[ids[c.id]].get("Notes")
             assert notes == (f"xz-crm-id: {c.contact_number}" if c.contact_number else None), c.id
+
+
+def test_a_voided_bill_or_credit_memo_keeps_its_lines_at_zero_like_its_total():
+    w = world()
+    bill = next(i for i in w.books.invoices if i.type == "ACCPAY" and i.status == "AUTHORISED")
+    note = next(n for n in w.books.credit_notes if n.status == "AUTHORISED" and n.total)
+    bill.status = note.status = "VOIDED"
+    try:
+        emu = QuickBooksEmulator()
+        realm = emu.seed_world(w)
+        ids, held = emu.id_map(realm), emu.companies[realm].records
+        for rec in (held["Bill"][ids[bill.id]], held["CreditMemo"][ids[note.id]]):
+            assert rec["TotalAmt"] == 0 and rec["TxnTaxDetail"]["TotalTax"] == 0
+            assert rec["Line"] and all(ln["Amount"] == 0 for ln in rec["Line"])
+    finally:
+        bill.status = note.status = "AUTHORISED"
