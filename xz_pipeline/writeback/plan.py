@@ -641,6 +641,12 @@ FIXED_BY: dict[str, tuple[str | None, str]] = {
     ),
     "currency_mismatch": (None, "a deal in another currency needs a person to re-quote or re-link it"),
     "invoice_missing_in_crm": (None, "CRM invoices are the CRM's own documents; not written by write-back"),
+    # projects_to_crm shows the figures on the deal and account; the fix itself is in the books
+    "time_not_invoiced": (None, "chargeable time is invoiced in the books by a person (Xero Projects)"),
+    "project_over_budget": (
+        None,
+        "a project over its estimate needs a person: re-quote, change order or absorb",
+    ),
 }
 
 
