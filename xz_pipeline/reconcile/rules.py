@@ -522,7 +522,9 @@ def payment_status_stale(x: Inputs) -> pd.DataFrame:
 
 
 def invoice_missing_in_crm(x: Inputs) -> pd.DataFrame:
-    """A live sales invoice absent from the CRM's invoices, for accounts whose invoices the CRM keeps.
+    """An issued sales invoice (open or paid) absent from the CRM's invoices, for accounts whose invoices
+    the CRM keeps. A draft is not issued yet: a CRM that keeps invoices records them once they are (and
+    write-back raises its invoices for won deals as drafts, recorded on their deals).
 
     Runs only where the CRM invoices view has rows; an account keeps CRM invoices when it has at
     least one. A CRM invoice stands for a books invoice by its stored books id, else by number.
@@ -532,7 +534,8 @@ def invoice_missing_in_crm(x: Inputs) -> pd.DataFrame:
         return rows(ci.assign(connection=""), "invoice_missing_in_crm")
     keeping = ci[["connection", "account_id"]].dropna().drop_duplicates()
     links = x.linked[_has(x.linked, keeping, ["connection", "crm_id"], ["connection", "account_id"])]
-    inv = x.sales[_has(x.sales, links, ["connection", "customer_id"], ["connection", "books_id"])].copy()
+    issued = x.sales[x.sales["status"] != "draft"]
+    inv = issued[_has(issued, links, ["connection", "customer_id"], ["connection", "books_id"])].copy()
     inv["crm_id"] = _lookup(inv, ["connection", "customer_id"], links, ["connection", "books_id"], "crm_id")
     by_id = ci[ci["books_invoice_id"].fillna("") != ""][["connection", "books_invoice_id"]]
     inv = _without(inv, by_id, ["connection", "invoice_id"], ["connection", "books_invoice_id"])

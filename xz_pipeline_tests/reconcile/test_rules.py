@@ -240,6 +240,7 @@ def test_invoice_missing_in_crm():
             invoice("i3"),
             invoice("i4", status="deleted"),
             invoice("i5", "b2"),
+            invoice("i6", status="draft"),  # not issued yet: the CRM records invoices once they are
         ],  # fmt: skip
         crm_invoices=crm_inv,
         customer_links=links(("b1", "a1"), ("b2", "a2")),  # a2 keeps no CRM invoices

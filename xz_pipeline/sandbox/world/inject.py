@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xz_pipeline.sandbox.world.customers import Customer
-from xz_pipeline.sandbox.world.ledger import Ledger
+from xz_pipeline.sandbox.world.ledger import AUTHORISED, Ledger
 
 SHARES = {
     "invoice_without_deal": 0.01,
@@ -77,10 +77,12 @@ def choose(
     stale = np.zeros(n, dtype=bool)
     stale[idx] = True
     taken |= stale
-    # missing CRM invoice: at most one per customer, who keeps at least one other CRM invoice
+    # missing CRM invoice: an issued one (a draft is not missing anywhere yet), at most one per customer,
+    # who keeps at least one other CRM invoice
     live_crm = ledger.live & crm_invoicing & linked
     per_customer = np.bincount(ledger.cust[live_crm], minlength=len(customers))
-    pool = np.flatnonzero(eligible & ~taken & crm_invoicing & (per_customer[ledger.cust] >= 2))
+    issued = ledger.status == AUTHORISED
+    pool = np.flatnonzero(eligible & ~taken & issued & crm_invoicing & (per_customer[ledger.cust] >= 2))
     pool = rng.permutation(pool)
     _, first = np.unique(ledger.cust[pool], return_index=True)
     pool = np.sort(pool[first])
