@@ -30,7 +30,8 @@ def _cycles(graph, modules: set[str]) -> list[list[str]]:
 
 
 def test_the_sandbox_has_no_import_circle():
-    graph = grimp.build_graph("xz_pipeline")
+    # Imports under `if TYPE_CHECKING:` name a type for the reader and run nowhere: they make no circle.
+    graph = grimp.build_graph("xz_pipeline", exclude_type_checking_imports=True)
     modules = {m for m in graph.modules if m.startswith("xz_pipeline.sandbox.")}
     assert _cycles(graph, modules) == []
 
