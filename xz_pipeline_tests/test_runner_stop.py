@@ -77,7 +77,12 @@ def test_a_sigterm_during_the_demo_ends_it_with_143_and_one_line(xz_home, monkey
         return real_sync(*args, **kwargs)
 
     monkeypatch.setattr(runner, "sync", sync_after_a_signal)
-    assert cli.main(["demo", "--size", "tiny"]) == 143
+    before = dict(os.environ)
+    try:
+        assert cli.main(["demo", "--size", "tiny"]) == 143
+    finally:  # the demo points this process at its sandbox: leave no XERO_*/ZOHO_*/XZ_CONNECTION behind
+        os.environ.clear()
+        os.environ.update(before)
     err = capsys.readouterr().err
     assert len(calls) == 1 and calls[0] is not None and calls[0].reason == "SIGTERM"
     assert "xz demo: stopped by SIGTERM" in err and "Traceback" not in err and "Error" not in err
