@@ -454,6 +454,37 @@ class Store:
         return target
 
     # ---------------------------------------------------------------------------------------
+    # What a vendor org offers (meta.vendor_schema), as each CRM's schema module reads and saves it
+
+    def vendor_schema_rows(self, connection: str, vendor: str) -> list[tuple]:
+        """(module, field, type, picklist, value, read_at) rows saved for this connection and vendor."""
+        if not self.path.exists():
+            return []
+        with self.read() as con:
+            present = con.execute(
+                "select count(*) from duckdb_tables() where schema_name = 'meta' and table_name = 'vendor_schema'"
+            ).fetchone()[0]
+            if not present:
+                return []
+            return con.execute(
+                "select module, field, type, picklist, value, read_at from meta.vendor_schema "
+                "where connection = ? and vendor = ?",
+                [connection, vendor],
+            ).fetchall()
+
+    def replace_vendor_schema(self, connection: str, vendor: str, rows: list[tuple], read_at) -> None:
+        """Replace this connection's rows of `vendor` with (module, field, type, picklist, value) rows."""
+        with self.write() as con:
+            self.ensure_base(con)
+            con.execute(
+                "delete from meta.vendor_schema where connection = ? and vendor = ?", [connection, vendor]
+            )
+            con.executemany(
+                "insert into meta.vendor_schema values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(connection, vendor, m, f, ty, p, v, read_at) for m, f, ty, p, v in rows],
+            )
+
+    # ---------------------------------------------------------------------------------------
     # Schema
 
     @staticmethod

@@ -159,33 +159,13 @@ def save(store: Store, schema: OrgSchema, fm: FieldMap = DEFAULT) -> None:
     rows += [("@org", k, "fact", None, v) for k, v in schema.org.items()]
     rows += [("@org", "known", "fact", None, str(schema.known).lower())]
     rows += [("@mapping", f"{s}.{ours}", "field", None, theirs) for (s, ours), theirs in fm.names]
-    with store.write() as con:
-        store.ensure_base(con)
-        con.execute(
-            "delete from meta.vendor_schema where connection = ? and vendor = ?", [schema.connection, VENDOR]
-        )
-        con.executemany(
-            "insert into meta.vendor_schema values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(schema.connection, VENDOR, m, f, ty, p, v, schema.read_at) for m, f, ty, p, v in rows],
-        )
+    store.replace_vendor_schema(schema.connection, VENDOR, rows, schema.read_at)
     schema.store = store
 
 
 def load(store: Store, connection: str) -> OrgSchema | None:
     """The schema last saved for `connection`, or None."""
-    if not store.path.exists():
-        return None
-    with store.read() as con:
-        present = con.execute(
-            "select count(*) from duckdb_tables() where schema_name = 'meta' and table_name = 'vendor_schema'"
-        ).fetchone()[0]
-        if not present:
-            return None
-        rows = con.execute(
-            "select module, field, type, picklist, value, read_at from meta.vendor_schema "
-            "where connection = ? and vendor = ?",
-            [connection, VENDOR],
-        ).fetchall()
+    rows = store.vendor_schema_rows(connection, VENDOR)
     if not rows:
         return None
     schema = OrgSchema(connection, min(r[5] for r in rows), store=store)

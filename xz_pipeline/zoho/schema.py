@@ -237,15 +237,7 @@ def save(store: Store, schema: OrgSchema, fm: FieldMap = DEFAULT) -> None:
     rows += [("@org", "known", "fact", None, str(schema.known).lower())]
     rows += [("@endpoint", k, "unavailable", None, v) for k, v in schema.endpoints.items()]
     rows += _mapping_rows(fm)
-    with store.write() as con:
-        store.ensure_base(con)
-        con.execute(
-            "delete from meta.vendor_schema where connection = ? and vendor = ?", [schema.connection, VENDOR]
-        )
-        con.executemany(
-            "insert into meta.vendor_schema values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(schema.connection, VENDOR, m, f, ty, p, v, t) for m, f, ty, p, v in rows],
-        )
+    store.replace_vendor_schema(schema.connection, VENDOR, rows, t)
     schema.store = store
 
 
@@ -270,19 +262,7 @@ def _mapping_rows(fm: FieldMap) -> list[tuple]:
 
 def load(store: Store, connection: str) -> OrgSchema | None:
     """The schema last saved for `connection`, or None."""
-    if not store.path.exists():
-        return None
-    with store.read() as con:
-        present = con.execute(
-            "select count(*) from duckdb_tables() where schema_name = 'meta' and table_name = 'vendor_schema'"
-        ).fetchone()[0]
-        if not present:
-            return None
-        rows = con.execute(
-            "select module, field, type, picklist, value, read_at from meta.vendor_schema "
-            "where connection = ? and vendor = ?",
-            [connection, VENDOR],
-        ).fetchall()
+    rows = store.vendor_schema_rows(connection, VENDOR)
     if not rows:
         return None
     schema = OrgSchema(connection, min(r[5] for r in rows), store=store)
