@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -108,8 +109,40 @@ def xz_home(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("XZ_HOME") or "./.xz").resolve()
 
 
-def mirror_path(environ: Mapping[str, str] | None = None) -> Path:
+# A connection's name is its mirror's file name ($XZ_HOME/mirror/<name>.duckdb): letters, digits, `_`, `-`, `.`.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def check_connection_name(name: str, where: str = "") -> str:
+    """`name`, when it is safe as a file name; else one SettingsError naming it."""
+    if not _SAFE_NAME.fullmatch(name) or name.endswith((".lock", ".tmp")):
+        raise SettingsError(
+            f"connection name {name!r}{' in ' + where if where else ''} cannot name its mirror file: use letters, "
+            "digits, '_', '-' and '.' (starting with a letter or digit)"
+        )
+    return name
+
+
+def legacy_mirror_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The single mirror file of earlier versions (`xz migrate` splits it into one file per connection)."""
     return xz_home(environ) / "mirror.duckdb"
+
+
+def mirror_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """`$XZ_HOME/mirror`: one DuckDB file per connection. Raises SettingsError while the single file of an
+    earlier version is still there (its rows would otherwise be silently ignored)."""
+    legacy = legacy_mirror_path(environ)
+    if legacy.exists():
+        raise SettingsError(
+            f"the mirror {legacy} is a single file from an earlier version; run `xz migrate` to split it "
+            "into one file per connection"
+        )
+    return xz_home(environ) / "mirror"
+
+
+def mirror_path(connection: str, environ: Mapping[str, str] | None = None) -> Path:
+    """The mirror file of one connection: `$XZ_HOME/mirror/<connection>.duckdb`."""
+    return mirror_dir(environ) / f"{check_connection_name(connection)}.duckdb"
 
 
 def snapshot_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -351,6 +384,7 @@ def load_connections(environ: Mapping[str, str] | None = None) -> list[Connectio
         found = []
         for name, values in tables.items():
             where = f"{path} [connections.{name}]"
+            check_connection_name(name, str(path))
             if not isinstance(values, dict):
                 raise SettingsError(f"{where} is not a table")
             qbo = _qbo_table(values.get("quickbooks"))
@@ -367,7 +401,8 @@ def load_connections(environ: Mapping[str, str] | None = None) -> list[Connectio
     if xero is None and zoho is None and qbo is None and sf is None:
         return []
     books, crm = _pairing(env, where, "XZ_BOOKS", "XZ_CRM")
-    return [Connection(name=env.get("XZ_CONNECTION", DEFAULT_CONNECTION), xero=xero, zoho=zoho, books=books, crm=crm,
+    name = check_connection_name(env.get("XZ_CONNECTION", DEFAULT_CONNECTION), "XZ_CONNECTION")
+    return [Connection(name=name, xero=xero, zoho=zoho, books=books, crm=crm,
                        quickbooks=qbo, salesforce=sf)]  # fmt: skip
 
 

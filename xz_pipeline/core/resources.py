@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
 import dagster as dg
 
@@ -19,17 +20,36 @@ APPROVE_TAG = "xz/approve"
 
 
 class MirrorResource(dg.ConfigurableResource):
-    """The DuckDB mirror; `path` defaults to $XZ_HOME/mirror.duckdb, read when the run starts."""
+    """The DuckDB mirror: one file per connection, `<path>/<connection>.duckdb`, each with its own writers'
+    lock, so connections are written in parallel. `path` defaults to $XZ_HOME/mirror, read when used."""
 
     path: str = ""
     lock_timeout: float = 30.0
 
-    def store(self) -> Store:
-        return Store(self.path or settings.mirror_path(), lock_timeout=self.lock_timeout)
+    def directory(self) -> Path:
+        return Path(self.path) if self.path else settings.mirror_dir()
 
-    def step_session(self, context) -> AbstractContextManager:
+    def store(self, connection: str) -> Store:
+        """The mirror of one connection (its file need not exist yet: the first write creates it)."""
+        name = settings.check_connection_name(connection)
+        return Store(self.directory() / f"{name}.duckdb", lock_timeout=self.lock_timeout)
+
+    def connections(self) -> list[str]:
+        """The connections with a mirror file, configured ones first in their configured order, then any
+        other file's (a connection removed from the configuration keeps its rows until its file is removed).
+        The unpartitioned steps (views, reconcile, insights, the snapshot) loop over these."""
+        directory = self.directory()
+        present = sorted(p.stem for p in directory.glob("*.duckdb")) if directory.is_dir() else []
+        try:
+            configured = [c.name for c in settings.load_connections()]
+        except settings.SettingsError:
+            configured = []
+        ordered = [name for name in configured if name in set(present)]
+        return ordered + [name for name in present if name not in set(ordered)]
+
+    def step_session(self, context, connection: str) -> AbstractContextManager:
         """One DuckDB connection for a step of a targeted run (a sensor's: its few records take a second).
         A scheduled run's step may take minutes (a large reconcile, an apply paced by the rate limits):
         it opens the mirror per read and per write, so other runs' writers can go in between."""
         targeted = context.run.tags.get(TRIGGER_TAG) is not None
-        return self.store().session() if targeted else nullcontext()
+        return self.store(connection).session() if targeted else nullcontext()

@@ -364,8 +364,8 @@ def run_extract(
 ) -> dg.MaterializeResult:
     """Plan, fetch, write chunk by chunk; the MaterializeResult says rows inserted/updated/deleted and
     API calls spent."""
-    with mirror.step_session(context):
-        return _run_extract(context, spec, mirror.store(), config, meter, fetch, always_full)
+    with mirror.step_session(context, context.partition_key):
+        return _run_extract(context, spec, mirror.store(context.partition_key), config, meter, fetch, always_full)
 
 
 def _run_extract(context, spec, store, config, meter, fetch, always_full) -> dg.MaterializeResult:
