@@ -104,11 +104,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(
         report.render(
             outcomes,
-            Store(settings.mirror_path()),
+            [Store(settings.mirror_path(n)) for n in settings.mirror_connections()],
             extra={"Requests the sandbox received": received},
             discrepancies={
                 "injected": injected,
-                "found": report.found_by_connection(Store(settings.mirror_path())),
+                "found": report.found_by_connection(
+                    [Store(settings.mirror_path(n)) for n in settings.mirror_connections()]
+                ),
             },
         )
     )
@@ -143,7 +145,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         except runner.SyncBusy as exc:
             _say(f"xz sync: {exc}")
             return _stopped_code(stop) or EXIT_BUSY
-    print(report.render(outcomes, Store(settings.mirror_path())))
+    print(report.render(outcomes, [Store(settings.mirror_path(n)) for n in settings.mirror_connections()]))
     outcomes = report.all_runs(outcomes)  # the reconciliation after write-back fails or succeeds like a run
     for o in outcomes:
         label = f"{o.connection}: " if len(outcomes) > 1 else ""
@@ -276,7 +278,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from xz_pipeline.zoho.setup import setup_connection
 
     connection = _connection_name(args)
-    store = Store(settings.mirror_path())
+    store = Store(settings.mirror_path(connection))
     with ZohoResource().client(connection) as client:
         result = setup_connection(client, connection)
         if store.path.exists():  # read the org again now, so the next run uses the fields just created
@@ -298,7 +300,7 @@ def _setup_salesforce(args: argparse.Namespace) -> int:
     from xz_pipeline.salesforce.setup import setup_connection as sf_setup
 
     connection = _connection_name(args)
-    store = Store(settings.mirror_path())
+    store = Store(settings.mirror_path(connection))
     with SalesforceResource().client(connection) as client:
         result = sf_setup(client, sf_fieldmap.load(connection))
         if store.path.exists():  # describe the org again now, so the next run reads the fields just created
@@ -329,7 +331,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     tokens = TokenStore(settings.xz_home() / "tokens")
     rows = []
     for c in connections:
-        for vendor, configured in (("xero", c.xero), ("quickbooks", c.quickbooks), ("zoho", c.zoho)):
+        for vendor, configured in ((v, getattr(c, v)) for v in VENDOR_NAMES):
             if configured is None:
                 continue
             stored = tokens.load(c.name, vendor)
@@ -340,24 +342,39 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
             rows.append((c.name, vendor, state))
     print(tabulate(rows, headers=["connection", "system", "tokens"]) if rows else "no connection configured")
-    store = Store(settings.mirror_path())
-    if not store.path.exists():
-        print(f"\nno mirror yet at {store.path}")
+    stores = {name: Store(settings.mirror_path(name)) for name in settings.mirror_connections()}
+    if not stores:
+        print(f"\nno mirror yet in {settings.mirror_dir()}")
         return 0
-    with store.read() as con:
-        cursors = con.execute(
-            "select connection, vendor, entity, cursor_value, last_full_sweep from meta.cursors order by 1, 2, 3"
-        ).fetchall()
-        quarantined = con.execute(
-            "select connection, entity, rule, count(*) from meta.quarantine "
-            + ("where resolved_at is null " if _has_column(con, "meta", "quarantine", "resolved_at") else "")
-            + "group by all order by 1, 2, 3"
-        ).fetchall()
+    cursors, quarantined = [], []
+    for store in stores.values():
+        with store.read() as con:
+            cursors += con.execute(
+                "select connection, vendor, entity, cursor_value, last_full_sweep from meta.cursors order by 1, 2, 3"
+            ).fetchall()
+            quarantined += con.execute(
+                "select connection, entity, rule, count(*) from meta.quarantine "
+                + (
+                    "where resolved_at is null "
+                    if _has_column(con, "meta", "quarantine", "resolved_at")
+                    else ""
+                )
+                + "group by all order by 1, 2, 3"
+            ).fetchall()
     print()
     print(tabulate(cursors, headers=["connection", "system", "entity", "cursor", "last full sweep"]))
+    from xz_pipeline.salesforce.schema import status_lines as salesforce_lines
     from xz_pipeline.zoho.schema import status_lines
 
-    schema_lines = status_lines(store, [c.name for c in connections if c.zoho is not None])
+    schema_lines = [
+        line
+        for c in connections
+        if c.name in stores
+        for line in [
+            *(status_lines(stores[c.name], [c.name]) if c.zoho is not None else []),
+            *(salesforce_lines(stores[c.name], [c.name]) if c.salesforce is not None else []),
+        ]
+    ]
     if schema_lines:
         print("\nWhat each CRM org offers")
         print("\n".join(schema_lines))
@@ -374,6 +391,15 @@ def _has_column(con, schema: str, table: str, column: str) -> bool:
             [schema, table, column],
         ).fetchall()[0][0]
     )
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Split the single-file mirror of an earlier version into one file per connection (idempotent)."""
+    from xz_pipeline import migrate
+
+    for line in migrate.migrate().lines():
+        print(line)
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -394,19 +420,24 @@ def cmd_review(args: argparse.Namespace) -> int:
     """The review queue: list links waiting for a person, or record an accept/reject that later runs honour."""
     import getpass
 
+    import pandas as pd
     from tabulate import tabulate
 
     from xz_pipeline.core.store import Store
     from xz_pipeline.reconcile import review
 
-    store = Store(settings.mirror_path())
     if args.connection:
         settings.require_connections([args.connection])
     if args.action == "list":
-        waiting = review.pending(store, args.connection)
-        if waiting.empty:
+        names = [args.connection] if args.connection else settings.mirror_connections()
+        found = [review.pending(Store(settings.mirror_path(name)), args.connection) for name in names]
+        found = [frame for frame in found if not frame.empty]
+        if not found:
             print("xz review: nothing waiting for a decision")
             return 0
+        waiting = pd.concat(found, ignore_index=True).sort_values(
+            "confidence", ascending=False, kind="stable"
+        )
         columns = ["connection", "books_id", "books_name", "crm_id", "crm_name", "confidence", "evidence"]
         print(tabulate(waiting[columns].itertuples(index=False), headers=columns))
         print("\nDecide with: xz review accept|reject CONNECTION BOOKS_ID CRM_ID")
@@ -415,6 +446,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         print("xz review: accept and reject take CONNECTION BOOKS_ID CRM_ID", file=sys.stderr)
         return 2
     settings.require_connections([args.target[0]])
+    store = Store(settings.mirror_path(args.target[0]))
     if not _has_canonical(store):
         print(
             f"xz review: no mirror to check the ids against at {store.path}: run `xz sync` first",
@@ -461,11 +493,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from xz_pipeline.definitions import defs
     from xz_pipeline.writeback.assets import plan_connection
 
-    store = Store(settings.mirror_path())
     names = _connections(args)
+    rows = []
     for connection in names:
+        store = Store(settings.mirror_path(connection))
         plan_connection(store, connection, resources=defs.resources)  # (re)computes writeback.plan
-    rows = plan_report.plan_rows(store, names)
+        rows += plan_report.plan_rows(store, [connection])
     if args.format == "json":
         print(plan_report.as_json(rows))
     elif args.format == "csv":
@@ -484,9 +517,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from xz_pipeline.definitions import defs
     from xz_pipeline.writeback.assets import apply_connection
 
-    store = Store(settings.mirror_path())
     failed = False
     for connection in _connections(args):
+        store = Store(settings.mirror_path(connection))
         report = apply_connection(store, connection, defs.resources, approve=args.approve)
         print(report.summary())
         for error in report.errors[:20]:
@@ -703,6 +736,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="connections, tokens' freshness, sync cursors, quarantine")
     status.set_defaults(func=cmd_status)
 
+    mig = sub.add_parser(
+        "migrate", help="split the single mirror.duckdb of an earlier version into one file per connection"
+    )
+    mig.set_defaults(func=cmd_migrate)
+
     doc = sub.add_parser(
         "doctor",
         help="check each connection: configuration, tokens, scopes, fields, webhooks, clock, budget, the mirror",
@@ -761,6 +799,10 @@ def _setup_logging(verbose: bool) -> None:
     logging.captureWarnings(True)
 
 
+# Commands that read or write the mirror (the others read it only on the way, and say so themselves).
+MIRROR_COMMANDS = frozenset({"sync", "status", "review", "plan", "apply", "setup", "dev", "serve"})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. A configuration error exits 2 with one line; anything unexpected exits 1 with one
     line (the traceback with --verbose)."""
@@ -769,6 +811,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(verbose)
     prog = f"xz {args.command}"
     try:
+        if args.command in MIRROR_COMMANDS:
+            settings.mirror_dir()  # a single-file mirror of an earlier version: one line, run `xz migrate`
         return args.func(args)
     except settings.SettingsError as exc:
         _say(f"{prog}: {exc}")

@@ -27,6 +27,7 @@ VENDOR = "salesforce"
 USED_OBJECTS = ("Account", "Contact", "Opportunity", "OpportunityLineItem", "Product2")
 MAX_AGE = timedelta(hours=24)
 ALWAYS = frozenset({"Id"})
+NULL_ONLY = "its column stays NULL"  # what a missing field that turns nothing off costs
 
 # What a missing field of ours (our API name) turns off; anything else only leaves its column NULL.
 DISABLES: dict[tuple[str, str], str] = {
@@ -215,5 +216,45 @@ def missing_report(
             theirs = fm.api(sobject, ours)
             if not schema.has(sobject, _base(sobject, theirs)):
                 out.append({"field": f"{sobject}.{theirs}",
-                            "disables": DISABLES.get((sobject, ours), "its column stays NULL")})  # fmt: skip
-    return sorted(out, key=lambda m: m["disables"] == "its column stays NULL")  # what it turns off first
+                            "disables": DISABLES.get((sobject, ours), NULL_ONLY)})  # fmt: skip
+    return sorted(out, key=lambda m: m["disables"] == NULL_ONLY)  # what it turns off first
+
+
+def status_lines(store: Store, connections: Iterable[str]) -> list[str]:
+    """One line per connection for `xz status`: when the org was described, its facts, how many of the fields
+    we read it has, what it lacks (with what that turns off) and the objects it does not offer."""
+    from xz_pipeline.salesforce import fieldmap, tables
+
+    out = []
+    for connection in connections:
+        schema = load(store, connection)
+        if schema is None:
+            out.append(
+                f"salesforce schema {connection}: not described yet (the first Salesforce sync does it)"
+            )
+            continue
+        fm = fieldmap.load(connection)
+        facts = ", ".join(f"{k} {v}" for k, v in sorted(schema.org.items()) if k != "schema_error")
+        line = f"salesforce schema {connection}: described {schema.read_at:%Y-%m-%d %H:%M} UTC" + (
+            f" ({facts})" if facts else ""
+        )
+        if not schema.known:
+            out.append(
+                line + f"; describe failed, fields asked as configured: {schema.org.get('schema_error', '')}"
+            )
+            continue
+        wanted = {s: f for s, f in tables.FIELDS.items() if schema.has_object(s)}
+        missing = missing_report(schema, wanted, fm)
+        total = sum(len(f) for f in wanted.values())
+        line += f"; fields found {total - len(missing)} of {total}"
+        turns_off = [m for m in missing if m["disables"] != NULL_ONLY]
+        if turns_off:
+            line += "; missing: " + "; ".join(f"{m['field']} ({m['disables']})" for m in turns_off)
+        if len(turns_off) < len(missing):
+            line += "; missing (their columns stay NULL): " + ", ".join(
+                m["field"] for m in missing if m["disables"] == NULL_ONLY
+            )
+        if schema.absent:
+            line += "; not offered: " + ", ".join(sorted(schema.absent))
+        out.append(line)
+    return out

@@ -179,7 +179,8 @@ class Org:
             product = self.records["Product2"].get(rec.get("Product2Id") or "")
             rec["Name"] = f"{opp['Name'] if opp else ''} {product['Name'] if product else ''}".strip()
             if rec.get("Quantity") is not None and rec.get("UnitPrice") is not None:
-                rec["TotalPrice"] = (rec["Quantity"] * rec["UnitPrice"]).quantize(Decimal("0.01"))
+                off = 1 - Decimal(str(rec.get("Discount") or 0)) / 100  # Discount is a percentage
+                rec["TotalPrice"] = (rec["Quantity"] * rec["UnitPrice"] * off).quantize(Decimal("0.01"))
             self._touch_parent(rec.get("OpportunityId"))
 
     def _touch_parent(self, opp_id: str | None) -> None:

@@ -105,6 +105,8 @@ def _address(prefix: str) -> list[Field]:
 
 ACCOUNT_TYPES = ("Prospect", "Customer - Direct", "Customer - Channel", "Channel Partner / Reseller",
                  "Installation Partner", "Technology Partner", "Other")  # fmt: skip
+INDUSTRIES = ("Agriculture", "Banking", "Construction", "Consulting", "Education", "Healthcare", "Manufacturing",
+              "Retail", "Technology", "Other")  # fmt: skip
 FORECAST = {"Pipeline": "Pipeline", "Best Case": "BestCase", "Commit": "Forecast", "Closed": "Closed",
             "Omitted": "Omitted"}  # fmt: skip
 
@@ -264,13 +266,15 @@ def build_schema(profile: Profile, stage_list: list[Stage], *, multicurrency: bo
     s.objects["Account"] = {f.name: f for f in [
         *_system(), _f("Name", "string", "Account Name", required=True), _f("AccountNumber", "string"),
         _f("Type", "picklist", "Account Type", picklist=ACCOUNT_TYPES + profile.extra_account_types),
-        _f("Phone", "phone"), _f("Website", "url"), *_address("Billing"), _f("Description", "textarea"),
-        *currency, *owner]}  # fmt: skip
+        _f("Phone", "phone"), _f("Fax", "phone", "Account Fax"), _f("Website", "url"), *_address("Billing"),
+        *_address("Shipping"), _f("Description", "textarea"), _f("Industry", "picklist", picklist=INDUSTRIES),
+        _f("AnnualRevenue", "currency", "Annual Revenue"), _f("NumberOfEmployees", "int", "Employees"),
+        _ref("ParentId", "Account", "Parent"), *currency, *owner]}  # fmt: skip
     s.objects["Contact"] = {f.name: f for f in [
         *_system(), _ref("AccountId", "Account", "Account"), _f("FirstName", "string"),
         _f("LastName", "string", required=True), _read("Name", "string"), _f("Email", "email"),
-        _f("Phone", "phone"), _f("MobilePhone", "phone"), _f("Title", "string"), *_address("Mailing"),
-        *currency, *owner]}  # fmt: skip
+        _f("Phone", "phone"), _f("MobilePhone", "phone"), _f("Fax", "phone", "Business Fax"),
+        _f("Title", "string"), _f("Department", "string"), *_address("Mailing"), *currency, *owner]}  # fmt: skip
     s.objects["Product2"] = {f.name: f for f in [
         *_system(), _f("Name", "string", "Product Name", required=True), _f("ProductCode", "string"),
         _f("Description", "textarea"), _f("IsActive", "boolean", "Active"), _f("Family", "picklist"),
@@ -300,6 +304,7 @@ def build_schema(profile: Profile, stage_list: list[Stage], *, multicurrency: bo
         _ref("Product2Id", "Product2", "Product2", updateable=False), _read("Name", "string"),
         _f("Quantity", "double", required=True), _f("UnitPrice", "currency", "Sales Price"),
         _read("ListPrice", "currency"), _f("TotalPrice", "currency", "Total Price"),
+        _f("Discount", "percent", "Discount"), _f("ServiceDate", "date", "Date"), _read("SortOrder", "int"),
         _f("Description", "string", "Line Description"), _read("ProductCode", "string"), *currency]}  # fmt: skip
     s.labels = {"Opportunity": ("Opportunity", "Opportunities"), "OpportunityLineItem": ("Opportunity Product",
                 "Opportunity Product"), "Product2": ("Product", "Products"), "Pricebook2": ("Price Book", "Price Books"),

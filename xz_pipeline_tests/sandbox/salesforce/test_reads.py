@@ -151,6 +151,11 @@ def test_describe_and_records_by_id(sf):
     fields = {f["name"]: f for f in desc.json()["fields"]}
     assert fields["Books_Customer_Id__c"]["externalId"] and fields["Books_Customer_Id__c"]["custom"]
     assert not fields["Name"]["nillable"] and not fields["Id"]["createable"] and "CurrencyIsoCode" in fields
+    assert {"Fax", "ShippingStreet", "ShippingCountry", "Industry", "ParentId"} <= set(
+        fields
+    )  # standard fields
+    line = {f["name"]: f for f in sf.get("/sobjects/OpportunityLineItem/describe").json()["fields"]}
+    assert line["Discount"]["type"] == "percent" and not line["SortOrder"]["createable"]
     opp = {f["name"]: f for f in sf.get("/sobjects/Opportunity/describe").json()["fields"]}
     assert [p["value"] for p in opp["Payment_Status__c"]["picklistValues"]] == [
         "Unpaid",

@@ -92,6 +92,10 @@ def test_an_opportunity_in_the_won_stage_is_won_and_lines_total(sf):
         and got[0]["PricebookEntryId"]
     )
     assert sf.get(f"/sobjects/Opportunity/{opp}").json()["HasOpportunityLineItem"] is True
+    discounted = sf.send("POST", "/sobjects/OpportunityLineItem", {"OpportunityId": opp, "Quantity": 4,
+                         "Product2Id": product["Id"], "UnitPrice": 25, "Discount": 10})  # fmt: skip
+    row = sf.get(f"/sobjects/OpportunityLineItem/{discounted.json()['id']}").json()
+    assert row["TotalPrice"] == 90.0 and row["Discount"] == 10.0  # Discount is a percentage off
 
 
 def test_collections_report_each_record_in_order(sf):
