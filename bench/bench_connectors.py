@@ -11,6 +11,12 @@ Not part of `make test`; takes a few minutes, most of it Xero's minute limit.
 QuickBooks section (`--quickbooks-only` runs just it): the same organisation as a QBO company, each
 entity read whole by query (1,000 rows a page), its calls against the floor ceil(rows / 1,000), and then an
 idle incremental read (CDC since a minute ago, as the assets' next run asks: nothing changed) per entity.
+
+Salesforce section (`--salesforce-only` runs just it): the same organisation as a Salesforce org, the org
+described once (one call per sObject, as a sync does at most daily), then each sObject read whole by SOQL
+(2,000 records a batch through nextRecordsUrl), its calls against the floor ceil(rows / 2,000); then an idle
+incremental run as the assets' next run makes it (`fetch_for` with a cursor a minute old: SOQL on
+SystemModstamp plus the /deleted/ window) per sObject.
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from xz_pipeline.core.http import CallMeter  # noqa: E402
 from xz_pipeline.quickbooks import tables as qbo_tables  # noqa: E402
 from xz_pipeline.quickbooks.resources import QuickBooksResource  # noqa: E402
+from xz_pipeline.salesforce import schema as sf_schema  # noqa: E402
+from xz_pipeline.salesforce import tables as sf_tables  # noqa: E402
+from xz_pipeline.salesforce.assets import fetch_for  # noqa: E402
+from xz_pipeline.salesforce.client import QUERY_BATCH  # noqa: E402
+from xz_pipeline.salesforce.resources import SalesforceResource  # noqa: E402
 from xz_pipeline.sandbox.server import SandboxServer  # noqa: E402
 from xz_pipeline.xero.resources import XeroResource  # noqa: E402
 from xz_pipeline.zoho import tables as zoho_tables  # noqa: E402
@@ -118,14 +129,63 @@ def quickbooks_section(seed: int, size: str) -> None:
     print(f"idle incremental run: {sum(r[-1] for r in idle)} calls for {len(idle)} entities")
 
 
+def salesforce_section(seed: int, size: str) -> None:
+    """Calls per sObject for a full SOQL read against the floor, then an idle incremental run's calls."""
+    from datetime import timedelta
+
+    from xz_pipeline.core.sync import ReadPlan
+
+    rows, idle = [], []
+    with tempfile.TemporaryDirectory() as home, SandboxServer(seed=seed, size=size, crm="salesforce") as sb:
+        os.environ.update({**sb.env(0), "XZ_HOME": home, "XZ_CONNECTION": "bench", "XZ_CRM": "salesforce"})
+        meter = CallMeter()
+        with SalesforceResource().client("bench", meter=meter) as client:
+            before = meter.calls()
+            schema = sf_schema.ensure(client, None, "bench")  # the token, describe and the org's facts
+            described = meter.calls() - before
+            started = time.monotonic()
+            for spec in sf_tables.ENTITIES:
+                before, t0 = meter.calls(), time.monotonic()
+                n = sum(len(p) for p in client.select(spec.entity, sf_tables.fields(spec.entity)))
+                calls, floor = meter.calls() - before, max(1, math.ceil(n / QUERY_BATCH))
+                rows.append(["Salesforce", spec.entity, f"{n:,}", calls, floor, f"{calls / floor:.2f}",
+                             f"{time.monotonic() - t0:.1f}"])  # fmt: skip
+                print(rows[-1], file=sys.stderr, flush=True)
+            full = time.monotonic() - started
+            cursor = client.now() - timedelta(minutes=1)
+            plan = ReadPlan(full=False, since=cursor, cursor=cursor, reason="bench: idle incremental")
+            for spec in sf_tables.ENTITIES:
+                before = meter.calls()
+                fetched = fetch_for(client, spec, plan, held=lambda ids: set())
+                n = sum(len(p) for p in fetched.pages)
+                gone = len(fetched.deleted())
+                idle.append(["Salesforce", spec.entity, "SOQL SystemModstamp + /deleted/", n, gone,
+                             meter.calls() - before])  # fmt: skip
+    print(
+        tabulate(
+            rows,
+            headers=["system", "sObject", "rows", "calls", "floor (rows/2,000)", "calls / floor", "wall s"],
+        )
+    )
+    offered = len(schema.objects)
+    print(f"\n{size}: full read of every Salesforce sObject in {full:.0f}s "
+          f"(before it: {described} calls for the token, describe of {offered} sObjects and the org)")  # fmt: skip
+    print(tabulate(idle, headers=["system", "sObject", "read by", "changed", "deleted", "calls"]))
+    print(f"idle incremental run: {sum(r[-1] for r in idle)} calls for {len(idle)} sObjects")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="medium")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quickbooks-only", action="store_true", help="only the QuickBooks section")
+    parser.add_argument("--salesforce-only", action="store_true", help="only the Salesforce section")
     args = parser.parse_args()
-    if args.quickbooks_only:
-        quickbooks_section(args.seed, args.size)
+    if args.quickbooks_only or args.salesforce_only:
+        if args.quickbooks_only:
+            quickbooks_section(args.seed, args.size)
+        if args.salesforce_only:
+            salesforce_section(args.seed, args.size)
         return
     rows = []
     with tempfile.TemporaryDirectory() as home, SandboxServer(seed=args.seed, size=args.size) as sb:
@@ -164,6 +224,8 @@ def main() -> None:
     )
     print(f"\n{args.size}: full read of every entity in {total:.0f}s with the real rate limits\n")
     quickbooks_section(args.seed, args.size)
+    print()
+    salesforce_section(args.seed, args.size)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ API's CustomField create; JSON errors as `[{"message", "errorCode"}]`; `Sforce-L
 answer; Outbound Messages for watched objects.
 
 Choices where the sources are silent (kept deliberate, so clients are tested against them):
-- Any API version `vNN.N` is served the same; `/services/data` lists 59.0 to 62.0.
+- Any API version `vNN.N` is served the same, but for what the documentation ties to a version: an upsert
+  by external id that updates answers 200 with `{id, success, errors, created: false}` from v46.0, and
+  204 with no body before (a create's 201 gains `created` from v46.0); `/services/data` lists 59.0 to 62.0.
 - A session used on another org's instance host is INVALID_SESSION_ID, as a foreign session is.
 """
 
@@ -42,6 +44,7 @@ from xz_pipeline.sandbox.salesforce.wire import SfError, dumps, not_found
 __all__ = ["ReceivedRequest", "SalesforceEmulator"]
 
 VERSIONS = ("59.0", "60.0", "61.0", "62.0")
+UPSERT_ANSWERS = 46.0  # the API version from which an upsert answers `created`, and an update a body
 PER_LICENCE = 1_000
 # Refresh-token rotation is an opt-in setting of the connected app (notes B.2): the orgs of these profiles
 # have it on, so the suite meets both kinds of org.
@@ -77,6 +80,13 @@ class Call:
     @property
     def base(self) -> str:
         return f"/services/data/v{self.version}"
+
+    @property
+    def api_version(self) -> float:
+        try:
+            return float(self.version)
+        except ValueError:
+            return 0.0
 
 
 class SalesforceEmulator:
@@ -337,13 +347,16 @@ class SalesforceEmulator:
                 )
             if method in ("PATCH", "POST"):
                 created, rec = writes.upsert(org, sobject, ext, value, call.body, now, call.user_id)
+                answer = {"id": rec["Id"], "success": True, "errors": []}
+                if (
+                    call.api_version < UPSERT_ANSWERS
+                ):  # before v46 an update answers no body, a create no `created`
+                    return (201, answer, {"Location": f"{base}/sobjects/{sobject}/{rec['Id']}"}) if created else (
+                        204, None, {})  # fmt: skip
+                answer["created"] = created
                 if created:
-                    return (
-                        201,
-                        {"id": rec["Id"], "success": True, "errors": [], "created": True},
-                        {"Location": f"{base}/sobjects/{sobject}/{rec['Id']}"},
-                    )
-                return 204, None, {}
+                    return 201, answer, {"Location": f"{base}/sobjects/{sobject}/{rec['Id']}"}
+                return 200, answer, {}
             if method == "DELETE":
                 f = writes.external_field(org, sobject, ext)
                 found = org.find_by(sobject, f.name, value)

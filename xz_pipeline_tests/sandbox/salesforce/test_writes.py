@@ -138,7 +138,10 @@ def test_upsert_by_external_id_creates_then_updates(sf):
     first = sf.send("PATCH", path, {"Name": "Upserted Ltd"})
     assert first.status_code == 201 and first.json()["created"] is True
     second = sf.send("PATCH", path, {"Name": "Upserted Ltd (renamed)"})
-    assert second.status_code == 204 and second.content == b""
+    assert second.status_code == 200  # v46.0 and later: the update answers its result
+    assert second.json() == {"id": first.json()["id"], "success": True, "errors": [], "created": False}
+    old = sf.http.patch("/services/data/v45.0" + path, json={"Phone": "5"}, headers=sf.headers())
+    assert old.status_code == 204 and old.content == b""  # before v46.0: no body
     rows = sf.rows("SELECT Id, Name FROM Account WHERE Books_Customer_Id__c = 'BOOKS-1'")
     assert rows == [
         {"attributes": rows[0]["attributes"], "Id": first.json()["id"], "Name": "Upserted Ltd (renamed)"}
