@@ -66,11 +66,10 @@ class CrmWriterResource(dg.ConfigurableResource):
 
 EXTRACT_ASSETS = [*XERO_ASSETS, *PROJECTS_ASSETS, *QUICKBOOKS_ASSETS, *ZOHO_ASSETS, *SALESFORCE_ASSETS]
 # Books views: the union of the Xero and QuickBooks renderings (each holds only its own connections' rows).
-canonical_views = build_canonical_views_asset(
-    EXTRACT_ASSETS, [BOOKS_VIEWS, PROJECT_VIEWS, QUICKBOOKS_BOOKS_VIEWS, CRM_VIEWS, SALESFORCE_CRM_VIEWS]
-)
+VENDOR_VIEWS = [BOOKS_VIEWS, PROJECT_VIEWS, QUICKBOOKS_BOOKS_VIEWS, CRM_VIEWS, SALESFORCE_CRM_VIEWS]
+canonical_views = build_canonical_views_asset(EXTRACT_ASSETS, VENDOR_VIEWS)
 analytics_snapshot = build_snapshot_asset(
-    [canonical_views, *RECONCILE_ASSETS, *WRITEBACK_ASSETS, *INSIGHTS_ASSETS]
+    [canonical_views, *RECONCILE_ASSETS, *WRITEBACK_ASSETS, *INSIGHTS_ASSETS], VENDOR_VIEWS
 )
 ASSETS = [
     *EXTRACT_ASSETS,

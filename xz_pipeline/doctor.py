@@ -335,9 +335,14 @@ def _clock(name: str, dates: _Dates) -> Check:
 
 
 def _store() -> list[Check]:
+    """Each connection's mirror file is writable and not locked (one line per connection); none yet: the
+    home is writable. A single mirror file from an earlier version: one line saying to run `xz migrate`."""
     home = settings.xz_home()
-    mirror = Store(settings.mirror_path(), lock_timeout=0.0)
-    if not mirror.path.exists():
+    try:
+        names = settings.mirror_connections()
+    except settings.SettingsError as exc:  # the single file of an earlier version
+        return [Check("*", "mirror", False, f"{exc}", blocking=True)]
+    if not names:
         try:
             home.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=home):
@@ -346,14 +351,18 @@ def _store() -> list[Check]:
             return [Check("*", "mirror", False, f"{home} is not writable ({exc.strerror}): fix its permissions "
                           "or set XZ_HOME", blocking=True)]  # fmt: skip
         return [Check("*", "mirror", True, f"no mirror yet; {home} is writable (the first sync creates it)")]
-    try:
-        with mirror.write() as con:
-            con.execute("select 1").fetchall()
-    except StoreBusy as exc:
-        return [Check("*", "mirror", False, f"{exc}", blocking=True)]
-    except Exception as exc:  # noqa: BLE001
-        return [Check("*", "mirror", False, f"{mirror.path}: {_one_line(exc)}", blocking=True)]
-    out = [Check("*", "mirror", True, f"{mirror.path} is writable and not locked")]
+    out = []
+    for name in names:
+        mirror = Store(settings.mirror_path(name), lock_timeout=0.0)
+        try:
+            with mirror.write() as con:
+                con.execute("select 1").fetchall()
+        except StoreBusy as exc:
+            out.append(Check(name, "mirror", False, f"{exc}", blocking=True))
+        except Exception as exc:  # noqa: BLE001
+            out.append(Check(name, "mirror", False, f"{mirror.path}: {_one_line(exc)}", blocking=True))
+        else:
+            out.append(Check(name, "mirror", True, f"{mirror.path} is writable and not locked"))
     snapshot = settings.snapshot_path()
     if not os.access(snapshot.parent, os.W_OK):
         out.append(Check("*", "snapshot", False, f"{snapshot.parent} is not writable: the analysts' snapshot "

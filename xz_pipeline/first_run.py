@@ -2,14 +2,14 @@
 
 The schedules read every 15 minutes, so `xz dev` (or `xz serve`) on a fresh XZ_HOME would show empty assets
 until the first tick. This sensor asks for one `mirror` run per registered connection that the mirror holds
-nothing of (no mirror file, or no row of that connection in `meta.cursors`).
+nothing of (no mirror file of its own, or no row of that connection in its `meta.cursors`).
 
 A run key is skipped forever once the instance has seen it, so the key names the mirror's incarnation: the
 file's identity (its inode, or `none` while there is no file) and when this sensor first found the connection
 empty, kept in the cursor until the connection's data lands. A mirror deleted and started again is a new
 incarnation and gets its first run; a first run that fails before writing anything is not asked for again
 (the schedule's next tick reads instead), so a broken configuration does not launch a run every tick.
-The sensor opens the mirror only while no run is in flight, read-only and briefly.
+The sensor opens the connections' mirrors only while no run is in flight, read-only and briefly.
 """
 
 from __future__ import annotations
@@ -68,16 +68,16 @@ def first_mirror_sensor(context: dg.SensorEvaluationContext):
         return dg.SkipReason("no connection registered yet (the connections sensor adds them)")
     if context.instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT), limit=1):
         return dg.SkipReason("a run is in flight: the mirror is looked at once none is")
-    store = Store(settings.mirror_path(), lock_timeout=1.0)
+    stores = {c: Store(settings.mirror_path(c), lock_timeout=1.0) for c in connections}
     try:
-        mirrored = mirrored_connections(store)
+        mirrored = {c for c, store in stores.items() if c in mirrored_connections(store)}
     except StoreBusy as exc:
-        return dg.SkipReason(f"the mirror is busy ({exc}); looked at again next tick")
+        return dg.SkipReason(f"a mirror is busy ({exc}); looked at again next tick")
     episodes: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    identity = mirror_identity(store)
     episodes = {c: e for c, e in episodes.items() if c not in mirrored and c in connections}
     requests = []
     for connection in sorted(set(connections) - mirrored):
+        identity = mirror_identity(stores[connection])
         episode = episodes.setdefault(connection, f"{identity}@{time.time_ns() // 1000}")  # µs: unique
         requests.append(
             dg.RunRequest(

@@ -60,7 +60,7 @@ def _md(headers: list[str], rows: list[list]) -> str:
     return head + "\n".join("| " + " | ".join(cell(v) for v in row) + " |" for row in rows)
 
 
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+def exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
     return bool(
         con.execute(
             "select count(*) from (select schema_name, table_name as name from duckdb_tables() union all "
@@ -82,7 +82,7 @@ def record_history(con: duckdb.DuckDBPyConnection, run_id: str | None, now: date
     now gets a 0 (its line comes down instead of stopping). Returns the rows written."""
     con.execute("create schema if not exists meta")
     con.execute(HISTORY_DDL)
-    if not _exists(con, "recon", "discrepancies"):
+    if not exists(con, "recon", "discrepancies"):
         return 0
     now = now or datetime.now(UTC)
     rows = con.execute(
@@ -104,7 +104,7 @@ def record_history(con: duckdb.DuckDBPyConnection, run_id: str | None, now: date
 
 def ar_aging(con: duckdb.DuckDBPyConnection) -> str:
     """What the books' customers owe, per connection and currency, by how long past due."""
-    if not _exists(con, "analytics", "ar_aging"):
+    if not exists(con, "analytics", "ar_aging"):
         return "(no reconciliation yet: `analytics.ar_aging` appears after the first one)"
     sums = ", ".join(f"sum({col})" for col, _ in BUCKETS)
     totals = con.execute(
@@ -123,7 +123,7 @@ def ar_aging(con: duckdb.DuckDBPyConnection) -> str:
 
 def discrepancy_trend(con: duckdb.DuckDBPyConnection, points: int = POINTS) -> str:
     """Open discrepancies per kind over the last `points` publishes: a sparkline (oldest to newest)."""
-    if not _exists(con, "meta", "discrepancy_history"):
+    if not exists(con, "meta", "discrepancy_history"):
         return "(no history yet)"
     rows = con.execute(
         """
@@ -159,7 +159,7 @@ def _budget(vendor: str, calls: int, left: int | None) -> tuple[int | None, str]
 
 def api_calls(con: duckdb.DuckDBPyConnection, days: int = DAYS) -> str:
     """API calls per day and vendor over the last `days` days (UTC), against the vendor's day budget."""
-    if not _exists(con, "meta", "api_calls"):
+    if not exists(con, "meta", "api_calls"):
         return "(no run recorded yet: each run's calls are counted when it ends)"
     rows = con.execute(
         """
@@ -185,7 +185,7 @@ def api_calls(con: duckdb.DuckDBPyConnection, days: int = DAYS) -> str:
 def correction_latency(con: duckdb.DuckDBPyConnection) -> str:
     """How long disagreements stayed open: from the reconciliation that first saw one (the run after the
     change) to the one that saw it corrected, per kind, over those corrected in the last 30 days."""
-    if not _exists(con, "recon", "discrepancies"):
+    if not exists(con, "recon", "discrepancies"):
         return "(no reconciliation yet)"
     rows = con.execute(
         """
@@ -220,7 +220,7 @@ def metadata(store: Store) -> dict[str, dg.MetadataValue]:
     with store.read() as con:
         open_now = (
             con.execute("select count(*) from recon.discrepancies where resolved_at is null").fetchall()[0][0]
-            if _exists(con, "recon", "discrepancies")
+            if exists(con, "recon", "discrepancies")
             else 0
         )
         return {

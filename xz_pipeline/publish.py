@@ -4,14 +4,24 @@ Every run publishes (`xz sync`, `xz demo`, scheduled and manual runs), so the sn
 command just reported; only targeted runs (sensors, tagged `xz/trigger`) publish at most once a minute, so a
 burst of webhooks does not copy the file a hundred times. The file is not named `analytics`: its catalog would
 collide with the `analytics` schema and make `analytics.customer_360` ambiguous.
+
+The mirror is one file per connection; the snapshot is one file for all of them: each connection's tables are
+copied in (read-only, under that connection's lock) and the `canonical.*` and `analytics.*` views are installed
+over the union, so analysts' queries name the same tables and views as on one connection's mirror.
 """
 
+import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import duckdb
 
 from xz_pipeline import plots, settings
 from xz_pipeline.core.resources import TRIGGER_TAG, MirrorResource
+from xz_pipeline.core.store import Store, publish_snapshot
+from xz_pipeline.reconcile.analytics import install_analytics
+from xz_pipeline.views import install_canonical
 
 MIN_INTERVAL = timedelta(minutes=1)
 
@@ -20,7 +30,29 @@ class SnapshotConfig(dg.Config):
     force: bool = False
 
 
-def build_snapshot_asset(deps: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
+def publish(
+    mirror: MirrorResource,
+    vendor_views: Sequence[Mapping[str, str | Sequence[str]]],
+    run_id: str | None = None,
+) -> int:
+    """Publish the snapshot of every connection's mirror (recording each one's plot point first); returns how
+    many connections it holds."""
+    names = mirror.connections()
+    for name in names:
+        plots.record(mirror.store(name), run_id)  # the plots' point of this publish: in the snapshot too
+
+    def views(con: duckdb.DuckDBPyConnection) -> None:
+        install_canonical(con, vendor_views)
+        if plots.exists(con, "recon", "discrepancies"):
+            install_analytics(con)
+
+    publish_snapshot([mirror.store(name) for name in names], settings.snapshot_path(), views)
+    return len(names)
+
+
+def build_snapshot_asset(
+    deps: list[dg.AssetsDefinition], vendor_views: Sequence[Mapping[str, str | Sequence[str]]]
+) -> dg.AssetsDefinition:
     deps = [key for d in deps for key in d.keys]
 
     @dg.asset(
@@ -47,19 +79,20 @@ def build_snapshot_asset(deps: list[dg.AssetsDefinition]) -> dg.AssetsDefinition
                         "path": str(target),
                     }
                 )
-        store = mirror.store()
-        if not store.path.exists():
+        if not mirror.connections():
             return dg.MaterializeResult(
                 metadata={"published": False, "reason": "no mirror yet", "path": str(target)}
             )
-        plots.record(store, context.run_id)  # the plots' point of this publish: in the snapshot too
-        store.publish_snapshot(target)
+        started = time.monotonic()
+        count = publish(mirror, vendor_views, context.run_id)
         return dg.MaterializeResult(
             metadata={
                 "published": True,
                 "path": str(target),
                 "bytes": target.stat().st_size,
-                **plots.metadata(store),  # Markdown plots the UI shows on the asset's page
+                "connections": count,
+                "seconds": round(time.monotonic() - started, 2),
+                **plots.metadata(Store(target)),  # Markdown plots the UI shows on the asset's page
             }
         )
 

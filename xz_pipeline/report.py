@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,24 +16,43 @@ from xz_pipeline.writeback.policies import load_policies
 
 MIRROR_SCHEMAS = ("xero", "quickbooks", "zoho", "salesforce")
 
+# One connection's mirror, or several (one file per connection): every reader here takes either.
+Mirror = Store | Sequence[Store]
 
-def mirror_counts(store: Store) -> list[tuple[str, str, int]]:
+
+def _stores(mirror: Mirror) -> list[Store]:
+    """The mirrors that exist, in order."""
+    stores = [mirror] if isinstance(mirror, Store) else list(mirror)
+    return [s for s in stores if Path(s.path).exists()]
+
+
+def _where(mirror: Mirror) -> str:
+    """How the report names the mirror: its file, or the folder of the connections' files."""
+    if isinstance(mirror, Store):
+        return str(mirror.path)
+    stores = list(mirror)
+    if len(stores) == 1:
+        return str(stores[0].path)
+    folder = stores[0].path.parent if stores else "(none yet)"
+    return f"{folder} ({len(stores)} connection{'s' if len(stores) != 1 else ''})"
+
+
+def mirror_counts(mirror: Mirror) -> list[tuple[str, str, int]]:
     """(connection, table, rows) for every typed table of the mirror."""
-    if not Path(store.path).exists():
-        return []
     rows = []
-    with store.read() as con:
-        tables = con.execute(
-            "select schema_name, table_name from duckdb_tables() "
-            "where schema_name in ? and not table_name like '%_history' order by 1, 2",
-            [list(MIRROR_SCHEMAS)],
-        ).fetchall()
-        for schema, table in tables:
-            for connection, n in con.execute(
-                f"select connection, count(*) from {schema}.{table} group by 1 order by 1"
-            ).fetchall():
-                rows.append((connection, f"{schema}.{table}", n))
-    return rows
+    for store in _stores(mirror):
+        with store.read() as con:
+            tables = con.execute(
+                "select schema_name, table_name from duckdb_tables() "
+                "where schema_name in ? and not table_name like '%_history' order by 1, 2",
+                [list(MIRROR_SCHEMAS)],
+            ).fetchall()
+            for schema, table in tables:
+                for connection, n in con.execute(
+                    f"select connection, count(*) from {schema}.{table} group by 1 order by 1"
+                ).fetchall():
+                    rows.append((connection, f"{schema}.{table}", n))
+    return sorted(rows, key=lambda r: (r[1], r[0]))  # by table, then connection
 
 
 def _has_table(con, schema: str, table: str) -> bool:
@@ -43,30 +63,31 @@ def _has_table(con, schema: str, table: str) -> bool:
     )
 
 
-def _discrepancy_counts(store: Store, where: str) -> Counter:
+def _discrepancy_counts(mirror: Mirror, where: str) -> Counter:
     """(connection, kind) -> rows of recon.discrepancies matching `where` (empty before reconciliation)."""
-    if not Path(store.path).exists():
-        return Counter()
-    with store.read() as con:
-        if not _has_table(con, "recon", "discrepancies"):
-            return Counter()
-        rows = con.execute(
-            f"select connection, kind, count(*) from recon.discrepancies where {where} group by 1, 2"
-        ).fetchall()
-    return Counter({(c, k): n for c, k, n in rows})
+    out: Counter = Counter()
+    for store in _stores(mirror):
+        with store.read() as con:
+            if not _has_table(con, "recon", "discrepancies"):
+                continue
+            rows = con.execute(
+                f"select connection, kind, count(*) from recon.discrepancies where {where} group by 1, 2"
+            ).fetchall()
+        out.update({(c, k): n for c, k, n in rows})
+    return out
 
 
-def open_by_connection(store: Store) -> Counter:
+def open_by_connection(store: Mirror) -> Counter:
     """Open discrepancies per (connection, kind): what `recon.discrepancies` holds unresolved now."""
     return _discrepancy_counts(store, "resolved_at is null")
 
 
-def found_by_connection(store: Store) -> Counter:
+def found_by_connection(store: Mirror) -> Counter:
     """Every discrepancy reconciliation ever recorded, per (connection, kind), open or resolved since."""
     return _discrepancy_counts(store, "true")
 
 
-def open_discrepancies(store: Store) -> Counter:
+def open_discrepancies(store: Mirror) -> Counter:
     """Open discrepancies by kind, every connection together (empty before reconciliation has run)."""
     out: Counter = Counter()
     for (_, kind), n in open_by_connection(store).items():
@@ -82,16 +103,17 @@ class PolicyState:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def plan_states(store: Store) -> dict[tuple[str, str], PolicyState]:
+def plan_states(mirror: Mirror) -> dict[tuple[str, str], PolicyState]:
     """(connection, policy) -> the plan's changes still to do (planned, rejected, refused, skipped)."""
     out: dict[tuple[str, str], PolicyState] = {}
-    with store.read() as con:
-        if not _has_table(con, "writeback", "plan"):
-            return out
-        rows = con.execute(
-            "select connection, policy, status, count(*), min(error) from writeback.plan "
-            "where status in ('planned', 'rejected', 'refused', 'skipped') group by 1, 2, 3"
-        ).fetchall()
+    rows = []
+    for store in _stores(mirror):
+        with store.read() as con:
+            if _has_table(con, "writeback", "plan"):
+                rows += con.execute(
+                    "select connection, policy, status, count(*), min(error) from writeback.plan "
+                    "where status in ('planned', 'rejected', 'refused', 'skipped') group by 1, 2, 3"
+                ).fetchall()
     for connection, policy, status, n, error in rows:
         state = out.setdefault((connection, policy), PolicyState())
         state.counts[status] = n
@@ -100,7 +122,7 @@ def plan_states(store: Store) -> dict[tuple[str, str], PolicyState]:
     return out
 
 
-def skipped_policies(store: Store) -> dict[str, str]:
+def skipped_policies(store: Mirror) -> dict[str, str]:
     """Each policy with plan rows skipped for a reason the org holds (a missing or unmapped field): one reason."""
     return {
         policy: state.errors["skipped"]
@@ -209,7 +231,7 @@ def _vendor_label(outcomes: list[RunOutcome], vendors: dict[str, str], role: str
 
 def render(
     outcomes: list[RunOutcome],
-    store: Store,
+    store: Mirror,
     *,
     extra: dict[str, Counter] | None = None,
     discrepancies: dict[str, Counter] | None = None,
@@ -221,7 +243,7 @@ def render(
         return _render(outcomes, store, extra=extra, discrepancies=discrepancies)
     except StoreBusy as exc:
         runs = _render(outcomes, None, extra=extra, discrepancies=discrepancies)
-        return f"{runs}\n\nMirror {store.path}: {_busy_line(exc)}"
+        return f"{runs}\n\nMirror {_where(store)}: {_busy_line(exc)}"
 
 
 def _busy_line(exc: StoreBusy) -> str:
@@ -242,7 +264,7 @@ def all_runs(outcomes: list[RunOutcome]) -> list[RunOutcome]:
     return out
 
 
-def _render(outcomes, store: Store | None, *, extra, discrepancies) -> str:
+def _render(outcomes, store: Mirror | None, *, extra, discrepancies) -> str:
     books = _vendor_label(outcomes, BOOKS_VENDORS, "Books")
     crm = _vendor_label(outcomes, CRM_VENDORS, "CRM")
     lines = ["Runs"]
@@ -274,7 +296,7 @@ def _render(outcomes, store: Store | None, *, extra, discrepancies) -> str:
     if store is None:
         return "\n".join(lines)
     lines.append("")
-    lines.append(f"Mirror {store.path}")
+    lines.append(f"Mirror {_where(store)}")
     counts = mirror_counts(store)
     lines.append(tabulate(counts, headers=["connection", "table", "rows"]) if counts else "(empty)")
     lines += _discrepancy_lines(outcomes, store, discrepancies)
@@ -316,7 +338,7 @@ def _render(outcomes, store: Store | None, *, extra, discrepancies) -> str:
     return "\n".join(lines)
 
 
-def _discrepancy_lines(outcomes: list[RunOutcome], store: Store, discrepancies) -> list[str]:
+def _discrepancy_lines(outcomes: list[RunOutcome], store: Mirror, discrepancies) -> list[str]:
     """Discrepancies per connection and kind: the caller's columns (default: open now, read from
     `recon.discrepancies` after every run of this command, the reconciliation after write-back included),
     and why each kind still open is open."""

@@ -26,7 +26,7 @@ from filelock import Timeout
 
 from xz_pipeline import runs, settings
 from xz_pipeline.core.resources import APPROVE_TAG, connections_partitions
-from xz_pipeline.core.store import HeldLock, Store, process_alive, process_start
+from xz_pipeline.core.store import HeldLock, process_alive, process_start
 from xz_pipeline.core.sync import STOP_READS
 from xz_pipeline.definitions import ASSETS, CHECKS, defs
 from xz_pipeline.progress import RunProgress
@@ -452,7 +452,7 @@ def sync(
 
             result = _in_worker(run) if stop is not None else run()
             outcomes.append(_outcome(name, result))
-            runs.record(Store(settings.mirror_path()), inst, result.run_id, names)
+            runs.record(inst, result.run_id, names)
             if outcomes[-1].stopped:
                 break
         wrote = [o for o in outcomes if o.wrote]
@@ -483,5 +483,5 @@ def _reconcile_after_writeback(inst, tags: dict[str, str], stop: StopRequest | N
                             stop=stop, tags=tags, progress=progress)  # fmt: skip
 
     result = _in_worker(run) if stop is not None else run()
-    runs.record(Store(settings.mirror_path()), inst, result.run_id, names)
+    runs.record(inst, result.run_id, names)
     return _outcome("reconcile after write-back", result)

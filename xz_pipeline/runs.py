@@ -19,9 +19,10 @@ reported), so the calls of a day can be set against each vendor's budget (plots.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
@@ -201,38 +202,61 @@ create table if not exists meta.api_calls (  -- API calls of a run per vendor (r
 )"""
 
 
-def write(store: Store, summaries: Iterable[RunSummary]) -> int:
-    """Upsert the runs' rows (and their calls per vendor in `meta.api_calls`); returns the meta.runs rows."""
+def _mirror_of(connection: str) -> Store:
+    return Store(settings.mirror_path(connection), lock_timeout=5.0)
+
+
+def write(mirror: Store | Callable[[str], Store], summaries: Iterable[RunSummary]) -> int:
+    """Upsert the runs' rows (and their calls per vendor in `meta.api_calls`) into each connection's mirror
+    (`mirror(connection)`; one Store: all of them there); returns the meta.runs rows written. A connection
+    without a mirror file yet gets none (nothing of it was ever written)."""
     now = datetime.now(UTC)
     summaries = list(summaries)
     rows = [row for s in summaries for row in s.rows(now)]
-    if not rows:
-        return 0
     calls = [
         (c, s.run_id, vendor, n, left, s.finished_at)
         for s in summaries
         for c in s.connections
         for vendor, n, left in s.calls_by_vendor
     ]
-    with store.write() as con:
-        ensure_table(con)
-        con.executemany(
-            f"insert or replace into meta.runs ({', '.join(COLUMNS)}) values ({', '.join('?' * len(COLUMNS))})",
-            rows,
-        )
-        con.execute(CALLS_DDL)
-        if calls:
-            con.executemany("insert or replace into meta.api_calls values (?, ?, ?, ?, ?, ?)", calls)
-    return len(rows)
+    groups: dict[Path, tuple[Store, list, list]] = {}
+    for connection in dict.fromkeys(r[0] for r in rows):
+        store = mirror if isinstance(mirror, Store) else mirror(connection)
+        group = groups.setdefault(store.path, (store, [], []))
+        group[1].extend(r for r in rows if r[0] == connection)
+        group[2].extend(c for c in calls if c[0] == connection)
+    written = 0
+    for store, store_rows, store_calls in groups.values():
+        if not store.path.exists():
+            continue
+        with store.write() as con:
+            ensure_table(con)
+            con.executemany(
+                f"insert or replace into meta.runs ({', '.join(COLUMNS)}) values ({', '.join('?' * len(COLUMNS))})",
+                store_rows,
+            )
+            con.execute(CALLS_DDL)
+            if store_calls:
+                con.executemany(
+                    "insert or replace into meta.api_calls values (?, ?, ?, ?, ?, ?)", store_calls
+                )
+        written += len(store_rows)
+    return written
 
 
-def record(store: Store, instance: dg.DagsterInstance, run_id: str, connections: Sequence[str] = ()) -> int:
-    """Record one finished run (the runner, right after it). A busy mirror is left to `runs_sensor`."""
+def record(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    connections: Sequence[str] = (),
+    mirror: Store | Callable[[str], Store] = _mirror_of,
+) -> int:
+    """Record one finished run (the runner, right after it) in its connections' mirrors. A busy mirror is left
+    to `runs_sensor`."""
     summary = summarize(instance, run_id, connections)
     if summary is None:
         return 0
     try:
-        return write(store, [summary])
+        return write(mirror, [summary])
     except StoreBusy as exc:
         log.warning(f"meta.runs: run {run_id} not recorded now ({exc}); the runs sensor records it later")
         return 0
@@ -258,13 +282,12 @@ def runs_sensor(context: dg.SensorEvaluationContext):
     if not records:
         return dg.SkipReason("no run finished since the last tick")
     last = max(r.update_timestamp.timestamp() for r in records)
-    store = Store(settings.mirror_path(), lock_timeout=5.0)
-    if not store.path.exists():
+    if not settings.mirror_connections():
         context.update_cursor(str(last))
         return dg.SkipReason("no mirror yet: nothing to record the runs in")
     summaries = [s for r in records if (s := summarize(context.instance, r.dagster_run.run_id))]
     try:
-        written = write(store, summaries)
+        written = write(_mirror_of, summaries)
     except StoreBusy as exc:
         return dg.SkipReason(f"mirror busy, the {len(summaries)} run(s) are recorded next tick: {exc}")
     context.update_cursor(str(last))

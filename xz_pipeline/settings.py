@@ -145,6 +145,20 @@ def mirror_path(connection: str, environ: Mapping[str, str] | None = None) -> Pa
     return mirror_dir(environ) / f"{check_connection_name(connection)}.duckdb"
 
 
+def mirror_connections(directory: Path | None = None, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The connections with a mirror file in `directory` (default `mirror_dir()`): configured ones first, in
+    their configured order, then any other file's (a connection removed from the configuration keeps its rows
+    until its file is removed)."""
+    directory = mirror_dir(environ) if directory is None else directory
+    present = sorted(p.stem for p in directory.glob("*.duckdb")) if directory.is_dir() else []
+    try:
+        configured = [c.name for c in load_connections(environ)]
+    except SettingsError:
+        configured = []
+    ordered = [name for name in configured if name in set(present)]
+    return ordered + [name for name in present if name not in set(ordered)]
+
+
 def snapshot_path(environ: Mapping[str, str] | None = None) -> Path:
     return xz_home(environ) / "snapshot.duckdb"
 

@@ -1,4 +1,4 @@
-"""The `canonical` role views as a Dagster asset: each vendor's mapping installed over the mirror.
+"""The `canonical` role views as a Dagster asset: each vendor's mapping installed over each connection's mirror.
 
 Everything after the mirror reads `canonical.*` only (docs/architecture.md); this asset is where the two
 vendors' SELECTs meet, so reconciliation never names a vendor.
@@ -7,9 +7,25 @@ vendors' SELECTs meet, so reconciliation never names a vendor.
 from collections.abc import Mapping, Sequence
 
 import dagster as dg
+import duckdb
 
 from xz_pipeline.core.canonical import _present, _sources, install_views
+from xz_pipeline.core.mirror import EntityTable, ddl
 from xz_pipeline.core.resources import MirrorResource
+from xz_pipeline.core.store import Store
+from xz_pipeline.quickbooks.tables import ENTITIES as QUICKBOOKS_TABLES
+from xz_pipeline.salesforce.tables import ENTITIES as SALESFORCE_TABLES
+from xz_pipeline.xero.projects_tables import ENTITIES as PROJECT_TABLES
+from xz_pipeline.xero.tables import ENTITIES as XERO_TABLES
+from xz_pipeline.zoho.tables import ENTITIES as ZOHO_TABLES
+
+VENDOR_TABLES: tuple[EntityTable, ...] = (
+    *XERO_TABLES,
+    *PROJECT_TABLES,
+    *QUICKBOOKS_TABLES,
+    *ZOHO_TABLES,
+    *SALESFORCE_TABLES,
+)
 
 
 def combine_views(
@@ -34,6 +50,33 @@ def combine_views(
     }
 
 
+def upgrade_vendor_tables(
+    con: duckdb.DuckDBPyConnection, tables: Sequence[EntityTable] = VENDOR_TABLES
+) -> None:
+    """The additive migrations of every vendor table the file already has: a mirror written before a column
+    existed gets it (NULL for old rows), so the views install even when this run did not touch that vendor.
+    Tables the file lacks stay absent (their views are empty, never missing)."""
+    present = {
+        tuple(r) for r in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()
+    }
+    for spec in tables:
+        for table, cols, key in [
+            (spec.table, spec.cols, spec.key),
+            *((c.table, c.cols, c.key) for c in spec.children),
+        ]:
+            if (spec.schema, table) in present:
+                Store.ensure_table(con, spec.schema, table, ddl(cols), list(key))
+
+
+def install_canonical(
+    con: duckdb.DuckDBPyConnection, vendor_views: Sequence[Mapping[str, str | Sequence[str]]]
+) -> dict[str, str]:
+    """Base tables, the vendor tables' additive migrations, then the canonical views; how each view was made."""
+    Store.ensure_base(con)
+    upgrade_vendor_tables(con)
+    return install_views(con, combine_views(con, vendor_views))
+
+
 def build_canonical_views_asset(
     deps: Sequence[dg.AssetsDefinition], vendor_views: Sequence[Mapping[str, str | Sequence[str]]]
 ) -> dg.AssetsDefinition:
@@ -43,18 +86,21 @@ def build_canonical_views_asset(
         kinds={"duckdb"},
         deps=list(deps),
         pool="duckdb",
-        description="Role views (`canonical.books_*`, `canonical.crm_*`) over the vendor tables, checked "
-        "against the canonical contract; a source the org lacks gives an empty view, never a missing one.",
+        description="Role views (`canonical.books_*`, `canonical.crm_*`) over the vendor tables of each "
+        "connection's mirror, checked against the canonical contract; a source the org lacks gives an empty "
+        "view, never a missing one.",
     )
     def canonical_views(mirror: MirrorResource) -> dg.MaterializeResult:
-        store = mirror.store()
         made: dict[str, str] = {}
-        with store.write() as con:
-            store.ensure_base(con)
-            made.update(install_views(con, combine_views(con, vendor_views)))
-            counts = {
-                view: con.execute(f"select count(*) from canonical.{view}").fetchall()[0][0] for view in made
-            }
+        counts: dict[str, int] = {}
+        for connection in mirror.connections():  # one file at a time: its lock is held only for its views
+            with mirror.store(connection).write() as con:
+                for view, how in install_canonical(con, vendor_views).items():
+                    made[view] = how if made.get(view, "empty") == "empty" else made[view]
+                    counts[view] = (
+                        counts.get(view, 0)
+                        + con.execute(f"select count(*) from canonical.{view}").fetchall()[0][0]
+                    )
         return dg.MaterializeResult(
             metadata={
                 "views": dg.MetadataValue.md(
@@ -63,6 +109,7 @@ def build_canonical_views_asset(
                     )
                 ),
                 "empty_views": sorted(v for v, how in made.items() if how == "empty"),
+                "connections": len(mirror.connections()),
             }
         )
 

@@ -611,11 +611,11 @@ def build_mirror_checks(
                                           severity=rule.severity, metadata={"skipped": skipped})  # fmt: skip
             return
         ids = announced_ids(context.run.run_config, key.to_python_identifier())
-        store = mirror.store()
+        store = mirror.store(connection)
         scope = "a targeted run read"
         if ids is None and store.path.exists():
             ids, scope = written_in_this_run(context, key, store, rules), WRITTEN
-        with mirror.step_session(context):
+        with mirror.step_session(context, connection):
             outcomes = run_checks(
                 store,
                 selected_rules(context, rules),

@@ -35,17 +35,13 @@ class MirrorResource(dg.ConfigurableResource):
         return Store(self.directory() / f"{name}.duckdb", lock_timeout=self.lock_timeout)
 
     def connections(self) -> list[str]:
-        """The connections with a mirror file, configured ones first in their configured order, then any
-        other file's (a connection removed from the configuration keeps its rows until its file is removed).
-        The unpartitioned steps (views, reconcile, insights, the snapshot) loop over these."""
-        directory = self.directory()
-        present = sorted(p.stem for p in directory.glob("*.duckdb")) if directory.is_dir() else []
-        try:
-            configured = [c.name for c in settings.load_connections()]
-        except settings.SettingsError:
-            configured = []
-        ordered = [name for name in configured if name in set(present)]
-        return ordered + [name for name in present if name not in set(ordered)]
+        """The connections with a mirror file (`settings.mirror_connections`): the unpartitioned steps (views,
+        reconcile, insights, the snapshot) loop over these, one file at a time."""
+        return settings.mirror_connections(self.directory())
+
+    def stores(self) -> list[Store]:
+        """The mirror of each connection that has one (see `connections`)."""
+        return [self.store(name) for name in self.connections()]
 
     def step_session(self, context, connection: str) -> AbstractContextManager:
         """One DuckDB connection for a step of a targeted run (a sensor's: its few records take a second).

@@ -15,7 +15,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -429,29 +429,27 @@ class Store:
         finally:
             con.close()
 
-    def publish_snapshot(self, target: Path | str) -> Path:
-        """Copy the mirror to `target` atomically, under the writers' lock (never half a run).
-
-        Analysts open the snapshot, never the mirror: an open notebook then blocks no pipeline run, and a
-        connection open on the old snapshot keeps reading it (os.replace swaps the name, not the file).
-        The copy is a new file in DuckDB's v1.0.0 storage format (SNAPSHOT_STORAGE), so a DuckDB 1.x CLI or
-        notebook opens it too, whatever DuckDB version writes the mirror; tables and views are copied with
-        `COPY FROM DATABASE`, so the snapshot stands alone.
-        """
-        target = Path(target)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.unlink(missing_ok=True)
-        with self.write() as con:
-            con.execute("commit")
-            source = con.execute("select current_database()").fetchone()[0]
-            con.execute(f"attach '{_sql_path(tmp)}' as xz_snapshot (storage_version '{SNAPSHOT_STORAGE}')")
-            try:
-                con.execute(f'copy from database "{source}" to xz_snapshot')
-            finally:
-                con.execute("detach xz_snapshot")
-                con.execute("begin transaction")
-        os.replace(tmp, target)
-        return target
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """The writers' lock alone, no connection: no writer changes the file inside the block, while it is
+        read through a read-only attachment (the snapshot's copy)."""
+        held = self._session()
+        if held is not None:  # this thread's session holds the lock and the file open read-write
+            raise StoreBusy(f"the mirror {self.path} is open in this thread's session; copy it outside one")
+        lock = HeldLock(str(self.path) + ".lock")
+        try:
+            lock.acquire(timeout=self.lock_timeout)
+        except Timeout:
+            holder = lock.holder()
+            raise StoreBusy(
+                f"the mirror {self.path} is being written by another process"
+                + (f", {holder}" if holder else "")
+                + f" (waited {self.lock_timeout:.0f}s); try again when it finishes"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     # ---------------------------------------------------------------------------------------
     # What a vendor org offers (meta.vendor_schema), as each CRM's schema module reads and saves it
@@ -781,3 +779,200 @@ class Store:
             "last_full_sweep = coalesce(excluded.last_full_sweep, meta.cursors.last_full_sweep)",
             [connection, vendor, entity, value, full_sweep_at, datetime.now(UTC)],
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# The analysts' snapshot: every connection's mirror in one self-contained file
+
+
+def _quoted(*names: str) -> str:
+    return ".".join('"' + n.replace('"', '""') + '"' for n in names)
+
+
+def publish_snapshot(
+    sources: Iterable[Store],
+    target: Path | str,
+    finish: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> Path:
+    """Copy every mirror in `sources` into one new file and move it to `target` atomically.
+
+    Each mirror is attached READ_ONLY under its own writers' lock, held only while its tables are copied,
+    so the other connections' writers go on meanwhile and no file is copied half-written. A table several
+    mirrors have is their rows together (UNION ALL BY NAME: a column one file lacks reads NULL). Views are
+    not copied from the mirrors (each holds its own connection's rendering): `finish`, given a connection
+    whose default catalog is the new file, installs them over the union (the canonical and analytics views);
+    any other view is copied from the first mirror that has it.
+
+    Analysts open the snapshot, never a mirror: an open notebook then blocks no pipeline run, and a
+    connection open on the old snapshot keeps reading it (os.replace swaps the name, not the file). The new
+    file is in DuckDB's v1.0.0 storage format (SNAPSHOT_STORAGE), so a DuckDB 1.x CLI or notebook opens it
+    too, whatever DuckDB version writes the mirrors, and it stands alone (no attachment survives in it).
+    """
+    target = Path(target)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(":memory:", config=_config())
+    try:
+        con.execute(f"attach '{_sql_path(tmp)}' as xz_snapshot (storage_version '{SNAPSHOT_STORAGE}')")
+        con.execute("use xz_snapshot")
+        columns: dict[tuple[str, str], set[str]] = {}
+        views: dict[tuple[str, str], str] = {}
+        for store in sources:
+            if not store.path.exists():
+                continue
+            with store.locked():
+                con.execute(f"attach '{_sql_path(store.path)}' as xz_source (read_only)")
+                try:
+                    _copy_tables(con, columns)
+                    for schema, name, sql in con.execute(
+                        "select schema_name, view_name, sql from duckdb_views() where database_name = 'xz_source' "
+                        "and not internal and schema_name not in ('canonical', 'analytics')"
+                    ).fetchall():
+                        views.setdefault((schema, name), sql)
+                finally:
+                    con.execute("detach xz_source")
+        for schema, _ in views:
+            con.execute(f"create schema if not exists {_quoted(schema)}")
+        for sql in views.values():
+            con.execute(sql)
+        if finish is not None:
+            finish(con)
+        con.execute("checkpoint xz_snapshot")
+        con.execute("use memory")
+        con.execute("detach xz_snapshot")
+    except BaseException:
+        con.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    con.close()
+    os.replace(tmp, target)
+    return target
+
+
+def _copy_tables(con: duckdb.DuckDBPyConnection, columns: dict[tuple[str, str], set[str]]) -> None:
+    """Append every table of the attached `xz_source` to the same table of the snapshot (created on first
+    sight, without keys: the snapshot is read, never merged into; a column first seen later is added)."""
+    found: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for schema, table, column, data_type in con.execute(
+        "select c.schema_name, c.table_name, c.column_name, c.data_type from duckdb_columns() c "
+        "join duckdb_tables() t on t.database_name = c.database_name and t.schema_name = c.schema_name "
+        "and t.table_name = c.table_name where c.database_name = 'xz_source' "
+        "order by c.schema_name, c.table_name, c.column_index"
+    ).fetchall():
+        found.setdefault((schema, table), []).append((column, data_type))
+    for (schema, table), cols in found.items():
+        name = _quoted(schema, table)
+        if (schema, table) not in columns:
+            con.execute(f"create schema if not exists {_quoted(schema)}")
+            con.execute(f"create table {name} as select * from xz_source.{name}")
+            columns[(schema, table)] = {c for c, _ in cols}
+            continue
+        for column, data_type in cols:
+            if column not in columns[(schema, table)]:
+                con.execute(f"alter table {name} add column {_quoted(column)} {data_type}")
+                columns[(schema, table)].add(column)
+        con.execute(f"insert into {name} by name select * from xz_source.{name}")
+
+
+# ---------------------------------------------------------------------------------------------
+# `xz migrate`: the single mirror file of earlier versions, split into one file per connection
+
+VENDOR_SCHEMAS = ("xero", "quickbooks", "zoho", "salesforce")
+
+
+def split_mirror(
+    legacy: Path,
+    directory: Path,
+    *,
+    check_name: Callable[[str], str] = lambda name: name,
+    finish: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    lock_timeout: float = 30.0,
+) -> dict[str, dict[str, int]]:
+    """Split `legacy` (every connection in one file) into `directory/<connection>.duckdb` by the `connection`
+    column of every table; returns {connection: {schema.table: rows}}.
+
+    Each table is created from its own DDL (keys included), so merges and upserts work on the new files as on
+    the old. A vendor's tables go into a connection's file only when that vendor holds rows of the connection
+    (a Xero connection's file has no QuickBooks tables); every other table (landing, meta, recon, writeback,
+    insights...) is in every file, and a table without a `connection` column (meta.schema_version) is copied
+    whole into each. Views are not copied (they were installed for the union): `finish` installs them in each
+    new file. The old file is read under its writers' lock, the new files are written beside their final
+    names and moved there only when all are complete; the caller renames the old file afterwards.
+    """
+    lock = HeldLock(str(legacy) + ".lock")
+    try:
+        lock.acquire(timeout=lock_timeout)
+    except Timeout:
+        raise StoreBusy(
+            f"the mirror {legacy} is being written by {lock.holder() or 'another process'}; "
+            "try again when it finishes"
+        ) from None
+    con = duckdb.connect(":memory:", config=_config())
+    done: dict[str, Path] = {}
+    try:
+        con.execute(f"attach '{_sql_path(legacy)}' as xz_legacy (read_only)")
+        tables = con.execute(
+            "select t.schema_name, t.table_name, t.sql, exists (select 1 from duckdb_columns() c where "
+            "c.database_name = 'xz_legacy' and c.schema_name = t.schema_name and c.table_name = t.table_name "
+            "and c.column_name = 'connection') from duckdb_tables() t where t.database_name = 'xz_legacy' "
+            "order by 1, 2"
+        ).fetchall()
+        present: dict[str, dict[str, int]] = {}
+        for schema, table, _, has_connection in tables:
+            if has_connection:
+                name = _quoted(schema, table)
+                for connection, n in con.execute(
+                    f"select connection, count(*) from xz_legacy.{name} group by 1"
+                ).fetchall():
+                    present.setdefault(connection, {})[f"{schema}.{table}"] = n
+        for connection in present:
+            check_name(connection)
+        directory.mkdir(parents=True, exist_ok=True)
+        out: dict[str, dict[str, int]] = {}
+        for connection in sorted(present):
+            tmp = directory / f"{connection}.duckdb.migrating"
+            tmp.unlink(missing_ok=True)
+            con.execute(f"attach '{_sql_path(tmp)}' as xz_new")
+            con.execute("use xz_new")
+            counts: dict[str, int] = {}
+            vendors = {key.split(".")[0] for key in present[connection]} & set(VENDOR_SCHEMAS)
+            for schema, table, sql, has_connection in tables:
+                key = f"{schema}.{table}"
+                if schema in VENDOR_SCHEMAS and schema not in vendors:
+                    continue
+                con.execute(f"create schema if not exists {_quoted(schema)}")
+                con.execute(sql)
+                name = _quoted(schema, table)
+                where = " where connection = ?" if has_connection else ""
+                con.execute(
+                    f"insert into {name} select * from xz_legacy.{name}{where}",
+                    [connection] if has_connection else [],
+                )
+                counts[key] = present[connection].get(key, 0) if has_connection else _count(con, name)
+            con.execute("use memory")
+            con.execute("detach xz_new")
+            done[connection] = tmp
+            out[connection] = counts
+        con.execute("detach xz_legacy")
+        for tmp in done.values() if finish is not None else ():
+            new = duckdb.connect(str(tmp), config=_config())  # alone: the views see only this file
+            try:
+                new.execute("begin transaction")
+                finish(new)
+                new.execute("commit")
+            finally:
+                new.close()
+        for connection, tmp in done.items():
+            os.replace(tmp, directory / f"{connection}.duckdb")
+        done.clear()
+        return out
+    finally:
+        con.close()
+        for tmp in done.values():
+            tmp.unlink(missing_ok=True)
+        lock.release()
+
+
+def _count(con: duckdb.DuckDBPyConnection, name: str) -> int:
+    return con.execute(f"select count(*) from {name}").fetchone()[0]

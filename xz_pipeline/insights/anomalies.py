@@ -51,6 +51,17 @@ def find(frames: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict[str, str]]
     return (pd.concat(found, ignore_index=True)[cols] if found else pd.DataFrame(columns=cols)), skipped
 
 
+def _empty_rows() -> pd.DataFrame:
+    """The table's rows when no connection has a mirror yet."""
+    columns = ["connection", "kind", "books_id", "related_id", "score", "reason", "first_seen", "resolved_at"]
+    return pd.DataFrame(
+        {
+            c: pd.Series(dtype="datetime64[ns, UTC]" if c in ("first_seen", "resolved_at") else object)
+            for c in columns
+        }
+    )
+
+
 def _md(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "(none)"
@@ -76,17 +87,27 @@ def _md(frame: pd.DataFrame) -> str:
     "resolved_at once an anomaly no longer holds.",
 )
 def billing_anomalies(context: dg.AssetExecutionContext, mirror: MirrorResource):
-    store = mirror.store()
-    with mirror.step_session(context):
-        with store.read() as con:
-            frames = read_inputs(con)
-        found, skipped = find(frames)
-        connections = sorted(set(frames["books_invoices"]["connection"]))
-        now = datetime.now(UTC)
-        with store.write() as con:
-            old = previous(con)
-            rows = merge(old, found, connections, now)
-            write(con, connections, rows)
+    now = datetime.now(UTC)
+    parts: list[pd.DataFrame] = []
+    connections: list[str] = []
+    skipped: dict[str, str] = {}
+    for name in mirror.connections():  # one connection's mirror at a time
+        store = mirror.store(name)
+        with mirror.step_session(context, name):
+            with store.read() as con:
+                frames = read_inputs(con)
+            found, skipped_here = find(frames)
+            skipped.update(skipped_here)
+            present = sorted(set(frames["books_invoices"]["connection"]))
+            with store.write() as con:
+                old = previous(con)
+                part = merge(old, found, present, now)
+                write(con, present, part)
+        parts.append(part)
+        connections.extend(present)
+    connections = sorted(connections)
+    non_empty = [p for p in parts if len(p)]
+    rows = pd.concat(non_empty, ignore_index=True) if non_empty else (parts[0] if parts else _empty_rows())
     open_ = rows[rows["resolved_at"].isna()]
     new = open_[open_["first_seen"] == pd.Timestamp(now)]
     resolved = int((rows["resolved_at"] == pd.Timestamp(now)).sum())

@@ -106,62 +106,80 @@ def _backtest_table(results: dict[str, dict]) -> pd.DataFrame:
 )
 def payment_risk(context: dg.AssetExecutionContext, config: PaymentRiskConfig, mirror: MirrorResource):
     targeted = context.run.tags.get(TRIGGER_TAG) is not None
-    store = mirror.store()
     outputs: dict[str, pd.DataFrame] = {}
     trained: dict[str, tuple[PaymentModel, date, dict | None]] = {}
     models: dict[str, dict] = {}
     backtests: dict[str, dict] = {}
     calibration: dict[str, pd.DataFrame] = {}
-    with mirror.step_session(context):
-        with store.read() as con:
-            frames = read_inputs(con)
-            connections = sorted(set(frames["books_invoices"]["connection"]))
-            stored = {c: latest_model(con, c) for c in connections}
-        for conn in connections:
-            part = split(frames, conn)
-            ledger = Ledger(
-                part["books_invoices"], part["books_payments"], part["books_credit_allocations"],
-                part["books_credit_notes"], part["books_invoice_lines"],
-            )  # fmt: skip
-            as_of = _as_of(config, ledger)
-            newest = stored.get(conn)
-            model = PaymentModel.loads(newest[3]) if newest is not None else None
-            fresh = model is not None and as_of - to_day(newest[1]) < config.retrain_after_days
-            if targeted and model is None:
+    for (
+        name
+    ) in mirror.connections():  # one connection's mirror at a time, its lock held only to read and write
+        store = mirror.store(name)
+        with mirror.step_session(context, name):
+            with store.read() as con:
+                frames = read_inputs(con)
+                connections = sorted(set(frames["books_invoices"]["connection"]))
+                stored = {c: latest_model(con, c) for c in connections}
+            for conn in connections:
+                part = split(frames, conn)
+                ledger = Ledger(
+                    part["books_invoices"], part["books_payments"], part["books_credit_allocations"],
+                    part["books_credit_notes"], part["books_invoice_lines"],
+                )  # fmt: skip
+                as_of = _as_of(config, ledger)
+                newest = stored.get(conn)
+                model = PaymentModel.loads(newest[3]) if newest is not None else None
+                fresh = model is not None and as_of - to_day(newest[1]) < config.retrain_after_days
+                if targeted and model is None:
+                    models[conn] = {
+                        "scored": False,
+                        "reason": "no usable model yet (none stored, or stored by an older version): "
+                        "a scheduled or manual run trains one",
+                    }
+                    continue
+                if targeted or fresh:
+                    if newest[2]:
+                        backtests[conn] = newest[2]  # the stored model's own backtest
+                else:
+                    model = train(ledger, as_of, trained_on=conn)
+                    bt = run_backtest(ledger, as_of)
+                    if bt is not None:
+                        backtests[conn] = summary(bt)
+                        calibration[conn] = bt.calibration
+                    trained[conn] = (model, day_date(as_of), backtests.get(conn))
+                outputs[conn] = score_open(model, ledger, as_of, conn, config)
                 models[conn] = {
-                    "scored": False,
-                    "reason": "no usable model yet (none stored, or stored by an older version): "
-                    "a scheduled or manual run trains one",
-                }
-                continue
-            if targeted or fresh:
-                if newest[2]:
-                    backtests[conn] = newest[2]  # the stored model's own backtest
-            else:
-                model = train(ledger, as_of, trained_on=conn)
-                bt = run_backtest(ledger, as_of)
-                if bt is not None:
-                    backtests[conn] = summary(bt)
-                    calibration[conn] = bt.calibration
-                trained[conn] = (model, day_date(as_of), backtests.get(conn))
-            outputs[conn] = score_open(model, ledger, as_of, conn, config)
-            models[conn] = {
-                "model_version": model.version, "retrained": conn in trained, "fallback": model.fallback,
-                "training_rows": model.n_rows, "base_rate": round(model.base_rate, 4),
-                "as_of": str(day_date(as_of)), "open_invoices": len(outputs[conn]),
-                "already_late": int((outputs[conn]["p_late"] >= 1.0).sum()),
-            }  # fmt: skip
-            if model.fallback:
-                models[conn]["fallback_reason"] = "too little paid history: every invoice gets the base rate"
-        now = datetime.now(UTC)
-        with store.write() as con:
-            ensure(con)
-            for conn, (model, as_of_date, bt) in trained.items():
-                save_model(
-                    con, conn, model.version, now, as_of_date, model.n_rows, model.fallback, bt, model.dumps()
-                )
-            for conn, rows in outputs.items():
-                write_scores(con, conn, rows)
+                    "model_version": model.version, "retrained": conn in trained, "fallback": model.fallback,
+                    "training_rows": model.n_rows, "base_rate": round(model.base_rate, 4),
+                    "as_of": str(day_date(as_of)), "open_invoices": len(outputs[conn]),
+                    "already_late": int((outputs[conn]["p_late"] >= 1.0).sum()),
+                }  # fmt: skip
+                if model.fallback:
+                    models[conn]["fallback_reason"] = (
+                        "too little paid history: every invoice gets the base rate"
+                    )
+            now = datetime.now(UTC)
+            with store.write() as con:
+                ensure(con)
+                for conn, (model, as_of_date, bt) in trained.items():
+                    if conn not in connections:
+                        continue
+                    save_model(
+                        con,
+                        conn,
+                        model.version,
+                        now,
+                        as_of_date,
+                        model.n_rows,
+                        model.fallback,
+                        bt,
+                        model.dumps(),
+                    )
+                for conn in connections:
+                    if conn not in outputs:
+                        continue
+                    rows = outputs[conn]
+                    write_scores(con, conn, rows)
     rows = pd.concat(outputs.values(), ignore_index=True) if outputs else pd.DataFrame()
     context.log.info(
         f"payment_risk: {len(rows)} open invoice(s) scored for {len(outputs)} connection(s)"

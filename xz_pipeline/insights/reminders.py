@@ -397,19 +397,24 @@ def reminders(context: dg.AssetExecutionContext, config: RemindersConfig, mirror
     only = context.run.tags.get(PARTITION_TAG) if targeted else None
     steps = tuple(sorted(set(config.steps))) if config.steps else settings.reminder_steps()
     env = environment(Path(config.templates_dir) if config.templates_dir else settings.templates_dir())
-    store = mirror.store()
     now = datetime.now(UTC)
     today = now.date()
     frames: dict[str, pd.DataFrame] = {}
-    with mirror.step_session(context):
-        with store.read() as con:
-            for conn in _connections(con, only):
-                as_of = date.fromisoformat(config.as_of) if config.as_of else default_as_of(con, conn, today)
-                frames[conn] = plan_connection(conn, read_state(con, conn), as_of, steps, env, now)
-        with store.write() as con:
-            con.execute(DDL)
-            for conn, rows in frames.items():
-                write(con, conn, rows)
+    for name in [n for n in mirror.connections() if only is None or n == only]:  # one mirror at a time
+        store = mirror.store(name)
+        with mirror.step_session(context, name):
+            here: dict[str, pd.DataFrame] = {}
+            with store.read() as con:
+                for conn in _connections(con, only):
+                    as_of = (
+                        date.fromisoformat(config.as_of) if config.as_of else default_as_of(con, conn, today)
+                    )
+                    here[conn] = plan_connection(conn, read_state(con, conn), as_of, steps, env, now)
+            with store.write() as con:
+                con.execute(DDL)
+                for conn, rows in here.items():
+                    write(con, conn, rows)
+        frames.update(here)
     rows = pd.concat(frames.values(), ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     by_status = {str(k): int(v) for k, v in rows["status"].value_counts().items()} if len(rows) else {}
     context.log.info(

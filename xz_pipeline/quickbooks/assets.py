@@ -64,7 +64,9 @@ def _qbo_asset(name: str, spec: EntityTable, description: str):
         with quickbooks.client(context.partition_key, meter=meter) as client:
 
             def fetch(plan: ReadPlan) -> Fetched:
-                state = read_state(mirror.store(), context.partition_key, spec.vendor, spec.entity)
+                state = read_state(
+                    mirror.store(context.partition_key), context.partition_key, spec.vendor, spec.entity
+                )
                 return fetch_for(client, spec, plan, state.caught_up)
 
             whole = spec.entity in WHOLE and not config.targeted

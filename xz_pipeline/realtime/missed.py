@@ -40,7 +40,7 @@ def missed_changes(mirror: MirrorResource, inbox: Inbox, connection: str, asset:
     active_since = inbox.first_event(connection, spec.vendor)
     if active_since is None:
         return [], 0, f"no {spec.vendor} events received for {connection}: near-real-time is off"
-    store = mirror.store()
+    store = mirror.store(connection)
     if not store.path.exists():
         return [], 0, "the mirror does not exist yet"
     with store.read() as con:

@@ -1,6 +1,6 @@
 """The reconciliation stage as Dagster assets: links, discrepancies and the analytics views.
 
-One step (`reconcile`, pool `duckdb`) reads the canonical views of every connection once, matches
+One step (`reconcile`, pool `duckdb`) reads the canonical views of each connection's mirror in turn, matches
 customers (`matching.py`), links deals to invoices (`linking.py`), runs the rules (`rules.py`) and
 writes `recon.customer_links`, `recon.invoice_links` and `recon.discrepancies` (`persist.py`) and the
 `analytics` views, in one write transaction. It yields three assets so lineage shows what each holds.
@@ -23,6 +23,7 @@ from xz_pipeline.reconcile.invariants import build_invariant_checks
 from xz_pipeline.reconcile.linking import link_deals_to_invoices
 from xz_pipeline.reconcile.matching import duplicates, match_customers
 from xz_pipeline.reconcile.persist import (
+    PersistCounts,
     persist_discrepancies,
     read_canonical,
     read_decisions,
@@ -109,10 +110,21 @@ SPECS = [
 ]
 
 
-@dg.multi_asset(specs=SPECS, name="reconcile", pool="duckdb")
-def reconcile_assets(context: dg.AssetExecutionContext, mirror: MirrorResource):
-    store = mirror.store()
-    with mirror.step_session(context):
+def _concat(frames: list[pd.DataFrame | None]) -> pd.DataFrame | None:
+    present = [f for f in frames if f is not None]
+    non_empty = [f for f in present if len(f)]
+    if not present:
+        return None
+    return pd.concat(non_empty, ignore_index=True) if non_empty else present[0]
+
+
+def reconcile_connection(
+    context: dg.AssetExecutionContext, mirror: MirrorResource, connection: str
+) -> tuple[Reconciliation, PersistCounts, list[str], list[str]]:
+    """One connection's mirror: read its canonical views, reconcile, write links, discrepancies and the
+    analytics views back (its file's lock is held only for the read and for the write)."""
+    store = mirror.store(connection)
+    with mirror.step_session(context, connection):
         with store.read() as con:
             frames = read_canonical(con)
             decisions = read_decisions(con)
@@ -126,6 +138,26 @@ def reconcile_assets(context: dg.AssetExecutionContext, mirror: MirrorResource):
             write_project_links(con, result.project_links, connections, now)
             counts = persist_discrepancies(con, result.discrepancies, connections, now)
             views = install_analytics(con)
+    return result, counts, connections, views
+
+
+@dg.multi_asset(specs=SPECS, name="reconcile", pool="duckdb")
+def reconcile_assets(context: dg.AssetExecutionContext, mirror: MirrorResource):
+    parts = [reconcile_connection(context, mirror, name) for name in mirror.connections()]
+    if not parts:
+        context.log.info("no connection has a mirror yet: nothing to reconcile")
+        for spec in SPECS:
+            yield dg.MaterializeResult(asset_key=spec.key, metadata={"dagster/row_count": 0})
+        return
+    result = Reconciliation(
+        *(_concat([getattr(r, f) for r, *_ in parts]) for f in ("customer_links", "duplicates")),
+        *(_concat([getattr(r, f) for r, *_ in parts]) for f in ("invoice_links", "discrepancies")),
+    )
+    counts = PersistCounts(
+        *(sum(getattr(c, f) for _, c, *_ in parts) for f in PersistCounts.__dataclass_fields__)
+    )
+    connections = sorted({name for _, _, names, _ in parts for name in names})
+    views = max((v for *_, v in parts), key=len)
     links = result.customer_links
     context.log.info(
         f"reconciled {len(connections)} connection(s): {len(links)} customer links, "

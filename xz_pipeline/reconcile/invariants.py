@@ -154,10 +154,23 @@ INVARIANTS: tuple[Rule, ...] = (
 )  # fmt: skip
 
 
-def check_invariants(store, rules=INVARIANTS):
-    """Validate every invariant over all connections on one short read connection (`Outcome`s)."""
-    with store.read() as con:
-        return [evaluate(rule, read_frame(con, rule.sql)) for rule in rules]
+def check_invariants(stores, rules=INVARIANTS):
+    """Validate every invariant over the connections of one mirror or several (a Store or a list of them,
+    each read on one short read connection, in turn): each rule sees every connection's rows (`Outcome`s)."""
+    stores = [stores] if not isinstance(stores, list | tuple) else list(stores)
+    frames: list[list[pd.DataFrame]] = [[] for _ in rules]
+    for store in stores:
+        with store.read() as con:
+            for i, rule in enumerate(rules):
+                frames[i].append(read_frame(con, rule.sql))
+    return [evaluate(rule, _concat(parts)) for rule, parts in zip(rules, frames, strict=True)]
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    non_empty = [p for p in parts if len(p)]
+    if len(non_empty) == 1:
+        return non_empty[0]
+    return pd.concat(non_empty, ignore_index=True) if non_empty else parts[0]
 
 
 def build_invariant_checks(asset: dg.AssetKey | str, rules=INVARIANTS) -> dg.AssetChecksDefinition:
@@ -181,7 +194,8 @@ def build_invariant_checks(asset: dg.AssetKey | str, rules=INVARIANTS) -> dg.Ass
         can_subset=True,
     )
     def _checks(context: dg.AssetCheckExecutionContext, mirror: MirrorResource):
-        for outcome in check_invariants(mirror.store(), selected_rules(context, rules)):
+        stores = [mirror.store(name) for name in sorted(mirror.connections())]
+        for outcome in check_invariants(stores, selected_rules(context, rules)) if stores else []:
             if not outcome.passed:
                 context.log.warning(
                     f"invariant {outcome.rule.name}: {len(outcome.reasons)} failing records"

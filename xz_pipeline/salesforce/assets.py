@@ -103,8 +103,8 @@ def _sf_asset(name: str, sobject: str, description: str):
         fm = fieldmap.load(connection)
         spec = tables.specs(fm)[sobject]
         with salesforce.client(connection, meter=meter) as client:
-            with mirror.step_session(context):
-                schema = schema_mod.ensure(client, mirror.store(), connection, fm)
+            with mirror.step_session(context, connection):
+                schema = schema_mod.ensure(client, mirror.store(connection), connection, fm)
             result = run_extract(
                 context, spec, mirror, config, meter, lambda plan: fetch_for(client, spec, plan, fm)
             )

@@ -486,4 +486,4 @@ class SalesforceWriterResource(dg.ConfigurableResource):
         self, connection: str, meter: CallMeter | None = None, trigger: Sequence[str] = ()
     ) -> SalesforceCrmWriter:
         return SalesforceCrmWriter(SalesforceResource(timeout=self.timeout).client(connection, meter=meter), connection,
-                                   store=Store(settings.mirror_path()))  # fmt: skip
+                                   store=Store(settings.mirror_path(connection)))  # fmt: skip

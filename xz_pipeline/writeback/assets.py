@@ -56,9 +56,9 @@ def _preview(frame) -> str:
 )
 def writeback_plan(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     connection = context.partition_key
-    store = context.resources.mirror.store()
+    store = context.resources.mirror.store(connection)
     policies = load_policies(connection)
-    with context.resources.mirror.step_session(context):
+    with context.resources.mirror.step_session(context, connection):
         product_calls = read_products_to_invoice(
             store, connection, policies, context.resources, context.run_id
         )
@@ -127,20 +127,25 @@ def read_products_to_invoice(store: Store, connection: str, policies, resources,
     description="No ERROR accounting invariant fails, and the plan is within the mass-change limits (or approved).",
 )
 def writeback_guard(context: dg.AssetCheckExecutionContext, mirror: MirrorResource) -> dg.AssetCheckResult:
-    store = mirror.store()
-    with mirror.step_session(context):
-        failures = [] if _passed_in_this_run(context, INVARIANT_CHECKS) else guards.invariant_failures(store)
-        reasons, counts, fingerprints, approved_past = list(failures), {}, {}, []
-        for connection in _connections(context, store):
-            pending = ledger.pending(store, connection)
-            approved = context.run.tags.get(APPROVE_TAG) == "1"  # `xz sync --apply --approve`
-            mass = guards.mass_change(store, connection, pending, load_policies(connection), approve=approved)
-            counts[connection] = {k: list(v) for k, v in mass.counts.items()}
-            fingerprints[connection] = mass.fingerprint
-            if mass.blocked:
-                reasons += [f"{connection}: {r}" for r in mass.reasons]
-            elif mass.reasons:  # over the limits, let past by an approval: said, not silent
-                approved_past += [f"{connection}: {r}" for r in mass.reasons]
+    names = [context.partition_key] if context.has_partition_key else mirror.connections()
+    stores = [mirror.store(name) for name in names if mirror.store(name).path.exists()]
+    reasons, counts, fingerprints, approved_past = [], {}, {}, []
+    if stores and not _passed_in_this_run(context, INVARIANT_CHECKS):
+        reasons += guards.invariant_failures(stores)  # this run's connections' mirrors
+    for store in stores:
+        with mirror.step_session(context, store.path.stem):
+            for connection in _connections(context, store):
+                pending = ledger.pending(store, connection)
+                approved = context.run.tags.get(APPROVE_TAG) == "1"  # `xz sync --apply --approve`
+                mass = guards.mass_change(
+                    store, connection, pending, load_policies(connection), approve=approved
+                )
+                counts[connection] = {k: list(v) for k, v in mass.counts.items()}
+                fingerprints[connection] = mass.fingerprint
+                if mass.blocked:
+                    reasons += [f"{connection}: {r}" for r in mass.reasons]
+                elif mass.reasons:  # over the limits, let past by an approval: said, not silent
+                    approved_past += [f"{connection}: {r}" for r in mass.reasons]
     return dg.AssetCheckResult(
         passed=not reasons,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -189,10 +194,10 @@ def _connections(context, store: Store) -> list[str]:
 )
 def writeback_apply(context: dg.AssetExecutionContext, config: ApplyConfig) -> dg.MaterializeResult:
     connection = context.partition_key
-    store = context.resources.mirror.store()
+    store = context.resources.mirror.store(connection)
     policies = load_policies(connection)
     guarded = _passed_in_this_run(context, [dg.AssetCheckKey(writeback_plan.key, "writeback_guard")])
-    with context.resources.mirror.step_session(context):
+    with context.resources.mirror.step_session(context, connection):
         report = run_apply(store, connection, context.resources, policies, write=config.apply,
                            approve=config.approve, run_id=context.run_id, check_invariants=not guarded)  # fmt: skip
     context.log.info(report.summary())

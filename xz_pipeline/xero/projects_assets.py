@@ -160,8 +160,8 @@ def xero_projects(
         context.log.info(why)
         return dg.MaterializeResult(metadata={"skipped": why, "api_calls": 0})
     meter = CallMeter()
-    store = mirror.store()
-    with mirror.step_session(context), xero.client(connection, meter=meter) as client:
+    store = mirror.store(connection)
+    with mirror.step_session(context, connection), xero.client(connection, meter=meter) as client:
         state = read_state(store, connection, "xero", PROJECTS.entity)
         now = datetime.now(UTC)
         every = timedelta(hours=settings.full_sweep_hours())

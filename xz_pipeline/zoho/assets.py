@@ -93,8 +93,8 @@ def _zoho_asset(name: str, spec: EntityTable, description: str):
         fm = fieldmap.load(connection)
         org_spec = tables.specs(fm)[spec.entity]
         with zoho.client(connection, meter=meter) as client:
-            with mirror.step_session(context):
-                schema = schema_mod.ensure(client, mirror.store(), connection, fm)
+            with mirror.step_session(context, connection):
+                schema = schema_mod.ensure(client, mirror.store(connection), connection, fm)
             result = run_extract(
                 context,
                 org_spec,

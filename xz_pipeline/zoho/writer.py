@@ -446,5 +446,5 @@ class ZohoWriterResource(dg.ConfigurableResource):
             ZohoResource(timeout=self.timeout).client(connection, meter=meter),
             connection,
             trigger,
-            store=Store(settings.mirror_path()),
+            store=Store(settings.mirror_path(connection)),
         )

@@ -303,22 +303,26 @@ def test_step_sessions_hold_the_mirror_only_for_targeted_runs(tmp_path):
 
     from xz_pipeline.core.resources import TRIGGER_TAG, MirrorResource
 
-    mirror = MirrorResource(path=str(tmp_path / "m.duckdb"), lock_timeout=0.2)
-    with mirror.store().write() as con:
+    mirror = MirrorResource(path=str(tmp_path / "mirror"), lock_timeout=0.2)
+    with mirror.store("acme").write() as con:
         Store.ensure_base(con)
 
-    def other_writer_busy() -> bool:
+    def other_writer_busy(connection: str = "acme") -> bool:
         busy = []
-        thread = threading.Thread(target=lambda: busy.append(_busy(mirror.store())))
+        thread = threading.Thread(target=lambda: busy.append(_busy(mirror.store(connection))))
         thread.start()
         thread.join()
         return busy == [True]
 
-    with mirror.step_session(SimpleNamespace(run=SimpleNamespace(tags={TRIGGER_TAG: "inbox"}))):
-        with mirror.store().read():
+    with mirror.step_session(SimpleNamespace(run=SimpleNamespace(tags={TRIGGER_TAG: "inbox"})), "acme"):
+        with mirror.store("acme").read():
             pass
         assert other_writer_busy()
-    with mirror.step_session(SimpleNamespace(run=SimpleNamespace(tags={}))):
-        with mirror.store().read():
+        assert not other_writer_busy(
+            "globex"
+        )  # another connection's file has its own lock: it writes meanwhile
+    with mirror.step_session(SimpleNamespace(run=SimpleNamespace(tags={})), "acme"):
+        with mirror.store("acme").read():
             pass
         assert not other_writer_busy()
+    assert sorted(p.name for p in (tmp_path / "mirror").glob("*.duckdb")) == ["acme.duckdb", "globex.duckdb"]
