@@ -80,12 +80,16 @@ bench-pairs: install
 bench-reliability: install
 	$(BIN)/python bench/bench_reliability.py $(ARGS)
 
-# The UI in a real browser (xz_pipeline_tests/integration, never part of `make test`): `xz dev` on a tiny sandbox,
-# Selenium driving Debian's chromium through chromium-driver of the same version (apt, installed once, as root);
-# screenshots land in ./.xz/integration/ui/.
+# What never runs in `make test` (xz_pipeline_tests/integration): the UI in a real browser (`xz dev` on a tiny
+# sandbox, Selenium driving Debian's chromium through chromium-driver of the same version; screenshots land in
+# ./.xz/integration/ui/), and the deployment pieces: Dagster on a throwaway PostgreSQL, steps on two Celery
+# workers over a throwaway Redis (Debian's postgresql and redis-server). apt packages are installed once, as root.
 .PHONY: test-integration
 test-integration: install
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
-	$(BIN)/python -c "import selenium" 2>/dev/null || $(PIP) install -e '.[dev,integration]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null || { \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql redis-server; }
+	$(BIN)/python -c "import selenium, dagster_postgres, dagster_celery, psycopg2, redis" 2>/dev/null || \
+	  $(PIP) install -e '.[dev,integration,scale]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 	XZ_INTEGRATION=1 $(BIN)/python -m pytest -q -p no:cacheprovider xz_pipeline_tests/integration

@@ -24,15 +24,15 @@ from dagster._core.definitions.events import HookExecutionResult
 from dagster._core.errors import DagsterExecutionInterruptedError
 from filelock import Timeout
 
-from xz_pipeline import runs, settings
+from xz_pipeline import deploy, runs, settings
 from xz_pipeline.core.resources import APPROVE_TAG, connections_partitions
 from xz_pipeline.core.store import HeldLock, process_alive, process_start
 from xz_pipeline.core.sync import STOP_READS
 from xz_pipeline.definitions import ASSETS, CHECKS, defs
 from xz_pipeline.progress import RunProgress
 
-# The instance settings of the repository (pool `duckdb` limited to 1, telemetry off).
-INSTANCE_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+# The instance settings of the deployment profile (XZ_DAGSTER_PROFILE; by default the repository's dagster.yaml).
+INSTANCE_YAML = deploy.instance_yaml()
 
 # Tags that say which process runs a run, so a later runner can tell a dead run from a live one.
 PID_TAG, START_TAG, HOST_TAG = "xz/pid", "xz/process_start", "xz/host"

@@ -141,3 +141,22 @@ def browser():
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL on a free loopback port (Debian's postgresql; initdb as `nobody` when root),
+    stopped and removed at the end of the session, failure or not."""
+    from xz_pipeline.deploy import local
+
+    with local.postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    """A throwaway redis-server on a free loopback port, nothing saved; stopped at the end of the module."""
+    from xz_pipeline.deploy import local
+
+    with local.redis() as server:
+        yield server
