@@ -25,6 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import duckdb
+import pandas as pd
 from tabulate import tabulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,25 +121,29 @@ def not_applicable(doc: dict, pair: str = "xero+zoho") -> dict[str, str]:
 def _scores(state: Path, pair: str = "xero+zoho") -> tuple[dict, dict[str, str]] | None:
     """Per-kind scores of the first cycle's findings against the manifest (ids mapped to `pair`'s vendors),
     and the kinds the profile or the pairing cannot show (reasons)."""
-    manifest_path, mirror = state / "manifest.json", state / "mirror.duckdb"
-    if not manifest_path.exists() or not mirror.exists():
+    manifest_path = state / "manifest.json"
+    # one mirror file a connection (an earlier version's single file otherwise)
+    mirrors = sorted((state / "mirror").glob("*.duckdb")) or [state / "mirror.duckdb"]
+    if not manifest_path.exists() or not all(m.exists() for m in mirrors):
         return None
     doc = json.loads(manifest_path.read_text())
     truth = truth_of(doc, pair)
-    try:
-        con = duckdb.connect(str(mirror), read_only=True)
-    except duckdb.Error:
-        return None
-    try:
-        found = con.execute(
-            "select kind, books_id, crm_id, field from recon.discrepancies "
-            "where first_seen = (select min(first_seen) from recon.discrepancies)"
-        ).df()
-    except duckdb.Error:
-        return None
-    finally:
-        con.close()
-    found = found.fillna("")
+    frames = []
+    for mirror in mirrors:
+        try:
+            con = duckdb.connect(str(mirror), read_only=True)
+        except duckdb.Error:
+            return None
+        try:
+            frames.append(con.execute(
+                "select kind, books_id, crm_id, field from recon.discrepancies "
+                "where first_seen = (select min(first_seen) from recon.discrepancies)"
+            ).df())  # fmt: skip
+        except duckdb.Error:
+            return None
+        finally:
+            con.close()
+    found = pd.concat(frames, ignore_index=True).fillna("")
     return score(found, truth), not_applicable(doc, pair)
 
 
