@@ -102,9 +102,12 @@ def _create(org, rec, now, user) -> dict:
 
 def _update(org, rec, now, user) -> dict:
     sobject = _type_of(org, rec)
-    rid = to18(str(rec.get("id") or rec.get("Id") or ""))
-    if not rid:
+    given = str(rec.get("id") or rec.get("Id") or "")
+    if not given:
         raise SfError(400, "MISSING_ARGUMENT", "Id not specified in an update call", ["Id"])
+    rid = to18(given)
+    if not rid:
+        raise SfError(400, "MALFORMED_ID", f"{sobject} ID: id value of incorrect type: {given}", ["Id"])
     body = {k: v for k, v in rec.items() if k not in ("id", "Id")}
     writes.update(org, sobject, rid, body, now, user)
     return {"id": rid, "success": True, "errors": []}
@@ -122,7 +125,9 @@ def _upsert(org, sobject, ext, rec, now, user) -> dict:
 
 def _delete(org, rid, now) -> dict:
     full = to18(rid)
-    found = org.locate(full) if full else None
+    if not full:
+        raise SfError(400, "MALFORMED_ID", f"malformed id {rid}")
+    found = org.locate(full)
     if found is None:
         raise SfError(404, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
     writes.delete(org, found[0], full, now)

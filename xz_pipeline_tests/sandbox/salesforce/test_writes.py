@@ -128,6 +128,13 @@ def test_collections_report_each_record_in_order(sf):
         upd[0]["errors"][0]["statusCode"] == "NOT_FOUND"
         and sf.get(f"/sobjects/Account/{one}").json()["Phone"] == "43"
     )
+    # an id that cannot be one (not 15 or 18 characters of an id) is MALFORMED_ID, per record
+    bad = sf.send("PATCH", "/composite/sobjects", {"records": [
+        {"attributes": {"type": "Account"}, "id": "001xyz", "Phone": "44"}]}).json()  # fmt: skip
+    assert bad[0]["errors"][0] == {"statusCode": "MALFORMED_ID", "fields": ["Id"],
+                                   "message": "Account ID: id value of incorrect type: 001xyz"}  # fmt: skip
+    gone = sf.send("DELETE", "/composite/sobjects", ids="001xyz," + NOWHERE).json()
+    assert [e["errors"][0]["statusCode"] for e in gone] == ["MALFORMED_ID", "INVALID_CROSS_REFERENCE_KEY"]
     over = sf.send("POST", "/composite/sobjects", {"records": [{"attributes": {"type": "Account"}, "Name": str(i)}
                                                                for i in range(201)]})  # fmt: skip
     assert over.status_code == 400 and over.json()[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
