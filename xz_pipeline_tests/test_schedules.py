@@ -1,4 +1,5 @@
-"""Schedules ask for one run per registered connection; the sensor registers configured connections."""
+"""Schedules ask for one run per shard of registered connections; the sensor registers configured
+connections in one request."""
 
 from __future__ import annotations
 
@@ -8,40 +9,66 @@ import dagster as dg
 
 from xz_pipeline.core.resources import connections_partitions
 from xz_pipeline.definitions import defs
+from xz_pipeline.fleet.shards import SHARD_TAG
 from xz_pipeline.schedules import connections_sensor
 
+WHEN = datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
 
-def test_sensor_registers_configured_connections(xz_home):
-    (xz_home / "connections.toml").write_text(
-        '[connections.acme]\nXERO_CLIENT_ID = "a"\nXERO_CLIENT_SECRET = "s"\n'
-        '[connections.globex]\nXERO_CLIENT_ID = "b"\nXERO_CLIENT_SECRET = "t"\n'
+
+def _connections_file(xz_home, names):
+    xz_home.joinpath("connections.toml").write_text(
+        "".join(f'[connections.{n}]\nXERO_CLIENT_ID = "a"\nXERO_CLIENT_SECRET = "s"\n' for n in names)
     )
+
+
+def test_sensor_registers_configured_connections_in_one_request(xz_home):
+    names = [f"org{i:03d}" for i in range(250)]
+    _connections_file(xz_home, names)
     with dg.instance_for_test() as instance:
         result = connections_sensor(dg.build_sensor_context(instance=instance))
         (request,) = result.dynamic_partitions_requests
-        assert sorted(request.partition_keys) == ["acme", "globex"]
-        instance.add_dynamic_partitions(connections_partitions.name, ["acme", "globex"])
+        assert list(request.partition_keys) == names  # registration order: the shards' order
+        instance.add_dynamic_partitions(connections_partitions.name, names[:200])
         again = connections_sensor(dg.build_sensor_context(instance=instance))
-        assert not again.dynamic_partitions_requests
+        (rest,) = again.dynamic_partitions_requests
+        assert list(rest.partition_keys) == names[200:]
 
 
-def test_full_sweep_schedule_runs_every_connection_with_valid_config():
+def _ticks(schedule_name, instance):
+    schedule = defs.resolve_schedule_def(schedule_name)
+    ctx = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=WHEN, repository_def=defs.get_repository_def()
+    )
+    return schedule.evaluate_tick(ctx)
+
+
+def test_schedules_ask_one_run_per_shard_with_valid_config(monkeypatch):
+    monkeypatch.setenv("XZ_SHARD_SIZE", "2")
     job = defs.resolve_job_def("mirror")
-    schedule = defs.resolve_schedule_def("mirror_full_sweep")
     with dg.instance_for_test() as instance:
-        when = datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
-        empty = schedule.evaluate_tick(
-            dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
-        )
+        empty = _ticks("mirror_full_sweep", instance)
         assert empty.skip_message and "no connection" in empty.skip_message
-        instance.add_dynamic_partitions(connections_partitions.name, ["acme", "globex"])
-        ctx = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
+        instance.add_dynamic_partitions(connections_partitions.name, ["acme", "globex", "initech"])
+        reads = []
+        real = dg.DagsterInstance.get_dynamic_partitions
+        monkeypatch.setattr(
+            dg.DagsterInstance, "get_dynamic_partitions", lambda self, n: reads.append(n) or real(self, n)
         )
-        requests = schedule.evaluate_tick(ctx).run_requests
-    assert sorted(r.partition_key for r in requests) == ["acme", "globex"]
-    assert len({r.run_key for r in requests}) == 2
-    for request in requests:
+        full = _ticks("mirror_full_sweep", instance).run_requests
+        incremental = _ticks("mirror_incremental", instance).run_requests
+    assert len(reads) == 2  # one read of the partitions a tick, never one per connection
+    for requests in (full, incremental):
+        ranges = [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+                  for r in requests]  # fmt: skip
+        assert ranges == [("acme", "globex"), ("initech", "initech")]
+        assert [r.tags[SHARD_TAG] for r in requests] == ["0000", "0001"]
+        assert all(r.partition_key is None for r in requests)
+        assert len({r.run_key for r in requests}) == 2
+        names = {k.to_user_string() for k in requests[0].asset_selection}
+        assert {"xero_invoices", "zoho_deals", "discrepancies", "analytics_snapshot"} <= names
+        assert not {"writeback_plan", "writeback_apply"} & names  # one connection's steps: not batched
+        assert all(c.asset_key.to_user_string() in names for c in requests[0].asset_check_keys)
+    for request in full:
         ops = request.run_config["ops"]
         assert ops and all(v == {"config": {"full_sweep": True}} for v in ops.values())
         assert dg.validate_run_config(job, request.run_config)

@@ -7,6 +7,7 @@ import math
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,29 +47,120 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, j
 
 
 def extract_asset(name: str, group: str, description: str):
-    """The decorator of an extract asset: one per entity, partitioned per connection, one DuckDB writer
-    at a time (pool `duckdb`), retried on transient failures only (`core.errors.explain` decides: a
-    refused grant or a validation error fails the step at once, with one line saying what to do)."""
-    asset = dg.asset(
-        name=name,
-        group_name=group,
-        kinds={"duckdb", "python"},
-        partitions_def=connections_partitions,
-        pool="duckdb",
-        retry_policy=RETRY,
-        description=description,
-    )
+    """The decorator of an extract asset: one per entity, partitioned per connection, retried on
+    transient failures only (`core.errors.explain` decides: a refused grant or a validation error fails
+    the step at once, with one line saying what to do). Not in the `duckdb` pool: each connection has its
+    own mirror file, one writer at a time by the store's lock, and its shard's batches run one at a time
+    (the `xz/shard` tag limit), so batches of different shards extract side by side.
+
+    A run over a range of connections (a shard of the fleet: `fleet/shards.py`) is one step per entity
+    that mirrors each connection in turn through the same code (`for_each_connection`), so Dagster's
+    per-run cost is paid once a batch."""
+    with warnings.catch_warnings():  # `backfill_policy` is beta in Dagster 1.13; the range runs rely on it
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        asset = dg.asset(
+            name=name,
+            group_name=group,
+            kinds={"duckdb", "python"},
+            partitions_def=connections_partitions,
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            retry_policy=RETRY,
+            description=description,
+        )
 
     def decorate(fn):
         @functools.wraps(fn)  # Dagster reads the parameters and annotations of `fn` through __wrapped__
         def compute(*args, **kwargs):
-            with fail_fast():
-                skipped = _not_paired(kwargs.get("context") or args[0], group)
-                return skipped if skipped is not None else fn(*args, **kwargs)
+            def one(context) -> dg.MaterializeResult:
+                with fail_fast():
+                    skipped = _not_paired(context, group)
+                    if skipped is not None:
+                        return skipped
+                    if "context" in kwargs:
+                        return fn(*args, **{**kwargs, "context": context})
+                    return fn(context, *args[1:], **kwargs)
+
+            yield from for_each_connection(kwargs.get("context") or args[0], one)
 
         return asset(compute)
 
     return decorate
+
+
+class _OneConnection:
+    """A batched step's context as one of its connections sees it: `partition_key` is that connection;
+    the log, the run, the instance and the rest are the step's."""
+
+    def __init__(self, context, connection: str) -> None:
+        self._context, self._connection = context, connection
+
+    @property
+    def partition_key(self) -> str:
+        return self._connection
+
+    @property
+    def partition_keys(self) -> list[str]:
+        return [self._connection]
+
+    @property
+    def has_partition_key(self) -> bool:
+        return True
+
+    @property
+    def has_partition_key_range(self) -> bool:
+        return False
+
+    @property
+    def partition_key_range(self) -> dg.PartitionKeyRange:
+        return dg.PartitionKeyRange(self._connection, self._connection)
+
+    def __getattr__(self, name: str):
+        return getattr(self._context, name)
+
+
+def for_each_connection(
+    context: dg.AssetExecutionContext, one: Callable[..., dg.MaterializeResult]
+) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
+    """`one(context)` for each connection of the step's partitions, one after another (a connection's
+    own API limits hold: it is never read twice at once), each connection's metadata on its own
+    partition's materialization. A connection that fails leaves the others mirrored: their
+    materializations are recorded, then the step fails naming the ones that did not (retried only when
+    every failure is transient)."""
+    keys = list(context.partition_keys) if context.has_partition_key_range else []
+    if len(keys) <= 1:
+        yield one(context)
+        return
+    done: dict[str, dg.MaterializeResult] = {}
+    failed: list[tuple[str, BaseException]] = []
+    for key in keys:
+        if STOP_READS.is_set():
+            failed.append((key, dg.Failure("stopped on request before it started", allow_retries=False)))
+            continue
+        try:
+            done[key] = one(_OneConnection(context, key))
+        except Exception as exc:  # one connection's failure must not cost the batch's others their sync
+            context.log.error(f"{context.asset_key.to_user_string()} for {key}: {_one_line(exc)}")
+            failed.append((key, exc))
+    if failed:
+        for key, result in done.items():
+            yield dg.AssetMaterialization(
+                asset_key=context.asset_key, partition=key, metadata=result.metadata
+            )
+        names = ", ".join(k for k, _ in failed[:5]) + (", ..." if len(failed) > 5 else "")
+        retry = any(not isinstance(e, dg.Failure) or e.allow_retries for _, e in failed)
+        raise dg.Failure(
+            description=f"{len(failed)} of {len(keys)} connection(s) failed ({names}): {_one_line(failed[0][1])}",
+            allow_retries=retry,
+        )
+    for key, result in done.items():
+        if result.metadata:
+            context.add_asset_metadata(dict(result.metadata), partition_key=key)
+    yield dg.MaterializeResult()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = exc.description if isinstance(exc, dg.Failure) and exc.description else str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _not_paired(context, vendor: str) -> dg.MaterializeResult | None:
@@ -365,7 +457,9 @@ def run_extract(
     """Plan, fetch, write chunk by chunk; the MaterializeResult says rows inserted/updated/deleted and
     API calls spent."""
     with mirror.step_session(context, context.partition_key):
-        return _run_extract(context, spec, mirror.store(context.partition_key), config, meter, fetch, always_full)
+        return _run_extract(
+            context, spec, mirror.store(context.partition_key), config, meter, fetch, always_full
+        )
 
 
 def _run_extract(context, spec, store, config, meter, fetch, always_full) -> dg.MaterializeResult:

@@ -24,6 +24,7 @@ import dagster as dg
 
 from xz_pipeline import settings
 from xz_pipeline.core.resources import TRIGGER_TAG, connections_partitions
+from xz_pipeline.fleet.shards import shard_tag
 from xz_pipeline.realtime.channels import zoho_channels_sensor
 from xz_pipeline.realtime.echo import echoes
 from xz_pipeline.realtime.inbox import Inbox, InboxEvent
@@ -250,8 +251,11 @@ def inbox_sensor(context: dg.SensorEvaluationContext, xero: XeroResource):
     if not requests:
         reason = "; ".join(waiting) or "inbox: nothing new"
         return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=cursor)
-    known = set(context.instance.get_dynamic_partitions(connections_partitions.name))
-    new = sorted({r.partition_key for r in requests} - known)
+    registered = context.instance.get_dynamic_partitions(connections_partitions.name)
+    new = sorted({r.partition_key for r in requests} - set(registered))
+    # Each run queues behind its connection's shard batch (fleet/shards.py: one run a shard at a time).
+    requests = [r.with_replaced_attrs(tags={**r.tags, **shard_tag(r.partition_key, [*registered, *new])})
+                for r in requests]  # fmt: skip
     return dg.SensorResult(
         run_requests=requests,
         cursor=cursor,

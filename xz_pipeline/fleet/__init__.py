@@ -1,0 +1,1 @@
+"""Running many connections: fixed shards of connections, one batched run per shard."""
