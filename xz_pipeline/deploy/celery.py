@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,19 +60,37 @@ def execute(
     *,
     tags: Mapping[str, str] | None = None,
     run_config: Mapping | None = None,
-    asset_selection: Sequence[dg.AssetKey] | None = None,
-) -> dg.ExecuteJobResult:
-    """One run of `job_name` in this process, each step on a Celery worker (XZ_CELERY_BROKER must be set, the
-    workers started on the same broker and instance). Partitions go in tags (`dagster/partition`, or
-    `dagster/asset_partition_range_start`/`_end` for a batch)."""
+    asset_selection: Iterable[dg.AssetKey] | None = None,
+    asset_check_selection: Iterable[dg.AssetCheckKey] | None = None,
+) -> dg.JobExecutionResult:
+    """One run of `job_name` driven from this process (the run worker), each step on a Celery worker
+    (XZ_CELERY_BROKER set, the workers started on the same broker and instance). Partitions go in tags
+    (`dagster/partition`, or `dagster/asset_partition_range_start`/`_end` for a batch)."""
     if not os.environ.get(BROKER_ENV):
         raise RuntimeError(f"{BROKER_ENV} is not set: the Redis URL the Celery workers listen on")
-    return dg.execute_job(
-        reconstructable(job_name),
-        instance=instance,
-        tags=dict(tags or {}),
-        run_config=dict(run_config or {}),
-        asset_selection=list(asset_selection) if asset_selection else None,
+    job = reconstructable(job_name)
+    if asset_selection is not None or asset_check_selection is not None:
+        job = job.get_subset(
+            asset_selection=set(asset_selection) if asset_selection is not None else None,
+            asset_check_selection=set(asset_check_selection) if asset_check_selection is not None else None,
+        )
+    return dg.execute_job(job, instance=instance, tags=dict(tags or {}), run_config=dict(run_config or {}))
+
+
+def execute_request(
+    instance: dg.DagsterInstance, request: dg.RunRequest, job_name: str = "mirror"
+) -> dg.JobExecutionResult:
+    """A schedule's RunRequest (a shard's batched run, say) run as the daemon would, steps on Celery."""
+    tags = dict(request.tags)
+    if request.partition_key is not None:
+        tags["dagster/partition"] = request.partition_key
+    return execute(
+        instance,
+        request.job_name or job_name,
+        tags=tags,
+        run_config=request.run_config,
+        asset_selection=request.asset_selection,
+        asset_check_selection=request.asset_check_keys,
     )
 
 

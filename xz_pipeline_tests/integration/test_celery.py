@@ -50,11 +50,10 @@ def test_one_run_s_steps_run_on_two_celery_workers(monkeypatch, tmp_path, postgr
             with xz_celery.workers(redis_server.url, 2, log_dir=tmp_path / "celery") as group:
                 seen = group.pids()
                 assert all(len(p) >= 2 for p in seen.values()), seen  # wrapper, celery, its pool child
-                result = xz_celery.execute(
-                    inst,
-                    tags={"dagster/partition": name},
-                    asset_selection=[dg.AssetKey(k) for k in SELECTION],
+                request = dg.RunRequest(
+                    partition_key=name, asset_selection=[dg.AssetKey(k) for k in SELECTION]
                 )
+                result = xz_celery.execute_request(inst, request)
                 for worker, pids in group.pids().items():
                     seen[worker] |= pids
             assert result.success
