@@ -8,10 +8,19 @@ more than 5 days past due). The **baseline** is each customer's historical share
 more than 5 days past due at scoring is late (p = 1), so the comparison measures the model, not the
 rule. "not yet late" leaves those invoices out. Days late are max(0, days after due); the baseline's
 is the customer's mean.
+
+Both also know the same thing about an invoice scored after its issue day (the ones open at T): it is
+still unpaid that close to its due date. The model learns it from its landmark rows; the baseline takes
+the customer's share late among its invoices still unpaid at the same distance from due
+(`unpaid_share`). Without it the model "beat" the baseline on the constant-habits world, where no
+customer differs from another: on the medium world (seed 7) it gained +0.024 AUC on the invoices not
+yet late, all of it on the 2,507 open at T (0.638 against 0.491) and none on the 22,479 scored at issue
+(0.502 against 0.499). That gain is what an unpaid invoice's age says in any ledger, not a habit learnt.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +41,7 @@ class Backtest:
     rows: pd.DataFrame  # one per scored invoice: late, p_model, p_baseline, days, ...
     metrics: dict[str, dict[str, float]]  # set -> metric -> value (model_* and baseline_*)
     calibration: pd.DataFrame
+    train_seconds: float = float("nan")  # the training step alone (features and both models)
 
 
 def _metrics(rows: pd.DataFrame) -> dict[str, float]:
@@ -66,6 +76,34 @@ def calibration_table(p: np.ndarray, y: np.ndarray, bins: int = 10) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+def unpaid_share(ledger: Ledger, idx: np.ndarray, t: np.ndarray, base_rate: float) -> np.ndarray:
+    """The baseline of an invoice scored after its issue day: of the customer's invoices paid before t,
+    the share paid late among those still unpaid as close to their due date as this one is at t (a
+    careful person knows an invoice 2 days from due and unpaid is not one a prompt payer's); the
+    organisation's share when the customer has none, the base rate when nothing does."""
+    paid = np.flatnonzero(ledger.settled < NEVER)
+    hist = pd.DataFrame(
+        {"cust": ledger.cust[paid], "settled": ledger.settled[paid], "delay": ledger.delay[paid]}
+    )
+    ask = pd.DataFrame(
+        {"row": np.arange(len(idx)), "cust": ledger.cust[idx], "t": t, "left": ledger.due[idx] - t}
+    )
+    out = np.full(len(idx), base_rate)
+    # the organisation's share (one t per backtest cut-off, a few otherwise)
+    for day, rows in ask.groupby("t"):
+        d = np.sort(hist.loc[hist["settled"] < day, "delay"].to_numpy())
+        n_late = len(d) - np.searchsorted(d, LATE_AFTER, side="right")
+        n_open = len(d) - np.searchsorted(d, -rows["left"].to_numpy(), side="left")  # delay >= -left
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[rows["row"].to_numpy()] = np.where(n_open > 0, n_late / n_open, base_rate)
+    # the customer's own, where it has any
+    pairs = ask.merge(hist, on="cust")
+    pairs = pairs[(pairs["settled"] < pairs["t"]) & (pairs["delay"] >= -pairs["left"])]
+    own = pairs.assign(late=pairs["delay"] > LATE_AFTER).groupby("row")["late"].mean()
+    out[own.index.to_numpy()] = own.to_numpy()
+    return out
+
+
 def run_backtest(ledger: Ledger, as_of: int, *, kind: str = "hgb") -> Backtest | None:
     """None when the history is too short to hold out half a year and still train on half a year."""
     if ledger.n == 0:
@@ -73,7 +111,9 @@ def run_backtest(ledger: Ledger, as_of: int, *, kind: str = "hgb") -> Backtest |
     cutoff = as_of - SETTLE_DAYS - TEST_DAYS
     if cutoff - int(ledger.issue.min()) < MIN_HISTORY:
         return None
+    started = time.perf_counter()
     model = train(ledger, cutoff, kind=kind, trained_on="backtest")
+    train_seconds = time.perf_counter() - started
     known, late = ledger.late_known(as_of)
     open_at_t = np.flatnonzero(known & ledger.open_at(cutoff))
     new = np.flatnonzero(known & (ledger.issue >= cutoff) & (ledger.issue < as_of - SETTLE_DAYS))
@@ -82,6 +122,8 @@ def run_backtest(ledger: Ledger, as_of: int, *, kind: str = "hgb") -> Backtest |
     scored = score(model, ledger, idx, t)
     rate = model.base_rate
     base = np.where(scored["share_late"].isna(), rate, scored["share_late"])
+    aged = np.flatnonzero(t > ledger.issue[idx])
+    base[aged] = unpaid_share(ledger, idx[aged], t[aged], rate)
     base = np.where(scored["already_late"], 1.0, base)
     mean_delay = scored["mean_delay"].fillna(model.base_delay).to_numpy()
     settled = ledger.settled[idx] < NEVER
@@ -96,12 +138,13 @@ def run_backtest(ledger: Ledger, as_of: int, *, kind: str = "hgb") -> Backtest |
     metrics = {"all": _metrics(rows), "not_yet_late": _metrics(rows[~rows["already_late"]])}
     fresh = rows[~rows["already_late"]]
     calib = calibration_table(fresh["p_model"].to_numpy(), fresh["late"].to_numpy())
-    return Backtest(cutoff, model, rows, metrics, calib)
+    return Backtest(cutoff, model, rows, metrics, calib, train_seconds)
 
 
 def summary(bt: Backtest) -> dict[str, float]:
     """Flat figures for metadata and the bench: `<set>.<metric>`."""
-    out = {"cutoff": str(np.datetime64(bt.cutoff, "D")), "train_rows": bt.model.n_rows}
+    out = {"cutoff": str(np.datetime64(bt.cutoff, "D")), "train_rows": bt.model.n_rows,
+           "train_seconds": round(bt.train_seconds, 1)}  # fmt: skip
     for name, m in bt.metrics.items():
         for k, v in m.items():
             out[f"{name}.{k}"] = round(v, 4) if isinstance(v, float) else v
