@@ -93,3 +93,9 @@ test-integration: install
 	$(BIN)/python -c "import selenium, dagster_postgres, dagster_celery, psycopg2, redis" 2>/dev/null || \
 	  $(PIP) install -e '.[dev,integration,scale]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 	XZ_INTEGRATION=1 $(BIN)/python -m pytest -q -p no:cacheprovider xz_pipeline_tests/integration
+
+# The fleet (issue 21): N tiny org pairs (default 200; `make bench-scale N=1000` once) mirrored in batched
+# runs, one per shard of XZ_SHARD_SIZE connections; prints figures, the extrapolation to 1,000 and PASS/FAIL.
+.PHONY: bench-scale
+bench-scale: install
+	$(BIN)/python bench/bench_scale.py --connections $(or $(N),200) $(ARGS)
