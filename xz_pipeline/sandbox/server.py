@@ -361,6 +361,7 @@ class SandboxServer:
 
     def _seed_salesforce_crm(self) -> None:
         """The books side as usual, and one Salesforce org per generated world in place of the Zoho org."""
+        from xz_pipeline.sandbox.salesforce.seed import rename_deal_references
         from xz_pipeline.sandbox.world import generate
 
         sf = self._sf
@@ -370,6 +371,8 @@ class SandboxServer:
                 seed=self.seed, size=self.size, index=index, profile=self.profile, habits=self.habits
             )
             self._worlds.append(world)
+            org_id = sf.seed_world(world)  # first: the books name deals (`DEAL-<id>`) by the org's ids
+            rename_deal_references(world, sf.id_map(org_id))
             if self._qbo is not None:
                 self._tenants.append(world.books.tenant_id)
                 self._realms.append(self._qbo.seed_world(world))
@@ -379,7 +382,7 @@ class SandboxServer:
                 self._xero_tokens.append(
                     self._xero.grant_refresh_token(self.xero_client_id, [self._tenants[-1]])
                 )
-            self._sf_orgs.append(sf.seed_world(world))
+            self._sf_orgs.append(org_id)
             self._orgs.append(self._sf_orgs[-1])
             self._sf_tokens.append(sf.grant_refresh_token(self.sf_client_id, self._sf_orgs[-1]))
 

@@ -157,3 +157,19 @@ def seed_org(
         org.derive("Opportunity", opp)
     org.journal.clear()
     return org, ids
+
+
+DEAL_REFERENCE = "DEAL-"  # an invoice's reference naming its deal by the CRM's id (the world's are Zoho's)
+
+
+def rename_deal_references(world, ids: dict[str, str]) -> int:
+    """Books invoices whose reference names their deal (`DEAL-<CRM id>`) name it by the Salesforce id, as the
+    books of a Salesforce shop would: the world keeps Zoho's ids, so the books side is seeded after this.
+    Returns how many references were renamed."""
+    renamed = 0
+    for inv in world.books.invoices:
+        ref = inv.reference or ""
+        if ref.startswith(DEAL_REFERENCE) and ref[len(DEAL_REFERENCE) :] in ids:
+            inv.reference = DEAL_REFERENCE + ids[ref[len(DEAL_REFERENCE) :]]
+            renamed += 1
+    return renamed

@@ -118,6 +118,16 @@ def test_manifest_maps_world_ids_to_salesforce_ids(sandbox, tmp_path):
     assert "xero+salesforce" in doc["pairs"]["amount_mismatch"]
 
 
+def test_books_name_their_deals_by_the_salesforce_ids(sandbox):
+    """An invoice whose reference names its deal (`DEAL-<id>`) names the org's Opportunity, as a Salesforce
+    shop's books do: reconciliation links them on that evidence (the world itself keeps Zoho's ids)."""
+    emu, org_id = sandbox.salesforce, sandbox.salesforce_org_ids[0]
+    invoices = sandbox.xero.books[sandbox.tenant_ids[0]].records["Invoices"].values()
+    refs = [r[len("DEAL-") :] for i in invoices if (r := i.get("Reference") or "").startswith("DEAL-")]
+    assert refs and all(r.startswith("006") for r in refs)
+    assert all(emu.record(org_id, "Opportunity", r)["Id"] == r for r in refs)
+
+
 def test_changes_reach_the_outbound_listener(sandbox, received):
     _, got = received
     token = sf_token(fresh(sandbox, 0))
