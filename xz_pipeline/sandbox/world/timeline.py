@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, time, timedelta
 
 BUSINESS_START = 8 * 3600  # seconds after midnight UTC: records are entered during a working day
 BUSINESS_SPAN = 10 * 3600
+
+
+@functools.cache
+def _seconds() -> tuple[timedelta, ...]:
+    return tuple(timedelta(seconds=s) for s in range(86_400))
 
 
 class Timeline:
@@ -21,7 +27,7 @@ class Timeline:
         self._dates = [self.origin + timedelta(days=d) for d in span]
         midnight = datetime.combine(self.origin, time(), UTC)
         self._mid = [midnight + timedelta(days=d) for d in span]
-        self._secs = [timedelta(seconds=s) for s in range(86_400)]
+        self._secs = _seconds()  # shared: a thousand worlds in one sandbox keep one table, not a thousand
         self._days = [timedelta(days=d) for d in range(after + 1)]
         self._latest = as_of - timedelta(seconds=1)
 
