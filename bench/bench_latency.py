@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             inst = runner.instance()
             runner.sync([CONNECTION], inst=inst, only=None if not args.mirror_only else "mirror")
             if not args.mirror_only:  # settle the world's injected disagreements before measuring
-                store0 = MirrorResource().store()
+                store0 = MirrorResource().store(CONNECTION)
                 report = apply_connection(store0, CONNECTION, resources, approve=True)
                 print(f"settled: {report.summary()}")
                 runner.sync([CONNECTION], inst=inst, only="mirror")
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 ensure_channels(zoho, CONNECTION, notify_url(url, sb.zoho_notify_token),
                                 zoho_hooks.channel_token(sb.zoho_notify_token), sb.zoho.clock.now(),
                                 modules=("Accounts", "Deals"))  # fmt: skip
-            with MirrorResource().store().read() as con:
+            with MirrorResource().store(CONNECTION).read() as con:
                 deal_of = dict(con.execute("select invoice_id, deal_id from recon.invoice_links where connection = ?",
                                            [CONNECTION]).fetchall()) if not args.mirror_only else {}  # fmt: skip
             d = dg.Definitions(assets=assets, asset_checks=checks, sensors=REALTIME_SENSORS, jobs=REALTIME_JOBS,
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                         if i["Type"] == "ACCREC" and i["Status"] == "AUTHORISED" and Decimal(str(i["AmountDue"])) > 1]  # fmt: skip
             bank = next(a for a in sb.xero.dump(tenant, "Accounts") if a["Type"] == "BANK")["AccountID"]
             accounts = [a["id"] for a in sb.zoho.dump(org, "Accounts")]
-            with MirrorResource().store().read() as con:
+            with MirrorResource().store(CONNECTION).read() as con:
                 contact_of = dict(con.execute("select crm_id, books_id from recon.customer_links where connection = ? "
                                               "and status = 'linked'", [CONNECTION]).fetchall())  # fmt: skip
             books_due: dict[
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             worker = threading.Thread(target=workload, daemon=True)
             if not args.daemon:  # the daemon's measurement sweeps its own load (sweep below)
                 worker.start()
-            store = MirrorResource().store()
+            store = MirrorResource().store(CONNECTION)
             seen: dict[object, float] = {}
             corrected: dict[str, float] = {}
             step_ms: dict[str, list[float]] = {}

@@ -31,6 +31,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from xz_pipeline_tests.mirrors import only_mirror
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -64,7 +66,7 @@ def quality_from_world(size: str) -> list[dict]:
 
 def quality_through_pipeline() -> list[dict]:
     """The demo world mirrored over HTTP by the real assets, then reconciled from DuckDB."""
-    from xz_pipeline import runner, settings
+    from xz_pipeline import runner
     from xz_pipeline.core.store import Store
     from xz_pipeline.reconcile.persist import read_canonical
     from xz_pipeline.sandbox.server import SandboxServer
@@ -82,7 +84,7 @@ def quality_through_pipeline() -> list[dict]:
             if not all(o.success for o in outcomes):
                 raise SystemExit(f"mirror failed: {[o.error for o in outcomes]}")
             print(f"demo mirrored over HTTP in {mirrored:.1f}s", file=sys.stderr, flush=True)
-            with Store(settings.mirror_path()).read() as con:
+            with Store(only_mirror()).read() as con:
                 f = read_canonical(con)
             started = time.perf_counter()
             result = reconcile(f)

@@ -245,10 +245,16 @@ def kill_point(size: str, seed: int, k: int, reference, tmp: str) -> dict:
         sb.stop()
 
 
+def _mirror(home: Path) -> Path:
+    """The one connection's mirror file of a bench home ($XZ_HOME/mirror/<connection>.duckdb)."""
+    (path,) = sorted((home / "mirror").glob("*.duckdb"))
+    return path
+
+
 def _open_calls(home: Path) -> int:
     import duckdb
 
-    with duckdb.connect(str(home / "mirror.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(_mirror(home)), read_only=True) as con:
         return con.execute(
             "select count(*) from writeback.ledger where status in ('intent', 'unknown')"
         ).fetchone()[0]
@@ -281,7 +287,7 @@ def part_a(size: str, seed: int, points: str, tmp: str) -> tuple[list[dict], int
 def _mirror_counts(home: Path) -> dict[str, int]:
     import duckdb
 
-    with duckdb.connect(str(home / "mirror.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(_mirror(home)), read_only=True) as con:
         views = [v for (v,) in con.execute(
             "select table_name from information_schema.tables where table_schema = 'canonical' order by 1").fetchall()]  # fmt: skip
         return {v: con.execute(f"select count(*) from canonical.{v}").fetchone()[0] for v in views}
@@ -368,7 +374,7 @@ def part_d(tmp: str) -> list[dict]:
         for path in sorted(HOSTILE.glob("*/*.json"))
     }
     rows = []
-    with duckdb.connect(str(home / "mirror.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(_mirror(home)), read_only=True) as con:
         tables = {
             f"{s}.{t}"
             for s, t in con.execute(

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from xz_pipeline_tests.mirrors import only_mirror
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -53,7 +55,7 @@ def bench(size: str, seed: int = 7) -> list[list]:
         ) as sb:
             sb.write_connections_file(settings.connections_file())
             connection = sb.connection_name(0)
-            store = Store(settings.mirror_path())
+            store = Store(only_mirror())
             for cycle in range(1, int(os.environ.get("XZ_BENCH_CYCLES", "2")) + 1):
                 started = time.monotonic()
                 (outcome,) = runner.sync(inst=runner.instance())

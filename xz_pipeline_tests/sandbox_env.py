@@ -35,6 +35,6 @@ def mirrored_world(tmp_path_factory, label: str, seed: int = 7, size: str = "dem
             mp.setenv("XZ_CONNECTION", name)
             outcomes = runner.sync([name], inst=runner.instance(home), only="mirror")
             assert all(o.success for o in outcomes), [o.error for o in outcomes]
-            yield settings.mirror_path(), sb.worlds[0], name
+            yield settings.mirror_path(name), sb.worlds[0], name
     finally:
         mp.undo()

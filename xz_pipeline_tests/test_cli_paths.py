@@ -6,8 +6,9 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from xz_pipeline import cli, settings
+from xz_pipeline import cli
 from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline_tests.mirrors import only_mirror
 from xz_pipeline_tests.sandbox_env import export_sandbox
 
 
@@ -23,7 +24,7 @@ def sandbox():
 
 
 def _count(sql: str) -> int:
-    con = duckdb.connect(str(settings.mirror_path()), read_only=True)
+    con = duckdb.connect(str(only_mirror()), read_only=True)
     try:
         return con.execute(sql).fetchone()[0]
     finally:
@@ -31,7 +32,7 @@ def _count(sql: str) -> int:
 
 
 def _tables(schema: str) -> set[str]:
-    con = duckdb.connect(str(settings.mirror_path()), read_only=True)
+    con = duckdb.connect(str(only_mirror()), read_only=True)
     try:
         return {
             r[0]

@@ -3,9 +3,10 @@ once, and the next sync writes back through them instead of skipping their polic
 
 from __future__ import annotations
 
-from xz_pipeline import cli, runner, settings
+from xz_pipeline import cli, runner
 from xz_pipeline.core.store import Store
 from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline_tests.mirrors import only_mirror
 from xz_pipeline_tests.sandbox_env import export_sandbox
 
 
@@ -34,7 +35,7 @@ def test_setup_then_sync_writes_through_the_new_fields(xz_home, monkeypatch, cap
         export_sandbox(monkeypatch, sb)
         inst = runner.instance()
         assert all(o.success for o in runner.sync(inst=inst))
-        store = Store(settings.mirror_path())
+        store = Store(only_mirror())
         assert "xero_customer_to_crm" in _skipped(store)
         assert not _has_field(store, "Accounts", "Xero_Contact_ID")
 

@@ -13,6 +13,7 @@ import pytest
 
 from xz_pipeline import runner, settings
 from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline_tests.mirrors import only_mirror
 
 CONNECTION = "sandbox"
 
@@ -57,7 +58,7 @@ def test_two_dagster_runs_and_a_sync_at_once(sandbox, xz_home):
         assert "could not set lock" not in out.lower(), out[-3000:]
 
     tenant = sandbox.env(0)["XERO_TENANT_ID"]
-    con = duckdb.connect(str(settings.mirror_path(env)), read_only=True)
+    con = duckdb.connect(str(only_mirror(env)), read_only=True)
     try:
         assert con.execute("select count(*) from xero.contacts").fetchone()[0] == len(
             sandbox.xero.dump(tenant, "Contacts")

@@ -1,6 +1,8 @@
-"""Two sandbox connections mirrored side by side in one file, never mixed; `xz sync` reports both."""
+"""Two sandbox connections mirrored side by side, each in its own file, never mixed; `xz sync` reports both."""
 
 from __future__ import annotations
+
+import pandas as pd
 
 from xz_pipeline import cli, runner, settings
 from xz_pipeline.core.store import Store
@@ -15,8 +17,9 @@ def test_two_connections_side_by_side(xz_home, capsys):
         assert len(names) == 2
         outcomes = runner.sync(inst=runner.instance())
         assert [o.connection for o in outcomes] == names and all(o.success for o in outcomes)
-        with Store(settings.mirror_path()).read() as con:
-            for index, name in enumerate(names):
+        assert sorted(settings.mirror_connections()) == sorted(names)  # one file per connection
+        for index, name in enumerate(names):
+            with Store(settings.mirror_path(name)).read() as con:
                 tenant, org = sb.tenant_ids[index], sb.org_ids[index]
                 contacts = {c["ContactID"] for c in sb.xero.dump(tenant, "Contacts")}
                 mirrored = {
@@ -34,17 +37,17 @@ def test_two_connections_side_by_side(xz_home, capsys):
                     "select count(*) from canonical.books_customers where connection = ?", [name]
                 ).fetchone()[0]
                 assert books == len(contacts)
-            shared = con.execute(
-                "select count(*) from (select contact_id from xero.contacts group by 1 having count(*) > 1)"
-            ).fetchone()[0]
-        assert shared == 0
+                others = con.execute(
+                    "select count(*) from landing.records where connection <> ?", [name]
+                ).fetchone()[0]
+                assert others == 0  # nothing of the other connection in this one's file
 
         assert cli.main(["sync", "--only", "mirror", "--connection", names[1]]) == 0
         out = capsys.readouterr().out
         assert names[1] in out and "xero.contacts" in out
 
-        store = Store(settings.mirror_path())
-        waiting = review.pending(store)
+        stores = {name: Store(settings.mirror_path(name)) for name in names}
+        waiting = pd.concat([review.pending(s) for s in stores.values()], ignore_index=True)
         assert cli.main(["review"]) == 0
         listed = capsys.readouterr().out
         if waiting.empty:
@@ -54,6 +57,7 @@ def test_two_connections_side_by_side(xz_home, capsys):
             assert first["books_id"] in listed
             target = [first["connection"], first["books_id"], first["crm_id"]]
             assert cli.main(["review", "reject", *target, "--by", "test"]) == 0
+            store = stores[first["connection"]]
             assert first["books_id"] not in set(review.pending(store)["books_id"])
             assert len(review.decisions(store)) == 1
         assert cli.main(["review", "accept", names[0]]) == 2

@@ -158,7 +158,7 @@ def test_a_spent_day_budget_stops_the_sync(monkeypatch, capsys):
 
 
 def test_a_locked_mirror_stops_the_sync(env, capsys):
-    store = Store(settings.mirror_path())
+    store = Store(settings.mirror_path(env["XZ_CONNECTION"]))
     with store.write() as con:
         store.ensure_base(con)
     lock = HeldLock(str(store.path) + ".lock")

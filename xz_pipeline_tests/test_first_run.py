@@ -30,7 +30,7 @@ def _tick(inst, cursor: str | None = None):
 
 
 def _mirror_holds(connection: str) -> None:
-    store = Store(settings.mirror_path())
+    store = Store(settings.mirror_path(connection))
     with store.write() as con:
         Store.ensure_base(con)
         con.execute(
@@ -58,7 +58,7 @@ def test_an_empty_mirror_gets_one_first_run_per_connection_with_a_stable_key(ins
     _mirror_holds("b")  # b was mirrored already; a was added later and has nothing yet
     first, cursor = _tick(inst)
     assert [(r.partition_key, r.tags[FIRST_TAG]) for r in first] == [("a", json.loads(cursor)["a"])]
-    assert first[0].run_key.startswith("first_mirror:a:ino")
+    assert first[0].run_key.startswith("first_mirror:a:none@")  # a's own mirror file does not exist yet
     again, cursor2 = _tick(inst, cursor)  # the next tick asks with the same key: Dagster launches it once
     assert [r.run_key for r in again] == [first[0].run_key] and cursor2 == cursor
 
@@ -70,14 +70,15 @@ def test_a_mirror_made_again_is_a_new_incarnation_with_a_new_key(inst):
     _mirror_holds("a")
     skipped, cursor = _tick(inst, cursor)
     assert isinstance(skipped, dg.SkipReason) and json.loads(cursor) == {}
-    settings.mirror_path().unlink()  # the operator starts over
+    settings.mirror_path("a").unlink()  # the operator starts over
     (later,), _ = _tick(inst, cursor)
     assert later.partition_key == "a" and later.run_key != first.run_key
 
 
 def test_a_held_mirror_waits_for_the_next_tick(inst):
     inst.add_dynamic_partitions(connections_partitions.name, ["a"])
-    path = settings.mirror_path()
+    path = settings.mirror_path("a")
+    path.parent.mkdir(parents=True)
     holder = subprocess.Popen(  # a process holding the mirror read-write (a cron `xz sync`, a notebook)
         [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
          "time.sleep(60)", str(path)], stdout=subprocess.PIPE, text=True,
@@ -88,7 +89,7 @@ def test_a_held_mirror_waits_for_the_next_tick(inst):
     finally:
         holder.kill()
         holder.wait()
-    assert isinstance(result, dg.SkipReason) and result.skip_message.startswith("the mirror is busy")
+    assert isinstance(result, dg.SkipReason) and result.skip_message.startswith("a mirror is busy")
     assert cursor is None  # nothing decided: the next tick looks again
 
 

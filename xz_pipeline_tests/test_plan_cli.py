@@ -49,7 +49,7 @@ def env(world, monkeypatch):
 
 
 def _db_rows(connection: str) -> list[dict]:
-    with Store(settings.mirror_path()).read() as con:
+    with Store(settings.mirror_path(connection)).read() as con:
         cur = con.execute("select * from writeback.plan where connection = ?", [connection])
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]

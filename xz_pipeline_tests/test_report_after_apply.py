@@ -11,9 +11,10 @@ import re
 import duckdb
 import pytest
 
-from xz_pipeline import cli, settings
+from xz_pipeline import cli
 from xz_pipeline.core.store import Store
 from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline_tests.mirrors import only_mirror
 from xz_pipeline_tests.sandbox_env import export_sandbox
 
 
@@ -60,7 +61,7 @@ def synced(tmp_path_factory):
                 with contextlib.redirect_stdout(out):
                     code = cli.main(argv)
                 reports[label] = (code, out.getvalue())
-            yield reports, sb.connection_name(0), Store(settings.mirror_path()), sb
+            yield reports, sb.connection_name(0), Store(only_mirror()), sb
     finally:
         mp.undo()
 

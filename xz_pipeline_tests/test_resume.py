@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from xz_pipeline import settings
 from xz_pipeline.core import sync
 from xz_pipeline.core.resources import MirrorResource, connections_partitions
 from xz_pipeline.core.store import Store
@@ -12,6 +11,7 @@ from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.xero.assets import xero_invoices
 from xz_pipeline.xero.client import XeroClient
 from xz_pipeline.xero.resources import XeroResource
+from xz_pipeline_tests.mirrors import only_mirror
 from xz_pipeline_tests.sandbox_env import export_sandbox
 
 CONNECTION = "sandbox"
@@ -48,7 +48,7 @@ def test_interrupted_first_sync_resumes_without_duplicates_or_gaps(monkeypatch):
 
     assert meta["mode"] == "resuming the first sync"
     assert meta["fetched"] < len(expected)  # it did not start over
-    with Store(settings.mirror_path()).read() as con:
+    with Store(only_mirror()).read() as con:
         ids = [r[0] for r in con.execute("select invoice_id from xero.invoices").fetchall()]
         open_versions = con.execute(
             "select count(*) from xero.invoices_history where valid_to is null"

@@ -20,6 +20,7 @@ from dagster._core.storage.dagster_run import DagsterRunStatus
 from xz_pipeline import runner, settings
 from xz_pipeline.core.store import Store, StoreBusy, process_start
 from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline_tests.mirrors import only_mirror
 
 XZ = str(Path(sys.executable).with_name("xz"))
 CONTACTS = "/api.xro/2.0/Contacts"
@@ -75,7 +76,7 @@ def test_sigterm_stops_after_the_step_in_flight(sandbox, xz_home):
     assert "Traceback" not in err
     # The write in flight finished and was recorded: every contact landed, and its cursor moved.
     tenant = sandbox.tenant_ids[0]
-    con = duckdb.connect(str(settings.mirror_path({"XZ_HOME": str(xz_home)})), read_only=True)
+    con = duckdb.connect(str(only_mirror({"XZ_HOME": str(xz_home)})), read_only=True)
     try:
         assert con.execute("select count(*) from xero.contacts").fetchone()[0] == len(
             sandbox.xero.dump(tenant, "Contacts")
@@ -156,7 +157,8 @@ def test_a_held_mirror_is_named_by_its_holder(xz_home, capsys):
     naming it; a writer holding the pipeline's lock is named in StoreBusy."""
     from xz_pipeline import report
 
-    path = settings.mirror_path()
+    path = settings.mirror_path("sandbox")
+    path.parent.mkdir(parents=True)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
          "time.sleep(60)", str(path)], stdout=subprocess.PIPE, text=True,

@@ -6,9 +6,10 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from xz_pipeline import runner, settings
+from xz_pipeline import runner
 from xz_pipeline.core import sync as core_sync
 from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline_tests.mirrors import only_mirror
 from xz_pipeline_tests.sandbox_env import export_sandbox
 
 
@@ -41,7 +42,7 @@ def test_a_stop_ends_a_long_read_after_its_chunk_and_the_next_sync_resumes(sandb
     assert outcome.metadata["zoho_deals"]["paused"] == "stopped on request; resumes next run"
     assert "canonical_views" in outcome.skipped
     total = len(sandbox.zoho.dump(sandbox.org_ids[0], "Deals"))
-    con = duckdb.connect(str(settings.mirror_path()), read_only=True)
+    con = duckdb.connect(str(only_mirror()), read_only=True)
     try:
         assert con.execute("select count(*) from zoho.deals").fetchone()[0] == 200 < total
     finally:
@@ -54,7 +55,7 @@ def test_a_stop_ends_a_long_read_after_its_chunk_and_the_next_sync_resumes(sandb
 
     assert again.success, again.error
     assert again.metadata["zoho_deals"]["mode"] == "resuming the first sync"
-    con = duckdb.connect(str(settings.mirror_path()), read_only=True)
+    con = duckdb.connect(str(only_mirror()), read_only=True)
     try:
         assert con.execute("select count(*) from zoho.deals").fetchone()[0] == total
     finally:

@@ -15,10 +15,14 @@ from xz_pipeline_tests.sandbox_env import export_sandbox
 
 
 def _rows(sql: str, params=()) -> list[dict]:
-    with Store(settings.mirror_path()).read() as con:
-        cur = con.execute(sql, list(params))
-        cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    """The rows of `sql` in every connection's mirror."""
+    out = []
+    for name in settings.mirror_connections():
+        with Store(settings.mirror_path(name)).read() as con:
+            cur = con.execute(sql, list(params))
+            cols = [c[0] for c in cur.description]
+            out += [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    return out
 
 
 def test_xz_sync_records_one_row_per_run_and_connection(monkeypatch, xz_home):
@@ -53,9 +57,10 @@ def broken() -> None:
 
 
 def test_runs_sensor_records_daemon_runs_once_and_waits_for_a_busy_mirror():
-    store = Store(settings.mirror_path())
-    with store.write() as con:
-        store.ensure_base(con)
+    for name in ("globex", "acme"):  # each connection's run is recorded in its own mirror
+        store = Store(settings.mirror_path(name))
+        with store.write() as con:
+            store.ensure_base(con)
     with dg.instance_for_test() as inst:
         targeted = dg.materialize([fetched], instance=inst, partition_key="acme", tags={TRIGGER_TAG: "inbox"})
         failed = dg.materialize([fetched, broken], instance=inst, partition_key="globex", raise_on_error=False,
@@ -90,13 +95,13 @@ def test_runs_sensor_records_daemon_runs_once_and_waits_for_a_busy_mirror():
 
 
 def test_an_older_mirrors_unused_runs_table_is_replaced():
-    store = Store(settings.mirror_path())
+    store = Store(settings.mirror_path("acme"))
     with store.write() as con:
         con.execute("create schema meta")
         con.execute("create table meta.runs (run_id varchar, connection varchar, asset varchar)")
     with dg.instance_for_test() as inst:
         result = dg.materialize([fetched], instance=inst, partition_key="acme")
-        assert runs.record(store, inst, result.run_id) == 1
+        assert runs.record(inst, result.run_id, mirror=store) == 1
     assert [(r["connection"], r["kind"]) for r in _rows("select * from meta.runs")] == [("acme", "manual")]
 
 

@@ -18,6 +18,7 @@ from xz_pipeline import settings
 from xz_pipeline.core.store import Store
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.xero.resources import XeroResource
+from xz_pipeline_tests.mirrors import only_mirror
 from xz_pipeline_tests.realtime.support import CONNECTION, free_port
 from xz_pipeline_tests.sandbox_env import export_sandbox
 
@@ -111,7 +112,7 @@ def test_serve_runs_a_webhook_through_the_daemon_and_stops_on_one_sigterm(monkey
         while any(_alive(p) for p in children) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not [p for p in children if _alive(p)], "a process of xz serve survived its SIGTERM"
-        with Store(settings.mirror_path()).read() as con:
+        with Store(only_mirror()).read() as con:
             assert con.execute(
                 "select email from xero.contacts where contact_id = ?", [contact]
             ).fetchall() == [("served@example.com",)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from xz_pipeline import runner, settings
+from xz_pipeline import runner
 from xz_pipeline.core.mirror import read_sync_state
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.core.store import Store
@@ -13,6 +13,7 @@ from xz_pipeline.definitions import defs
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.xero.resources import XeroResource
 from xz_pipeline.zoho.resources import ZohoResource
+from xz_pipeline_tests.mirrors import only_mirror
 from xz_pipeline_tests.sandbox_env import export_sandbox
 
 CONNECTION = "sandbox"
@@ -44,7 +45,7 @@ def test_targeted_runs_read_only_the_announced_records(monkeypatch):
         export_sandbox(monkeypatch, sb, CONNECTION)
         inst = runner.instance()
         runner.sync([CONNECTION], inst=inst, only="mirror")
-        store = Store(settings.mirror_path())
+        store = Store(only_mirror())
         cursor_before = read_sync_state(store, CONNECTION, "xero", "Contacts")[0]
 
         tenant, org = sb.tenant_ids[0], sb.org_ids[0]

@@ -190,7 +190,7 @@ def _stand_in_invoices(payloads: list[dict]):
 
     @dg.asset(name="xero_invoices", partitions_def=connections_partitions, pool="duckdb")
     def xero_invoices(context: dg.AssetExecutionContext, mirror: MirrorResource) -> None:
-        write_entity(mirror.store(), xero_tables.INVOICES, connection=context.partition_key,
+        write_entity(mirror.store(context.partition_key), xero_tables.INVOICES, connection=context.partition_key,
                      payloads=payloads, fetched_at=FETCHED_AT, run_id=context.run_id, full=True)  # fmt: skip
 
     return xero_invoices
@@ -203,7 +203,7 @@ def books_ready(context: dg.AssetExecutionContext) -> None:
 
 
 def _materialize(tmp_path, payloads: list[dict]):
-    mirror = MirrorResource(path=str(tmp_path / "dagster-mirror.duckdb"))
+    mirror = MirrorResource(path=str(tmp_path / "dagster-mirror"))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(connections_partitions.name, [CONNECTION])
         result = dg.materialize(
@@ -212,7 +212,7 @@ def _materialize(tmp_path, payloads: list[dict]):
         )  # fmt: skip
         evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
         downstream = result.asset_materializations_for_node("books_ready")
-    return result, evaluations, downstream, mirror.store()
+    return result, evaluations, downstream, mirror.store(CONNECTION)
 
 
 def test_a_failing_error_check_stops_downstream(tmp_path, payloads):

@@ -23,6 +23,7 @@ from xz_pipeline.sandbox.xero import XeroLimits
 from xz_pipeline.xero.assets import xero_invoices
 from xz_pipeline.xero.client import XeroClient
 from xz_pipeline.xero.resources import XeroResource
+from xz_pipeline_tests.mirrors import only_mirror
 from xz_pipeline_tests.sandbox_env import export_sandbox
 
 CONNECTION = "sandbox"
@@ -52,7 +53,7 @@ def _run(instance, monkeypatch, *, full_sweep: bool = False) -> dict:
 
 
 def _mirror() -> tuple[list[str], int, object]:
-    with Store(settings.mirror_path()).read() as con:
+    with Store(only_mirror()).read() as con:
         ids = [r[0] for r in con.execute("select invoice_id from xero.invoices").fetchall()]
         open_versions = con.execute(
             "select count(*) from xero.invoices_history where valid_to is null"

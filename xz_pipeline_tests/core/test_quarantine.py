@@ -82,7 +82,7 @@ def synced(tmp_path_factory):
             name = sb.connection_name(0)
             export_sandbox(mp, sb, name)
             (outcome,) = runner.sync([name], inst=runner.instance(home), only="mirror")
-            MIRROR.append(settings.mirror_path())
+            MIRROR.append(settings.mirror_path(name))
             yield sb, name, home, outcome
     finally:
         mp.undo()

@@ -6,6 +6,8 @@ The three runs and the void happen in one module fixture, so the tests hold unde
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 import pytest
@@ -22,7 +24,9 @@ API = "/api.xro/2.0"
 
 def _run(path: str) -> dg.ExecuteInProcessResult:
     with dg.instance_for_test() as inst:
-        return dg.materialize(ANOMALY_ASSETS, instance=inst, resources={"mirror": MirrorResource(path=path)})
+        return dg.materialize(
+            ANOMALY_ASSETS, instance=inst, resources={"mirror": MirrorResource(path=str(Path(path).parent))}
+        )
 
 
 def _rows(path: str) -> pd.DataFrame:
@@ -73,7 +77,7 @@ def story(tmp_path_factory):
                 assert all(o.success for o in outcomes), [o.error for o in outcomes]
 
             mirror()
-            path = str(settings.mirror_path())
+            path = str(settings.mirror_path(name))
             world = sb.worlds[0]
             first = _run(path)
             rows1 = _rows(path)

@@ -5,6 +5,7 @@ runs score without retraining, a connection's model sees only its own rows, the 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -29,7 +30,8 @@ def mirrored(tmp_path_factory):
 
 
 def _copy(mirrored, tmp_path) -> str:
-    target = tmp_path / "mirror.duckdb"
+    target = tmp_path / "mirror" / mirrored[0].name  # the connection's own file, in a folder of mirrors
+    target.parent.mkdir()
     shutil.copy(mirrored[0], target)
     return str(target)
 
@@ -39,7 +41,7 @@ def _run(path: str, tags: dict | None = None, as_of: str = AS_OF) -> dg.ExecuteI
         return dg.materialize(
             [a for a in INSIGHTS_ASSETS if a.key == dg.AssetKey("payment_risk")],  # others: own tests
             instance=inst,
-            resources={"mirror": MirrorResource(path=path)},
+            resources={"mirror": MirrorResource(path=str(Path(path).parent))},
             run_config={"ops": {"payment_risk": {"config": {"as_of": as_of}}}},
             tags=tags,
         )

@@ -20,6 +20,7 @@ from xz_pipeline.realtime.inbox import InboxEvent, iso
 from xz_pipeline.realtime.sensors import plan_run
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.xero.resources import XeroResource
+from xz_pipeline_tests.mirrors import only_mirror
 
 SEED = 23
 STEPS = (-7, -3, -1, 1, 7, 14, 30)
@@ -45,7 +46,7 @@ def world(tmp_path_factory):
             mp.setenv("XZ_CONNECTION", name)
             outcomes = runner.sync([name], inst=runner.instance(home))
             assert all(o.success for o in outcomes), [o.error for o in outcomes]
-            yield sb, Store(settings.mirror_path()), name, home
+            yield sb, Store(only_mirror()), name, home
     finally:
         mp.undo()
 

@@ -116,7 +116,7 @@ def test_a_failing_blocking_check_shows_its_failing_rows(dev, browser):
     """Broken as the suite breaks an invariant (tests/reconcile/test_assets.py): an invoice's total no longer
     adds up in the mirror; reconciling from the UI fails its blocking check, which lists the invoice."""
     _wait_idle(dev)
-    store = Store(dev.home / "mirror.duckdb")
+    store = Store(dev.home / "mirror" / f"{CONNECTION}.duckdb")
     with store.write() as con:
         (invoice,) = con.execute(
             "select invoice_id from xero.invoices where status = 'AUTHORISED' and type = 'ACCREC' "

@@ -56,7 +56,7 @@ def _count(store: Store, sql: str) -> int:
 def test_first_sync_incremental_cdc_and_the_views(sb, monkeypatch, xz_home):
     export_sandbox(monkeypatch, sb, CONNECTION)
     company = sb.quickbooks.companies[sb.realm_ids[0]]
-    store = Store(settings.mirror_path())
+    store = Store(settings.mirror_path(CONNECTION))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(connections_partitions.name, [CONNECTION])
         first = _materialize(instance, [*QUICKBOOKS_ASSETS, xero_contacts])

@@ -101,7 +101,7 @@ def _announce(sb, url: str, contacts: list[str], tag: str) -> None:
 
 
 def _emails(ids: list[str]) -> dict[str, str]:
-    with Store(MirrorResource().store().path).read() as con:
+    with Store(MirrorResource().store(CONNECTION).path).read() as con:
         rows = con.execute(
             "select contact_id, email from xero.contacts where contact_id in (select unnest(?))", [ids]
         ).fetchall()

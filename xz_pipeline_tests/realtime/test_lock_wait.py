@@ -55,7 +55,7 @@ def test_a_targeted_run_waits_for_a_reader_and_says_so(world):
     sb, inst = world
     cursor, first = _run(inst, None, sb, 0)  # creates the mirror
     assert first.success
-    path = MirrorResource().store().path
+    path = MirrorResource().store(CONNECTION).path
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path), "3"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"

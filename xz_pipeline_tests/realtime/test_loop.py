@@ -15,6 +15,7 @@ from xz_pipeline.realtime.sensors import REALTIME_JOBS, REALTIME_SENSORS
 from xz_pipeline.writeback.assets import WRITEBACK_ASSETS, WRITEBACK_CHECKS
 from xz_pipeline.zoho import webhooks as zoho_hooks
 from xz_pipeline.zoho.resources import ZohoResource
+from xz_pipeline_tests.mirrors import only_mirror
 from xz_pipeline_tests.realtime.support import receiver
 from xz_pipeline_tests.writeback.support import CONNECTION, build_baseline, start, writes_received
 from xz_pipeline_tests.writeback.test_cycle import RESOURCES, materialize
@@ -64,7 +65,7 @@ def test_write_back_echoes_do_not_write_again(baseline):
             assert not set(request.asset_selection) & writeback_keys
             assert {"canonical_views"} <= {k.to_user_string() for k in request.asset_selection}
         # A person edits a CRM account afterwards: that run does include the write-back stage.
-        with Store(settings.mirror_path()).read() as con:
+        with Store(only_mirror()).read() as con:
             written = {
                 r for (r,) in con.execute("select record from writeback.plan where system = 'crm'").fetchall()
             }

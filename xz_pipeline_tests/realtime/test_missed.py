@@ -53,4 +53,4 @@ def test_unannounced_change_warns_and_announced_one_does_not(monkeypatch):
         assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
         assert warned.metadata["missed_ids"].value == [silent]
         assert warned.metadata["changes_judged"].value == 2
-        assert MirrorResource().store().path.exists()
+        assert MirrorResource().store(CONNECTION).path.exists()

@@ -12,7 +12,7 @@ import requests
 
 from xz_pipeline import settings
 from xz_pipeline.core.resources import MirrorResource
-from xz_pipeline.core.store import Store
+from xz_pipeline.core.store import Store, publish_snapshot
 from xz_pipeline.definitions import ASSETS, CHECKS, defs
 from xz_pipeline.realtime import sensors
 from xz_pipeline.realtime.channels import channel_id, ensure_channels, notify_url
@@ -59,7 +59,7 @@ class Harness:
         assert result.success
 
     def mirror(self, sql: str, params=()):
-        with Store(MirrorResource().store().path).read() as con:
+        with Store(MirrorResource().store(CONNECTION).path).read() as con:
             return con.execute(sql, list(params)).fetchall()
 
 
@@ -209,7 +209,7 @@ def test_invoice_update_reads_payments_and_polling_finds_what_is_not_announced(w
     h.run(dg.RunRequest(partition_key=CONNECTION, asset_selection=[dg.AssetKey("xero_payments"), dg.AssetKey("xero_items")],
                         run_config={"ops": {"xero_payments": {"config": {}}, "xero_items": {"config": {}}}}))  # fmt: skip
     assert not h.tick("xero_polling_sensor").run_requests  # the sensor reads the snapshot, not yet published
-    Store(MirrorResource().store().path).publish_snapshot(settings.snapshot_path())
+    publish_snapshot([MirrorResource().store(CONNECTION)], settings.snapshot_path())
     with XeroResource().client(CONNECTION) as xero:
         _, payment = pay_some_invoice(sb, xero)
     calls_before = len(sb.xero.received)

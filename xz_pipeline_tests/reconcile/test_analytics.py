@@ -9,10 +9,11 @@ from decimal import Decimal
 
 import pytest
 
-from xz_pipeline import runner, settings
+from xz_pipeline import runner
 from xz_pipeline.core.store import Store
 from xz_pipeline.reconcile.analytics import install_analytics
 from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline_tests.mirrors import only_mirror
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def mirror(tmp_path_factory):
             for stage in ("mirror", "reconcile"):
                 outcomes = runner.sync([name], inst=inst, only=stage)
                 assert all(o.success for o in outcomes), [o.error for o in outcomes]
-            yield Store(settings.mirror_path())
+            yield Store(only_mirror())
     finally:
         mp.undo()
 

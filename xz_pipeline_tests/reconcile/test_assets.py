@@ -28,7 +28,7 @@ def _reconcile(mirror_path, extra=(), raise_on_error=True):
         return dg.materialize(
             [*RECONCILE_ASSETS, *RECONCILE_CHECKS, *extra],
             instance=inst,
-            resources={"mirror": MirrorResource(path=str(mirror_path))},
+            resources={"mirror": MirrorResource(path=str(mirror_path.parent))},
             raise_on_error=raise_on_error,
         )
 

@@ -14,7 +14,7 @@ from xz_pipeline import settings
 from xz_pipeline.core.canonical import install_views
 from xz_pipeline.core.oauth import TokenStore
 from xz_pipeline.core.resources import MirrorResource, connections_partitions
-from xz_pipeline.core.store import Store
+from xz_pipeline.core.store import Store, publish_snapshot
 from xz_pipeline.core.sync import ReadPlan
 from xz_pipeline.salesforce import fieldmap, tables
 from xz_pipeline.salesforce.assets import SALESFORCE_ASSETS, fetch_for, held_ids, salesforce_accounts
@@ -78,7 +78,7 @@ def live(sb, sobject: str) -> dict[str, dict]:
 def test_first_sync_incremental_views_and_a_targeted_read(sb, monkeypatch, xz_home):
     env = export_sandbox(monkeypatch, sb, CONNECTION)
     assert "XZ_SALESFORCE_FIELDS" in env  # the renamed org's own names, mapped as a person would
-    store = Store(settings.mirror_path())
+    store = Store(settings.mirror_path(CONNECTION))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(connections_partitions.name, [CONNECTION])
         first = _materialize(instance, [*SALESFORCE_ASSETS, zoho_accounts])
@@ -109,7 +109,7 @@ def test_first_sync_incremental_views_and_a_targeted_read(sb, monkeypatch, xz_ho
         assert "paid" in statuses and statuses <= {"paid", "partially_paid", "unpaid", "overdue", None}
 
         # polling on SystemModstamp starts from the mirror's cursor, as the published snapshot holds it
-        store.publish_snapshot(settings.snapshot_path())
+        publish_snapshot([store], settings.snapshot_path())
         assert not _poll(None).run_requests
 
         # a person edits an account and deletes another; the next run reads them incrementally

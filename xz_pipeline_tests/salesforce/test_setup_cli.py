@@ -15,7 +15,7 @@ def test_setup_creates_the_fields_once_and_says_so(monkeypatch, xz_home, capsys)
     wanted = sum(len(specs) for specs in CUSTOM_FIELDS.values())
     with SandboxServer(seed=3, size="tiny", crm="salesforce", profile="bare") as sb:
         export_sandbox(monkeypatch, sb, "acme")
-        store = Store(settings.mirror_path())
+        store = Store(settings.mirror_path("acme"))
         with store.write() as con:
             store.ensure_base(con)  # a mirror exists: setup describes the org into it again
         assert cli.main(["doctor", "--connection", "acme"]) == 0  # missing fields warn, they do not block

@@ -35,14 +35,14 @@ def build_baseline(home: Path) -> Path:
             os.environ.pop("XZ_HOME", None)
         else:
             os.environ["XZ_HOME"] = previous
-    return home / "mirror.duckdb"
+    return settings.mirror_path(CONNECTION, {"XZ_HOME": str(home)})
 
 
 def start(baseline: Path, **kw) -> tuple[SandboxServer, Store]:
     """A fresh sandbox of the same world and a copy of the baseline mirror in this test's XZ_HOME."""
     sb = SandboxServer(seed=SEED, size="demo", **kw).start()
     sb.write_connections_file(settings.connections_file())
-    target = settings.mirror_path()
+    target = settings.mirror_path(CONNECTION)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(baseline, target)
     return sb, Store(target)

@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from xz_pipeline import runner, settings
+from xz_pipeline import runner
 from xz_pipeline.core.store import Store
 from xz_pipeline.definitions import defs
 from xz_pipeline.sandbox.server import SandboxServer
@@ -19,6 +19,7 @@ from xz_pipeline.writeback.assets import apply_connection
 from xz_pipeline.zoho.fieldmap import DEFAULT as DEFAULT_FIELDS
 from xz_pipeline.zoho.setup import ensure_custom_fields
 from xz_pipeline.zoho.writer import ZohoCrmWriter
+from xz_pipeline_tests.mirrors import only_mirror
 from xz_pipeline_tests.zoho.support import ZohoSandbox
 
 SEED = 5
@@ -44,7 +45,7 @@ def _synced(tmp_path_factory, label: str, apply: bool = True, **sandbox):
             mp.setenv("XZ_CONNECTION", name)
             outcomes = runner.sync([name], inst=runner.instance(home), apply=apply)
             assert all(o.success for o in outcomes), [o.error for o in outcomes]
-            yield sb, Store(settings.mirror_path()), name, mp
+            yield sb, Store(only_mirror()), name, mp
     finally:
         mp.undo()
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from xz_pipeline import settings
 from xz_pipeline.core.resources import MirrorResource, connections_partitions
 from xz_pipeline.core.store import Store
 from xz_pipeline.definitions import defs
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.xero.assets import XERO_ASSETS
 from xz_pipeline.xero.resources import XeroResource
+from xz_pipeline_tests.mirrors import only_mirror
 from xz_pipeline_tests.sandbox_env import export_sandbox
 
 CONNECTION = "sandbox"
@@ -58,7 +58,7 @@ def test_full_then_idle_then_incremental_with_history(sandbox, env):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(connections_partitions.name, [CONNECTION])
         first = _materialize(instance)
-        store = Store(settings.mirror_path())
+        store = Store(only_mirror())
         with store.read() as con:
             for name, (collection, table) in TABLES.items():
                 expected = sandbox.xero.dump(tenant, collection)

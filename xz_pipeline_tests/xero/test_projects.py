@@ -50,7 +50,7 @@ def _calls(sandbox, since: int) -> list:
 
 
 def _rows(sql: str, *args) -> list[tuple]:
-    with Store(settings.mirror_path()).read() as con:
+    with Store(settings.mirror_path(CONNECTION)).read() as con:
         return con.execute(sql, list(args)).fetchall()
 
 
@@ -122,7 +122,7 @@ def test_mirrored_projects_give_the_planted_discrepancies(sandbox, monkeypatch):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(connections_partitions.name, [CONNECTION])
         _run(instance)
-    store = Store(settings.mirror_path())
+    store = Store(settings.mirror_path(CONNECTION))
     with store.write() as con:  # the project views over the mirror; the others empty (taken from the world)
         con.execute("create schema if not exists canonical")
         for view in CANONICAL_VIEWS:
@@ -159,4 +159,4 @@ def test_a_grant_without_the_projects_scope_is_skipped_with_the_reason(sandbox, 
         instance.add_dynamic_partitions(connections_partitions.name, [CONNECTION])
         meta = _run(instance)
     assert meta["skipped"] == NO_SCOPE and "projects.read" in meta["skipped"] and meta["projects_calls"] == 0
-    assert not settings.mirror_path().exists()  # nothing was written for it
+    assert not settings.mirror_path(CONNECTION).exists()  # nothing was written for it

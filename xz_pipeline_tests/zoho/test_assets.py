@@ -7,7 +7,6 @@ from decimal import Decimal
 import dagster as dg
 import pytest
 
-from xz_pipeline import settings
 from xz_pipeline.core.canonical import install_views
 from xz_pipeline.core.resources import MirrorResource, connections_partitions
 from xz_pipeline.core.store import Store
@@ -16,6 +15,7 @@ from xz_pipeline.zoho.assets import ZOHO_ASSETS
 from xz_pipeline.zoho.mapping import CRM_VIEWS
 from xz_pipeline.zoho.resources import ZohoResource
 from xz_pipeline.zoho.writer import ZohoWriterResource
+from xz_pipeline_tests.mirrors import only_mirror
 from xz_pipeline_tests.sandbox_env import export_sandbox
 
 CONNECTION = "sandbox"
@@ -61,7 +61,7 @@ def test_full_idle_changes_and_deletions(sandbox, env):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(connections_partitions.name, [CONNECTION])
         first = _materialize(instance)
-        store = Store(settings.mirror_path())
+        store = Store(only_mirror())
         with store.read() as con:
             for name, (module, table) in TABLES.items():
                 expected = sandbox.zoho.dump(org, module)
@@ -126,7 +126,7 @@ def test_deal_products_are_read_only_for_the_deals_asked_once_per_version(sandbo
         related = emu.orgs[org].relations
         deals = {d["id"]: d for d in emu.dump(org, "Deals")}
         asked = sorted(i for i in deals if related.get(("Deals", i, "Products")))[:3]
-        store = Store(settings.mirror_path())
+        store = Store(only_mirror())
         writer = ZohoWriterResource().writer(CONNECTION)
         try:
             before = len(emu.received)

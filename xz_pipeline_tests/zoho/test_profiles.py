@@ -13,6 +13,7 @@ from xz_pipeline.core.store import Store
 from xz_pipeline.sandbox.profiles import PROFILE_NAMES
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.zoho import schema as zoho_schema
+from xz_pipeline_tests.mirrors import only_mirror
 
 MODULES = ("Accounts", "Contacts", "Deals", "Invoices", "Products")
 # The sandbox writes the renamed org's own names for our fields into its connection's mapping (what a person
@@ -62,7 +63,7 @@ def synced(request, tmp_path_factory):
             org = sb.zoho.orgs[sb.org_ids[0]]
             has = {m: {f.api_name for f in org.modules[m].fields} for m in MODULES if m in org.modules}
             received = list(sb.zoho.received)
-            yield profile, outcomes, Store(settings.mirror_path()), name, has, received, missing
+            yield profile, outcomes, Store(only_mirror()), name, has, received, missing
     finally:
         mp.undo()
 
