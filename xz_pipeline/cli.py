@@ -29,6 +29,19 @@ CONNECTION_HELP = (
 ONE_CONNECTION_HELP = "default: XZ_CONNECTION, else 'default'"
 
 
+# A report reads each connection's file after its runs: a writer still on one (a sensor's run) is waited
+# for this long, then the report says the mirror is busy instead of showing its tables.
+REPORT_READ_WAIT = 5.0
+
+
+def _report_stores() -> list:
+    from xz_pipeline.core.store import Store
+
+    return [
+        Store(settings.mirror_path(n), lock_timeout=REPORT_READ_WAIT) for n in settings.mirror_connections()
+    ]
+
+
 def _use_sandbox_env(sb, connection: str = DEMO_CONNECTION) -> None:
     """Point this process (and its children) at the sandbox's connection 0."""
     os.environ.update(sb.env(0))
@@ -38,7 +51,6 @@ def _use_sandbox_env(sb, connection: str = DEMO_CONNECTION) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Sandbox on free loopback ports, every asset materialised once, a report; exit 0 when all ran."""
     from xz_pipeline import report, runner
-    from xz_pipeline.core.store import Store
     from xz_pipeline.sandbox.server import SandboxServer
 
     home = settings.xz_home() / "demo"
@@ -104,13 +116,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(
         report.render(
             outcomes,
-            [Store(settings.mirror_path(n)) for n in settings.mirror_connections()],
+            _report_stores(),
             extra={"Requests the sandbox received": received},
             discrepancies={
                 "injected": injected,
-                "found": report.found_by_connection(
-                    [Store(settings.mirror_path(n)) for n in settings.mirror_connections()]
-                ),
+                "found": report.found_by_connection(_report_stores()),
             },
         )
     )
@@ -125,7 +135,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
     Exit 0 when every run succeeded; 1 with one line per failed asset; 2 for a configuration error;
     75 when another sync held the XZ_HOME past `--wait`; 143/130 when stopped by SIGTERM/SIGINT."""
     from xz_pipeline import report, runner
-    from xz_pipeline.core.store import Store
     from xz_pipeline.progress import RunProgress
 
     names = settings.require_connections([args.connection]) if args.connection else None
@@ -145,7 +154,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         except runner.SyncBusy as exc:
             _say(f"xz sync: {exc}")
             return _stopped_code(stop) or EXIT_BUSY
-    print(report.render(outcomes, [Store(settings.mirror_path(n)) for n in settings.mirror_connections()]))
+    print(report.render(outcomes, _report_stores()))
     outcomes = report.all_runs(outcomes)  # the reconciliation after write-back fails or succeeds like a run
     for o in outcomes:
         label = f"{o.connection}: " if len(outcomes) > 1 else ""

@@ -417,17 +417,43 @@ class Store:
         if held is not None:
             yield held
             return
-        try:
-            con = duckdb.connect(str(self.path), read_only=True, config=_config())
-        except duckdb.IOException as exc:
-            holder = (
-                _duckdb_holder(str(exc)) or HeldLock(str(self.path) + ".lock").holder() or "another process"
-            )
-            raise StoreBusy(f"the mirror {self.path} is busy: held by {holder}") from None
+        con = self._connect_reading()
         try:
             yield con
         finally:
             con.close()
+
+    def _connect_reading(self) -> duckdb.DuckDBPyConnection:
+        """Open read-only, waiting up to `lock_timeout` while a writer has the file (another step or run
+        writing this connection: extract steps of different connections run side by side, so a check's read
+        can meet its own connection's writer), then a clear StoreBusy."""
+        started = time.monotonic()
+        told = False
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=True, config=_config())
+            except duckdb.IOException as exc:
+                waited = time.monotonic() - started
+                if waited >= self.lock_timeout:
+                    holder = (
+                        _duckdb_holder(str(exc))
+                        or HeldLock(str(self.path) + ".lock").holder()
+                        or "another process"
+                    )
+                    raise StoreBusy(
+                        f"the mirror {self.path} is busy: held by {holder}"
+                        + (f" (waited {waited:.0f}s)" if waited >= 1 else "")
+                    ) from None
+                if not told:
+                    _wait_log.info(
+                        f"waiting up to {self.lock_timeout:.0f}s to read the mirror: a writer has it"
+                    )
+                    told = True
+                time.sleep(0.1)
+                continue
+            if told:
+                _wait_log.info(f"read the mirror after {time.monotonic() - started:.1f}s")
+            return con
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -48,7 +48,7 @@ def _mirror_cursor(connection: str, entity: str, vendor: str = "xero") -> dateti
     if not path.exists():
         return None
     try:
-        with Store(path).read() as con:
+        with Store(path, lock_timeout=0).read() as con:
             row = con.execute(
                 "select cursor_value from meta.cursors where connection = ? and vendor = ? and entity = ?",
                 [connection, vendor, entity],

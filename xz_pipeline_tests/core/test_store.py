@@ -326,3 +326,30 @@ def test_step_sessions_hold_the_mirror_only_for_targeted_runs(tmp_path):
             pass
         assert not other_writer_busy()
     assert sorted(p.name for p in (tmp_path / "mirror").glob("*.duckdb")) == ["acme.duckdb", "globex.duckdb"]
+
+
+def test_a_reader_waits_for_another_process_writing_the_file_within_its_timeout(tmp_path):
+    """A check reading a connection's file while another step writes it waits its turn (bounded), instead of
+    failing at once; past its timeout it ends in StoreBusy naming the file."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "acme.duckdb"
+    with Store(path).write() as con:
+        con.execute("create table t as select 1 as x")
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); print('open', flush=True); "
+         "time.sleep(float(sys.argv[2])); c.close()", str(path), "1.5"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert writer.stdout.readline().strip() == "open"
+        with pytest.raises(StoreBusy, match="acme.duckdb is busy"), Store(path, lock_timeout=0.3).read():
+            pass
+        started = time.monotonic()
+        with Store(path, lock_timeout=20).read() as con:
+            assert con.execute("select x from t").fetchall() == [(1,)]
+        assert time.monotonic() - started > 0.3  # it waited for the writer, then read
+    finally:
+        writer.wait(10)
