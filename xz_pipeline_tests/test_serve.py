@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -19,44 +18,9 @@ from xz_pipeline.core.store import Store
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.xero.resources import XeroResource
 from xz_pipeline_tests.mirrors import only_mirror
+from xz_pipeline_tests.processes import alive, descendants, wait_for
 from xz_pipeline_tests.realtime.support import CONNECTION, free_port
 from xz_pipeline_tests.sandbox_env import export_sandbox
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every live process below `pid` (from /proc), by parent id."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {p for p, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        assert proc.poll() is None, f"xz serve exited {proc.returncode} while waiting for {what}"
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc to find every child")
@@ -74,11 +38,11 @@ def test_serve_runs_a_webhook_through_the_daemon_and_stops_on_one_sigterm(monkey
         )  # fmt: skip
         try:
             log = tmp_path / "serve.out"
-            _wait_for(lambda: "xz serve: ready" in log.read_text(), 240, "xz serve to be ready", proc)
+            wait_for(lambda: "xz serve: ready" in log.read_text(), 240, "xz serve to be ready", proc)
             text = log.read_text()
             for name in ("receiver", "daemon", "webserver"):
                 assert f"xz serve: {name} up" in text
-            children = _descendants(proc.pid)
+            children = descendants(proc.pid)
             assert len(children) >= 3
             sb.xero.set_webhook(f"http://127.0.0.1:{port}/webhooks/xero", sb.xero_webhook_key)
             assert sb.xero.validate_intent_to_receive()
@@ -94,14 +58,14 @@ def test_serve_runs_a_webhook_through_the_daemon_and_stops_on_one_sigterm(monkey
                                                                          dg.DagsterRunStatus.FAILURE)]  # fmt: skip
                     return done
 
-                (run,) = _wait_for(finished, 180, "the targeted run to finish", proc)
+                (run,) = wait_for(finished, 180, "the targeted run to finish", proc)
                 assert run.dagster_run.status == dg.DagsterRunStatus.SUCCESS, (
                     settings.xz_home() / "logs"
                 ).iterdir()
                 assert run.dagster_run.tags["xz/inbox_key"] == "inbox:sandbox:1-1"
             finally:
                 inst.dispose()
-            children = _descendants(proc.pid) | children
+            children = descendants(proc.pid) | children
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(90)
@@ -109,9 +73,9 @@ def test_serve_runs_a_webhook_through_the_daemon_and_stops_on_one_sigterm(monkey
         assert code == 0, (tmp_path / "serve.out").read_text()
         assert "xz serve: SIGTERM: stopping" in (tmp_path / "serve.out").read_text()
         deadline = time.monotonic() + 10
-        while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        while any(alive(p) for p in children) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not [p for p in children if _alive(p)], "a process of xz serve survived its SIGTERM"
+        assert not [p for p in children if alive(p)], "a process of xz serve survived its SIGTERM"
         with Store(only_mirror()).read() as con:
             assert con.execute(
                 "select email from xero.contacts where contact_id = ?", [contact]

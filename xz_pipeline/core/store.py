@@ -330,12 +330,7 @@ class Store:
                 lock.acquire(timeout=self.lock_timeout)
                 _wait_log.info(f"got the mirror after {time.monotonic() - started:.1f}s")
         except Timeout:
-            holder = lock.holder()
-            raise StoreBusy(
-                f"the mirror {self.path} is being written by another process"
-                + (f", {holder}" if holder else "")
-                + f" (waited {self.lock_timeout:.0f}s); try again when it finishes"
-            ) from None
+            raise self._writer_busy(lock) from None
         try:
             try:
                 con = (
@@ -355,6 +350,14 @@ class Store:
                 con.close()
         finally:
             lock.release()
+
+    def _writer_busy(self, lock: HeldLock) -> StoreBusy:
+        holder = lock.holder()
+        return StoreBusy(
+            f"the mirror {self.path} is being written by another process"
+            + (f", {holder}" if holder else "")
+            + f" (waited {self.lock_timeout:.0f}s); try again when it finishes"
+        )
 
     def _connect_waiting(self, started: float) -> duckdb.DuckDBPyConnection:
         """Connect read-write, waiting (bounded by `lock_timeout` from `started`) while a reader holds the file."""
@@ -466,12 +469,7 @@ class Store:
         try:
             lock.acquire(timeout=self.lock_timeout)
         except Timeout:
-            holder = lock.holder()
-            raise StoreBusy(
-                f"the mirror {self.path} is being written by another process"
-                + (f", {holder}" if holder else "")
-                + f" (waited {self.lock_timeout:.0f}s); try again when it finishes"
-            ) from None
+            raise self._writer_busy(lock) from None
         try:
             yield
         finally:

@@ -5,7 +5,6 @@ no worker process (celery's pool children included) outlives the test."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import dagster as dg
 
@@ -15,6 +14,7 @@ from xz_pipeline.core.store import Store
 from xz_pipeline.deploy import PROFILES
 from xz_pipeline.deploy import celery as xz_celery
 from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline_tests.processes import alive
 from xz_pipeline_tests.sandbox_env import export_sandbox
 
 # Independent extract steps of two vendors: enough to keep both workers busy, few enough for a short test.
@@ -22,13 +22,6 @@ from xz_pipeline_tests.sandbox_env import export_sandbox
 # read-only open can meet another step's writer on the same connection's file and fail at once (StoreBusy);
 # writers wait for each other on the file lock. docs/deploy.md says so.
 SELECTION = ["xero_contacts", "xero_invoices", "zoho_accounts", "zoho_contacts"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_one_run_s_steps_run_on_two_celery_workers(monkeypatch, tmp_path, postgres, redis_server):
@@ -78,7 +71,7 @@ def test_one_run_s_steps_run_on_two_celery_workers(monkeypatch, tmp_path, postgr
             assert step_pids <= set().union(*seen.values())  # no step ran outside the workers
         finally:
             inst.dispose()
-        assert not [p for pids in seen.values() for p in pids if _alive(p)], "a Celery process outlived stop"
+        assert not [p for pids in seen.values() for p in pids if alive(p)], "a Celery process outlived stop"
         # The events are in Postgres, not in SQLite files under DAGSTER_HOME.
         (status,) = postgres.query("select status from runs where run_id = %s", (run_id,), database="celery")
         assert status == ("SUCCESS",)

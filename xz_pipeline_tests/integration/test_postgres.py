@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import yaml
 
@@ -18,6 +17,7 @@ from xz_pipeline.core.store import Store
 from xz_pipeline.deploy import PROFILES
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.xero.resources import XeroResource
+from xz_pipeline_tests.processes import alive, descendants, wait_for
 from xz_pipeline_tests.realtime.support import CONNECTION, free_port
 from xz_pipeline_tests.sandbox_env import export_sandbox
 
@@ -34,39 +34,6 @@ def test_the_profile_is_the_repository_s_settings_on_postgres():
 def _xz(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "xz_pipeline.cli", *args], capture_output=True, text=True,
                           env=os.environ.copy(), timeout=timeout)  # fmt: skip
-
-
-def _descendants(pid: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {p for p, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        assert proc.poll() is None, f"xz serve exited {proc.returncode} while waiting for {what}"
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_mirror_and_a_webhook_run_land_in_postgres(monkeypatch, tmp_path, postgres):
@@ -100,8 +67,8 @@ def test_mirror_and_a_webhook_run_land_in_postgres(monkeypatch, tmp_path, postgr
         children: set[int] = set()
         try:
             log = tmp_path / "serve.out"
-            _wait_for(lambda: "xz serve: ready" in log.read_text(), 240, "xz serve to be ready", proc)
-            children = _descendants(proc.pid)
+            wait_for(lambda: "xz serve: ready" in log.read_text(), 240, "xz serve to be ready", proc)
+            children = descendants(proc.pid)
             sb.xero.set_webhook(f"http://127.0.0.1:{port}/webhooks/xero", sb.xero_webhook_key)
             assert sb.xero.validate_intent_to_receive()
             contact = sb.xero.dump(sb.tenant_ids[0], "Contacts")[0]["ContactID"]
@@ -112,9 +79,9 @@ def test_mirror_and_a_webhook_run_land_in_postgres(monkeypatch, tmp_path, postgr
                 rows = postgres.query(INBOX_RUNS, database="profile")
                 return [r for r in rows if r[1] in ("SUCCESS", "FAILURE", "CANCELED")]
 
-            ((run_id, status),) = _wait_for(finished, 180, "the targeted run in Postgres", proc)
+            ((run_id, status),) = wait_for(finished, 180, "the targeted run in Postgres", proc)
             assert status == "SUCCESS", log.read_text()[-3000:]
-            children |= _descendants(proc.pid)
+            children |= descendants(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(90)
@@ -130,9 +97,9 @@ def test_mirror_and_a_webhook_run_land_in_postgres(monkeypatch, tmp_path, postgr
     assert ticks[0] > 0
     assert not list((home / "dagster").rglob("*.db"))
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in children) and time.monotonic() < deadline:
+    while any(alive(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not [p for p in children if _alive(p)], "a process of xz serve survived its SIGTERM"
+    assert not [p for p in children if alive(p)], "a process of xz serve survived its SIGTERM"
     with Store(settings.mirror_path(CONNECTION)).read() as con:
         assert con.execute("select email from xero.contacts where contact_id = ?", [contact]).fetchall() == [
             ("on-postgres@example.com",)
