@@ -26,14 +26,16 @@ BATCH_PRIORITY = "-1"
 def batch_selection(
     repository_def: dg.RepositoryDefinition | None, mirror_job, extract_keys: set[dg.AssetKey]
 ) -> tuple[list[dg.AssetKey], list[dg.AssetCheckKey]]:
-    """What a batched run materialises: the extract assets (they loop their range of connections) and the
-    mirror job's unpartitioned assets with their checks (they cover every connection at once)."""
+    """What a batched run materialises: the whole mirror job — its partitioned assets (extract, write-back)
+    loop their range of connections — with the checks of its unpartitioned assets (they cover every
+    connection at once). The partitioned assets' checks run in single-connection runs: in a batch, write-back
+    `apply` enforces its guards itself."""
     if repository_def is None:
         return sorted(extract_keys, key=lambda k: k.to_user_string()), []
     graph = repository_def.asset_graph
     in_job = mirror_job.selection.resolve(graph)
     unpartitioned = {k for k in in_job if graph.get(k).partitions_def is None}
-    keys = sorted(extract_keys | unpartitioned, key=lambda k: k.to_user_string())
+    keys = sorted(set(in_job) | extract_keys, key=lambda k: k.to_user_string())
     checks = sorted(
         (c for c in graph.asset_check_keys if c.asset_key in unpartitioned),
         key=lambda c: c.to_user_string(),

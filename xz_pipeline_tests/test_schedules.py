@@ -66,7 +66,8 @@ def test_schedules_ask_one_run_per_shard_with_valid_config(monkeypatch):
         assert len({r.run_key for r in requests}) == 2
         names = {k.to_user_string() for k in requests[0].asset_selection}
         assert {"xero_invoices", "zoho_deals", "discrepancies", "analytics_snapshot"} <= names
-        assert not {"writeback_plan", "writeback_apply"} & names  # one connection's steps: not batched
+        assert {"writeback_plan", "writeback_apply"} <= names  # write-back loops the batch's connections too
+        assert "writeback_guard" not in {c.name for c in requests[0].asset_check_keys}  # apply guards itself
         assert all(c.asset_key.to_user_string() in names for c in requests[0].asset_check_keys)
     for request in full:
         ops = request.run_config["ops"]

@@ -11,12 +11,14 @@ otherwise the apply step reports what it would do.
 (No `from __future__ import annotations`: Dagster inspects the `context` annotation.)
 """
 
+import warnings
 from dataclasses import replace
 
 import dagster as dg
 
 from xz_pipeline.core.resources import APPROVE_TAG, MirrorResource, connections_partitions
 from xz_pipeline.core.store import Store
+from xz_pipeline.core.sync import for_each_connection
 from xz_pipeline.reconcile.invariants import INVARIANTS
 from xz_pipeline.writeback import guards, ledger
 from xz_pipeline.writeback.apply import ApplyReport, apply
@@ -41,20 +43,34 @@ def _preview(frame) -> str:
     return shown.to_markdown(index=False) if len(shown) else "(nothing to change)"
 
 
-@dg.asset(
+def _ranged(**kwargs):
+    """A write-back asset: partitioned by connection; a run over a range of connections (a shard's batch,
+    `fleet/shards.py`) is one step that plans or applies each connection in turn (`for_each_connection`).
+    Its guard check runs in single-connection runs; in a batch, `apply` enforces the same guards itself."""
+    with warnings.catch_warnings():  # `backfill_policy` is beta in Dagster 1.13
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.asset(
+            partitions_def=connections_partitions, backfill_policy=dg.BackfillPolicy.single_run(), **kwargs
+        )
+
+
+@_ranged(
     name="writeback_plan",
     # insights: what payment_risk_to_crm and reminders_to_crm carry to the CRM
     deps=[dg.AssetKey("discrepancies"), dg.AssetKey("payment_risk"), dg.AssetKey("reminders")],
     group_name="writeback",
     kinds={"duckdb"},
-    partitions_def=connections_partitions,
     pool="duckdb",
     required_resource_keys={"mirror", CRM_WRITER},
     description="writeback.plan: one row per intended field change (system, record, field, old, new, policy, "
     "reason, source rows, idempotency key); computed from open discrepancies and links. Writes nothing remote "
     "(it reads the products of the won deals it will invoice).",
 )
-def writeback_plan(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def writeback_plan(context: dg.AssetExecutionContext):
+    yield from for_each_connection(context, _plan_one)
+
+
+def _plan_one(context) -> dg.MaterializeResult:
     connection = context.partition_key
     store = context.resources.mirror.store(connection)
     policies = load_policies(connection)
@@ -181,18 +197,21 @@ def _connections(context, store: Store) -> list[str]:
     return sorted(set(rows["connection"])) if len(rows) else []
 
 
-@dg.asset(
+@_ranged(
     name="writeback_apply",
     deps=[writeback_plan],
     group_name="writeback",
     kinds={"duckdb", "python"},
-    partitions_def=connections_partitions,
     pool="duckdb",
     required_resource_keys={"mirror", BOOKS_WRITER, CRM_WRITER},
     description="Applies the write-back plan in batches (Zoho ≤ 100, Xero ≤ 50), every call in writeback.ledger, "
     "then reads exactly the records written back into the mirror.",
 )
-def writeback_apply(context: dg.AssetExecutionContext, config: ApplyConfig) -> dg.MaterializeResult:
+def writeback_apply(context: dg.AssetExecutionContext, config: ApplyConfig):
+    yield from for_each_connection(context, lambda one: _apply_one(one, config))
+
+
+def _apply_one(context, config: ApplyConfig) -> dg.MaterializeResult:
     connection = context.partition_key
     store = context.resources.mirror.store(connection)
     policies = load_policies(connection)
