@@ -79,7 +79,7 @@ def test_a_dry_run_says_would_apply_and_names_the_dry_run_as_the_reason(synced):
 
     from xz_pipeline import runner
 
-    inst = runner.instance(_store.path.parent)
+    inst = runner.instance(_store.path.parent.parent)  # $XZ_HOME/mirror/<connection>.duckdb
     records = inst.fetch_materializations(dg.AssetKey("writeback_apply"), limit=10).records
     metas = [r.asset_materialization.metadata for r in sorted(records, key=lambda r: r.timestamp)]
     assert [(m["dry_run"].value, "would_apply" in m, "applied" in m) for m in metas] == [
@@ -101,7 +101,7 @@ def test_the_report_after_apply_counts_what_recon_holds_open_afterwards(synced):
     held = _open_in(store.path)
     assert printed == held
     assert (
-        _open_in(store.path.with_name("snapshot.duckdb"), read_only=True) == held
+        _open_in(store.path.parent.parent / "snapshot.duckdb", read_only=True) == held
     )  # the snapshot was republished too
     # The write-back did fix something, and the report shows it fixed: fewer open than before the write.
     before = {
@@ -126,7 +126,7 @@ def test_the_snapshot_asset_carries_the_plots_with_history(synced):
 
     _reports, connection, store, _sb = synced
     held = _open_in(store.path)
-    inst = runner.instance(store.path.parent)
+    inst = runner.instance(store.path.parent.parent)
     event = inst.get_latest_materialization_event(dg.AssetKey("analytics_snapshot"))
     meta = event.asset_materialization.metadata
     trend = meta["open_discrepancies_over_time"].value

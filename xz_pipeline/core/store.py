@@ -312,9 +312,10 @@ class Store:
 
     @contextmanager
     def _locked_connection(self, wait: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection under the writers' file lock, both released on exit. With `wait` (a
-        targeted run's session) a mirror held open outside the lock (a reader) is waited for too, up to
-        `lock_timeout`, and each wait is logged: the run waits its turn instead of failing."""
+        """A read-write connection under the writers' file lock, both released on exit. A mirror held open
+        outside the lock (a reader: another run's check, a report) is waited for too, all bounded by
+        `lock_timeout` and each wait logged: the run waits its turn instead of failing. `wait` (a targeted
+        run's session) logs the wait for the lock as well."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = HeldLock(str(self.path) + ".lock")
         started = time.monotonic()
@@ -333,11 +334,7 @@ class Store:
             raise self._writer_busy(lock) from None
         try:
             try:
-                con = (
-                    self._connect_waiting(started)
-                    if wait
-                    else duckdb.connect(str(self.path), config=_config())
-                )
+                con = self._connect_waiting(started)
             except duckdb.IOException as exc:
                 holder = _duckdb_holder(str(exc)) or "another process"
                 raise StoreBusy(
