@@ -34,8 +34,9 @@ format: install
 	$(BIN)/ruff format .
 
 # Two workers: most tests wait on a sandbox or a Dagster run, and the machines have two cores.
+# The end-to-end tests (real processes, signals, daemons, whole pairs) run in `make test-integration`.
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --durations=15
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --durations=15 -m "not end_to_end"
 
 bench: bench-sandbox bench-connectors bench-mirror bench-recon bench-writeback bench-latency
 
@@ -93,6 +94,7 @@ test-integration: install
 	$(BIN)/python -c "import selenium, dagster_postgres, dagster_celery, psycopg2, redis" 2>/dev/null || \
 	  $(PIP) install -e '.[dev,integration,scale]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 	XZ_INTEGRATION=1 $(BIN)/python -m pytest -q -p no:cacheprovider xz_pipeline_tests/integration
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --durations=10 -m end_to_end xz_pipeline_tests
 
 # The fleet (issue 21): N tiny org pairs (default 200; `make bench-scale N=1000` once) mirrored in batched
 # runs, one per shard of XZ_SHARD_SIZE connections; prints figures, the extrapolation to 1,000 and PASS/FAIL.

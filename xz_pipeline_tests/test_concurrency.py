@@ -15,6 +15,9 @@ from xz_pipeline import runner, settings
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline_tests.mirrors import only_mirror
 
+# Real processes end to end (signals, kills, daemons, whole pairs): `make test-integration` runs these.
+pytestmark = pytest.mark.end_to_end
+
 CONNECTION = "sandbox"
 
 

@@ -10,7 +10,11 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
+
+# Real processes end to end (signals, kills, daemons, whole pairs): `make test-integration` runs these.
+pytestmark = pytest.mark.end_to_end
 
 QUERY = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
   schedules { name scheduleState { status } } sensors { name sensorState { status } } } } } }"""

@@ -18,6 +18,9 @@ import pytest
 
 from xz_pipeline_tests.reconcile.world_frames import score
 
+# Real processes end to end (signals, kills, daemons, whole pairs): `make test-integration` runs these.
+pytestmark = pytest.mark.end_to_end
+
 PROJECT_KINDS = {"time_not_invoiced", "project_over_budget"}
 
 

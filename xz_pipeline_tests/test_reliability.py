@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# Real processes end to end (signals, kills, daemons, whole pairs): `make test-integration` runs these.
+pytestmark = pytest.mark.end_to_end
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_reliability.py"
 
 

@@ -22,6 +22,9 @@ from xz_pipeline.core.store import Store, StoreBusy, process_start
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline_tests.mirrors import only_mirror
 
+# Real processes end to end (signals, kills, daemons, whole pairs): `make test-integration` runs these.
+pytestmark = pytest.mark.end_to_end
+
 XZ = str(Path(sys.executable).with_name("xz"))
 CONTACTS = "/api.xro/2.0/Contacts"
 

@@ -12,6 +12,9 @@ from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline_tests.mirrors import only_mirror
 from xz_pipeline_tests.sandbox_env import export_sandbox
 
+# Real processes end to end (signals, kills, daemons, whole pairs): `make test-integration` runs these.
+pytestmark = pytest.mark.end_to_end
+
 
 @pytest.fixture(scope="module")
 def sandbox():

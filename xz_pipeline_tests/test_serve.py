@@ -22,6 +22,9 @@ from xz_pipeline_tests.processes import alive, descendants, wait_for
 from xz_pipeline_tests.realtime.support import CONNECTION, free_port
 from xz_pipeline_tests.sandbox_env import export_sandbox
 
+# Real processes end to end (signals, kills, daemons, whole pairs): `make test-integration` runs these.
+pytestmark = pytest.mark.end_to_end
+
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc to find every child")
 def test_serve_runs_a_webhook_through_the_daemon_and_stops_on_one_sigterm(monkeypatch, tmp_path):

@@ -6,6 +6,8 @@ products."""
 
 from __future__ import annotations
 
+import pytest
+
 from xz_pipeline import runner
 from xz_pipeline.writeback.apply import apply
 from xz_pipeline.writeback.assets import read_products_to_invoice
@@ -20,6 +22,9 @@ from xz_pipeline_tests.writeback.support import (
     start,
     writers,
 )
+
+# Whole crash-and-resume cycles against the sandbox, end to end: `make test-integration` runs these.
+pytestmark = pytest.mark.end_to_end
 
 
 class Killed(BaseException):
