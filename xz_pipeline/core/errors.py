@@ -172,6 +172,10 @@ def explain(exc: BaseException) -> Verdict:
             )
         if exc.code in MODULE_CODES:
             return Verdict(False, f"{name} refused{where}: {exc.code} — the org's edition lacks this module")
+        if isinstance(exc, TransportError):
+            return Verdict(
+                True, f"{name} could not be reached{where}: {_first_line(exc.message)} — check the network"
+            )
         if exc.transient and not isinstance(exc, AuthError):
             return Verdict(True, _first_line(str(exc)))
         record = (

@@ -388,6 +388,8 @@ class OAuthSession:
                 raise_for_status=False,
             )
         except ApiError as exc:
+            if exc.transient:  # unreachable or overloaded: not a refusal, and `xz auth` would not help
+                raise
             raise AuthError(self.vendor, exc.status, exc.code, exc.message, endpoint="oauth token") from exc
         body = reply.data if isinstance(reply.data, dict) else {}
         if reply.status >= 400 or "error" in body:

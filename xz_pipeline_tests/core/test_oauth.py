@@ -285,3 +285,32 @@ def test_refresh_logs_carry_no_secret(tmp_path, caplog):
     assert not any(s in caplog.text for s in secrets)
     assert Path(store.path("main", "xero")).exists()
     assert tokens.expires_at > datetime.now(UTC) + timedelta(minutes=20)
+
+
+def test_an_unreachable_token_endpoint_is_not_a_refusal(tmp_path):
+    """No answer from the token endpoint (network down, proxy) is transient and says to check the network,
+    never to run `xz auth` again: the grant may be perfectly good."""
+    import socket
+
+    from xz_pipeline.core.errors import TransportError, explain
+    from xz_pipeline.core.http import RetryPolicy
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    session = OAuthSession(
+        vendor="xero", token_url=f"http://127.0.0.1:{port}/connect/token", client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET, store=TokenStore(tmp_path), connection="main",
+        http=HttpClient("xero", timeout=(1.0, 1.0), retry=RetryPolicy(attempts=2, backoff_factor=0.01)),
+        bootstrap_refresh_token="a-refresh-token",
+    )  # fmt: skip
+    with pytest.raises(TransportError) as info:
+        session.access_token()
+    assert not isinstance(info.value, AuthError)
+    verdict = explain(info.value)
+    assert (
+        verdict.retry
+        and "Xero could not be reached" in verdict.message
+        and "check the network" in verdict.message
+    )
+    assert "xz auth" not in verdict.message and "a-refresh-token" not in verdict.message
