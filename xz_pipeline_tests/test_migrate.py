@@ -135,6 +135,9 @@ def test_migrate_splits_every_table_by_connection_and_loses_nothing(legacy_home,
 
 
 def test_migrate_again_does_nothing_and_commands_work(legacy_home, capsys):
+    if (legacy_home / "mirror.duckdb").exists():  # xdist ran the splitting test on the other worker
+        assert cli.main(["migrate"]) == 0
+        capsys.readouterr()
     files = sorted((legacy_home / "mirror").glob("*.duckdb"))
     stamps = [p.stat().st_mtime_ns for p in files]
     assert cli.main(["migrate"]) == 0
