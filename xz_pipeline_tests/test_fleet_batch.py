@@ -5,15 +5,15 @@ a connection that fails leaves the others mirrored."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
 
-from xz_pipeline.core.resources import MirrorResource, connections_partitions
+from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.definitions import defs
 from xz_pipeline.fleet.inprocess import execute_request
 from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline_tests.fleet_support import shard_requests
 
 VENDORS = ("xero", "zoho")
 
@@ -30,14 +30,7 @@ def batch(tmp_path_factory):
             # sandbox-2's Xero grant is revoked: its Xero steps fail, its Zoho steps and the others run
             path.write_text(path.read_text().replace(sb.env(1)["XERO_REFRESH_TOKEN"], "revoked-grant"))
             names = [sb.connection_name(i) for i in range(3)]
-            instance.add_dynamic_partitions(connections_partitions.name, names)
-            schedule = defs.resolve_schedule_def("mirror_incremental")
-            ctx = dg.build_schedule_context(
-                instance=instance,
-                scheduled_execution_time=datetime.now(UTC),
-                repository_def=defs.get_repository_def(),
-            )
-            (request,) = schedule.evaluate_tick(ctx).run_requests
+            (request,) = shard_requests(instance, names)
             extract = [k for k in request.asset_selection if k.path[0].split("_")[0] in VENDORS]
             request = request.with_replaced_attrs(
                 asset_selection=[k for k in extract if k.path[0] != "xero_projects"], asset_check_keys=[]

@@ -3,15 +3,14 @@ plans (and, where asked, applies) write-back for each of them in turn, each into
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import dagster as dg
 import pytest
 
-from xz_pipeline.core.resources import MirrorResource, connections_partitions
+from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.definitions import defs
 from xz_pipeline.fleet.inprocess import execute_request
 from xz_pipeline.sandbox.server import SandboxServer
+from xz_pipeline_tests.fleet_support import shard_requests
 
 
 def _api_writes(sb) -> int:
@@ -30,13 +29,7 @@ def batch(tmp_path_factory):
         with SandboxServer(size="tiny", connections=2, seed=11) as sb, dg.instance_for_test() as instance:
             sb.write_connections_file(home / "connections.toml")
             names = [sb.connection_name(i) for i in range(2)]
-            instance.add_dynamic_partitions(connections_partitions.name, names)
-            ctx = dg.build_schedule_context(
-                instance=instance,
-                scheduled_execution_time=datetime.now(UTC),
-                repository_def=defs.get_repository_def(),
-            )
-            (request,) = defs.resolve_schedule_def("mirror_incremental").evaluate_tick(ctx).run_requests
+            (request,) = shard_requests(instance, names)
             writes = _api_writes(sb)
             result = execute_request(defs, request, instance)
             after = _api_writes(sb)
