@@ -37,6 +37,7 @@ What maps to what, where QBO differs from Xero:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -64,6 +65,8 @@ from xz_pipeline.core.canonical import (
     sql_case,
 )
 from xz_pipeline.quickbooks.dates import parse_qbo_date, parse_qbo_datetime, to_decimal
+
+CENT = Decimal("0.01")
 
 # ---------------------------------------------------------------------------------------------
 # Vocabularies (QBO value -> canonical value)
@@ -758,13 +761,23 @@ def _day(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _line_to_qbo(line: InvoiceLine, item_ids: dict[str, str], default_item: str | None) -> dict[str, Any]:
+def _line_to_qbo(
+    line: InvoiceLine, item_ids: dict[str, str], default_item: str | None, rate: Decimal | None = None
+) -> dict[str, Any]:
+    """One sales line. `rate` (percent) is given for a tax-inclusive document: QBO's Amount and UnitPrice
+    are then without tax and TaxInclusiveAmt carries the line as priced, so the line's price is what the
+    document totals to (sent as priced, QBO would add the tax on top)."""
     quantity, price = line.quantity, line.unit_price
     amount = (
         line.line_amount
     )  # QBO refuses an Amount other than UnitPrice x Qty (6070): derived when it can be
     if quantity is not None and price is not None:
-        amount = (quantity * price).quantize(Decimal("0.01"))
+        amount = (quantity * price).quantize(CENT)
+    gross = None
+    if rate is not None and amount is not None:
+        gross = amount
+        amount = (gross * 100 / (100 + rate)).quantize(CENT)
+        price = (amount / quantity).quantize(Decimal("0.0000001")) if quantity else None
     item = item_ids.get(line.item_code or "") or line.product_id or default_item
     return _compact(
         {
@@ -777,6 +790,7 @@ def _line_to_qbo(line: InvoiceLine, item_ids: dict[str, str], default_item: str 
                     "ItemRef": {"value": item} if item else None,
                     "Qty": quantity,
                     "UnitPrice": price,
+                    "TaxInclusiveAmt": gross,
                     "TaxCodeRef": {"value": line.tax_code} if line.tax_code else None,
                     "DiscountRate": line.discount_rate,
                 }
@@ -799,10 +813,13 @@ def invoice_to_qbo(
     item_ids: dict[str, str] | None = None,
     default_item: str | None = None,
     global_tax: bool = True,
+    tax_rate: Callable[[InvoiceLine], Decimal] | None = None,
 ) -> dict[str, Any]:
     """An Invoice as `POST /invoice` takes it. `customer_id` (the books customer) overrides the invoice's
     own; `item_ids` turns an item code into its ItemRef (QBO lines name items by id), `default_item` is the
-    item of a line that names none. US companies take no GlobalTaxCalculation (`global_tax=False`)."""
+    item of a line that names none. US companies take no GlobalTaxCalculation (`global_tax=False`).
+    `tax_rate` (a line's sales tax, percent) splits the lines of a tax-inclusive invoice (`_line_to_qbo`)."""
+    inclusive = global_tax and invoice.amounts_tax == TaxMode.INCLUSIVE and tax_rate is not None
     return _compact(
         {
             "CustomerRef": {"value": customer_id or invoice.customer_id}
@@ -817,7 +834,10 @@ def invoice_to_qbo(
             "GlobalTaxCalculation": _GLOBAL_TAX.get(invoice.amounts_tax)
             if global_tax and invoice.amounts_tax
             else None,
-            "Line": [_line_to_qbo(line, item_ids or {}, default_item) for line in invoice.lines],
+            "Line": [
+                _line_to_qbo(line, item_ids or {}, default_item, tax_rate(line) if inclusive else None)
+                for line in invoice.lines
+            ],
         }
     )
 

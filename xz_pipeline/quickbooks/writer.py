@@ -23,10 +23,11 @@ entity whole and match here (a page of 1,000 a call). Refreshing writes the reco
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import dagster as dg
 
-from xz_pipeline.core.canonical import Customer, DocumentStatus, Invoice
+from xz_pipeline.core.canonical import Customer, DocumentStatus, Invoice, InvoiceLine
 from xz_pipeline.core.errors import ApiError
 from xz_pipeline.core.http import CallMeter
 from xz_pipeline.core.mirror import write_entity
@@ -85,6 +86,8 @@ class QuickBooksBooksWriter:
         self._item_ids: dict[str, str] = {}
         self._default_item: str | None = None
         self._global_tax = True
+        self._item_tax: dict[str, str] = {}  # item id -> its sales TaxCode id
+        self._rates: dict[str, Decimal] | None = None  # TaxCode id -> its sales tax, percent
 
     @property
     def calls(self) -> int:
@@ -187,8 +190,31 @@ class QuickBooksBooksWriter:
     def _invoice(self, invoice: Invoice, entity: str = "Invoice") -> dict:
         to_qbo = estimate_to_qbo if entity == "Estimate" else invoice_to_qbo
         return to_qbo(
-            invoice, item_ids=self._item_ids, default_item=self._default_item, global_tax=self._global_tax
-        )
+            invoice, item_ids=self._item_ids, default_item=self._default_item, global_tax=self._global_tax,
+            tax_rate=self._line_rate,
+        )  # fmt: skip
+
+    def _line_rate(self, line: InvoiceLine) -> Decimal:
+        """A line's sales tax in percent: its TaxCode's, else its item's (QBO taxes a line by its item's
+        code when it names none). The company's TaxCodes and TaxRates are read once, when a tax-inclusive
+        document is first written (two queries)."""
+        if self._rates is None:
+            rate_of = {str(r["Id"]): Decimal(str(r.get("RateValue") or 0))
+                       for page in self.client.iter_query("TaxRate") for r in page}  # fmt: skip
+            self._rates = {
+                str(code["Id"]): sum(
+                    (
+                        rate_of.get(str((d.get("TaxRateRef") or {}).get("value")), Decimal(0))
+                        for d in (code.get("SalesTaxRateList") or {}).get("TaxRateDetail") or []
+                    ),
+                    Decimal(0),
+                )  # fmt: skip
+                for page in self.client.iter_query("TaxCode")
+                for code in page
+            }
+        item = self._item_ids.get(line.item_code or "") or line.product_id or self._default_item or ""
+        code = line.tax_code or self._item_tax.get(item, "")
+        return self._rates.get(str(code), Decimal(0))
 
     def email_invoice(self, invoice_id: str) -> Outcome:
         if _entity_of(invoice_id)[0] == "Estimate":  # only authorised invoices are emailed
@@ -278,6 +304,11 @@ class QuickBooksBooksWriter:
             self._item_ids = {str(i.get("Sku") or i.get("Name")): str(i["Id"]) for i in items}
             self._item_ids.update({str(i["Name"]): str(i["Id"]) for i in items if i.get("Name")})
             self._default_item = str(default["Id"]) if default else None
+            self._item_tax = {
+                str(i["Id"]): str(i["SalesTaxCodeRef"]["value"])
+                for i in items
+                if (i.get("SalesTaxCodeRef") or {}).get("value")
+            }
             self._global_tax = str(company.get("Country") or "").upper() != "US"  # US: sales tax, no tax mode
             home = ((prefs.get("CurrencyPrefs") or {}).get("HomeCurrency") or {}).get("value")
             self._defaults = InvoiceDefaults(

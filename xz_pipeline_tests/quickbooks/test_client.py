@@ -272,3 +272,61 @@ def test_a_draft_is_written_as_an_estimate_that_owes_nothing_and_follows_its_dea
     with store.read() as con:
         assert con.execute("select count(*) from quickbooks.estimates").fetchone()[0] == 1
         assert con.execute("select count(*) from quickbooks.invoices").fetchone()[0] == 1
+
+
+def test_a_tax_inclusive_draft_totals_its_price_and_reads_back_unchanged(tmp_path):
+    """A won deal without products is raised as one line at the deal's amount, tax included. Sent as
+    priced, QBO adds the tax on top (a 2,139.00 deal became 2,566.80 at 20% VAT) and every later plan
+    rewrote the line: the writer sends the line without tax and its TaxInclusiveAmt, read from the
+    company's TaxCodes and TaxRates once."""
+    from xz_pipeline.core.canonical import DocumentStatus, TaxMode
+    from xz_pipeline.core.store import Store
+
+    with SandboxServer(seed=11, size="tiny", books="quickbooks", profile="uk") as uk:
+        env, realm = uk.env(0), uk.realm_ids[0]
+        held = uk.quickbooks.companies[realm].records
+        assert held["CompanyInfo"]["1"]["Country"] != "US"
+        code = next(c for c in held["TaxCode"].values() if c["Name"].startswith("20.0% S"))
+        c = QuickBooksClient(
+            client_id=env["QBO_CLIENT_ID"], client_secret=env["QBO_CLIENT_SECRET"],
+            refresh_token=env["QBO_REFRESH_TOKEN"], api_url=env["QBO_API_URL"], token_url=env["QBO_TOKEN_URL"],
+            token_store=TokenStore(tmp_path / "tokens"), connection="uk", realm_id=realm,
+        )  # fmt: skip
+        with c:
+            writer = QuickBooksBooksWriter(c, "uk")
+            writer.invoice_defaults()
+            cust = writer.create_customers([customer("Gross Ltd", crm_id="crm-gross")]).outcomes[0].record_id
+            line = InvoiceLine(description="one line at the deal's amount", quantity=Decimal(1),
+                               unit_price=Decimal("2139.00"), tax_code=code["Id"])  # fmt: skip
+            day = datetime.now(UTC).date()
+            draft = Invoice(role=Role.BOOKS, customer_id=cust, reference="DEAL-9", issue_date=day,
+                            due_date=day + timedelta(days=30), status=DocumentStatus.DRAFT,
+                            amounts_tax=TaxMode.INCLUSIVE, lines=(line,))  # fmt: skip
+            start = len(uk.quickbooks.received)
+            made = writer.create_invoices([draft, replace(draft, reference="DEAL-10")])
+            assert made.failed == 0
+            queries = [r for r in uk.quickbooks.received[start:] if "/query" in r.path]
+            assert len(queries) == 2  # TaxRate and TaxCode, once for both documents
+            estimate = held["Estimate"][made.outcomes[0].record_id.removeprefix("estimate-")]
+            assert estimate["GlobalTaxCalculation"] == "TaxInclusive"
+            assert estimate["TotalAmt"] == Decimal("2139.00")
+            sold = estimate["Line"][0]
+            assert sold["Amount"] == Decimal("1782.50")  # 2139.00 / 1.2, the line without its tax
+            assert sold["SalesItemLineDetail"]["TaxInclusiveAmt"] == Decimal("2139.00")
+            assert estimate["TxnTaxDetail"]["TotalTax"] == Decimal("356.50")
+            # read back, the draft's total and its line are the deal's amount: nothing left to plan
+            store = Store(tmp_path / "mirror.duckdb")
+            writer.refresh(store, "invoice", [made.outcomes[0].record_id], None)
+            with store.read() as con:
+                total, amounts_tax = con.execute(
+                    "select total_amt, global_tax_calculation from quickbooks.estimates"
+                ).fetchone()
+                line_amount = con.execute(
+                    "select coalesce(tax_inclusive_amount, amount) from quickbooks.estimate_lines "
+                    "where detail_type = 'SalesItemLineDetail'"
+                ).fetchone()[0]
+            assert (total, amounts_tax, line_amount) == (
+                Decimal("2139.00"),
+                "TaxInclusive",
+                Decimal("2139.00"),
+            )

@@ -308,13 +308,17 @@ class Writer:
         return total
 
     def _sales_lines(self, rec: dict) -> None:
-        """Validate lines, derive the subtotal line, the tax and TotalAmt (tax-exclusive lines)."""
+        """Validate lines, derive the subtotal line, the tax and TotalAmt. Amount and UnitPrice are without
+        tax; on a TaxInclusive document (outside the US) each taxable line's TaxInclusiveAmt is what it was
+        priced at (derived from Amount when not sent), the tax is what the prices include and TotalAmt their
+        sum."""
         lines = rec.get("Line")
         if not isinstance(lines, list) or not lines:
             raise required("Line", "At least one line is required.")
         us = self.c.records["CompanyInfo"]["1"]["Country"] == "US"
         txn_code = str(((rec.get("TxnTaxDetail") or {}).get("TxnTaxCodeRef") or {}).get("value", ""))
-        out, taxable, n = [], {}, 0
+        inclusive = not us and rec.get("GlobalTaxCalculation") == "TaxInclusive"
+        out, taxable, gross, n = [], {}, {}, 0
         for ln in lines:
             kind = ln.get("DetailType")
             if kind in ("SubTotalLineDetail", "TaxLineDetail"):
@@ -354,6 +358,14 @@ class Writer:
                 if rate:
                     net, _ = taxable.get(code if not us else txn_code, (ZERO, ZERO))
                     taxable[code if not us else txn_code] = (net + amount, rate)
+                if inclusive:
+                    priced = detail.get("TaxInclusiveAmt")
+                    priced = (
+                        money(priced) if priced is not None else amount + (amount * rate / 100).quantize(CENT)
+                    )
+                    detail["TaxInclusiveAmt"] = priced
+                    if rate:
+                        gross[code] = gross.get(code, ZERO) + priced
             n += 1
             ln["Id"], ln["LineNum"] = str(n), n
             ln["Amount"] = money(ln.get("Amount", 0))
@@ -362,8 +374,8 @@ class Writer:
         out.append({"Amount": sub, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
         given = (rec.get("TxnTaxDetail") or {}).get("TotalTax")
         tax_lines, computed = [], ZERO
-        for net, rate in taxable.values():
-            tax = (net * rate / 100).quantize(CENT)
+        for code, (net, rate) in taxable.items():
+            tax = gross[code] - net if inclusive else (net * rate / 100).quantize(CENT)
             computed += tax
             tax_lines.append({"Amount": tax, "DetailType": "TaxLineDetail",
                               "TaxLineDetail": {"PercentBased": True, "TaxPercent": rate, "NetAmountTaxable": net}})  # fmt: skip
