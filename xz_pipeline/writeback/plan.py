@@ -223,6 +223,7 @@ def xero_customer_to_crm(w: World, p: Policies) -> list[Change]:
     # contacts upsert on their email: one that already exists (at another account) is never moved
     known = {(c["email"] or "").strip().lower() for c in w.contacts.values()} - {""}
     out: list[Change] = []
+    owed, overdue = books_balances(w)
     for d in w.kind("customer_missing_in_crm"):
         b = w.books.get(d["books_id"])
         if b is None or b["status"] not in (None, "active"):
@@ -231,7 +232,7 @@ def xero_customer_to_crm(w: World, p: Policies) -> list[Change]:
         values = {
             "name": b["name"], "phone": b["phone"], **{k: b[k] for k in ADDRESS}, "tax_number": b["tax_number"],
             "currency": b["currency"], "account_number": b["account_number"], "books_link": b["customer_id"],
-            "outstanding_balance": b["outstanding"], "overdue_balance": b["overdue"],
+            "outstanding_balance": owed[b["customer_id"]], "overdue_balance": overdue[b["customer_id"]],
         }  # fmt: skip
         out += _creates(CRM, "account", b["customer_id"], values, "xero_customer_to_crm", reason, _src(d))
         if b["email"] and b["email"].strip().lower() not in known:
@@ -530,26 +531,37 @@ def payment_to_crm(w: World, p: Policies) -> list[Change]:
             f"books invoice {inv['invoice_id']} ({inv['number']}) = CRM invoice {ci['invoice_id']} by {how}"
         )
         out += _payment_fields(w, inv, "invoice", ci["invoice_id"], ci, source)
-    owed: dict[str, Decimal] = defaultdict(Decimal)
-    overdue: dict[str, Decimal] = defaultdict(Decimal)
-    for inv in w.invoices.values():
-        crm = w.crm_of_books.get(inv["customer_id"] or "")
-        if crm and inv["type"] == "sale" and inv["status"] == "open":
-            owed[crm] += inv["amount_due"] or 0
-            if inv["due_date"] is not None and inv["due_date"] < w.today:
-                overdue[crm] += inv["amount_due"] or 0
+    owed, overdue = books_balances(w)
     for crm in sorted(w.books_of_crm):
         a = w.accounts.get(crm)
         if a is None or a["outstanding"] is None:
             continue  # a balance field nobody keeps is left alone (the rule skips it too)
+        books = w.books_of_crm[crm]
+        primary = w.crm_of_books.get(books) == crm  # a books customer's money shows on one account
         for f, col, value in (
-            ("outstanding_balance", "outstanding", owed[crm]),
-            ("overdue_balance", "overdue", overdue[crm]),
+            ("outstanding_balance", "outstanding", owed[books] if primary else Decimal(0)),
+            ("overdue_balance", "overdue", overdue[books] if primary else Decimal(0)),
         ):
             if a[col] != value:
                 out.append(Change(CRM, "account", "update", crm, "", f, a[col], value, "payment_to_crm",
                                   "what the books say the customer owes", f"canonical.books_invoices (open) of {w.books_of_crm[crm]}"))  # fmt: skip
     return out
+
+
+def books_balances(w: World) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """(owed, overdue) per books customer: its open sales invoices' amounts due, and those past due. The one
+    definition of what a CRM account's balances say, when it is created and when it is kept: a books
+    customer's own balance field can differ (QuickBooks nets an unapplied credit memo into Balance), and
+    an account created from one was corrected by the next plan."""
+    owed: dict[str, Decimal] = defaultdict(Decimal)
+    overdue: dict[str, Decimal] = defaultdict(Decimal)
+    for inv in w.invoices.values():
+        customer = inv["customer_id"] or ""
+        if customer and inv["type"] == "sale" and inv["status"] == "open":
+            owed[customer] += inv["amount_due"] or 0
+            if inv["due_date"] is not None and inv["due_date"] < w.today:
+                overdue[customer] += inv["amount_due"] or 0
+    return owed, overdue
 
 
 def bill_tags_to_crm(w: World, p: Policies) -> list[Change]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from xz_pipeline import settings
@@ -65,3 +67,29 @@ def test_switched_off_policy_plans_nothing_and_ownership_turns_a_fix_around(base
                 "and status = 'planned'"
             ).fetchall()
         assert phone and set(phone) == {("crm", "account")}  # the books' phone now goes to the CRM
+
+
+def test_an_account_created_from_the_books_carries_the_balance_the_next_plan_keeps(baseline):
+    """A new CRM account's balances are its books customer's open invoices, as `payment_to_crm` keeps them,
+    not the customer's own balance field (QuickBooks nets an unapplied credit memo into it): created from
+    that field, the account was corrected by the very next plan (found on the medium QuickBooks world)."""
+    sb, store = start(baseline)
+    with sb:
+        with store.write() as con:  # the books customers' own balance field says something else
+            con.execute("update xero.contacts set ar_outstanding = coalesce(ar_outstanding, 0) + 198.72")
+        build_plan(store, CONNECTION, load_policies(CONNECTION))
+        with store.read() as con:
+            created = con.execute(
+                "select p.ref, p.new from writeback.plan p where p.policy = 'xero_customer_to_crm' "
+                "and p.entity = 'account' and p.field = 'outstanding_balance'"
+            ).fetchall()
+            owed = dict(
+                con.execute(
+                    "select customer_id, sum(amount_due) from canonical.books_invoices where type = 'sale' "
+                    "and status = 'open' group by customer_id"
+                ).fetchall()
+            )
+    assert created, "the demo world has books customers missing in the CRM"
+    assert any(ref in owed for ref, _ in created)  # some of them owe money
+    for ref, new in created:
+        assert Decimal(new) == owed.get(ref, Decimal(0)), ref
