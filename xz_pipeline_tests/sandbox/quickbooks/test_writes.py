@@ -114,3 +114,38 @@ def test_batch_answers_each_item_and_one_failure_spares_the_others(qbo):
     too_many = [{"bId": f"q{i}", "Query": "select * from Item"} for i in range(31)]
     big = qbo.http.post(f"{qbo.base}/batch", json={"BatchItemRequest": too_many}, headers=qbo.headers())
     assert big.status_code == 400 and "30" in big.json()["Fault"]["Error"][0]["Detail"]
+
+
+def test_a_tax_inclusive_document_totals_its_prices():
+    """Outside the US, a TaxInclusive document's lines are priced with tax: TaxInclusiveAmt as sent (or
+    Amount plus its tax when not sent), the tax is what the prices include, TotalAmt is their sum. US
+    companies have no tax mode: their sales tax is added on top whatever the document says."""
+    uk = connect("uk")
+    cust = uk.post("Customer", {"DisplayName": "Inclusive Ltd"}).json()["Customer"]
+    code = next(r for r in uk.rows("select * from TaxCode") if r["Name"].startswith("20.0% S"))["Id"]
+    sent = {"Amount": 1782.50, "DetailType": "SalesItemLineDetail",
+            "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "TaxInclusiveAmt": 2139.00, "TaxCodeRef": {"value": code}}}  # fmt: skip
+    derived = {"Amount": 100, "DetailType": "SalesItemLineDetail",
+               "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "TaxCodeRef": {"value": code}}}  # fmt: skip
+    body = {
+        "CustomerRef": {"value": cust["Id"]},
+        "GlobalTaxCalculation": "TaxInclusive",
+        "Line": [sent, derived],
+    }
+    resp = uk.post("Invoice", body)
+    assert resp.status_code == 200, resp.text
+    inv = resp.json()["Invoice"]
+    assert inv["TotalAmt"] == inv["Balance"] == 2139.00 + 120.00
+    assert inv["TxnTaxDetail"]["TotalTax"] == round(2139.00 - 1782.50 + 20.00, 2)
+    assert inv["Line"][1]["SalesItemLineDetail"]["TaxInclusiveAmt"] == 120.00  # derived from Amount
+    excluded = uk.post("Invoice", {**body, "GlobalTaxCalculation": "TaxExcluded"}).json()["Invoice"]
+    assert excluded["TotalAmt"] == round((1782.50 + 100) * 1.2, 2)
+    us = connect()
+    assert us.emu.companies[us.realm].records["CompanyInfo"]["1"]["Country"] == "US"
+    cust = us.post("Customer", {"DisplayName": "Sales Tax Co"}).json()["Customer"]
+    tax_code = us.rows("select * from TaxCode where Taxable = true")[0]["Id"]
+    line = {"Amount": 100, "DetailType": "SalesItemLineDetail",
+            "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "TaxCodeRef": {"value": "TAX"}}}  # fmt: skip
+    on_top = us.post("Invoice", {"CustomerRef": {"value": cust["Id"]}, "GlobalTaxCalculation": "TaxInclusive",
+                                 "Line": [line], "TxnTaxDetail": {"TxnTaxCodeRef": {"value": tax_code}}})  # fmt: skip
+    assert on_top.json()["Invoice"]["TotalAmt"] == round(100 * 1.08875, 2)
