@@ -284,6 +284,8 @@ def _lines(parent: str, prefix: str | None) -> dict[str, str]:
     doc_id = f"'{prefix}' || l.{parent}" if prefix else f"l.{parent}"
     sign = "(case when l.detail_type = 'DiscountLineDetail' then -1 else 1 end)"
     amount = "coalesce(case when d.global_tax_calculation = 'TaxInclusive' then l.tax_inclusive_amount end, l.amount)"
+    # a tax-inclusive line's tax is what its price includes: the lines less their tax sum to the sub-total
+    tax = "(case when d.global_tax_calculation = 'TaxInclusive' then l.tax_inclusive_amount - l.amount end)"
     return {
         "connection": "l.connection",
         "invoice_id": doc_id,
@@ -297,7 +299,7 @@ def _lines(parent: str, prefix: str | None) -> dict[str, str]:
         "unit_price": "l.unit_price",
         "discount_rate": "l.discount_rate",
         "line_amount": f"({sign} * {amount})",
-        "tax_amount": "null",
+        "tax_amount": f"({sign} * {tax})",
         "source_modified": "d.updated_utc",
         "fetched_at": "l.fetched_at",
     }
@@ -541,11 +543,11 @@ def _detail(line: dict) -> dict:
 
 def _line(n: int, line: dict, inclusive: bool) -> InvoiceLine:
     d = _detail(line)
-    amount = to_decimal(line.get("Amount"))
-    if inclusive and d.get("TaxInclusiveAmt") is not None:
-        amount = to_decimal(d.get("TaxInclusiveAmt"))
+    amount, tax = to_decimal(line.get("Amount")), None
+    if inclusive and d.get("TaxInclusiveAmt") is not None and amount is not None:
+        amount, tax = to_decimal(d.get("TaxInclusiveAmt")), to_decimal(d.get("TaxInclusiveAmt")) - amount
     if line.get("DetailType") == "DiscountLineDetail" and amount is not None:
-        amount = -amount
+        amount, tax = -amount, -tax if tax is not None else None
     item = d.get("ItemRef") if isinstance(d.get("ItemRef"), dict) else {}
     return InvoiceLine(
         id=_text(line.get("Id")),
@@ -556,6 +558,7 @@ def _line(n: int, line: dict, inclusive: bool) -> InvoiceLine:
         discount_rate=to_decimal(d.get("DiscountRate")),
         discount_amount=to_decimal(d.get("DiscountAmt")),
         line_amount=amount,
+        tax_amount=tax,
         tax_code=_ref(d, "TaxCodeRef"),
         item_code=_text(item.get("name")),
         product_id=_text(item.get("value")),

@@ -141,9 +141,16 @@ def test_lines_skip_subtotals_and_name_items_by_sku(books):
         1,
     )
     assert rows[1]["item_code"] == "Widget"
-    assert rows[4]["line_amount"] == Decimal(
-        "110.00"
-    )  # tax inclusive: the gross amount, as the invariant reads it
+    # tax inclusive: the gross amount and the tax it includes, so the lines less their tax make the
+    # sub-total (the invariant `invoice_lines_sum_to_subtotal` failed on every inclusive document written back)
+    assert (rows[4]["line_amount"], rows[4]["tax_amount"]) == (Decimal("110.00"), Decimal("10.00"))
+    invoice = view_rows(books[0], "select * from canonical.books_invoices where invoice_id = '105'")[0]
+    assert rows[4]["line_amount"] - rows[4]["tax_amount"] == invoice["subtotal"] == Decimal("100.00")
+    assert [r["tax_amount"] for r in rows if r["invoice_id"] != "105"] == [
+        None
+    ] * 7  # exclusive: none per line
+    parsed = invoice_from_qbo(next(p for p in qp.INVOICES if p["Id"] == "105")).lines[0]
+    assert (parsed.line_amount, parsed.tax_amount) == (Decimal("110"), Decimal("10"))
 
 
 def test_payments_one_row_per_invoice_settled_and_credit_as_allocation(books):
