@@ -107,7 +107,8 @@ def rows_of(label: str, s: dict) -> list[dict]:
     return out
 
 
-def verdicts(results: dict[str, dict]) -> list[str]:
+def verdicts(results: dict[str, dict]) -> list[tuple[str, bool]]:
+    """One (line, goal met) per world and set."""
     lines = []
     for label, s in results.items():
         constant = label.startswith("constant")
@@ -118,8 +119,8 @@ def verdicts(results: dict[str, dict]) -> list[str]:
                 ok, goal = gain <= 0.02, "<= +0.02"
             else:
                 ok, goal = gain >= 0.05 and brier <= 0, ">= +0.05 with Brier no worse"
-            lines.append(f"{label:<22} {part:<13} AUC gain {gain:+.3f}, Brier {brier:+.3f} "
-                         f"(goal {goal}): {'ok' if ok else 'MISSED'}")  # fmt: skip
+            lines.append((f"{label:<22} {part:<13} AUC gain {gain:+.3f}, Brier {brier:+.3f} "
+                          f"(goal {goal}): {'ok' if ok else 'MISSED'}", ok))  # fmt: skip
     return lines
 
 
@@ -177,7 +178,8 @@ def duplicates_bench(size: str) -> bool:
     return ok
 
 
-def main() -> None:
+def main() -> int:
+    """Exit 1 when a goal is missed (as bench-pairs and bench-profiles do), so a script can tell."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="medium", choices=("demo", "medium", "large"))
     parser.add_argument("--compare", action="store_true", help="also the logistic-regression variant")
@@ -186,8 +188,7 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.anomalies_only:
-        duplicates_bench(args.size)
-        return
+        return 0 if duplicates_bench(args.size) else 1
     results: dict[str, dict] = {}
     for habits in MODES:
         if args.size == "demo":
@@ -201,11 +202,14 @@ def main() -> None:
     table = [row for label, s in results.items() for row in rows_of(label, s)]
     print(tabulate(table, headers="keys", tablefmt="github"))
     print()
-    for line in verdicts(results):
+    met = True
+    for line, ok in verdicts(results):
         print(line)
+        met = met and ok
     print()
-    duplicates_bench(args.size)
+    met = duplicates_bench(args.size) and met
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
