@@ -33,10 +33,11 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Two workers: most tests wait on a sandbox or a Dagster run, and the machines have two cores.
+# Two workers: most tests wait on a sandbox or a Dagster run, and the machines have two cores. A module's
+# tests stay on one worker (--dist loadscope): its fixture (often a mirrored world, 20-30 s) is built once.
 # The end-to-end tests (real processes, signals, daemons, whole pairs) run in `make test-integration`.
 test: lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --durations=15 -m "not end_to_end"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadscope --durations=15 -m "not end_to_end"
 
 bench: bench-sandbox bench-connectors bench-mirror bench-recon bench-writeback bench-latency
 
