@@ -529,7 +529,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     failed = False
     for connection in _connections(args):
         store = Store(settings.mirror_path(connection))
-        report = apply_connection(store, connection, defs.resources, approve=args.approve)
+        report = apply_connection(
+            store, connection, defs.resources, approve=args.approve, retry_rejected=args.retry_rejected
+        )
         print(report.summary())
         for error in report.errors[:20]:
             print(f"  {error}")
@@ -731,6 +733,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     apply_.add_argument("--connection", help=CONNECTION_HELP)
     apply_.add_argument("--approve", action="store_true", help="let a plan past the mass-change guard")
+    apply_.add_argument(
+        "--retry-rejected",
+        action="store_true",
+        help="send once more the changes the API refused before (after fixing what `xz plan` says)",
+    )
     apply_.set_defaults(func=cmd_apply)
 
     from xz_pipeline.realtime import receiver

@@ -108,4 +108,9 @@ def as_table(rows: list[dict], connection: str, limit: int | None = DEFAULT_LIMI
             f"\n... {len(rows) - len(shown)} more change(s) not shown: `xz plan --connection {connection} --all` "
             "lists every one (or --format csv|json)"
         )
+    if by_status.get("rejected"):
+        text += (
+            f"\n{by_status['rejected']} change(s) the API refused are held back (their status says why): fix "
+            f"the record there, then `xz apply --connection {connection} --retry-rejected` sends them once more"
+        )
     return text

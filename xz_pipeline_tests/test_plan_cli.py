@@ -126,3 +126,45 @@ def test_every_connection_option_is_documented():
     assert {"sync", "plan", "apply", "setup", "auth", "doctor"} <= set(with_option)
     for name, action in with_option.items():
         assert action.help and "connection" in action.help, name
+
+
+def test_refused_changes_are_held_back_and_retried_only_when_asked(env, capsys, monkeypatch):
+    """A change the API refused stays in the plan with its reason and is not sent again by itself (the same
+    request would be refused again); `xz plan` says how to send it once more, and `xz apply
+    --retry-rejected` asks for exactly that."""
+    _plan(capsys, "--connection", env)
+    with Store(settings.mirror_path(env)).write() as con:
+        (change_id,) = con.execute(
+            "select change_id from writeback.plan where status = 'planned' order by change_id limit 1"
+        ).fetchone()
+        con.execute(
+            "update writeback.plan set status = 'rejected', attempts = 1, error = ? where change_id = ?",
+            ["6240 Duplicate Name Exists Error", change_id],
+        )
+    out = _plan(capsys, "--connection", env, "--all")
+    assert "rejected: 6240 Duplicate Name Exists Error" in out
+    assert (
+        f"1 change(s) the API refused are held back (their status says why): fix the record there, then "
+        f"`xz apply --connection {env} --retry-rejected` sends them once more"
+    ) in out
+    from xz_pipeline.writeback import ledger
+
+    store = Store(settings.mirror_path(env))
+    held = ledger.pending(store, env, rejected=False)
+    assert change_id not in set(held["change_id"]) and len(held) == len(ledger.pending(store, env)) - 1
+
+    asked: list[bool] = []
+
+    def apply_connection(store, connection, resources, *, approve=False, retry_rejected=False):
+        from xz_pipeline.writeback.apply import ApplyReport
+
+        asked.append(retry_rejected)
+        return ApplyReport(connection, held=0 if retry_rejected else 1)
+
+    import xz_pipeline.writeback.assets as assets
+
+    monkeypatch.setattr(assets, "apply_connection", apply_connection)
+    assert cli.main(["apply", "--connection", env]) == 0
+    assert "held back 1 change(s) the API refused before" in capsys.readouterr().out
+    assert cli.main(["apply", "--connection", env, "--retry-rejected"]) == 0
+    assert asked == [False, True]

@@ -114,6 +114,7 @@ class ApplyReport:
     rejected: int = 0
     refused: int = 0
     waiting: int = 0
+    held: int = 0  # refused by the API before: not sent again unless a person asks (--retry-rejected)
     found_by_lookup: int = 0
     settled_calls: int = 0  # calls of earlier runs whose unknown outcome was looked up remotely
     write_calls: dict[str, int] = field(default_factory=lambda: {"books": 0, "crm": 0})
@@ -129,6 +130,12 @@ class ApplyReport:
             f"{self.connection}: {head} {self.applied} change(s) of {self.pending}; rejected {self.rejected}, "
             f"refused {self.refused}, waiting {self.waiting}, found by lookup {self.found_by_lookup}; write calls "
             f"books {self.write_calls['books']}, crm {self.write_calls['crm']}; refreshed {self.refreshed} record(s)"
+            + (
+                f"; held back {self.held} change(s) the API refused before: fix what `xz plan` says, "
+                "then `xz apply --retry-rejected`"
+                if self.held
+                else ""
+            )
         )
 
 
@@ -708,16 +715,21 @@ def apply(
     approve: bool = False,
     run_id: str | None = None,
     check_invariants: bool = True,
+    retry_rejected: bool = False,
 ) -> ApplyReport:
-    """Apply the pending plan of `connection` (planned and rejected rows) unless a guard holds it. Calls
-    of earlier runs whose outcome is unknown are looked up first (`Applier.settle_open_calls`)."""
+    """Apply the pending plan of `connection` unless a guard holds it. Calls of earlier runs whose outcome
+    is unknown are looked up first (`Applier.settle_open_calls`). Changes the API refused before are sent
+    again only with `retry_rejected` (a person fixed what the refusal named): the same request refused
+    once is not sent again by itself."""
     report = ApplyReport(connection, dry_run=policies.dry_run)
     applier = Applier(store, connection, books, crm, run_id)
     applier.report = report
     if policies.enabled and not policies.dry_run:
         applier.load_resolved()
         applier.settle_open_calls()
-    pending = ledger.pending(store, connection)
+    pending = ledger.pending(store, connection, rejected=retry_rejected)
+    if not retry_rejected:
+        report.held = len(ledger.pending(store, connection)) - len(pending)
     report.pending = len(pending) + report.found_by_lookup
     if pending.empty:
         if applier.written:

@@ -241,7 +241,8 @@ def _apply_one(context, config: ApplyConfig) -> dg.MaterializeResult:
 
 
 def run_apply(store: Store, connection: str, resources, policies, *, write: bool, approve: bool = False,
-              run_id: str | None = None, check_invariants: bool = True) -> ApplyReport:  # fmt: skip
+              run_id: str | None = None, check_invariants: bool = True,
+              retry_rejected: bool = False) -> ApplyReport:  # fmt: skip
     """Apply through the wired writer resources (an object or mapping with `books_writer` and
     `crm_writer`); without `write` (and no `auto_apply`) only a dry run."""
     if not (write or policies.auto_apply):
@@ -250,7 +251,7 @@ def run_apply(store: Store, connection: str, resources, policies, *, write: bool
     crm = _resource(resources, CRM_WRITER).writer(connection, trigger=policies.zoho_trigger)
     try:
         return apply(store, connection, books, crm, policies, approve=approve, run_id=run_id,
-                     check_invariants=check_invariants)  # fmt: skip
+                     check_invariants=check_invariants, retry_rejected=retry_rejected)  # fmt: skip
     finally:
         books.close()
         crm.close()
@@ -267,13 +268,16 @@ def plan_connection(store: Store, connection: str, resources=None) -> str:
     return plan_table(store, connection)
 
 
-def apply_connection(store: Store, connection: str, resources, *, approve: bool = False) -> ApplyReport:
-    """`xz apply [--approve]`: plan again (the mirror may have moved), then apply for real, guards first.
-    `resources` holds the wired writer resources (`definitions.defs.resources` will do)."""
+def apply_connection(
+    store: Store, connection: str, resources, *, approve: bool = False, retry_rejected: bool = False
+) -> ApplyReport:
+    """`xz apply [--approve] [--retry-rejected]`: plan again (the mirror may have moved), then apply for
+    real, guards first. `resources` holds the wired writer resources (`definitions.defs.resources` will do)."""
     read_products_to_invoice(store, connection, load_policies(connection), resources, None)
     capabilities = crm_capabilities(store, connection, resources)
     build_plan(store, connection, load_policies(connection), capabilities=capabilities)
-    return run_apply(store, connection, resources, load_policies(connection), write=True, approve=approve)
+    return run_apply(store, connection, resources, load_policies(connection), write=True, approve=approve,
+                     retry_rejected=retry_rejected)  # fmt: skip
 
 
 WRITEBACK_ASSETS = [writeback_plan, writeback_apply]

@@ -1,8 +1,10 @@
 """`writeback.plan` and `writeback.ledger`: what we mean to change, and every call we made to do it.
 
 The plan keeps its rows across runs (keyed by `change_id`, a hash of what the change is): a row applied
-stays as history, a rejected row keeps the API's reason and is retried by later runs until it succeeds or
-a person skips it (`status = 'skipped'`), and a pending row whose cause went away becomes 'obsolete'.
+stays as history, a rejected row keeps the API's reason and is not sent again by itself (the API refused
+that very request; a retry cannot heal it): a person fixes what the reason names and asks for it once more
+(`xz apply --retry-rejected`) or skips it (`status = 'skipped'`). A pending row whose cause went away
+becomes 'obsolete'; a change with another value is another row, sent as planned.
 The ledger has one row per API call, inserted (and committed) *before* the call as an intent and
 completed after it: an intent never completed is a call whose outcome is unknown, and its changes are
 looked up by reference before anything is sent again.
@@ -43,7 +45,10 @@ PLAN_COLUMNS = [
     "connection", "change_id", "system", "entity", "op", "record", "ref", "field", "old", "new", "policy",
     "reason", "source", "idempotency_key",
 ]  # fmt: skip
-PENDING = ("planned", "rejected")  # what apply sends
+PENDING = (
+    "planned",
+    "rejected",
+)  # what is still to do (`xz plan` lists both; apply sends rejected on request)
 
 
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
@@ -107,14 +112,16 @@ def merge_plan(
     return {"new": int(inserted), "replanned": len(again), "obsolete": int(obsolete)}
 
 
-def pending(store: Store, connection: str) -> pd.DataFrame:
+def pending(store: Store, connection: str, *, rejected: bool = True) -> pd.DataFrame:
+    """The changes still to do: planned ones, and (unless `rejected` is False) those the API refused."""
+    statuses = list(PENDING) if rejected else ["planned"]
     with store.read() as con:
         if not _exists(con, "plan"):
             return pd.DataFrame(columns=[*PLAN_COLUMNS, "status", "attempts", "error"])
         return con.execute(
-            "select * from writeback.plan where connection = ? and status in ('planned', 'rejected') "
+            "select * from writeback.plan where connection = ? and status in (select unnest(?)) "
             "order by change_id",
-            [connection],
+            [connection, statuses],
         ).df()
 
 

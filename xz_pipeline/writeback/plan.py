@@ -838,4 +838,11 @@ def plan_table(store: Store, connection: str | None = None, *, limit: int = 200)
     by = rows.groupby(["system", "policy"]).size()
     summary = "; ".join(f"{s}/{p}: {n}" for (s, p), n in by.items())
     more = f"\n... {len(rows) - limit} more" if len(rows) > limit else ""
-    return f"{head} ({summary})\n{shown.to_string(index=False)}{more}"
+    refused = int((rows["status"] == "rejected").sum())
+    hint = (
+        f"\n{refused} change(s) the API refused are held back (the error column says why): fix the record "
+        "there, then `xz apply --retry-rejected` sends them once more"
+        if refused
+        else ""
+    )
+    return f"{head} ({summary})\n{shown.to_string(index=False)}{more}{hint}"

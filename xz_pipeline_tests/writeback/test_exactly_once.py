@@ -102,11 +102,14 @@ def test_killed_after_n_calls_and_rerun_creates_nothing_twice(baseline, calls):
         # and the next run has nothing left to send
         before = writes_received(sb)
         books, crm = writers()
-        assert apply(store, CONNECTION, books, crm, DEFAULT).write_calls == {"books": 0, "crm": 0}
+        assert apply(store, CONNECTION, books, crm, DEFAULT, retry_rejected=True).write_calls == {
+            "books": 0,
+            "crm": 0,
+        }
         assert writes_received(sb) == before
 
 
-def test_partial_failure_recorded_then_retried_until_success_or_skipped(baseline):
+def test_partial_failure_recorded_held_back_then_retried_on_request_until_success_or_skipped(baseline):
     sb, store = start(baseline)
     with sb:
         build_plan(store, CONNECTION, DEFAULT)
@@ -157,13 +160,21 @@ def test_partial_failure_recorded_then_retried_until_success_or_skipped(baseline
             ]
         assert set(deal_ids) <= set(rejected) and all("INVALID_DATA" in rejected[c] for c in deal_ids)
 
-        # the person archives the clashing contact; the next run retries every rejected row
+        # the next run does not send what the APIs refused: the same request would be refused again
+        books, crm = writers()
+        held = apply(store, CONNECTION, books, crm, DEFAULT)
+        assert held.held == len(rejected) and held.write_calls == {"books": 0, "crm": 0}
+        assert len(ledger_rows(store)) == len(calls)
+        assert (
+            f"held back {len(rejected)} change(s)" in held.summary() and "--retry-rejected" in held.summary()
+        )
+        # the person archives the clashing contact and asks once more: every rejected row is sent again
         with XeroResource().client(CONNECTION) as xero:
             assert xero.update_contacts([{"ContactID": clash, "ContactStatus": "ARCHIVED"}])[0].ok
         books, crm = writers()
-        again = apply(store, CONNECTION, books, crm, DEFAULT)
+        again = apply(store, CONNECTION, books, crm, DEFAULT, retry_rejected=True)
         retried = {c for r in ledger_rows(store)[len(calls) :] for c in r["change_ids"]}
-        assert set(rejected) <= retried
+        assert set(rejected) <= retried and again.held == 0
         assert again.applied > 0  # the contact (and what waited for it) went through this time
         with store.read() as con:
             left = con.execute(
@@ -174,7 +185,10 @@ def test_partial_failure_recorded_then_retried_until_success_or_skipped(baseline
         # a person skips what can never succeed: no further calls
         assert ledger.skip(store, CONNECTION, deal_ids) == len(deal_ids)
         books, crm = writers()
-        assert apply(store, CONNECTION, books, crm, DEFAULT).write_calls == {"books": 0, "crm": 0}
+        assert apply(store, CONNECTION, books, crm, DEFAULT, retry_rejected=True).write_calls == {
+            "books": 0,
+            "crm": 0,
+        }
 
 
 def test_dropped_answer_is_looked_up_not_resent(baseline):
@@ -235,5 +249,8 @@ def test_echo_of_our_own_write_is_not_a_new_change(baseline):
         assert counts["echoes"] > 0 and counts["replanned"] == 0
         before = writes_received(sb)
         books, crm = writers()
-        assert apply(store, CONNECTION, books, crm, DEFAULT).write_calls == {"books": 0, "crm": 0}
+        assert apply(store, CONNECTION, books, crm, DEFAULT, retry_rejected=True).write_calls == {
+            "books": 0,
+            "crm": 0,
+        }
         assert writes_received(sb) == before
