@@ -727,9 +727,9 @@ def apply(
     if policies.enabled and not policies.dry_run:
         applier.load_resolved()
         applier.settle_open_calls()
-    pending = ledger.pending(store, connection, rejected=retry_rejected)
-    if not retry_rejected:
-        report.held = len(ledger.pending(store, connection)) - len(pending)
+    every = ledger.pending(store, connection)  # one read: the held-back count comes from the same rows
+    pending = every if retry_rejected else every[every["status"] != "rejected"].reset_index(drop=True)
+    report.held = len(every) - len(pending)
     report.pending = len(pending) + report.found_by_lookup
     if pending.empty:
         if applier.written:
