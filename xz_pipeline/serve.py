@@ -85,7 +85,8 @@ def commands(args: argparse.Namespace, workspace: Path) -> dict[str, list[str]]:
     cmds = {
         "receiver": [sys.executable, "-m", "xz_pipeline.realtime.receiver", "--host", args.host,
                      "--port", str(args.port)],
-        "daemon": [_tool("dagster-daemon"), "run", "-w", str(workspace)],
+        # dagster-daemon with a one-second sensor loop (deploy/daemon.py says why)
+        "daemon": [sys.executable, "-m", "xz_pipeline.deploy.daemon", "run", "-w", str(workspace)],
     }  # fmt: skip
     if not args.no_ui:
         cmds["webserver"] = [_tool("dagster-webserver"), "-w", str(workspace), "-h", args.ui_host,

@@ -4,6 +4,7 @@ Everything after the mirror reads `canonical.*` only (docs/architecture.md); thi
 vendors' SELECTs meet, so reconciliation never names a vendor.
 """
 
+import hashlib
 from collections.abc import Mapping, Sequence
 
 import dagster as dg
@@ -77,6 +78,56 @@ def install_canonical(
     return install_views(con, combine_views(con, vendor_views))
 
 
+# The views were installed for this catalog and this code: a run that changed rows and no table or column
+# (every targeted near-real-time run, nearly every scheduled one) leaves them as they are. Measured: the
+# install took 0.7-1.5 s of a targeted run; the fingerprint, two catalog reads.
+INSTALL_DDL = """create table if not exists meta.canonical_install (
+    fingerprint varchar not null, installed_at timestamptz not null default now())"""
+
+
+def catalog_fingerprint(con: duckdb.DuckDBPyConnection, vendor_views) -> str:
+    """What the installed views depend on: every table's columns (the vendor tables and meta.quarantine),
+    the canonical views as they stand (a dropped or edited one differs), the mappings and the vendor
+    tables' declared columns (a new release differs)."""
+    schemas = sorted({t.schema for t in VENDOR_TABLES})
+    columns = con.execute(
+        "select schema_name, table_name, column_name, data_type from duckdb_columns() "
+        f"where schema_name in ({', '.join('?' * len(schemas))}) "
+        "or (schema_name = 'meta' and table_name = 'quarantine') order by all",
+        schemas,
+    ).fetchall()
+    views = con.execute(
+        "select view_name, sql from duckdb_views() where schema_name = 'canonical' order by all"
+    ).fetchall()
+
+    def cols(spec_cols) -> list[tuple[str, str]]:
+        return [(c.name, c.sql) for c in spec_cols]
+
+    code = repr([sorted(vv.items()) for vv in vendor_views]) + repr(
+        [
+            (t.schema, t.table, cols(t.cols), [(c.table, cols(c.cols)) for c in t.children])
+            for t in VENDOR_TABLES
+        ]
+    )
+    return hashlib.sha256(repr((columns, views, code)).encode()).hexdigest()
+
+
+def refresh_canonical(con: duckdb.DuckDBPyConnection, vendor_views) -> dict[str, str] | None:
+    """Install the views unless the catalog and code they were made for are unchanged (None then)."""
+    con.execute("create schema if not exists meta")
+    con.execute(INSTALL_DDL)
+    stored = con.execute("select fingerprint from meta.canonical_install").fetchall()
+    if stored and stored[0][0] == catalog_fingerprint(con, vendor_views):
+        return None
+    made = install_canonical(con, vendor_views)
+    con.execute("delete from meta.canonical_install")
+    con.execute(
+        "insert into meta.canonical_install (fingerprint) values (?)",
+        [catalog_fingerprint(con, vendor_views)],
+    )
+    return made
+
+
 def build_canonical_views_asset(
     deps: Sequence[dg.AssetsDefinition], vendor_views: Sequence[Mapping[str, str | Sequence[str]]]
 ) -> dg.AssetsDefinition:
@@ -93,9 +144,14 @@ def build_canonical_views_asset(
     def canonical_views(mirror: MirrorResource) -> dg.MaterializeResult:
         made: dict[str, str] = {}
         counts: dict[str, int] = {}
+        unchanged = []
         for connection in mirror.connections():  # one file at a time: its lock is held only for its views
             with mirror.store(connection).write() as con:
-                for view, how in install_canonical(con, vendor_views).items():
+                installed = refresh_canonical(con, vendor_views)
+                if installed is None:
+                    unchanged.append(connection)
+                    continue
+                for view, how in installed.items():
                     made[view] = how if made.get(view, "empty") == "empty" else made[view]
                     counts[view] = (
                         counts.get(view, 0)
@@ -110,6 +166,7 @@ def build_canonical_views_asset(
                 ),
                 "empty_views": sorted(v for v, how in made.items() if how == "empty"),
                 "connections": len(mirror.connections()),
+                "unchanged": len(unchanged),  # connections whose views were already made for their tables
             }
         )
 

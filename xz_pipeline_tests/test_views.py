@@ -78,3 +78,28 @@ def test_canonical_views_install_over_each_file_and_new_columns_read_null(mirror
     assert counts["new"] == counts["old"] > 0
     metadata = result.asset_materializations_for_node("canonical_views")[0].metadata
     assert metadata["connections"].value == 2
+
+
+def test_views_made_for_the_same_tables_are_left_as_they_are_and_made_again_when_the_tables_change(mirrors):
+    """A run that changed rows only (every targeted run) skips the install; a new column, a dropped view or
+    a table appearing makes it install again."""
+    directory, _ = mirrors
+    resources = {"mirror": MirrorResource(path=str(directory))}
+
+    def unchanged() -> int:
+        result = dg.materialize([canonical_views], resources=resources)
+        assert result.success
+        return result.asset_materializations_for_node("canonical_views")[0].metadata["unchanged"].value
+
+    unchanged()  # whatever the earlier tests left: installed for these tables now
+    with Store(directory / "new.duckdb").write() as con:
+        con.execute("update xero.invoices set reference = 'edited' where true")  # rows, not the catalog
+    assert unchanged() == 2
+    with Store(directory / "new.duckdb").write() as con:
+        con.execute("drop view canonical.books_invoices")
+    assert unchanged() == 1
+    with Store(directory / "new.duckdb").read() as con:
+        assert con.execute("select count(*) from canonical.books_invoices").fetchone()[0] > 0
+    with Store(directory / "old.duckdb").write() as con:
+        con.execute("alter table xero.invoices add column added_by_a_release varchar")
+    assert unchanged() == 1

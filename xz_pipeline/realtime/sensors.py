@@ -33,10 +33,9 @@ from xz_pipeline.realtime.polling import xero_polling_sensor
 from xz_pipeline.realtime.runs import blocking_checks
 from xz_pipeline.xero.resources import XeroResource
 
-# The daemon wakes every 5 s (dagster.md §2) and measures the interval from the end of the last tick: at 5
-# a tick that took 0.8 s was skipped at the next wake, and the sensor ran every 5 or 10 s (measured with
-# `bench-latency --daemon`). At 4 it runs at every wake: every 5 s.
-MIN_INTERVAL = 4
+# The daemon measures the interval from the end of the last tick and wakes every 5 s under `dagster dev`
+# (dagster.md §2), every second under `xz serve` (deploy/daemon.py): at 1 the sensor runs at every wake.
+MIN_INTERVAL = 1
 BATCH = 5000
 RETAIN = timedelta(
     days=31
