@@ -2,15 +2,18 @@
 channels are kept alive.
 
 `inbox_sensor` keeps one position per connection (the last inbox `seq` it requested a run for). While a
-targeted run of a connection is queued, starting or running it requests nothing more for it: the events
-that arrive meanwhile wait in the inbox, and the next request covers all of them, from the position to
-the newest, in one run (coalescing: under load a run takes many events, not one tick's worth). A request
-keeps per record only the latest announcement (by the source's change time, so out-of-order deliveries
-settle on the right operation) and asks for the mirror assets of exactly those ids (`MirrorConfig.ids` /
-`deleted_ids`) followed by everything downstream. Its run key is the range, `inbox:{connection}:{first}-
-{last}`, so a replayed tick never runs twice and nothing is skipped; a range whose run failed is asked for
-once more, under `...:retry`. A batch that only echoes our own writes runs without the write-back stage.
-The sensor reads the inbox file and Dagster's run storage, never the mirror (the runs hold its lock).
+targeted run of a connection is queued or starting it requests nothing more for it: the events that
+arrive meanwhile wait in the inbox, and the next request covers all of them, from the position to the
+newest, in one run (coalescing: under load a run takes many events, not one tick's worth). Once that run
+has started, the next request may be made: it waits in the queue behind the running one (their shard's
+tag allows one run at a time) and starts the moment it ends, already created, instead of a tick later.
+A request keeps per record only the latest announcement (by the source's change time, so out-of-order
+deliveries settle on the right operation) and asks for the mirror assets of exactly those ids
+(`MirrorConfig.ids` / `deleted_ids`) followed by everything downstream. Its run key is the range,
+`inbox:{connection}:{first}-{last}`, so a replayed tick never runs twice and nothing is skipped; a range
+whose run failed is asked for once more, under `...:retry`. A batch that only echoes our own writes runs
+without the write-back stage. The sensor reads the inbox file and Dagster's run storage, never the mirror
+(the runs hold its lock).
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 ]
+# A run in these states has not started reading: events that arrive now join the next request, not a run
+# of their own behind it.
+WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
 FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 realtime_job = dg.define_asset_job(
@@ -166,14 +172,25 @@ def _echo_checker(inbox: Inbox, events: list[InboxEvent]):
 
 def read_cursor(raw: str | None) -> tuple[int, dict[str, dict]]:
     """(the position of connections the cursor does not name, per-connection state). A cursor of the
-    single-position era ({"seq": n}) is every connection's position."""
+    single-position era ({"seq": n}) is every connection's position; a connection's state of the one-range
+    era (its last `key`, `settled` or not) becomes its list of open ranges."""
     data = json.loads(raw) if raw else {}
-    return int(data.get("seq", data.get("floor", 0))), dict(data.get("connections", {}))
+    state = {c: _open_ranges(st) for c, st in dict(data.get("connections", {})).items()}
+    return int(data.get("seq", data.get("floor", 0))), state
 
 
-def _in_flight(instance: dg.DagsterInstance, conn: str) -> dg.RunRecord | None:
+def _open_ranges(st: dict) -> dict:
+    if "open" in st:
+        return st
+    rng = {k: st[k] for k in ("key", "first", "last", "retried") if k in st}
+    return {"pos": st["pos"], "open": [rng] if st.get("key") and not st.get("settled") else []}
+
+
+def _in_flight(
+    instance: dg.DagsterInstance, conn: str, statuses: list[dg.DagsterRunStatus] = IN_FLIGHT
+) -> dg.RunRecord | None:
     records = instance.get_run_records(
-        dg.RunsFilter(tags={TRIGGER_TAG: "inbox", PARTITION_TAG: conn}, statuses=IN_FLIGHT), limit=1
+        dg.RunsFilter(tags={TRIGGER_TAG: "inbox", PARTITION_TAG: conn}, statuses=statuses), limit=1
     )
     return records[0] if records else None
 
@@ -189,13 +206,26 @@ def _recovered(instance: dg.DagsterInstance, conn: str) -> dict | None:
     if not found:
         return None
     first, last = int(found[1]), int(found[2])
-    return {"pos": last, "key": key, "first": first, "last": last, "retried": bool(found[3])}
+    return {"pos": last, "open": [{"key": key, "first": first, "last": last, "retried": bool(found[3])}]}
 
 
 def _outcome(instance: dg.DagsterInstance, key: str) -> dg.DagsterRunStatus | None:
     """The status of the run launched for `key` (None: not launched, e.g. the key had run before)."""
     records = instance.get_run_records(dg.RunsFilter(tags={KEY_TAG: key}), limit=1)
     return records[0].dagster_run.status if records else None
+
+
+def _settle(instance: dg.DagsterInstance, open_ranges: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(the ranges whose runs are still going, the failed ones to ask for once more). A range whose run
+    succeeded, failed after its retry, or was never launched (a key that had run) is done."""
+    going, failed = [], []
+    for rng in open_ranges:
+        outcome = _outcome(instance, rng["key"])
+        if outcome in IN_FLIGHT:
+            going.append(rng)
+        elif outcome in FAILED and not rng.get("retried"):
+            failed.append(rng)
+    return going, failed
 
 
 @dg.sensor(
@@ -214,37 +244,31 @@ def inbox_sensor(context: dg.SensorEvaluationContext, xero: XeroResource):
     inbox.prune(datetime.now(UTC) - RETAIN, min(positions.values()) if positions else floor)
     pending = inbox.pending(positions, BATCH, default=floor)
     requests, waiting = [], []
-    unsettled = {c for c, st in state.items() if st.get("key") and not st.get("settled")}
+    unsettled = {c for c, st in state.items() if st.get("open")}
     for conn in sorted(set(pending) | unsettled):
-        st = state.setdefault(conn, _recovered(context.instance, conn) or {"pos": floor})
-        running = _in_flight(context.instance, conn)
-        if running is not None:
+        st = state.setdefault(conn, _recovered(context.instance, conn) or {"pos": floor, "open": []})
+        queued = _in_flight(context.instance, conn, WAITING)
+        if queued is not None:
             if pending.get(conn):
                 waiting.append(
-                    f"{conn}: {len(pending[conn])} event(s) wait for run {running.dagster_run.run_id[:8]}"
+                    f"{conn}: {len(pending[conn])} event(s) wait for run {queued.dagster_run.run_id[:8]}"
                 )
             continue
-        evs, retry = [e for e in pending.get(conn, []) if e.seq > st["pos"]], False
-        if conn in unsettled:
-            outcome = _outcome(context.instance, st["key"])
-            if outcome in FAILED and not st.get("retried"):  # once more, under a key of its own
-                evs = [*inbox.between(conn, st["first"], st["last"]), *evs]
-                retry = True
-            else:  # it succeeded, was a retry already, or was never launched (a key that had run)
-                st["settled"] = True
+        going, failed = _settle(context.instance, st["open"])
+        evs = [e for e in pending.get(conn, []) if e.seq > st["pos"]]
+        for rng in failed:  # once more, under a key of its own, with whatever came since
+            evs = [*inbox.between(conn, rng["first"], rng["last"]), *evs]
+        st["open"] = going
         if not evs:
             continue
         first, last = min(e.seq for e in evs), max(e.seq for e in evs)
-        key = range_key(conn, first, last, retry)
+        key = range_key(conn, first, last, bool(failed))
         requests.append(
             plan_run(conn, evs, context.repository_def.asset_graph, _echo_checker(inbox, evs), key)
         )
         state[conn] = {
             "pos": max(last, st["pos"]),
-            "key": key,
-            "first": first,
-            "last": last,
-            "retried": retry,
+            "open": [*going, {"key": key, "first": first, "last": last, "retried": bool(failed)}],
         }
     cursor = json.dumps({"floor": floor, "connections": state}, sort_keys=True)
     if not requests:

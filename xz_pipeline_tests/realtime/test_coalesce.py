@@ -165,3 +165,46 @@ def test_a_failed_range_is_requested_once_more_under_its_own_key(world):
         assert r3.run_key == "inbox:sandbox:4-4"
         assert daemon.launch(*daemon.enqueue(r3)) == dg.DagsterRunStatus.SUCCESS
         assert _emails(contacts[:1]) == {contacts[0]: f"again-{contacts[0][:8]}@example.com"}
+
+
+def test_once_a_run_has_started_the_next_events_queue_behind_it_and_its_failure_is_still_retried(world):
+    """Events that arrive while a run is running are requested at once (the new run waits in the queue and
+    starts as the running one ends); while that one waits, nothing more is requested; a running range that
+    then fails is asked for again even though a later range ran meanwhile."""
+    sb, daemon = world
+    contacts = [c["ContactID"] for c in sb.xero.dump(sb.tenant_ids[0], "Contacts")[:6]]
+    with receiver() as url:
+        sb.xero.set_webhook(f"{url}/webhooks/xero", sb.xero_webhook_key)
+        _announce(sb, url, contacts[:2], "first")
+        first, (r1,) = daemon.tick(None)
+        job1, run1 = daemon.enqueue(r1)
+        for event in (DagsterEventType.PIPELINE_STARTING, DagsterEventType.PIPELINE_START):  # running now
+            daemon.inst.report_dagster_event(
+                DagsterEvent(event.value, job_name=run1.job_name), run_id=run1.run_id
+            )
+        assert daemon.inst.get_run_by_id(run1.run_id).status == dg.DagsterRunStatus.STARTED
+        _announce(sb, url, contacts[2:4], "during")
+        during, (r2,) = daemon.tick(first.cursor)
+        assert r2.run_key == "inbox:sandbox:3-4"
+        assert sorted(r2.run_config["ops"]["xero_contacts"]["config"]["ids"]) == sorted(contacts[2:4])
+        job2, run2 = daemon.enqueue(r2)  # waits behind run 1 (its shard's tag)
+        _announce(sb, url, contacts[4:], "behind")
+        behind, fresh = daemon.tick(during.cursor)
+        assert not behind.run_requests and not fresh and "2 event(s) wait for run" in behind.skip_message
+        daemon.inst.report_run_failed(daemon.inst.get_run_by_id(run1.run_id))  # its worker died
+        assert daemon.launch(job2, run2) == dg.DagsterRunStatus.SUCCESS
+        after, (r3,) = daemon.tick(behind.cursor)
+        assert r3.run_key == "inbox:sandbox:1-6:retry"  # the failed range, and what waited behind run 2
+        assert sorted(r3.run_config["ops"]["xero_contacts"]["config"]["ids"]) == sorted(
+            [*contacts[:2], *contacts[4:]]
+        )
+        assert daemon.launch(*daemon.enqueue(r3)) == dg.DagsterRunStatus.SUCCESS
+        done, fresh = daemon.tick(after.cursor)
+        assert not done.run_requests and not fresh
+        assert json.loads(done.cursor)["connections"][CONNECTION] == {"pos": 6, "open": []}
+        tags = {"first": 0, "during": 2, "behind": 4}
+        assert _emails(contacts) == {
+            cid: f"{tag}-{cid[:8]}@example.com"
+            for tag, start in tags.items()
+            for cid in contacts[start : start + 2]
+        }
