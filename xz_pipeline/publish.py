@@ -67,6 +67,7 @@ def build_snapshot_asset(
     def analytics_snapshot(
         context: dg.AssetExecutionContext, config: SnapshotConfig, mirror: MirrorResource
     ) -> dg.MaterializeResult:
+        mirror.end_run_session()  # the last step: the copy takes each file under its lock, outside a session
         target = settings.snapshot_path()
         targeted = TRIGGER_TAG in context.run.tags
         if target.exists() and targeted and not config.force:
