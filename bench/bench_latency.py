@@ -481,9 +481,9 @@ def main(argv: list[str] | None = None) -> int:
                 return sweep()
             while time.perf_counter() < deadline and not args.daemon:
                 tick_start = time.perf_counter()
-                ctx = dg.build_sensor_context(instance_ref=inst.get_ref(), definitions=d, cursor=cursor,
-                                              resources=resources)  # fmt: skip
-                result = sensor.evaluate_tick(ctx)
+                with dg.build_sensor_context(instance_ref=inst.get_ref(), definitions=d, cursor=cursor,
+                                             resources=resources) as ctx:  # fmt: skip
+                    result = sensor.evaluate_tick(ctx)
                 cursor = result.cursor or cursor
                 for request in result.run_requests:
                     selection = request.asset_selection

@@ -380,12 +380,14 @@ def _to_invoice(w: World, p: Policies) -> list[tuple[dict | None, str, str]]:
     return todo
 
 
-def deals_to_invoice(con: duckdb.DuckDBPyConnection, connection: str, policies: Policies) -> list[str]:
+def deals_to_invoice(
+    con: duckdb.DuckDBPyConnection, connection: str, policies: Policies, world: World | None = None
+) -> list[str]:
     """Ids of the won deals the plan would invoice now (their products make the invoice lines): the
     uninvoiced ones of known customers and those of customers the same plan creates in the books."""
     if not policies.active("won_deal_to_invoice"):
         return []
-    w = World(con, connection, datetime.now(UTC).date())
+    w = world if world is not None else World(con, connection, datetime.now(UTC).date())
     return sorted({deal["deal_id"] for deal, _, _ in _to_invoice(w, policies) if deal is not None})
 
 
@@ -690,13 +692,18 @@ def compute(
     policies: Policies,
     today: date | None = None,
     capabilities: Capabilities | None = None,
+    world: World | None = None,
 ) -> pd.DataFrame:
-    """Every change the active policies want for `connection`, as plan rows. Reads only the mirror."""
+    """Every change the active policies want for `connection`, as plan rows. Reads only the mirror (or
+    `world`, the same connection's mirror already loaded in this step and unchanged since)."""
     unavailable = dict(capabilities.unavailable) if capabilities else {}
     from xz_pipeline.writeback.insight_plan import INSIGHT_POLICIES  # it builds on Change and World
     from xz_pipeline.writeback.projects import ProjectFacts, projects_to_crm
 
-    w = World(con, connection, today or datetime.now(UTC).date(), unavailable)
+    if world is None:
+        w = World(con, connection, today or datetime.now(UTC).date(), unavailable)
+    else:
+        w, w.unavailable = world, unavailable
     if policies.active("projects_to_crm"):
         w.project_facts = ProjectFacts(con, connection)
     functions = {**POLICY_FUNCTIONS, **INSIGHT_POLICIES, "projects_to_crm": projects_to_crm}
@@ -774,12 +781,13 @@ def build_plan(
     policies: Policies,
     today: date | None = None,
     capabilities: Capabilities | None = None,
+    world: World | None = None,
 ) -> dict:
     """Compute the plan of `connection` and merge it into `writeback.plan`; counts for the report.
     With the CRM's `capabilities`, a change to a field the org lacks is stored as `skipped` with the
-    reason (and planned again once the field exists)."""
+    reason (and planned again once the field exists). `world`: see `compute`."""
     with store.read() as con:
-        frame = compute(con, connection, policies, today, capabilities)
+        frame = compute(con, connection, policies, today, capabilities, world)
         suppressed = echoes(con, connection, frame)
     with store.write() as con:
         counts = ledger.merge_plan(con, connection, frame, suppressed)

@@ -26,6 +26,16 @@ def wait_long(context) -> None:
         time.sleep(0.1)
 
 
+@dg.op
+def wait_a_little() -> None:
+    time.sleep(4)
+
+
+@dg.job(executor_def=dg.in_process_executor)
+def a_little():
+    wait_a_little()
+
+
 @dg.job(executor_def=dg.in_process_executor)
 def quick():
     report_pid()
@@ -107,17 +117,35 @@ def test_terminate_cancels_the_run_and_ends_its_process(launched):
     assert not alive(pid)
 
 
-def test_a_change_of_code_on_disk_starts_a_new_warm_process(launched, monkeypatch):
+def test_a_change_of_code_on_disk_starts_a_new_warm_process_and_the_runs_of_the_old_one_finish(
+    launched, monkeypatch
+):
     instance, launcher = launched
-    run = _launch(instance, launcher, quick)
-    _wait(instance, run.run_id, {dg.DagsterRunStatus.SUCCESS})
+    running = _launch(instance, launcher, a_little)
+    _wait(instance, running.run_id, {dg.DagsterRunStatus.STARTED})
     old = launcher._proc.pid
     monkeypatch.setattr(warm, "code_stamp", lambda: launcher._stamp + 1)
     run = _launch(instance, launcher, quick)
-    assert _wait(instance, run.run_id, {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE}).status == (
-        dg.DagsterRunStatus.SUCCESS
-    )
+    finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+    assert _wait(instance, run.run_id, finished).status == dg.DagsterRunStatus.SUCCESS
     assert launcher._proc.pid != old and not alive(old)
+    assert _wait(instance, running.run_id, finished).status == dg.DagsterRunStatus.SUCCESS
+
+
+def test_a_stopped_warm_process_interrupts_its_runs(launched):
+    """SIGTERM to the warm process (the deployment stopping) ends its runs as canceled, not orphaned."""
+    instance, launcher = launched
+    run = _launch(instance, launcher, slow)
+    _wait(instance, run.run_id, {dg.DagsterRunStatus.STARTED})
+    time.sleep(0.5)
+    pid = int(instance.get_run_by_id(run.run_id).tags[warm.PID_TAG])
+    launcher._proc.terminate()
+    done = _wait(instance, run.run_id, {dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE}, 60)
+    assert done.status in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE)
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(pid)
 
 
 def test_without_a_warm_process_the_run_is_launched_the_default_way_and_the_log_says_why(

@@ -29,10 +29,10 @@ def baseline(tmp_path_factory):
 
 
 def _tick(inst, d, cursor=None):
-    ctx = dg.build_sensor_context(
+    with dg.build_sensor_context(
         instance_ref=inst.get_ref(), definitions=d, cursor=cursor, resources=defs.resources
-    )
-    return d.resolve_sensor_def("inbox_sensor").evaluate_tick(ctx)
+    ) as ctx:
+        return d.resolve_sensor_def("inbox_sensor").evaluate_tick(ctx)
 
 
 def test_write_back_echoes_do_not_write_again(baseline):

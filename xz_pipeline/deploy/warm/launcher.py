@@ -76,16 +76,17 @@ class WarmRunLauncher(DefaultRunLauncher):
             time.sleep(0.05)
 
     def _stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-        self._proc = None
+        """Retire the warm process: its socket goes first, so it ends within a second and leaves the runs
+        it started running (they are Dagster's to finish, as under the default launcher)."""
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+        if self._proc is not None and self._proc.poll() is None:
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        self._proc = None
 
     def _fork(self, run_id: str) -> int:
         with self._lock:

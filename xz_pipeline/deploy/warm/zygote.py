@@ -5,7 +5,8 @@ the project (measured with `make bench-latency ARGS=--daemon`).
 
 Protocol, over a Unix socket: the launcher sends one JSON line `{"run_id": ..., "instance_ref": ...}`
 (the instance reference serialized by Dagster's serdes) and reads one line back, `{"pid": n}` or
-`{"error": "..."}`. The process ends when its parent (the daemon) is gone or its socket is removed.
+`{"error": "..."}`. The process ends when its socket is removed (the launcher replaced it: its runs go on),
+on SIGTERM or when its parent (the daemon) is gone (its runs are interrupted).
 
 Run as `python -m xz_pipeline.deploy.warm.zygote SOCKET`.
 """
@@ -17,10 +18,10 @@ import os
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 
 WARM_MODULES = ("pandas", "pandera.pandas", "duckdb", "rapidfuzz", "phonenumbers", "requests")
+_children: set[int] = set()  # runs forked and not yet reaped
 
 
 def code_stamp() -> float:
@@ -48,8 +49,25 @@ def _reap(*_) -> None:
             pid, _status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 return
+            _children.discard(pid)
     except ChildProcessError:
         return
+
+
+def _stop(*_) -> None:
+    raise SystemExit(0)
+
+
+def _interrupt_runs() -> None:
+    """The warm process was stopped (SIGTERM) or its daemon is gone: the runs it forked are interrupted, as
+    the default launcher's run workers are when the deployment's process group is signalled (Dagster stops
+    them at once and marks them canceled). A warm process replaced by a newer one (its socket removed by
+    the launcher) leaves its runs to finish."""
+    for pid in list(_children):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            _children.discard(pid)
 
 
 def _run(run_id: str, instance_ref_json: str) -> int:
@@ -66,12 +84,14 @@ def _run(run_id: str, instance_ref_json: str) -> int:
 def _fork(request: dict) -> int:
     pid = os.fork()
     if pid:
+        _children.add(pid)
         return pid
     code = 1
     try:
         # The warm process's group (the daemon's): stopping the deployment reaches the run as it did
         # under the default launcher, where SIGTERM, like SIGINT, interrupts it at the next step.
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         code = _run(request["run_id"], request["instance_ref"])
     except BaseException as exc:  # noqa: BLE001 - the run's failure is in its event log; say why here too
@@ -86,12 +106,24 @@ def serve(path: str) -> None:
     parent = os.getppid()
     _warm()
     signal.signal(signal.SIGCHLD, _reap)
+    signal.signal(signal.SIGTERM, _stop)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     tmp = f"{path}.{os.getpid()}"
     server.bind(tmp)
     server.listen(16)
     os.replace(tmp, path)  # the socket appears only once the process is warm
     server.settimeout(1.0)
+    replaced = False
+    try:
+        _accept(server, path, parent)
+        replaced = not os.path.exists(path)
+    finally:
+        server.close()
+        if not replaced:
+            _interrupt_runs()
+
+
+def _accept(server: socket.socket, path: str, parent: int) -> None:
     while os.getppid() == parent and os.path.exists(path):
         try:
             conn, _ = server.accept()
@@ -107,9 +139,7 @@ def serve(path: str) -> None:
                 answer = {"error": f"{type(exc).__name__}: {exc}"}
             stream.write(json.dumps(answer) + "\n")
             stream.flush()
-    server.close()
 
 
 if __name__ == "__main__":
-    started = time.monotonic()
     serve(sys.argv[1])
