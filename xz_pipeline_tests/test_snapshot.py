@@ -165,3 +165,43 @@ def test_several_connections_publish_one_snapshot_with_the_same_views(two_mirror
             assert min(by_connection.values()) > 0
     finally:
         analyst.close()
+
+
+def test_a_targeted_run_leaves_the_publish_to_the_run_of_its_connection_queued_behind_it(
+    two_mirrors, xz_home
+):
+    """Under a stream of webhooks the last run publishes: a targeted run with another of its connection
+    queued does not copy the snapshot (once a minute at most otherwise), a scheduled run always does."""
+    import os
+    import uuid
+
+    import dagster as dg
+
+    from xz_pipeline.definitions import analytics_snapshot
+    from xz_pipeline_tests.realtime.support import ORIGIN
+
+    snapshot = settings.snapshot_path()
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.write_bytes(b"")
+    os.utime(snapshot, (0, 0))  # published long ago: the once-a-minute rule does not hold it back
+    targeted = {"xz/trigger": "inbox", "dagster/partition": "acme"}
+
+    def published(inst, tags) -> dict:
+        result = dg.materialize(
+            [analytics_snapshot], instance=inst, tags=tags, resources={"mirror": two_mirrors}
+        )
+        assert result.success
+        metadata = result.asset_materializations_for_node("analytics_snapshot")[0].metadata
+        return {k: v.value for k, v in metadata.items() if k in ("published", "reason")}
+
+    with dg.instance_for_test() as inst:
+        waiting = dg.DagsterRun(job_name="realtime", run_id=str(uuid.uuid4()), tags=targeted,
+                                status=dg.DagsterRunStatus.QUEUED, remote_job_origin=ORIGIN)  # fmt: skip
+        inst.add_run(waiting)
+        held = published(inst, targeted)
+        assert held == {"published": False, "reason": f"run {waiting.run_id[:8]} of this connection waits "
+                        "behind this one and publishes"}  # fmt: skip
+        assert snapshot.stat().st_size == 0
+        assert published(inst, {"xz/trigger": "inbox", "dagster/partition": "globex"})["published"] is True
+        os.utime(snapshot, (0, 0))
+        assert published(inst, {})["published"] is True  # a scheduled or manual run: always

@@ -6,6 +6,9 @@ import contextlib
 import socket
 from collections.abc import Iterator
 
+from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
 from xz_pipeline import settings
 from xz_pipeline.realtime.inbox import Inbox
 from xz_pipeline.realtime.receiver import serve_in_thread
@@ -66,3 +69,16 @@ def pay_some_invoice(sb, client, amount: str = "1.00", skip: int = 0) -> tuple[s
     )  # fmt: skip
     assert result.ok, result
     return invoice["InvoiceID"], result.record_id
+
+
+# Where a queued targeted run's code lives, as the daemon's workspace names it (workspace.yaml): Dagster
+# requires one of a run created in the QUEUED state.
+ORIGIN = RemoteJobOrigin(
+    RemoteRepositoryOrigin(
+        InProcessCodeLocationOrigin(
+            LoadableTargetOrigin(module_name="xz_pipeline.definitions"), "xz_pipeline"
+        ),
+        "__repository__",
+    ),
+    "realtime",
+)

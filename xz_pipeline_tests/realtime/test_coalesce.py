@@ -12,8 +12,6 @@ import pytest
 from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.events import DagsterEvent, DagsterEventType
 from dagster._core.execution.api import execute_run
-from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.core.store import Store
@@ -23,22 +21,10 @@ from xz_pipeline.realtime.sensors import REALTIME_CHECKS, REALTIME_JOBS, REALTIM
 from xz_pipeline.sandbox.clock import ManualClock
 from xz_pipeline.sandbox.server import SandboxServer
 from xz_pipeline.xero.resources import XeroResource
-from xz_pipeline_tests.realtime.support import CONNECTION, receiver, use_sandbox_env
+from xz_pipeline_tests.realtime.support import CONNECTION, ORIGIN, receiver, use_sandbox_env
 
 DEFS = dg.Definitions(assets=ASSETS, asset_checks=[*CHECKS, *REALTIME_CHECKS], sensors=REALTIME_SENSORS,
                       jobs=REALTIME_JOBS, resources=defs.resources)  # fmt: skip
-
-
-# Where a queued run's code lives, as the daemon's workspace names it (workspace.yaml).
-ORIGIN = RemoteJobOrigin(
-    RemoteRepositoryOrigin(
-        InProcessCodeLocationOrigin(
-            LoadableTargetOrigin(module_name="xz_pipeline.definitions"), "xz_pipeline"
-        ),
-        "__repository__",
-    ),
-    "realtime",
-)
 
 
 class Daemon:
