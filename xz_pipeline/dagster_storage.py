@@ -68,3 +68,12 @@ def kept_files() -> list[str]:
     """The files a keeper connection holds open (for tests and `xz status`)."""
     with _lock:
         return list(_keepers)
+
+
+def close_keepers() -> None:
+    """Close every keeper connection: a process about to fork children (the warm launcher's) must not hand
+    them SQLite connections it opened (SQLite connections do not survive a fork)."""
+    with _lock:
+        while _keepers:
+            _, keeper = _keepers.popitem()
+            keeper.close()

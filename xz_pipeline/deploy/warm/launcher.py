@@ -30,7 +30,7 @@ from dagster import DefaultRunLauncher
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster._serdes import serialize_value
 
-from xz_pipeline.deploy.warm.zygote import code_stamp
+from xz_pipeline.deploy.warm.zygote import INSTANCE_ENV, code_stamp
 
 PID_TAG = "xz/warm_pid"
 START_TIMEOUT = 90.0  # a cold import of the project on a busy two-core machine
@@ -62,7 +62,10 @@ class WarmRunLauncher(DefaultRunLauncher):
         self._stop()
         self._dir = tempfile.mkdtemp(prefix="xz-warm-")  # short: a Unix socket path is at most 107 bytes
         self._stamp = code_stamp()
-        self._proc = subprocess.Popen([sys.executable, "-m", "xz_pipeline.deploy.warm.zygote", self._socket])
+        env = {**os.environ, INSTANCE_ENV: serialize_value(self._instance.get_ref())}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "xz_pipeline.deploy.warm.zygote", self._socket], env=env
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while not os.path.exists(self._socket):
             problem = None
