@@ -63,6 +63,24 @@ def _wait(instance, run_id, statuses, timeout=120.0) -> dg.DagsterRun:
     raise AssertionError(f"run {run_id} still {instance.get_run_by_id(run_id).status} after {timeout} s")
 
 
+def _running_slow(instance, launcher) -> tuple[dg.DagsterRun, int]:
+    """A run inside its long step, and its worker's pid."""
+    run = _launch(instance, launcher, slow)
+    _wait(instance, run.run_id, {dg.DagsterRunStatus.STARTED})
+    time.sleep(0.5)  # inside the step
+    return run, int(instance.get_run_by_id(run.run_id).tags[warm.PID_TAG])
+
+
+def _ends(instance, run, pid) -> dg.DagsterRunStatus:
+    """The status the interrupted run ends with, once its worker process is gone too."""
+    done = _wait(instance, run.run_id, {dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE}, 60)
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(pid)
+    return done.status
+
+
 def _worker_pid(instance, run_id) -> int:
     (line,) = [e.user_message for e in instance.all_logs(run_id) if e.user_message.startswith("worker pid")]
     return int(line.split()[-1])
@@ -103,18 +121,10 @@ def test_runs_are_forks_of_one_warm_process_and_execute_as_dagster_runs(launched
 
 def test_terminate_cancels_the_run_and_ends_its_process(launched):
     instance, launcher = launched
-    run = _launch(instance, launcher, slow)
-    _wait(instance, run.run_id, {dg.DagsterRunStatus.STARTED})
-    time.sleep(0.5)  # inside the step
-    pid = int(instance.get_run_by_id(run.run_id).tags[warm.PID_TAG])
+    run, pid = _running_slow(instance, launcher)
     assert launcher.check_run_worker_health(instance.get_run_by_id(run.run_id)).status == WorkerStatus.RUNNING
     assert launcher.terminate(run.run_id)
-    done = _wait(instance, run.run_id, {dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE}, 60)
-    assert done.status == dg.DagsterRunStatus.CANCELED
-    deadline = time.monotonic() + 10
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not alive(pid)
+    assert _ends(instance, run, pid) == dg.DagsterRunStatus.CANCELED
 
 
 def test_a_change_of_code_on_disk_starts_a_new_warm_process_and_the_runs_of_the_old_one_finish(
@@ -135,17 +145,9 @@ def test_a_change_of_code_on_disk_starts_a_new_warm_process_and_the_runs_of_the_
 def test_a_stopped_warm_process_interrupts_its_runs(launched):
     """SIGTERM to the warm process (the deployment stopping) ends its runs as canceled, not orphaned."""
     instance, launcher = launched
-    run = _launch(instance, launcher, slow)
-    _wait(instance, run.run_id, {dg.DagsterRunStatus.STARTED})
-    time.sleep(0.5)
-    pid = int(instance.get_run_by_id(run.run_id).tags[warm.PID_TAG])
+    run, pid = _running_slow(instance, launcher)
     launcher._proc.terminate()
-    done = _wait(instance, run.run_id, {dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE}, 60)
-    assert done.status in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE)
-    deadline = time.monotonic() + 10
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not alive(pid)
+    assert _ends(instance, run, pid) in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE)
 
 
 def test_without_a_warm_process_the_run_is_launched_the_default_way_and_the_log_says_why(
