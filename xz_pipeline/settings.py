@@ -220,8 +220,8 @@ def project_cost_rates(connection: str, environ: Mapping[str, str] | None = None
 
 
 def zoho_subforms(environ: Mapping[str, str] | None = None) -> bool:
-    """`XZ_ZOHO_SUBFORMS` (default on): read each new or changed CRM invoice by id for its line items.
-    Zoho returns subforms only on single-record reads, so this costs one API credit per such invoice."""
+    """`XZ_ZOHO_SUBFORMS` (default on): read the line items of each new or changed CRM invoice. Zoho lists
+    no subforms: they cost one COQL call per 50 such invoices (one GET each where COQL is refused)."""
     env = os.environ if environ is None else environ
     return env.get("XZ_ZOHO_SUBFORMS", "on").strip().lower() not in ("off", "0", "false", "no")
 
