@@ -56,12 +56,14 @@ class InvoiceLines:
         ]
 
     def _needs_lines(self, payload: dict) -> bool:
-        """New or changed since the cursor (a re-read of the cursor's own second is unchanged: its stored
-        lines stand), or asked for by id."""
+        """Asked for by id, or modified since the cursor's second began. An invoice of the cursor's own
+        second may have changed after the read that set the cursor (Zoho's times are whole seconds), so
+        its lines are read again too: the listing re-reads that second only until it has settled
+        (`core.sync.SETTLED`), and in bulk that costs at most the one call the page's others cost."""
         if self.plan.ids or self.plan.cursor is None:
             return True
         modified = tables.instant("Modified_Time")(payload)
-        return modified is None or modified > self.plan.cursor
+        return modified is None or modified >= self.plan.cursor.replace(microsecond=0)
 
     def _bulk(self, ids: list[str]) -> dict[str, list[dict]] | None:
         try:
