@@ -73,3 +73,28 @@ def test_schedules_ask_one_run_per_shard_with_valid_config(monkeypatch):
         ops = request.run_config["ops"]
         assert ops and all(v == {"config": {"full_sweep": True}} for v in ops.values())
         assert dg.validate_run_config(job, request.run_config)
+
+
+def test_a_shard_runs_only_the_extract_steps_of_the_vendors_its_connections_pair(xz_home, monkeypatch):
+    monkeypatch.setenv("XZ_SHARD_SIZE", "2")
+    xz_home.joinpath("connections.toml").write_text(
+        '[connections.acme]\nbooks = "xero"\n[connections.globex]\ncrm = "zoho"\n'
+        '[connections.initech]\nbooks = "quickbooks"\ncrm = "salesforce"\n'
+    )
+    job = defs.resolve_job_def("mirror")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(connections_partitions.name, ["acme", "globex", "initech"])
+        full = _ticks("mirror_full_sweep", instance).run_requests
+        incremental = _ticks("mirror_incremental", instance).run_requests
+    for requests in (full, incremental):
+        pairs, other = ({k.to_user_string() for k in r.asset_selection} for r in requests)
+        assert {"xero_invoices", "zoho_deals", "writeback_plan", "discrepancies"} <= pairs
+        assert not {n for n in pairs if n.startswith(("quickbooks_", "salesforce_"))}
+        assert {"quickbooks_invoices", "salesforce_accounts", "writeback_plan", "discrepancies"} <= other
+        assert not {n for n in other if n.startswith(("xero_", "zoho_"))}
+    for request in full:  # each shard's full-sweep config names exactly its extract steps, and is valid
+        subset = job.get_subset(asset_selection=set(request.asset_selection),
+                                asset_check_selection=set(request.asset_check_keys))  # fmt: skip
+        ops = set(request.run_config["ops"])
+        assert ops and ops <= {k.to_user_string() for k in request.asset_selection}
+        assert dg.validate_run_config(subset, request.run_config)

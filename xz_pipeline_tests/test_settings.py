@@ -56,3 +56,16 @@ def test_realtime_and_schedule_knobs_are_read_here_with_clear_errors():
     assert settings.public_url({}) == ""
     assert settings.mirror_cron({}) == "*/15 * * * *"
     assert settings.full_sweep_cron({"XZ_FULL_SWEEP_CRON": "0 3 * * *"}) == "0 3 * * *"
+
+
+def test_a_changed_connections_file_is_read_again(tmp_path):
+    """The parsed file is kept between calls (each asset of each connection asks), never past a change."""
+    path, env = tmp_path / "connections.toml", {"XZ_HOME": str(tmp_path)}
+    path.write_text('[connections.acme]\nbooks = "xero"\ncrm = "zoho"\n')
+    assert settings.not_paired("acme", "salesforce", env) is not None
+    assert settings.load_connections(env) == settings.load_connections(env)
+    path.write_text('[connections.acme]\nbooks = "xero"\ncrm = "salesforce"\n')  # the same length
+    assert settings.get_connection("acme", env).crm == "salesforce"
+    assert settings.not_paired("acme", "salesforce", env) is None
+    path.unlink()  # no file: the environment's connection again
+    assert [c.name for c in settings.load_connections({**ENV, "XZ_HOME": str(tmp_path)})] == ["default"]

@@ -606,11 +606,7 @@ def finish_full_sweep(
 
 def read_state(store: Store, connection: str, vendor: str, entity: str) -> SyncState:
     """Where an entity's reads stand; all None before its first run or before the mirror exists."""
-    if not store.path.exists():
-        return SyncState()
-    with store.write() as con:
-        store.ensure_base(con)
-        return store.get_state(con, connection, vendor, entity)
+    return store.state(connection, vendor, entity)
 
 
 def read_sync_state(
@@ -630,9 +626,9 @@ def read_progress(
 
 
 def record_caught_up(store: Store, spec: EntityTable, *, connection: str, at: datetime) -> None:
-    """An incremental or full read reached its end: what changed up to the cursor has all been read."""
+    """An incremental or full read reached its end: what changed up to the cursor has all been read. One
+    statement: the entity's cursor row, if it has one, exists only once its tables do."""
     with store.write() as con:
-        ensure_tables(store, con, spec)
         store.set_caught_up(con, connection, spec.vendor, spec.entity, at)
 
 

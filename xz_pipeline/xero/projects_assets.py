@@ -24,6 +24,7 @@ from xz_pipeline.core.errors import ApiError, RateLimitExhausted
 from xz_pipeline.core.http import CallMeter
 from xz_pipeline.core.mirror import ensure_tables, finish_full_sweep, read_state, write_entity
 from xz_pipeline.core.resources import MirrorResource
+from xz_pipeline.core.store import MergeCounts
 from xz_pipeline.core.sync import DAY_LIMITS, DayBudgetGate, MirrorConfig, extract_asset
 from xz_pipeline.xero.projects_client import ProjectsClient, lacks_scope
 from xz_pipeline.xero.projects_tables import PROJECT_TASKS, PROJECT_USERS, PROJECTS, TIME_ENTRIES
@@ -117,6 +118,11 @@ def mirror_projects(
         {"connection": [connection] * len(reread), "project_id": [p["projectId"] for p in reread]}
     )
     for spec, payloads, key in ((PROJECT_TASKS, tasks, "task_id"), (TIME_ENTRIES, entries, "time_entry_id")):
+        if not (reread or full):
+            # Tasks and time come only with re-read projects: none re-read, nothing to land or remove (two
+            # transactions an idle run otherwise); a full read writes them even empty (it makes their tables).
+            counts[spec.table], counts[f"{spec.table}_deleted"] = MergeCounts(), 0
+            continue
         res = write_entity(
             store, spec, connection=connection, payloads=payloads, fetched_at=now, run_id=run_id
         )

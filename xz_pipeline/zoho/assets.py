@@ -14,6 +14,7 @@ from xz_pipeline.core.sync import Fetched, MirrorConfig, ReadPlan, extract_asset
 from xz_pipeline.zoho import fieldmap, tables
 from xz_pipeline.zoho import schema as schema_mod
 from xz_pipeline.zoho.fieldmap import DEFAULT, FieldMap
+from xz_pipeline.zoho.lines import InvoiceLines
 from xz_pipeline.zoho.resources import ZohoResource
 
 
@@ -21,8 +22,8 @@ def fetch_module(client, spec: EntityTable, plan: ReadPlan, fm: FieldMap = DEFAU
     """Changed records (all on a full sweep), page by page, and when incremental the deletions since the
     cursor (the `/deleted` probe: one call when nothing was deleted).
 
-    Modules with subforms (Invoices' Invoiced_Items) are listed, then each new or changed record is read by
-    id, because Zoho returns subforms only on a single-record GET. Deals' Products related lists are not
+    Zoho lists no subforms: the line items of each page's new or changed invoices are read after it, 50
+    invoices a COQL call or one GET by id each (`lines.py` chooses). Deals' Products related lists are not
     read here (one call per deal): write-back reads them for the deals it is about to invoice
     (`ZohoCrmWriter.read_deal_products`).
     """
@@ -39,8 +40,9 @@ def fetch_module(client, spec: EntityTable, plan: ReadPlan, fm: FieldMap = DEFAU
                 ids=plan.ids or None,  # a targeted read: exactly the announced records
             )
             for page in listing:
-                if spec.entity == "Invoices" and settings.zoho_subforms():
-                    page = [_with_subforms(client, spec, p, plan) for p in page]
+                if lines is not None:
+                    page = lines.attach(page)
+                    fetched.note = lines.note
                 yield page
         except ApiError as exc:
             if not schema_mod.not_offered(exc):  # e.g. Invoices in an edition without inventory modules
@@ -52,19 +54,9 @@ def fetch_module(client, spec: EntityTable, plan: ReadPlan, fm: FieldMap = DEFAU
             return []
         return [(str(d["id"]), d) for d in client.deleted(spec.entity, since=plan.cursor)]
 
+    lines = InvoiceLines(client, plan) if spec.entity == "Invoices" and settings.zoho_subforms() else None
     fetched = Fetched(pages(), deleted)
     return fetched
-
-
-def _with_subforms(client, spec: EntityTable, payload: dict, plan: ReadPlan) -> dict:
-    if not plan.ids and plan.cursor is not None and not _modified_after(payload, plan.cursor):
-        return payload  # re-read from the cursor's own second: unchanged, its stored subforms stand
-    return client.get(spec.entity, str(payload["id"])) or payload
-
-
-def _modified_after(payload: dict, cursor) -> bool:
-    modified = tables.instant("Modified_Time")(payload)
-    return modified is None or modified > cursor
 
 
 def _with_schema(result: dg.MaterializeResult, schema, module: str, fm: FieldMap) -> dg.MaterializeResult:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import zip_longest
@@ -41,6 +41,8 @@ COMPOSITE_LIMIT = 5  # sub-requests in one `__composite_requests` call
 SEARCH_LIMIT = 2000
 COQL_PAGE = 2000  # 3 credits a call, against 10 for the same rows 200 at a time
 COQL_LIMIT = 100_000
+COQL_IN = 50  # values one COQL `in` takes (zoho-api.md §7)
+SUBFORM_ROWS = 100  # rows one record's subform holds at most (Zoho's Subform API page, v8)
 MAX_CHANNEL_LIFETIME = timedelta(days=7)  # longer is silently cut to one hour by Zoho
 CONCURRENCY = 5  # calls in flight per org: the smallest edition's limit
 # Zoho's accounts server -> API domain, for a token store written without `api_domain`.
@@ -807,6 +809,54 @@ class ZohoClient:
             offset += len(rows)
         raise ApiError(VENDOR, 400, "LIMIT_EXCEEDED", f"the COQL query matches more than {COQL_LIMIT} rows; "
                        "narrow its WHERE", endpoint="POST coql")  # fmt: skip
+
+    def subform_rows(
+        self,
+        subform: str,
+        parent_ids: Iterable[str],
+        fields: Sequence[str],
+        names: Mapping[str, str] | None = None,
+    ) -> dict[str, list[dict]]:
+        """The rows of a subform module (`Invoiced_Items`) of these parent records, by parent id (every id
+        a key, [] when it has none), each as a single-record GET nests it: the parent lookup dropped, and
+        each lookup in `names` (lookup -> its target's display field) as `{"id", "name"}` by a COQL join.
+
+        Zoho returns subforms in no listing, but COQL reads a subform module ("To retrieve records from a
+        Subform, specify the Subform module's API name",
+        https://www.zoho.com/crm/developer/docs/api/COQL-Overview.html): one call per 50 parents
+        (`Parent_Id in (...)`, Zoho's limit), its LIMIT sized at 100 rows a parent (Zoho's cap per record)
+        up to 2,000, so a handful of parents costs one credit; more calls only past 2,000 rows. Rows come
+        in row-id order, the order Zoho keeps them in. Needs `ZohoCRM.coql.READ`: without it Zoho answers
+        OAUTH_SCOPE_MISMATCH and the caller reads records one by one (`get`)."""
+        out: dict[str, list[dict]] = {str(p): [] for p in parent_ids}
+        joins = {f"{lookup}.{shown}": lookup for lookup, shown in (names or {}).items()}
+        select = ", ".join(dict.fromkeys([*fields, *joins, "Parent_Id"]))
+        for _, chunk in _chunks(list(out), COQL_IN):
+            where = "Parent_Id in (" + ", ".join("'" + i.replace("'", "''") + "'" for i in chunk) + ")"
+            limit = min(COQL_PAGE, SUBFORM_ROWS * len(chunk))
+            offset = 0
+            while True:
+                query = f"select {select} from {subform} where {where} limit {limit} offset {offset}"
+                reply = self._call("POST", "coql", body={"select_query": query}, endpoint="POST coql",
+                                   repeatable=True)  # fmt: skip
+                rows = _rows(reply)
+                for row in rows:
+                    parent = row.pop("Parent_Id", None)
+                    for join, lookup in joins.items():
+                        shown = row.pop(join, None)
+                        if isinstance(row.get(lookup), dict):
+                            row[lookup] = {**row[lookup], "name": shown}
+                    pid = str(parent.get("id") if isinstance(parent, dict) else parent)
+                    if pid in out:
+                        out[pid].append(row)
+                info = reply.data.get("info") if isinstance(reply.data, dict) else None
+                if len(rows) < limit or not isinstance(info, dict) or not info.get("more_records"):
+                    break
+                offset += len(rows)
+                if offset >= COQL_LIMIT:
+                    raise ApiError(VENDOR, 400, "LIMIT_EXCEEDED", f"{subform}: more than {COQL_LIMIT} rows "
+                                   "for 50 parents", endpoint="POST coql")  # fmt: skip
+        return out
 
     # -- tags -----------------------------------------------------------------------------------
 

@@ -353,3 +353,23 @@ def test_a_reader_waits_for_another_process_writing_the_file_within_its_timeout(
         assert time.monotonic() - started > 0.3  # it waited for the writer, then read
     finally:
         writer.wait(10)
+
+
+def test_an_older_mirror_has_its_meta_tables_brought_up_to_date_when_its_state_is_read(tmp_path):
+    """The state is read as the file is; a file from before `caught_up_at` and the sweep columns gets them."""
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema meta")
+    con.execute("create table meta.cursors (connection varchar not null, vendor varchar not null, "
+                "entity varchar not null, cursor_value timestamptz, last_full_sweep timestamptz, "
+                "updated_at timestamptz not null, primary key (connection, vendor, entity))")  # fmt: skip
+    con.execute("insert into meta.cursors values ('c', 'demo', 'Things', ?, ?, ?)", [T1, T1, T1])
+    con.close()
+    store = Store(path)
+    assert read_sync_state(store, "c", "demo", "Things") == (T1, T1)
+    assert read_sync_state(store, "c", "demo", "Other") == (None, None)
+    with store.read() as con:
+        columns = {r[0] for r in con.execute("select column_name from duckdb_columns() where table_name = 'cursors'").fetchall()}  # fmt: skip
+    assert {"caught_up_at", "sweep_started_at", "sweep_position"} <= columns
+    assert read_sync_state(Store(tmp_path / "none.duckdb"), "c", "demo", "Things") == (None, None)
+    assert not (tmp_path / "none.duckdb").exists()

@@ -1,13 +1,25 @@
 """How an extract plans its read: first sync, resumed first sync, resumed sweep, periodic sweep, and the
-incremental read that re-reads the cursor's second only while that second may still be filling."""
+incremental read that re-reads the cursor's second only while that second may still be filling.
 
-from __future__ import annotations
+(No `from __future__ import annotations`: Dagster reads the annotations of the test's extract asset.)"""
 
 from datetime import UTC, datetime, timedelta
 
-from xz_pipeline.core.mirror import read_progress
+import dagster as dg
+
+from xz_pipeline.core.http import CallMeter
+from xz_pipeline.core.mirror import Col, EntityTable, read_progress
+from xz_pipeline.core.resources import MirrorResource, connections_partitions
 from xz_pipeline.core.store import Store
-from xz_pipeline.core.sync import CURSOR_OVERLAP, SETTLED, plan_read
+from xz_pipeline.core.sync import (
+    CURSOR_OVERLAP,
+    SETTLED,
+    Fetched,
+    MirrorConfig,
+    extract_asset,
+    plan_read,
+    run_extract,
+)
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CURSOR = datetime(2026, 11, 24, 11, 0, 5, 250_000, tzinfo=UTC)
@@ -53,3 +65,56 @@ def test_moving_the_cursor_forgets_when_the_read_caught_up(tmp_path):
     with store.write() as con:
         Store.set_cursor(con, "c", "xero", "Invoices", CURSOR + timedelta(minutes=5))
     assert read_progress(store, "c", "xero", "Invoices") == (None, None)
+
+
+def test_an_idle_read_writes_only_that_it_caught_up_and_a_change_lands(tmp_path):
+    """Through an extract asset: a first sync, an idle read (no page: nothing lands, the cursor row is not
+    rewritten, only `caught_up_at` moves), then one changed record."""
+    spec = EntityTable(vendor="demo", entity="Things", schema="demo", table="things",
+                       cols=[Col("thing_id", "varchar not null", lambda p: p["Id"]),
+                             Col("name", "varchar", lambda p: p["Name"])],
+                       key=["connection", "thing_id"], record_id=lambda p: p["Id"],
+                       modified=lambda p: datetime.fromisoformat(p["Modified"]))  # fmt: skip
+    reads: list[tuple[str, datetime | None]] = []
+    pages = [
+        [[{"Id": "1", "Name": "one", "Modified": "2026-11-01T09:00:00+00:00"},
+          {"Id": "2", "Name": "two", "Modified": "2026-11-02T09:00:00+00:00"}]],
+        [],
+        [[{"Id": "2", "Name": "two again", "Modified": "2026-11-03T09:00:00+00:00"}]],
+    ]  # fmt: skip
+
+    @extract_asset("demo_things", "demo", "Things of a test vendor.")
+    def demo_things(context: dg.AssetExecutionContext, config: MirrorConfig, mirror: MirrorResource):
+        def fetch(plan):
+            reads.append((plan.reason, plan.since))
+            return Fetched(iter(pages.pop(0)))
+
+        return run_extract(context, spec, mirror, config, CallMeter(), fetch)
+
+    mirror = MirrorResource(path=str(tmp_path))
+
+    def run() -> dict:
+        result = dg.materialize(
+            [demo_things], partition_key="c", instance=instance, resources={"mirror": mirror}
+        )
+        (mat,) = result.asset_materializations_for_node("demo_things")
+        return {k: v.value for k, v in mat.metadata.items()}
+
+    def state() -> tuple:
+        with mirror.store("c").read() as con:
+            landed = con.execute("select count(*) from landing.records").fetchone()[0]
+            row = con.execute("select cursor_value, updated_at, caught_up_at from meta.cursors").fetchone()
+        return landed, *row
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(connections_partitions.name, ["c"])
+        first = run()
+        landed, cursor, updated, caught_up = state()
+        idle = run()
+        assert state()[:3] == (landed, cursor, updated) and state()[3] > caught_up
+        assert idle["cursor"] == first["cursor"] == cursor.isoformat()
+        assert (idle["fetched"], idle["inserted"], idle["updated"], idle["dagster/row_count"]) == (0, 0, 0, 2)
+        changed = run()
+        assert (changed["updated"], changed["dagster/row_count"]) == (1, 2) and state()[0] == landed + 1
+    assert [r for r, _ in reads] == ["first sync", "incremental", "incremental"]
+    assert reads[1][1] == datetime(2026, 11, 2, 9, 0, 1, tzinfo=UTC)  # settled: after the cursor's second

@@ -3,11 +3,13 @@
 The rules a client trips over are enforced here (zoho-api.md §4, §6, §7): `fields` mandatory and at most
 50; `per_page` at most 200; `page` only for the first 2,000 records, then `page_token`, which is bound
 to the other parameters, to the user, and expires after 24 hours; 204 when nothing matches; 304 when
-nothing changed since `If-Modified-Since`; subforms only on a single record.
+nothing changed since `If-Modified-Since`; subforms only on a single record, or by COQL over the subform
+module (subforms.py).
 """
 
 from __future__ import annotations
 
+import copy
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +28,7 @@ from xz_pipeline.sandbox.zoho.query import (
     where_fields,
 )
 from xz_pipeline.sandbox.zoho.records import OrgState, parse_datetime
+from xz_pipeline.sandbox.zoho.subforms import subform_table
 
 MAX_FIELDS = 50
 MAX_PER_PAGE = 200
@@ -421,18 +424,29 @@ class Reads:
         except QueryError as exc:
             raise ApiError(400, exc.code, str(exc), exc.details) from None
         mdef = org.find_module(query.module)
-        if mdef is None:
+        table = subform_table(org, query.module) if mdef is None else None
+        if table is not None:  # a subform module: its lines, each with Parent_Id
+            records, value, typer = table.rows(), table.value, table.type_of
+        elif mdef is not None:
+            module = mdef.api_name
+            records = list(org.records[module].values())
+
+            def value(rec, path, module=module):
+                return org.value(module, rec, path)
+
+            def typer(path, module=module):
+                return org.type_of(module, path)
+        else:
             raise ApiError(
                 400,
                 "INVALID_QUERY",
                 "invalid query formed",
                 {"reason": "invalid module", "module": query.module},
             )
-        module = mdef.api_name
         for name in [*query.fields, *where_fields(query.where), *(o[0] for o in query.order)]:
-            if name.lower() != "id" and not org.path_exists(module, name):
+            if name.lower() != "id" and typer(name) is None:
                 raise ApiError(400, "INVALID_QUERY", "invalid query formed", {"column_name": name})
-            head = mdef.field_ci(name.split(".")[0])
+            head = mdef.field_ci(name.split(".")[0]) if mdef is not None else None
             if head is not None and head.data_type == "subform":
                 raise ApiError(
                     400,
@@ -441,35 +455,30 @@ class Reads:
                     {"column_name": name, "reason": "subforms cannot be queried"},
                 )
 
-        def typer(path):
-            return org.type_of(module, path)
-
-        rows = [
-            r
-            for r in org.records[module].values()
-            if eval_where(query.where, lambda path, r=r: org.value(module, r, path), typer)
-        ]
+        rows = [r for r in records if eval_where(query.where, lambda path, r=r: value(r, path), typer)]
         order = query.order or [("id", False)]
         for name, desc in reversed(order):
-            rows.sort(key=_coql_key(org, module, name), reverse=desc)
+            rows.sort(key=_coql_key(value, typer, name), reverse=desc)
         page = rows[query.offset : query.offset + query.limit]
         if not page:
             return 204, None
-        data = [self._coql_row(org, module, query.fields, r) for r in page]
+        data = [self._coql_row(org, value, typer, query.fields, r) for r in page]
         info = {"count": len(data), "more_records": query.offset + query.limit < len(rows)}
         return 200, {"data": data, "info": info}
 
     @staticmethod
-    def _coql_row(org: OrgState, module: str, fields: list[str], rec: dict) -> dict:
+    def _coql_row(org: OrgState, value, typer, fields: list[str], rec: dict) -> dict:
         row: dict = {}
         for name in fields:
-            value = org.value(module, rec, name)
-            dtype = org.type_of(module, name)
-            if isinstance(value, datetime):
-                value = org.fmt(value)
-            elif isinstance(value, dict) and dtype in ("lookup", "ownerlookup"):
-                value = {"id": value.get("id")}
-            row[name] = value
+            v = value(rec, name)
+            dtype = typer(name)
+            if isinstance(v, datetime):
+                v = org.fmt(v)
+            elif isinstance(v, dict) and dtype in ("lookup", "ownerlookup"):
+                v = {"id": v.get("id")}
+            elif isinstance(v, (dict, list)):
+                v = copy.deepcopy(v)
+            row[name] = v
         row["id"] = rec["id"]
         return row
 
@@ -480,11 +489,11 @@ def _sort_key(sort_by: str):
     return lambda r: (r["_" + sort_by], int(r["id"]))
 
 
-def _coql_key(org: OrgState, module: str, name: str):
-    dtype = org.type_of(module, name)
+def _coql_key(value, typer, name: str):
+    dtype = typer(name)
 
     def key(rec):
-        v = org.value(module, rec, name)
+        v = value(rec, name)
         if name.lower() == "id":
             return (0, int(rec["id"]))
         if isinstance(v, dict):

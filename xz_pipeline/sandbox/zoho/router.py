@@ -20,6 +20,7 @@ from xz_pipeline.sandbox.zoho.limits import coql_cost, tag_cost, write_cost
 from xz_pipeline.sandbox.zoho.query import QueryError, parse_coql
 from xz_pipeline.sandbox.zoho.reads import Reads
 from xz_pipeline.sandbox.zoho.settings import Settings
+from xz_pipeline.sandbox.zoho.subforms import subform_table
 from xz_pipeline.sandbox.zoho.writes import Writes
 
 
@@ -69,8 +70,11 @@ class Api:
             query = parse_coql(str((body or {}).get("select_query", "")))
             cost = coql_cost(query.limit)
             mod = call.org.find_module(query.module)
+            table = subform_table(call.org, query.module) if mod is None else None
             if mod is not None:
                 module_scope = [("modules", mod.api_name, "READ")]
+            elif table is not None:  # a subform's lines are read with the parent module's scope
+                module_scope = [("modules", table.parent, "READ")]
         except (ApiError, QueryError, AttributeError):
             pass
         return Route(self.reads.coql, [("coql", "READ"), *module_scope], complex=True, credits=cost)

@@ -175,3 +175,59 @@ def test_coql_errors(crm):
     assert _coql(crm, "select Deal_Name from Nowhere").json()["code"] == "INVALID_QUERY"
     assert _coql(crm, "select Deal_Name from Deals limit 2001").json()["code"] == "LIMIT_EXCEEDED"
     assert crm.post("coql", json={}).status_code == 400
+
+
+def _invoices(org) -> None:
+    org.emu.load(org.org_id, "Products", [{"id": "5725767000000000401", "Product_Name": "Flat white"},
+                                          {"id": "5725767000000000402", "Product_Name": "Scone"}])  # fmt: skip
+    lines = [
+        [("5725767000000000401", 2.0, 15.0), ("5725767000000000402", 1.0, 10.0)],
+        [("5725767000000000402", 3.0, 15.0)],
+        [("5725767000000000401", 9.0, 0.0)],
+    ]
+    org.emu.load(org.org_id, "Invoices", [
+        {"id": str(5725767000000000500 + i), "Subject": f"Invoice {i}",
+         "Account_Name": {"id": "5725767000000000101", "name": ""},
+         "Invoiced_Items": [{"Product_Name": {"id": p, "name": ""}, "Quantity": q,
+                             "Line_Tax": [{"name": "GST", "percentage": pct}]} for p, q, pct in rows]}
+        for i, rows in enumerate(lines)
+    ])  # fmt: skip
+
+
+def test_coql_reads_a_subform_module_by_parent_within_the_limits(crm):
+    _invoices(crm)
+    first, second = "5725767000000000500", "5725767000000000501"
+    query = ("select Product_Name, Product_Name.Product_Name, Quantity, Line_Tax, Parent_Id from Invoiced_Items "
+             f"where Parent_Id in ('{first}', '{second}')")  # fmt: skip
+    got = _coql(crm, query)
+    assert got.status_code == 200, got.json()
+    rows = got.json()["data"]
+    assert [
+        (r["Parent_Id"], r["Product_Name"], r["Product_Name.Product_Name"], r["Quantity"]) for r in rows
+    ] == [
+        ({"id": first}, {"id": "5725767000000000401"}, "Flat white", 2.0),
+        ({"id": first}, {"id": "5725767000000000402"}, "Scone", 1.0),
+        ({"id": second}, {"id": "5725767000000000402"}, "Scone", 3.0),
+    ]
+    assert rows[2]["Line_Tax"] == [{"name": "GST", "percentage": 15.0}]
+    stored = crm.get(f"Invoices/{first}").json()["data"][0]["Invoiced_Items"]
+    assert [r["id"] for r in rows[:2]] == [line["id"] for line in stored]  # the lines' own ids, in order
+    many = ", ".join(f"'{5725767000000000500 + i}'" for i in range(51))
+    too_many = _coql(crm, f"select Quantity from Invoiced_Items where Parent_Id in ({many})")
+    assert too_many.status_code == 400 and too_many.json()["code"] == "LIMIT_EXCEEDED"
+    too_long = _coql(crm, f"select Quantity from Invoiced_Items where Parent_Id = '{first}' limit 2001")
+    assert too_long.json()["code"] == "LIMIT_EXCEEDED"
+    # The subform stays out of its parent's columns: only its own module serves it.
+    assert _coql(crm, "select Invoiced_Items from Invoices").json()["code"] == "INVALID_QUERY"
+
+
+@pytest.mark.parametrize(
+    "scopes",
+    ["ZohoCRM.modules.ALL", "ZohoCRM.coql.READ,ZohoCRM.modules.Deals.READ"],
+    ids=["no-coql", "no-invoices"],
+)
+def test_coql_on_a_subform_needs_coql_and_the_parent_modules_scope(scopes):
+    org = make_org(scopes=scopes)
+    _invoices(org)
+    refused = _coql(org, "select Quantity from Invoiced_Items where Parent_Id = '5725767000000000500'")
+    assert refused.status_code == 401 and refused.json()["code"] == "OAUTH_SCOPE_MISMATCH"
