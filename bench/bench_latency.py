@@ -281,12 +281,16 @@ def main(argv: list[str] | None = None) -> int:
                         if i["Type"] == "ACCREC" and i["Status"] == "AUTHORISED" and Decimal(str(i["AmountDue"])) > 1]  # fmt: skip
             bank = next(a for a in sb.xero.dump(tenant, "Accounts") if a["Type"] == "BANK")["AccountID"]
             accounts = [a["id"] for a in sb.zoho.dump(org, "Accounts")]
+            # An account linked to two books contacts (a duplicate pair in the books, for a person to merge) has
+            # its phone corrected on the contact write-back treats as the account's: either one counts.
+            contact_of: dict[str, tuple[str, ...]] = {}
             with MirrorResource().store(CONNECTION).read() as con:
-                contact_of = dict(con.execute("select crm_id, books_id from recon.customer_links where connection = ? "
-                                              "and status = 'linked'", [CONNECTION]).fetchall())  # fmt: skip
+                for crm_id, books_id in con.execute("select crm_id, books_id from recon.customer_links where "
+                                                    "connection = ? and status = 'linked'", [CONNECTION]).fetchall():  # fmt: skip
+                    contact_of[crm_id] = (*contact_of.get(crm_id, ()), books_id)
             books_due: dict[
-                tuple[str, str], tuple[str, str, float]
-            ] = {}  # (account, phone) → (contact, digits, when)
+                tuple[str, str], tuple[tuple[str, ...], str, float]
+            ] = {}  # (account, phone) → (its contacts, digits, when)
             payments_at: dict[str, float] = {}  # payment id → when its API call returned
             edits_at: dict[tuple[str, str], float] = {}  # (account id, phone) → when
             crm_due: dict[
@@ -376,8 +380,10 @@ def main(argv: list[str] | None = None) -> int:
                                                          for ch in f"{p.get('PhoneAreaCode') or ''}{p.get('PhoneNumber') or ''}"
                                                          if ch.isdigit())
                                  for c in sb.xero.dump(tenant, "Contacts")}  # fmt: skip
-                    for key, (contact, digits, at) in books_due.items():
-                        if key not in corrected and phones_of.get(contact, "").endswith(digits):
+                    for key, (contacts, digits, at) in books_due.items():
+                        if key not in corrected and any(
+                            phones_of.get(c, "").endswith(digits) for c in contacts
+                        ):
                             corrected[key] = now - at
 
             def finished() -> bool:
