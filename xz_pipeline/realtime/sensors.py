@@ -36,8 +36,8 @@ from xz_pipeline.realtime.polling import xero_polling_sensor
 from xz_pipeline.realtime.runs import blocking_checks
 from xz_pipeline.xero.resources import XeroResource
 
-# The daemon measures the interval from the end of the last tick and wakes every 5 s under `dagster dev`
-# (dagster.md §2), every second under `xz serve` (deploy/daemon.py): at 1 the sensor runs at every wake.
+# The daemon wakes every 5 s under `dagster dev` (dagster.md §2) and every half second under `xz serve`
+# (deploy/daemon.py); at 1 the sensor ticks at most once a second there (a tick row in the instance each).
 MIN_INTERVAL = 1
 BATCH = 5000
 RETAIN = timedelta(
