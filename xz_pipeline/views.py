@@ -144,12 +144,12 @@ def build_canonical_views_asset(
     def canonical_views(mirror: MirrorResource) -> dg.MaterializeResult:
         made: dict[str, str] = {}
         counts: dict[str, int] = {}
-        unchanged = []
+        unchanged = 0  # connections whose views were already made for their tables
         for connection in mirror.connections():  # one file at a time: its lock is held only for its views
             with mirror.store(connection).write() as con:
                 installed = refresh_canonical(con, vendor_views)
                 if installed is None:
-                    unchanged.append(connection)
+                    unchanged += 1
                     continue
                 for view, how in installed.items():
                     made[view] = how if made.get(view, "empty") == "empty" else made[view]
@@ -166,7 +166,7 @@ def build_canonical_views_asset(
                 ),
                 "empty_views": sorted(v for v, how in made.items() if how == "empty"),
                 "connections": len(mirror.connections()),
-                "unchanged": len(unchanged),  # connections whose views were already made for their tables
+                "unchanged": unchanged,
             }
         )
 

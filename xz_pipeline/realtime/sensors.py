@@ -7,9 +7,9 @@ that arrive meanwhile wait in the inbox, and the next request covers all of them
 newest, in one run (coalescing: under load a run takes many events, not one tick's worth). Requesting the
 next run as soon as the current one started was measured and dropped (`bench-latency --daemon`, 20
 changes a minute: p95 36 s against 26 s): the events arriving while that next run waited in the queue
-then waited for a third run, a whole cycle more. A request keeps per record only the latest announcement (by the source's change time, so out-of-order
-deliveries settle on the right operation) and asks for the mirror assets of exactly those ids
-(`MirrorConfig.ids` / `deleted_ids`) followed by everything downstream. Its run key is the range,
+then waited for a third run, a whole cycle more. A request keeps per record only the latest announcement
+(by the source's change time, so out-of-order deliveries settle on the right operation) and asks for the
+mirror assets of exactly those ids (`MirrorConfig.ids` / `deleted_ids`) followed by everything downstream. Its run key is the range,
 `inbox:{connection}:{first}-{last}`, so a replayed tick never runs twice and nothing is skipped; a range
 whose run failed is asked for once more, under `...:retry`. A batch that only echoes our own writes runs
 without the write-back stage. The sensor reads the inbox file and Dagster's run storage, never the mirror
@@ -183,11 +183,9 @@ def _open_ranges(st: dict) -> dict:
     return {"pos": st["pos"], "open": [rng] if st.get("key") and not st.get("settled") else []}
 
 
-def _in_flight(
-    instance: dg.DagsterInstance, conn: str, statuses: list[dg.DagsterRunStatus] = IN_FLIGHT
-) -> dg.RunRecord | None:
+def _in_flight(instance: dg.DagsterInstance, conn: str) -> dg.RunRecord | None:
     records = instance.get_run_records(
-        dg.RunsFilter(tags={TRIGGER_TAG: "inbox", PARTITION_TAG: conn}, statuses=statuses), limit=1
+        dg.RunsFilter(tags={TRIGGER_TAG: "inbox", PARTITION_TAG: conn}, statuses=IN_FLIGHT), limit=1
     )
     return records[0] if records else None
 
@@ -244,11 +242,11 @@ def inbox_sensor(context: dg.SensorEvaluationContext, xero: XeroResource):
     unsettled = {c for c, st in state.items() if st.get("open")}
     for conn in sorted(set(pending) | unsettled):
         st = state.setdefault(conn, _recovered(context.instance, conn) or {"pos": floor, "open": []})
-        queued = _in_flight(context.instance, conn)
-        if queued is not None:
+        running = _in_flight(context.instance, conn)
+        if running is not None:
             if pending.get(conn):
                 waiting.append(
-                    f"{conn}: {len(pending[conn])} event(s) wait for run {queued.dagster_run.run_id[:8]}"
+                    f"{conn}: {len(pending[conn])} event(s) wait for run {running.dagster_run.run_id[:8]}"
                 )
             continue
         going, failed = _settle(context.instance, st["open"])
