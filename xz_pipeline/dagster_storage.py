@@ -12,18 +12,35 @@ So, for SQLite connections Dagster's engines open in this process:
 - one idle "keeper" connection per recently used file, so a closing connection is not the last one and
   does not checkpoint: SQLite then checkpoints every 1,000 WAL pages by itself. Keepers are few (LRU)
   because each run has its own event-log file.
+- one SQLAlchemy engine per file instead of one per statement: Dagster's SQLite storages build a new
+  engine (NullPool) for every read and write, so each statement was compiled afresh and each engine
+  initialised its dialect again. A targeted run reads and writes its event log some 800 times: measured
+  here, 0.4-0.6 s of a 3 s run. A cached engine still opens a fresh SQLite connection each time (NullPool:
+  no connection outlives its use, so nothing is shared between threads or across the warm launcher's
+  forks); it keeps only the statement cache. Engines are few (LRU), like the keepers.
 """
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 import threading
 from collections import OrderedDict
 
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 KEEPERS = 8
+ENGINES = 16
+# The modules whose `create_engine` builds an engine per statement (dagster 1.13.27).
+_STORAGE_MODULES = (
+    "dagster._core.storage.event_log.sqlite.sqlite_event_log",
+    "dagster._core.storage.runs.sqlite.sqlite_run_storage",
+    "dagster._core.storage.schedules.sqlite.sqlite_schedule_storage",
+)
+_engines: OrderedDict[tuple[str, str], Engine] = OrderedDict()
 
 _keepers: OrderedDict[str, sqlite3.Connection] = OrderedDict()
 _lock = threading.Lock()
@@ -54,14 +71,42 @@ def _keep(path: str) -> None:
         keeper.execute("PRAGMA schema_version").fetchall()
 
 
+def cached_engine(url, **kwargs) -> Engine:
+    """`sqlalchemy.create_engine`, but one engine per SQLite file Dagster opens with NullPool."""
+    if kwargs.get("poolclass") is not NullPool or not str(url).startswith("sqlite"):
+        return sa.create_engine(url, **kwargs)
+    key = (str(url), repr(sorted((kwargs.get("connect_args") or {}).items())))
+    with _lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = sa.create_engine(url, **kwargs)
+            while len(_engines) > ENGINES:
+                _engines.popitem(last=False)  # NullPool: it holds no connection to close
+        _engines.move_to_end(key)
+        return engine
+
+
 def tune_sqlite_storage() -> None:
-    """Install the connect hook once per process (idempotent)."""
+    """Install the connect hook and the engine cache once per process (idempotent)."""
     global _installed
     with _lock:
         if _installed:
             return
         event.listen(Engine, "connect", _on_connect)
+        for name in _STORAGE_MODULES:
+            module = importlib.import_module(name)
+            if getattr(module, "create_engine", None) is not sa.create_engine:
+                raise RuntimeError(
+                    f"{name}.create_engine is not sqlalchemy's: dagster changed; see dagster_storage.py"
+                )
+            module.create_engine = cached_engine
         _installed = True
+
+
+def cached_engines() -> list[str]:
+    """The URLs an engine is cached for (for tests)."""
+    with _lock:
+        return [url for url, _ in _engines]
 
 
 def kept_files() -> list[str]:

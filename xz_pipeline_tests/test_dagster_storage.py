@@ -55,3 +55,20 @@ def test_in_memory_databases_get_no_keeper():
     with engine.connect() as con:
         con.exec_driver_sql("select 1")
     assert kept_files() == before and "" not in dagster_storage.kept_files()
+
+
+def test_one_engine_per_file_serves_a_whole_run(tmp_path: Path, monkeypatch):
+    tune_sqlite_storage()
+    made: list[str] = []
+    real = sa.create_engine
+    monkeypatch.setattr(sa, "create_engine", lambda url, **kw: made.append(str(url)) or real(url, **kw))
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        first = dg.materialize([chatty], instance=instance)
+        second = dg.materialize([chatty], instance=instance)
+        assert first.success and second.success
+        assert len([r for r in instance.all_logs(second.run_id) if "line " in (r.user_message or "")]) == 20
+    # Dagster builds an engine for every statement (some 60 for this run's file); one serves them all
+    for run in (first, second):
+        assert len([u for u in made if run.run_id in u]) == 1
+    assert len([u for u in made if u.endswith("runs.db")]) == 1
+    assert len(dagster_storage.cached_engines()) <= dagster_storage.ENGINES
