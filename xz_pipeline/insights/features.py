@@ -24,6 +24,10 @@ NEVER = 1 << 40  # the settlement day of an invoice not settled
 _K = np.int64(1 << 24)  # key = customer * _K + day (days since 1970 stay far below 2**24)
 RECENT = 3  # invoices in "recent behaviour"
 MEDIAN_OF = 10  # the median of the last ten paid invoices' delays
+TREND_ORIGIN = 18_000  # a day in 2019: issue days are centred on it for the trend's sums of squares
+TREND_MIN = 3  # paid invoices a trend needs (spread over at least TREND_SPAN days of issue)
+TREND_SPAN = 30
+FALLEN_DUE = 3  # its last invoices fallen due, as they stood at t (paid or not)
 
 # feature name -> what it means, in words (used for the reasons)
 FEATURES: dict[str, str] = {
@@ -58,6 +62,21 @@ FEATURES: dict[str, str] = {
     "days_to_due": "days until due",
     "paid_share": "share already paid",
     "credited": "credited already",
+    # drift: where its delays are heading, not only where they were
+    "trend_delay": "its delay trend extrapolated to this invoice",
+    "trend_slope": "its delay trend (days per year)",
+    "trend_delay_10": "its last-10 delay trend extrapolated",
+    # outcomes in the order they became known: paid, or still unpaid 6 days past due (late)
+    "known_share_late": "share late of its invoices whose outcome is known",
+    "known_recent_late": "share late of its last 5 known outcomes",
+    "known_recent3_late": "share late of its last 3 known outcomes",
+    "days_since_known_late": "days since an invoice of it became late",
+    # its last invoices fallen due, paid or not, as they stood at t (unpaid ones count as late so far)
+    "fallen_due_last": "days after due of its last invoice fallen due (as of now)",
+    "fallen_due_mean": "mean days after due of its last invoices fallen due (as of now)",
+    "fallen_due_max": "most days after due among them",
+    "fallen_due_open": "of them still unpaid",
+    "fallen_due_median": "median days after due of them",
 }
 
 
@@ -216,6 +235,22 @@ class Ledger:
         first = np.full(len(self.customers), NEVER, dtype=np.int64)
         np.minimum.at(first, self.cust, self.issue)
         self._first_issue = first
+        # Drift (a customer paying later and later shows it first in these, before its averages move):
+        # - the least-squares line of days after due on issue day over its paid invoices (by settlement);
+        #   in whole days, so its running sums are exact and a later record cannot move one by a rounding
+        x, y = self.issue - TREND_ORIGIN, self.delay
+        self._trend = _Index.of(self.cust, self.settled, one=np.ones(self.n), x=x, x2=x * x, y=y, xy=x * y)
+        # - outcomes the day they became known: paid, or unpaid 6 days past due (late from then on);
+        known_day = np.minimum(self.settled, self.due + LATE_AFTER + 1)
+        known_late = (self.settled > self.due + LATE_AFTER).astype(float)
+        self._known = _Index.of(self.cust, known_day, one=np.ones(self.n), late=known_late)
+        order = np.argsort(self.cust * _K + known_day, kind="stable")  # the order `_known` holds them in
+        late_days = pd.Series(np.where(known_late[order] > 0, known_day[order], -1))
+        self._last_late_day = late_days.groupby(self.cust[order]).cummax().to_numpy()  # -1: none yet
+        # - its invoices by due day, to read the last ones fallen due as they stood at t.
+        due_key = self.cust * _K + self.due
+        self._due_order = np.argsort(due_key, kind="stable")
+        self._due_key = due_key[self._due_order]
         cn = credit_notes[(credit_notes["type"] == "sale") & credit_notes["status"].isin(["open", "paid"])]
         cn = cn[cn["customer_id"].isin(self.customers) & cn["issue_date"].notna()]
         cn_cust = pd.Index(self.customers).get_indexer(cn["customer_id"]).astype(np.int64)
@@ -320,4 +355,53 @@ class Ledger:
             out["paid_share"] = np.clip(self._money.between("amount", mlo, mhi) / total, 0, 1)
             clo2, chi2 = self._credits_on.positions(idx, t)
             out["credited"] = ((chi2 - clo2) > 0).astype(float)
+            out.update(self._drift(idx, t, cust))
         return pd.DataFrame({name: out[name] for name in FEATURES})
+
+    def _trend_line(self, lo: np.ndarray, hi: np.ndarray, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the paid invoices lo..hi's delay line at issue day x0, its slope in days per year); the mean
+        delay when they are too few or too close together for a slope, NaN without any."""
+        n = (hi - lo).astype(float)
+        sx, sxx = self._trend.between("x", lo, hi), self._trend.between("x2", lo, hi)
+        sy, sxy = self._trend.between("y", lo, hi), self._trend.between("xy", lo, hi)
+        mx, my = sx / n, sy / n
+        var = sxx / n - mx**2
+        ok = (n >= TREND_MIN) & (var > TREND_SPAN**2)
+        slope = np.where(ok, (sxy / n - mx * my) / np.where(ok, var, 1), 0.0)  # days after due per day
+        return np.where(n >= 1, my + slope * (x0 - mx), np.nan), np.where(ok, slope * 365, np.nan)
+
+    def _drift(self, idx: np.ndarray, t: np.ndarray, cust: np.ndarray) -> dict[str, np.ndarray]:
+        """The drift features (see `__init__`), from records dated before t."""
+        out: dict[str, np.ndarray] = {}
+        lo, hi = self._trend.positions(cust, t)
+        x0 = self.issue[idx] - TREND_ORIGIN
+        out["trend_delay"], out["trend_slope"] = self._trend_line(lo, hi, x0)
+        out["trend_delay_10"], _ = self._trend_line(np.maximum(lo, hi - 10), hi, x0)
+        lo, hi = self._known.positions(cust, t)
+        k = (hi - lo).astype(float)
+        for name, last in (("known_share_late", None), ("known_recent_late", 5), ("known_recent3_late", 3)):
+            start = lo if last is None else np.maximum(lo, hi - last)
+            out[name] = np.where(k > 0, self._known.between("late", start, hi) / (hi - start), np.nan)
+        last_late = self._last_late_day[np.where(k > 0, hi - 1, 0)] if len(self._last_late_day) else -1
+        out["days_since_known_late"] = np.where((k > 0) & (last_late >= 0), t - last_late, np.nan)
+        # its last FALLEN_DUE invoices due before t (never this one): days after due as of t
+        lo = np.searchsorted(self._due_key, cust * _K, side="left")
+        hi = np.searchsorted(self._due_key, cust * _K + t, side="left")
+        days = np.full((len(idx), FALLEN_DUE), np.nan)
+        unpaid = np.zeros((len(idx), FALLEN_DUE))
+        for j in range(FALLEN_DUE):
+            pos = hi - 1 - j
+            ok = pos >= lo
+            other = self._due_order[np.where(ok, pos, 0)]
+            ok &= other != idx
+            settled = self.settled[other]
+            days[:, j] = np.where(ok, np.minimum(settled, t) - self.due[other], np.nan)
+            unpaid[:, j] = np.where(ok, settled >= t, 0)
+        seen = ~np.isnan(days).all(axis=1)
+        filled = np.where(seen[:, None], days, 0.0)  # no all-NaN row for the reductions; NaN put back below
+        out["fallen_due_last"] = days[:, 0]
+        out["fallen_due_mean"] = np.where(seen, np.nanmean(filled, axis=1), np.nan)
+        out["fallen_due_max"] = np.where(seen, np.nanmax(filled, axis=1), np.nan)
+        out["fallen_due_open"] = unpaid.sum(axis=1)
+        out["fallen_due_median"] = np.where(seen, np.nanmedian(filled, axis=1), np.nan)
+        return out

@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from xz_pipeline.insights.features import FEATURES, LATE_AFTER, Ledger
 
-VERSION = "pr1"
+VERSION = "pr2"  # pr2: the drift features (trend, known outcomes, invoices fallen due)
 LANDMARKS = (0, 10, 20, 30, 45, 60)  # ages (days since issue) at which an open invoice is a training row
 MIN_ROWS, MIN_CLASS = 200, 20  # below these the base rate is all the history supports
 # Training rows kept at most (a hash sample of whole invoices beyond it). The medium organisation has
@@ -204,7 +204,9 @@ def describe(name: str, value: float, effect: float) -> str:
     """'share of its paid invoices paid late 62% raises risk (+18 pts)'."""
     if value != value:  # NaN
         shown = "none yet"
-    elif name in ("share_late", "recent_share_late", "paid_share", "credit_note_share"):
+    elif name in ("share_late", "recent_share_late", "paid_share", "credit_note_share") or name.startswith(
+        "known_"
+    ):
         shown = f"{value:.0%}"
     elif name in ("due_quarter_end", "foreign_currency", "credited"):
         shown = "yes" if value else "no"
