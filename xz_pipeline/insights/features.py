@@ -244,9 +244,9 @@ class Ledger:
         known_day = np.minimum(self.settled, self.due + LATE_AFTER + 1)
         known_late = (self.settled > self.due + LATE_AFTER).astype(float)
         self._known = _Index.of(self.cust, known_day, one=np.ones(self.n), late=known_late)
-        order = np.argsort(self.cust * _K + known_day, kind="stable")  # the order `_known` holds them in
-        late_days = pd.Series(np.where(known_late[order] > 0, known_day[order], -1))
-        self._last_late_day = late_days.groupby(self.cust[order]).cummax().to_numpy()  # -1: none yet
+        # the last day one became known late, at each outcome in `_known`'s order (-1: none yet)
+        late_days = pd.Series(np.where(np.diff(self._known.sums["late"]) > 0, self._known.key % _K, -1))
+        self._last_late_day = late_days.groupby(self._known.key // _K).cummax().to_numpy()
         # - its invoices by due day, to read the last ones fallen due as they stood at t.
         due_key = self.cust * _K + self.due
         self._due_order = np.argsort(due_key, kind="stable")

@@ -204,8 +204,11 @@ def describe(name: str, value: float, effect: float) -> str:
     """'share of its paid invoices paid late 62% raises risk (+18 pts)'."""
     if value != value:  # NaN
         shown = "none yet"
-    elif name in ("share_late", "recent_share_late", "paid_share", "credit_note_share") or name.startswith(
-        "known_"
+    elif name.startswith("known_") or name in (
+        "share_late",
+        "recent_share_late",
+        "paid_share",
+        "credit_note_share",
     ):
         shown = f"{value:.0%}"
     elif name in ("due_quarter_end", "foreign_currency", "credited"):
