@@ -69,3 +69,33 @@ def test_a_changed_connections_file_is_read_again(tmp_path):
     assert settings.not_paired("acme", "salesforce", env) is None
     path.unlink()  # no file: the environment's connection again
     assert [c.name for c in settings.load_connections({**ENV, "XZ_HOME": str(tmp_path)})] == ["default"]
+
+
+def test_mappings_read_the_connections_file_once_per_text(tmp_path, monkeypatch):
+    """Each Zoho step of each connection asks for its field mapping: the file is parsed once while it stays
+    the same (a parse of a 1,000-connection file takes ~0.2 s), a change is read, and a caller's edit of
+    the mapping it got does not leak into the next caller's."""
+    path, env = tmp_path / "connections.toml", {"XZ_HOME": str(tmp_path)}
+    path.write_text(
+        '[connections.acme]\nbooks = "xero"\ncrm = "zoho"\n'
+        '[connections.acme.zoho.fields]\nDeals = { Invoice_Number = "Xero_Invoice" }\n'
+        '[connections.acme.projects.cost_rates]\n"ann@acme.test" = "40.00"\n'
+    )
+    parses = []
+    real = settings.tomllib.loads
+    monkeypatch.setattr(settings.tomllib, "loads", lambda text: parses.append(1) or real(text))
+    first, where = settings.zoho_mapping_doc("acme", env)
+    assert first == {"fields": {"Deals": {"Invoice_Number": "Xero_Invoice"}}}
+    assert where.endswith("[connections.acme.zoho]")
+    first["fields"]["Deals"]["Invoice_Number"] = "edited"
+    for _ in range(5):
+        assert (
+            settings.zoho_mapping_doc("acme", env)[0]["fields"]["Deals"]["Invoice_Number"] == "Xero_Invoice"
+        )
+    assert settings.project_cost_rates("acme", env) == {"ann@acme.test": settings.Decimal("40.00")}
+    assert settings.get_connection("acme", env).crm == "zoho"
+    assert settings.salesforce_mapping_doc("acme", env)[0] == {}
+    assert len(parses) == 1
+    path.write_text('[connections.acme]\nbooks = "xero"\ncrm = "zoho"\n')
+    assert settings.zoho_mapping_doc("acme", env)[0] == {}
+    assert len(parses) == 2
