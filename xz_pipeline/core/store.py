@@ -27,6 +27,8 @@ import duckdb
 import pandas as pd
 from filelock import FileLock, Timeout
 
+from xz_pipeline.core.attached import connect_writing
+
 SCHEMA_VERSION = 1
 
 BASE_DDL = """
@@ -334,7 +336,7 @@ class Store:
             raise self._writer_busy(lock) from None
         try:
             try:
-                con = self._connect_waiting(started)
+                con, release = self._connect_waiting(started)
             except duckdb.IOException as exc:
                 holder = _duckdb_holder(str(exc)) or "another process"
                 raise StoreBusy(
@@ -344,7 +346,7 @@ class Store:
             try:
                 yield con
             finally:
-                con.close()
+                release()
         finally:
             lock.release()
 
@@ -356,12 +358,13 @@ class Store:
             + f" (waited {self.lock_timeout:.0f}s); try again when it finishes"
         )
 
-    def _connect_waiting(self, started: float) -> duckdb.DuckDBPyConnection:
-        """Connect read-write, waiting (bounded by `lock_timeout` from `started`) while a reader holds the file."""
+    def _connect_waiting(self, started: float) -> tuple[duckdb.DuckDBPyConnection, Callable[[], None]]:
+        """Connect read-write (attached: `core/attached.py`), waiting (bounded by `lock_timeout` from
+        `started`) while a reader holds the file; the connection and the function that releases it."""
         told = False
         while True:
             try:
-                con = duckdb.connect(str(self.path), config=_config())
+                opened = connect_writing(self.path, _config())
             except duckdb.IOException as exc:
                 if time.monotonic() - started >= self.lock_timeout:
                     raise
@@ -375,7 +378,7 @@ class Store:
                 continue
             if told:
                 _wait_log.info(f"got the mirror after {time.monotonic() - started:.1f}s")
-            return con
+            return opened
 
     @contextmanager
     def session(self) -> Iterator[None]:

@@ -8,7 +8,7 @@ import queue
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -173,10 +173,31 @@ def for_each_connection(
             description=f"{len(failed)} of {len(keys)} connection(s) failed ({names}): {_one_line(failed[0][1])}",
             allow_retries=retry,
         )
-    for key, result in done.items():
-        if result.metadata:
-            context.add_asset_metadata(dict(result.metadata), partition_key=key)
+    _add_partition_metadata(
+        context, {key: result.metadata for key, result in done.items() if result.metadata}
+    )
     yield dg.MaterializeResult()
+
+
+def _add_partition_metadata(context: dg.AssetExecutionContext, by_key: dict[str, Mapping]) -> None:
+    """Each connection's metadata on its own partition's materialization.
+
+    `context.add_asset_metadata(..., partition_key=)` checks the key against the step's range by reading
+    the dynamic partitions from the instance, three reads a call: ~19 ms at 1,000 connections, and a
+    batched run makes 650 calls. These keys are the step's own (`context.partition_keys`), so they go to
+    the step's metadata directly; if a Dagster upgrade moves it, the public call is used (and
+    `test_fleet_batch` fails, to say so)."""
+    step = getattr(getattr(context, "op_execution_context", None), "_step_execution_context", None)
+    accumulator = getattr(step, "_metadata_accumulator", None)
+    if not hasattr(accumulator, "with_additional_asset_metadata"):
+        for key, metadata in by_key.items():
+            context.add_asset_metadata(dict(metadata), partition_key=key)
+        return
+    for key, metadata in by_key.items():
+        accumulator = accumulator.with_additional_asset_metadata(
+            asset_key=context.asset_key, metadata=dict(metadata), partition_key=key
+        )
+    step._metadata_accumulator = accumulator
 
 
 def _one_line(exc: BaseException) -> str:

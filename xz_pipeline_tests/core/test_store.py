@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
+from xz_pipeline.core import store as store_module
 from xz_pipeline.core.mirror import Col, EntityTable, read_sync_state, write_entity
 from xz_pipeline.core.store import Store, StoreBusy
 
@@ -266,8 +267,8 @@ def test_a_session_shares_one_connection_and_holds_the_writers_lock(tmp_path, mo
     with store.write() as con:
         store.ensure_base(con)
     opened = []
-    real_connect = duckdb.connect
-    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: opened.append(a) or real_connect(*a, **k))
+    real_connect = store_module.connect_writing
+    monkeypatch.setattr(store_module, "connect_writing", lambda *a: opened.append(a) or real_connect(*a))
     with store.session():
         with store.write() as con:
             con.execute("insert into meta.schema_version values (7, now(), 'kept')")
