@@ -9,6 +9,7 @@ from collections import Counter
 import dagster as dg
 import pytest
 
+from xz_pipeline.core import store as store_module
 from xz_pipeline.core.resources import MirrorResource
 from xz_pipeline.definitions import defs
 from xz_pipeline.fleet.inprocess import execute_request
@@ -42,6 +43,11 @@ def batch(tmp_path_factory):
             real = dg.AssetExecutionContext.add_asset_metadata
             mp.setattr(dg.AssetExecutionContext, "add_asset_metadata",
                        lambda self, *a, **k: public_calls.append(k) or real(self, *a, **k))  # fmt: skip
+            # Each connection's session in a batched step attaches its mirror (`core/attached.py`).
+            openings = []
+            real_open = store_module.connect_writing
+            mp.setattr(store_module, "connect_writing",
+                       lambda *a, **k: openings.append(k.get("attach", False)) or real_open(*a, **k))  # fmt: skip
             result = execute_request(defs, request, instance)
             yield {
                 "sb": sb,
@@ -49,6 +55,7 @@ def batch(tmp_path_factory):
                 "mirror": MirrorResource(path=str(home / "mirror")),
                 "result": result,
                 "public_metadata_calls": public_calls,
+                "attached_openings": openings,
                 "runs": instance.get_runs(),
                 "xero": sb.xero.received[xero_seen:],
                 "zoho": sb.zoho.received[zoho_seen:],
@@ -105,6 +112,8 @@ def test_materializations_per_partition_and_the_failure_named(batch):
         assert meta["mode"] == "first sync"
         assert meta["inserted"] == len(sb.zoho.orgs[sb.org_ids[i]].records["Deals"]) > 0
     assert batch["public_metadata_calls"] == []
+    # one attached session per connection and extract step that reads (the first syncs' writes inside it)
+    assert sum(batch["attached_openings"]) >= len(names) * 5
     assert set(mats["xero_invoices"]) == {names[0], names[2]}
     for i in (0, 2):
         meta = mats["xero_invoices"][names[i]]

@@ -1,10 +1,13 @@
-"""A mirror opened for writing by attaching it to this thread's in-memory DuckDB instead of opening it.
+"""A mirror opened for writing by attaching it to this thread's in-memory DuckDB instead of opening it:
+what a batched step does for each connection and entity (`Store.session(attach=True)`).
 
 `duckdb.connect(path)` starts a whole database instance (its catalogue of built-in functions, its
 thread pool) before it reads the file: ~15 ms of a ~25 ms opening, and a batched run of 50 connections
 opens each connection's mirror once per entity, some 650 times. ATTACH into an instance kept per thread
-reads only the file's catalogue (~6 ms), and DETACH releases the file like a close (it checkpoints
-and drops DuckDB's lock on the file), so other processes see the same file lock as before.
+reads only the file's catalogue (~6 ms), and DETACH releases the file like a close (it checkpoints and
+drops DuckDB's lock on the file), so other processes see the same file lock as before. Elsewhere (a
+targeted run holds one session for its whole run; commands open the mirror a few times) the file is
+opened alone, as before: nothing to gain there.
 
 One mirror at a time per instance: a second one opened inside the first (another file) gets a plain
 connection, so catalogue queries (`duckdb_tables()`, `information_schema`) see exactly one mirror, as
@@ -59,12 +62,13 @@ def _discard(instance: _Instance) -> None:
 
 
 def connect_writing(
-    path: Path, config: dict[str, str]
+    path: Path, config: dict[str, str], attach: bool = True
 ) -> tuple[duckdb.DuckDBPyConnection, Callable[[], None]]:
-    """A read-write connection to the mirror at `path` and the function that releases it. Raises
-    duckdb.IOException as `duckdb.connect` does when another process holds the file."""
-    instance = _instance(config)
-    if instance.attached is not None:  # another mirror is attached in this thread: open this one alone
+    """A read-write connection to the mirror at `path` and the function that releases it; `attach=False`
+    opens it alone (`duckdb.connect`). Raises duckdb.IOException as `duckdb.connect` does when another
+    process holds the file."""
+    instance = _instance(config) if attach else None
+    if instance is None or instance.attached is not None:  # alone, or another mirror is attached here
         con = duckdb.connect(str(path), config=config)
         return con, con.close
     alias = f"xz_mirror_{next(_aliases)}"

@@ -313,7 +313,9 @@ class Store:
         return getattr(_sessions, "open", {}).get(str(self.path))
 
     @contextmanager
-    def _locked_connection(self, wait: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _locked_connection(
+        self, wait: bool = False, attach: bool = False
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection under the writers' file lock, both released on exit. A mirror held open
         outside the lock (a reader: another run's check, a report) is waited for too, all bounded by
         `lock_timeout` and each wait logged: the run waits its turn instead of failing. `wait` (a targeted
@@ -336,7 +338,7 @@ class Store:
             raise self._writer_busy(lock) from None
         try:
             try:
-                con, release = self._connect_waiting(started)
+                con, release = self._connect_waiting(started, attach)
             except duckdb.IOException as exc:
                 holder = _duckdb_holder(str(exc)) or "another process"
                 raise StoreBusy(
@@ -358,13 +360,15 @@ class Store:
             + f" (waited {self.lock_timeout:.0f}s); try again when it finishes"
         )
 
-    def _connect_waiting(self, started: float) -> tuple[duckdb.DuckDBPyConnection, Callable[[], None]]:
-        """Connect read-write (attached: `core/attached.py`), waiting (bounded by `lock_timeout` from
-        `started`) while a reader holds the file; the connection and the function that releases it."""
+    def _connect_waiting(
+        self, started: float, attach: bool = False
+    ) -> tuple[duckdb.DuckDBPyConnection, Callable[[], None]]:
+        """Connect read-write (`attach`: to the thread's DuckDB, `core/attached.py`), waiting (bounded by
+        `lock_timeout` from `started`) while a reader holds the file; the connection and its release."""
         told = False
         while True:
             try:
-                opened = connect_writing(self.path, _config())
+                opened = connect_writing(self.path, _config(), attach=attach)
             except duckdb.IOException as exc:
                 if time.monotonic() - started >= self.lock_timeout:
                     raise
@@ -381,7 +385,7 @@ class Store:
             return opened
 
     @contextmanager
-    def session(self) -> Iterator[None]:
+    def session(self, attach: bool = False) -> Iterator[None]:
         """One connection for all of this thread's reads and writes inside the block, for a short step.
 
         Opening the mirror costs 10-30 ms (its catalogue is read, and a close checkpoints): a targeted run
@@ -391,7 +395,7 @@ class Store:
         if self._session() is not None or not self.path.exists():
             yield
             return
-        with self._locked_connection(wait=True) as con:
+        with self._locked_connection(wait=True, attach=attach) as con:
             sessions = _sessions.__dict__.setdefault("open", {})
             sessions[str(self.path)] = con
             try:

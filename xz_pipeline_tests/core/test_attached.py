@@ -75,7 +75,7 @@ def test_a_transaction_left_open_does_not_keep_the_file(tmp_path):
 
 
 def test_threads_write_their_own_mirrors_side_by_side(tmp_path):
-    """Each thread has its own instance: two threads' sessions on two mirrors do not see each other."""
+    """Each thread has its own instance: two threads' attached sessions on two mirrors do not see each other."""
     stores = [Store(tmp_path / f"m{i}.duckdb") for i in range(2)]
     for store in stores:
         with store.write() as con:
@@ -83,7 +83,7 @@ def test_threads_write_their_own_mirrors_side_by_side(tmp_path):
     barrier, seen = threading.Barrier(2), {}
 
     def work(i: int) -> None:
-        with stores[i].session(), stores[i].write() as con:
+        with stores[i].session(attach=True), stores[i].write() as con:
             con.execute("insert into t values (?)", [i])
             barrier.wait(timeout=10)  # both mirrors are attached at once, in two instances
             seen[i] = [r[0] for r in con.execute("select v from t").fetchall()]
@@ -98,12 +98,14 @@ def test_threads_write_their_own_mirrors_side_by_side(tmp_path):
 
 def test_a_forked_child_makes_its_own_instance(tmp_path):
     store = Store(tmp_path / "m.duckdb")
-    with store.write() as con:  # the parent's instance exists before the fork
+    with store.write() as con:
         con.execute("create table t (v int)")
+    with store.session(attach=True):  # the parent's instance exists before the fork
+        pass
     pid = os.fork()
     if pid == 0:  # the child: write through its own instance, then leave without cleanup
         try:
-            with store.write() as con:
+            with store.session(attach=True), store.write() as con:
                 con.execute("insert into t values (7)")
             os._exit(0)
         except BaseException:

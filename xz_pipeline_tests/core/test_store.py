@@ -268,7 +268,9 @@ def test_a_session_shares_one_connection_and_holds_the_writers_lock(tmp_path, mo
         store.ensure_base(con)
     opened = []
     real_connect = store_module.connect_writing
-    monkeypatch.setattr(store_module, "connect_writing", lambda *a: opened.append(a) or real_connect(*a))
+    monkeypatch.setattr(
+        store_module, "connect_writing", lambda *a, **k: opened.append(a) or real_connect(*a, **k)
+    )
     with store.session():
         with store.write() as con:
             con.execute("insert into meta.schema_version values (7, now(), 'kept')")
