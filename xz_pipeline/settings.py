@@ -416,7 +416,7 @@ def load_connections(environ: Mapping[str, str] | None = None) -> list[Connectio
 
 def _connections_doc(path: Path, text: str | None = None) -> dict:
     """The connections file parsed, once for each text it has: each connection's mapping and cost rates
-    are read from it every step (at 1,000 connections a parse takes ~0.4 s)."""
+    are read from it every step (at 1,000 connections a parse takes ~0.2 s)."""
     text = path.read_text() if text is None else text
     cached = _DOC.get(str(path))
     if cached is not None and cached[0] == text:

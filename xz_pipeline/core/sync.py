@@ -83,8 +83,9 @@ def extract_asset(name: str, group: str, description: str):
                     # it costs 30-50 ms, and an idle read makes a dozen reads and writes): its shard's batch
                     # is its only scheduled writer, and a targeted run waits its turn in the queue.
                     batched = isinstance(context, _OneConnection) and isinstance(mirror, MirrorResource)
-                    store = mirror.store(context.partition_key) if batched else None
-                    held = store.session(attach=True) if store is not None else nullcontext()
+                    held = (
+                        mirror.store(context.partition_key).session(attach=True) if batched else nullcontext()
+                    )
                     with held:
                         if "context" in kwargs:
                             return fn(*args, **{**kwargs, "context": context})
